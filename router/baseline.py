@@ -1,0 +1,85 @@
+"""The fast CPU baseline: character + word n-gram TF-IDF, a linear SVM, sigmoid calibration.
+
+Character n-grams need no word segmentation, so it works for Chinese as it is.
+Probabilities come from CalibratedClassifierCV (Platt scaling on cross-validated scores).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import joblib
+import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import make_pipeline, make_union
+from sklearn.svm import LinearSVC
+
+from router.classifier import Classifier, expand
+
+
+class BaselineClassifier(Classifier):
+    kind = "baseline"
+
+    def __init__(self, classes: Sequence[str] | None = None, ngram_min: int = 1, ngram_max: int = 4,
+                 max_features: int = 300000, C: float = 20.0, calibration_folds: int = 3):
+        self.classes = list(classes) if classes is not None else None
+        self.params = dict(ngram_min=ngram_min, ngram_max=ngram_max, max_features=max_features,
+                           C=C, calibration_folds=calibration_folds)
+        self.model = None
+
+    def fit(self, texts, labels):
+        p = self.params
+        texts, labels = list(texts), np.asarray(labels, dtype=object)
+        fitted, counts = np.unique(labels, return_counts=True)
+        if len(fitted) < 2:
+            raise ValueError("training needs at least two departments with labels")
+        # Calibration folds need every class in every fold: repeat the rarest examples.
+        k = p["calibration_folds"]
+        extra = [i for c, n in zip(fitted, counts) if n < k
+                 for i in np.flatnonzero(labels == c).tolist() * (k - 1)]
+        texts += [texts[i] for i in extra]
+        labels = np.concatenate([labels, labels[extra]]) if extra else labels
+        features = make_union(
+            TfidfVectorizer(analyzer="char_wb", ngram_range=(p["ngram_min"], p["ngram_max"]),
+                            sublinear_tf=True, max_features=p["max_features"]),
+            TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True,
+                            token_pattern=r"(?u)\b\w+\b"),
+        )
+        svm = LinearSVC(C=p["C"] / 10, class_weight="balanced")
+        self.model = make_pipeline(features, CalibratedClassifierCV(svm, method="sigmoid", cv=k))
+        self.model.fit(texts, labels)
+        self.fitted_ = [str(c) for c in self.model.classes_]
+        self.classes_ = np.array(self.classes if self.classes is not None else self.fitted_, dtype=object)
+        unknown = set(self.fitted_) - set(self.classes_)
+        if unknown:
+            raise ValueError(f"labels not in the department list: {sorted(unknown)[:5]}")
+        return self
+
+    def predict_proba(self, texts):
+        if self.model is None:
+            raise RuntimeError("model is not fitted")
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, len(self.classes_)))
+        return expand(self.model.predict_proba(texts), self.fitted_, self.classes_)
+
+    def save(self, folder):
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        joblib.dump(self.model, folder / "model.joblib", compress=3)
+        (folder / "meta.json").write_text(json.dumps(
+            {"kind": self.kind, "classes": list(self.classes_), "fitted": self.fitted_,
+             "params": self.params}, ensure_ascii=False, indent=1))
+
+    @classmethod
+    def load(cls, folder):
+        folder = Path(folder)
+        meta = json.loads((folder / "meta.json").read_text())
+        clf = cls(classes=meta["classes"], **meta["params"])
+        clf.model = joblib.load(folder / "model.joblib")
+        clf.fitted_ = meta["fitted"]
+        clf.classes_ = np.array(meta["classes"], dtype=object)
+        return clf

@@ -1,0 +1,57 @@
+"""Calibration: expected calibration error and temperature scaling."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def ece(proba: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error of the top prediction; `y` holds column indices of the truth."""
+    if len(y) == 0:
+        return 0.0
+    conf, pred = proba.max(axis=1), proba.argmax(axis=1)
+    correct = (pred == y).astype(float)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            total += m.mean() * abs(correct[m].mean() - conf[m].mean())
+    return float(total)
+
+
+def reliability(proba: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict]:
+    """Per-bin mean confidence, accuracy and count, for reliability diagrams."""
+    conf, correct = proba.max(axis=1), (proba.argmax(axis=1) == y)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    return [{"lo": float(edges[b]), "hi": float(edges[b + 1]), "count": int((which == b).sum()),
+             "confidence": float(conf[which == b].mean()) if (which == b).any() else None,
+             "accuracy": float(correct[which == b].mean()) if (which == b).any() else None}
+            for b in range(bins)]
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = logits / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The temperature minimising held-out negative log-likelihood (golden-section on log T)."""
+    def nll(log_t: float) -> float:
+        p = softmax(logits, float(np.exp(log_t)))
+        return float(-np.log(p[np.arange(len(y)), y] + 1e-12).mean())
+
+    lo, hi = np.log(0.05), np.log(20.0)
+    g = (np.sqrt(5) - 1) / 2
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    for _ in range(60):
+        if nll(a) < nll(b):
+            hi = b
+        else:
+            lo = a
+        a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    return float(np.exp((lo + hi) / 2))

@@ -1,0 +1,102 @@
+"""The department catalogue: ids are stable, names and duties may change over time.
+
+Labels everywhere refer to department ids. A renamed department keeps its id (the old
+name goes to `aliases`); a merged one is marked `active: false` with `merged_into`, and
+its history maps onto the surviving id.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class CatalogError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Department:
+    id: str
+    name: str
+    duties: str
+    aliases: tuple[str, ...] = ()
+    active: bool = True
+    merged_into: str | None = None
+
+
+@dataclass
+class Catalog:
+    departments: list[Department]
+    city: str = ""
+    by_id: dict[str, Department] = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.by_id = {d.id: d for d in self.departments}
+
+    @property
+    def active(self) -> list[Department]:
+        return [d for d in self.departments if d.active]
+
+    @property
+    def ids(self) -> list[str]:
+        """Active ids in catalogue order: the classes every model predicts over."""
+        return [d.id for d in self.active]
+
+    def name(self, dept_id: str) -> str:
+        d = self.by_id.get(dept_id)
+        return d.name if d else dept_id
+
+    def canonical(self, dept_id: str) -> str:
+        """Follow merges, so labels given to a merged department count for its successor."""
+        seen = set()
+        while dept_id in self.by_id and self.by_id[dept_id].merged_into and dept_id not in seen:
+            seen.add(dept_id)
+            dept_id = self.by_id[dept_id].merged_into
+        return dept_id
+
+    def lookup(self, label: str) -> str | None:
+        """An id for a label given as id, current name or former name; None if unknown."""
+        if label in self.by_id:
+            return self.canonical(label)
+        for d in self.departments:
+            if label == d.name or label in d.aliases:
+                return self.canonical(d.id)
+        return None
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    path = Path(path)
+    if not path.exists():
+        raise CatalogError(f"department catalogue {path} does not exist")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CatalogError(f"{path}: not valid UTF-8 JSON: {e}") from None
+    items = raw.get("departments") if isinstance(raw, dict) else raw
+    if not isinstance(items, list) or not items:
+        raise CatalogError(f"{path}: expected a non-empty list under 'departments'")
+    depts, ids, names = [], {}, {}
+    for i, d in enumerate(items):
+        where = f"{path}: department #{i + 1}"
+        if not isinstance(d, dict):
+            raise CatalogError(f"{where}: expected an object")
+        for key in ("id", "name", "duties"):
+            if not isinstance(d.get(key), str) or not d[key].strip():
+                raise CatalogError(f"{where}: missing or empty '{key}'")
+        if d["id"] in ids:
+            raise CatalogError(f"{where}: duplicate id {d['id']!r} (also #{ids[d['id']]})")
+        if d["name"] in names:
+            raise CatalogError(f"{where}: duplicate name {d['name']!r} (also #{names[d['name']]})")
+        ids[d["id"]], names[d["name"]] = i + 1, i + 1
+        depts.append(Department(d["id"], d["name"].strip(), d["duties"].strip(),
+                                tuple(d.get("aliases") or ()), bool(d.get("active", True)),
+                                d.get("merged_into")))
+    for d in depts:
+        if d.merged_into and d.merged_into not in ids:
+            raise CatalogError(f"{path}: {d.id} is merged into unknown id {d.merged_into!r}")
+    cat = Catalog(depts, city=raw.get("city", "") if isinstance(raw, dict) else "")
+    if not cat.active:
+        raise CatalogError(f"{path}: no active department")
+    return cat

@@ -1,0 +1,81 @@
+"""One classifier interface for every model, shaped like scikit-learn's.
+
+    clf.fit(texts, labels)          -> clf
+    clf.predict_proba(texts)        -> (n, len(clf.classes_)) array, rows sum to 1
+    clf.classes_                    -> department ids, one per column
+    clf.save(folder); load(folder)  -> a model version on disk (meta.json names its kind)
+
+The queue, the labeling app, training reports and dashboards only use this interface,
+so they never care whether the TF-IDF baseline or the LLM is behind it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+# kind -> "module:Class"; the LLM is imported only when a model of that kind is loaded.
+KINDS = {
+    "baseline": "router.baseline:BaselineClassifier",
+    "llm": "router.llm.model:LLMClassifier",
+}
+
+
+class Classifier(ABC):
+    kind: str = ""
+    classes_: np.ndarray
+
+    @abstractmethod
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> "Classifier": ...
+
+    @abstractmethod
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        return self.classes_[self.predict_proba(texts).argmax(axis=1)]
+
+    @abstractmethod
+    def save(self, folder: str | Path) -> None:
+        """Write the model into `folder`; must write meta.json with at least {"kind": ...}."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, folder: str | Path) -> "Classifier": ...
+
+
+def make(kind: str, **kwargs) -> Classifier:
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(KINDS)}")
+    module, _, name = KINDS[kind].partition(":")
+    return getattr(importlib.import_module(module), name)(**kwargs)
+
+
+def load(folder: str | Path) -> Classifier:
+    folder = Path(folder)
+    meta = folder / "meta.json"
+    if not meta.exists():
+        raise FileNotFoundError(f"{folder} is not a saved model (no meta.json)")
+    kind = json.loads(meta.read_text())["kind"]
+    if kind not in KINDS:
+        raise ValueError(f"{folder}: unknown model kind {kind!r}")
+    module, _, name = KINDS[kind].partition(":")
+    return getattr(importlib.import_module(module), name).load(folder)
+
+
+def expand(proba: np.ndarray, fitted: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+    """Columns for `classes`, taken from `proba` over `fitted`; classes never seen get 0."""
+    out = np.zeros((proba.shape[0], len(classes)), dtype=np.float64)
+    pos = {c: i for i, c in enumerate(classes)}
+    for j, c in enumerate(fitted):
+        out[:, pos[c]] = proba[:, j]
+    return out
+
+
+def top_k(proba: np.ndarray, classes: Sequence[str], k: int = 3) -> list[list[tuple[str, float]]]:
+    idx = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+    return [[(classes[j], float(row[j])) for j in ix] for row, ix in zip(proba, idx)]

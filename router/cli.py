@@ -1,0 +1,207 @@
+"""The `router` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from router import config as config_mod
+from router.catalog import CatalogError, load_catalog
+from router.io import TicketFileError
+
+app = typer.Typer(help="Route hotline tickets to departments, and learn from dispatchers' corrections.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+models_app = typer.Typer(help="Model versions: list, promote, roll back.", invoke_without_command=True)
+app.add_typer(models_app, name="models")
+err = Console(stderr=True)
+
+
+class Ctx:
+    """Config, catalogue and store, opened once per command."""
+
+    def __init__(self, config: Optional[Path]):
+        self.cfg = config_mod.load(config)
+        self.catalog = load_catalog(config_mod.resolve(self.cfg.paths.catalog))
+        from router.store import open_store
+        self.engine = open_store(self.cfg)
+
+
+def _ctx(config: Optional[Path]) -> Ctx:
+    try:
+        return Ctx(config)
+    except (CatalogError, FileNotFoundError, ValueError) as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=err)
+
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="TOML config file (default ./router.toml, $ROUTER_CONFIG)")
+
+
+@app.command()
+def classify(
+    source: str = typer.Argument(..., help="tickets: .jsonl, .csv or .xlsx; '-' reads standard input"),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="routed JSONL ('-' = stdout); "
+                                         "default <input>.routed.jsonl"),
+    rejects: Optional[str] = typer.Option(None, "--rejects", help="bad lines go here; default <output>.rejects.jsonl"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="model version (default: current)"),
+    threshold: Optional[float] = typer.Option(None, help="queue tickets below this confidence"),
+    batch_size: Optional[int] = typer.Option(None, help="tickets per batch"),
+    resume: bool = typer.Option(False, "--resume", help="skip tickets already in the output (after a crash)"),
+    config: Optional[Path] = ConfigOpt,
+):
+    """Route a day's tickets with the current model, store the predictions, fill the review queue."""
+    from router.classify import classify as run, default_output, default_rejects
+    from router.registry import NoModelError
+
+    c = _ctx(config)
+    output = output or default_output(source)
+    rejects = rejects or default_rejects(source, output)
+    thr = c.cfg.classify.threshold if threshold is None else threshold
+    try:
+        with _progress() as progress:
+            s = run(c.engine, c.catalog, source, output, rejects, thr, batch_size or c.cfg.classify.batch_size,
+                    c.cfg.classify.top_k, model, resume, progress)
+    except (TicketFileError, NoModelError) as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    t = Table(title=f"routed with {s.model_version}", show_lines=False)
+    t.add_column("department")
+    t.add_column("name")
+    t.add_column("tickets", justify="right")
+    for d, n in s.per_department.most_common():
+        t.add_row(d, c.catalog.name(d), str(n))
+    err.print(t)
+    err.print(f"routed {s.routed}, queued for review {s.queued} (confidence < {thr}), "
+              f"rejected {s.rejected}" + (f" -> {rejects}" if s.rejected else "")
+              + (f", skipped {s.skipped} already done" if s.skipped else "")
+              + f"; {s.rate:.0f} tickets/s" + (f"; output {output}" if output != "-" else ""))
+
+
+@app.command("import")
+def import_(
+    source: str = typer.Argument(..., help="labeled tickets (.jsonl/.csv/.xlsx) to add to the store"),
+    config: Optional[Path] = ConfigOpt,
+):
+    """Import labeled history into the store (tickets + labels with source 'import')."""
+    from training.data import import_labeled
+
+    c = _ctx(config)
+    try:
+        added, rejects = import_labeled(c.engine, source, c.catalog)
+    except TicketFileError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    for r in rejects[:20]:
+        err.print(f"[yellow]line {r.line}:[/yellow] {r.reason}")
+    err.print(f"imported {added} labeled tickets; rejected {len(rejects)}")
+
+
+@app.command()
+def train(
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="train on this labeled file instead of the store"),
+    kind: str = typer.Option("baseline", help="model kind: baseline | llm"),
+    config: Optional[Path] = ConfigOpt,
+):
+    """Train a model version on labeled tickets (90/10 split, seed 42) and report per department."""
+    from training import data as data_mod
+    from training.train import train as run
+
+    c = _ctx(config)
+    if data:
+        try:
+            labeled, rejects = data_mod.from_file(data, c.catalog)
+        except TicketFileError as e:
+            err.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(2)
+        if rejects:
+            err.print(f"[yellow]{len(rejects)} lines rejected[/yellow], first: line {rejects[0].line}: {rejects[0].reason}")
+        snapshot = {"source": str(data), "n_labels": len(labeled)}
+    else:
+        labeled = data_mod.from_store(c.engine, c.catalog)
+        snapshot = {"source": "store", "n_labels": len(labeled)}
+    with err.status(f"training {kind} on {len(labeled)} labeled tickets"):
+        try:
+            res = run(c.engine, c.cfg, c.catalog, labeled, kind, snapshot)
+        except ValueError as e:
+            err.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(2)
+    print_report(res.report, c.catalog)
+    err.print(f"model {res.version.version}: accuracy {res.report['accuracy']:.4f}, macro-F1 "
+              f"{res.report['macro']['f1']:.4f}, ECE {res.report['ece']:.4f}; report in {res.version.path}"
+              + ("; now current (first model)" if res.promoted else "; candidate (see `router models`)"))
+
+
+def print_report(rep: dict, catalog, worst: int = 15) -> None:
+    t = Table(title=f"held-out: {rep['n']} tickets, worst {worst} departments by F1")
+    for col in ("department", "name", "precision", "recall", "F1", "support"):
+        t.add_column(col, justify="right" if col not in ("department", "name") else "left")
+    for d, m in sorted(rep["per_department"].items(), key=lambda kv: kv[1]["f1"])[:worst]:
+        t.add_row(d, m["name"], f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
+    err.print(t)
+
+
+@models_app.callback()
+def models(ctx: typer.Context, config: Optional[Path] = ConfigOpt):
+    """List model versions (newest first)."""
+    if ctx.invoked_subcommand:
+        return
+    from router import registry
+
+    c = _ctx(config)
+    t = Table(title="model versions")
+    for col in ("version", "kind", "status", "accuracy", "macro-F1", "ECE", "created"):
+        t.add_column(col)
+    for mv in registry.versions(c.engine):
+        m = mv.metrics or {}
+        fmt = lambda k: f"{m[k]:.4f}" if k in m else "-"  # noqa: E731
+        t.add_row(mv.version, mv.kind, mv.status, fmt("accuracy"), fmt("macro_f1"), fmt("ece"),
+                  f"{mv.created_at:%Y-%m-%d %H:%M}")
+    Console().print(t)
+
+
+@models_app.command()
+def promote(version: str, reason: str = typer.Option("manual promotion", help="recorded in the history"),
+            config: Optional[Path] = ConfigOpt):
+    """Make VERSION the current model."""
+    from router import registry
+
+    c = _ctx(config)
+    try:
+        mv = registry.promote(c.engine, version, reason)
+    except registry.NoModelError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    err.print(f"{mv.version} is now current")
+
+
+@models_app.command()
+def rollback(config: Optional[Path] = ConfigOpt):
+    """Make the previously current model current again."""
+    from router import registry
+
+    c = _ctx(config)
+    try:
+        mv = registry.rollback(c.engine)
+    except registry.NoModelError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    err.print(f"rolled back: {mv.version} is now current")
+
+
+def main():
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

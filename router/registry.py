@@ -1,0 +1,100 @@
+"""Model registry: each trained model is a version in the store, with status
+candidate / current / retired. Exactly one version is current; switching is one transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from router import classifier
+from router.store import ModelEvent, ModelVersion, now
+
+
+class NoModelError(RuntimeError):
+    pass
+
+
+def new_version(kind: str) -> str:
+    return f"{kind}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S-%f}"[:-3]
+
+
+def register(engine, mv: ModelVersion) -> ModelVersion:
+    with Session(engine) as s:
+        s.add(mv)
+        s.commit()
+        s.refresh(mv)
+    return mv
+
+
+def current(engine) -> ModelVersion | None:
+    with Session(engine) as s:
+        return s.exec(select(ModelVersion).where(ModelVersion.status == "current")).first()
+
+
+def get(engine, version: str) -> ModelVersion | None:
+    with Session(engine) as s:
+        return s.get(ModelVersion, version)
+
+
+def versions(engine) -> list[ModelVersion]:
+    with Session(engine) as s:
+        return list(s.exec(select(ModelVersion).order_by(ModelVersion.created_at.desc())))
+
+
+def events(engine) -> list[ModelEvent]:
+    with Session(engine) as s:
+        return list(s.exec(select(ModelEvent).order_by(ModelEvent.created_at.desc())))
+
+
+def record(engine, version: str, action: str, reason: str = "") -> None:
+    with Session(engine) as s:
+        s.add(ModelEvent(version=version, action=action, reason=reason))
+        s.commit()
+
+
+def promote(engine, version: str, reason: str = "", action: str = "promoted") -> ModelVersion:
+    """Make `version` current and retire the old current one, atomically."""
+    with Session(engine) as s:
+        mv = s.get(ModelVersion, version)
+        if mv is None:
+            raise NoModelError(f"no model version {version!r}; see `router models`")
+        if not Path(mv.path).exists():
+            raise NoModelError(f"model version {version} has no files at {mv.path}")
+        for old in s.exec(select(ModelVersion).where(ModelVersion.status == "current")):
+            if old.version != version:
+                old.status = "retired"
+                s.add(old)
+        mv.status, mv.promoted_at = "current", now()
+        s.add(mv)
+        s.add(ModelEvent(version=version, action=action, reason=reason))
+        s.commit()
+        s.refresh(mv)
+        return mv
+
+
+def rollback(engine, reason: str = "manual rollback") -> ModelVersion:
+    """Make the previously promoted version current again."""
+    with Session(engine) as s:
+        cur = s.exec(select(ModelVersion).where(ModelVersion.status == "current")).first()
+        q = select(ModelVersion).where(ModelVersion.promoted_at.is_not(None))
+        if cur is not None:
+            q = q.where(ModelVersion.version != cur.version)
+        prev = s.exec(q.order_by(ModelVersion.promoted_at.desc())).first()
+    if prev is None:
+        raise NoModelError("no earlier promoted version to roll back to")
+    return promote(engine, prev.version, reason, action="rolled_back")
+
+
+def load(engine, version: str | None = None) -> tuple[ModelVersion, classifier.Classifier]:
+    """The model of `version`, or the current one; a clear error when there is none."""
+    mv = get(engine, version) if version else current(engine)
+    if mv is None:
+        raise NoModelError(f"no model version {version!r}; see `router models`" if version else
+                           "no current model: train one first with `router train`")
+    clf = classifier.load(mv.path)
+    if mv.temperature and mv.temperature != 1.0 and hasattr(clf, "temperature"):
+        clf.temperature = mv.temperature
+    return mv, clf

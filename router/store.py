@@ -1,0 +1,140 @@
+"""The store: the only state the router, the labeling app, training and dashboards share.
+
+SQLite by default (WAL, busy timeout); any SQLAlchemy URL works. The schema is owned by
+Alembic migrations (router/migrations); `connect` brings a database up to date.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+from sqlalchemy import JSON, Column, event
+from sqlmodel import Field, Session, SQLModel, create_engine
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)  # sqlmodel stores aware datetimes, read back in UTC
+
+
+class Ticket(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    text: str
+    title: Optional[str] = None
+    received_at: Optional[datetime] = Field(default=None, index=True)
+    channel: Optional[str] = None
+    created_at: datetime = Field(default_factory=now, index=True)
+
+
+class Prediction(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    ticket_id: str = Field(foreign_key="ticket.id", index=True)
+    model_version: str = Field(index=True)
+    department: str = Field(index=True)
+    confidence: float
+    topk: list = Field(default_factory=list, sa_column=Column(JSON))  # [[dept, prob], ...]
+    created_at: datetime = Field(default_factory=now, index=True)
+
+
+class QueueItem(SQLModel, table=True):
+    """A ticket waiting for a dispatcher: low confidence, or a random audit of a confident one."""
+    id: Optional[int] = Field(default=None, primary_key=True)
+    ticket_id: str = Field(foreign_key="ticket.id", index=True)
+    prediction_id: Optional[int] = Field(default=None, foreign_key="prediction.id")
+    reason: str = "low_confidence"          # low_confidence | audit
+    priority: float = Field(default=0.0, index=True)  # higher is shown first
+    status: str = Field(default="pending", index=True)  # pending | done | skipped
+    claimed_by: Optional[str] = None
+    claimed_until: Optional[datetime] = None
+    created_at: datetime = Field(default_factory=now, index=True)
+    done_at: Optional[datetime] = None
+
+
+class Label(SQLModel, table=True):
+    """A department assigned by a person (or imported history). Newest non-undone label wins."""
+    id: Optional[int] = Field(default=None, primary_key=True)
+    ticket_id: str = Field(foreign_key="ticket.id", index=True)
+    department: Optional[str] = Field(default=None, index=True)  # None: "no department fits"
+    reviewer: str = ""
+    source: str = Field(default="import", index=True)  # import | correction | confirmation | audit
+    prediction_id: Optional[int] = Field(default=None, foreign_key="prediction.id")
+    undone: bool = False
+    created_at: datetime = Field(default_factory=now, index=True)
+
+
+class ModelVersion(SQLModel, table=True):
+    version: str = Field(primary_key=True)
+    kind: str                                  # baseline | llm
+    path: str                                  # folder with the saved model and its reports
+    base: Optional[str] = None                 # LLM base id (None for the baseline)
+    status: str = Field(default="candidate", index=True)  # candidate | current | retired
+    data_snapshot: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    config: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    metrics: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    temperature: float = 1.0
+    created_at: datetime = Field(default_factory=now)
+    promoted_at: Optional[datetime] = None
+
+
+class ModelEvent(SQLModel, table=True):
+    """Registry history: promotions, refusals by the gate, rollbacks."""
+    id: Optional[int] = Field(default=None, primary_key=True)
+    version: str = Field(foreign_key="modelversion.version", index=True)
+    action: str                                # promoted | kept_candidate | rolled_back | retired
+    reason: str = ""
+    created_at: datetime = Field(default_factory=now)
+
+
+def _sqlite_pragmas(dbapi_conn, _record):
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str, busy_timeout_ms: int = 5000):
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000,
+                                                  "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(url: str) -> None:
+    """Bring the database at `url` to the newest schema (alembic upgrade head)."""
+    from alembic import command
+    from alembic.config import Config
+
+    ini = Config()
+    ini.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+    ini.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(ini, "head")
+
+
+_engines: dict[str, object] = {}
+
+
+def connect(url: str, busy_timeout_ms: int = 5000):
+    """An engine for `url`, migrated to the newest schema once per process."""
+    if url not in _engines:
+        migrate(url)
+        _engines[url] = make_engine(url, busy_timeout_ms)
+    return _engines[url]
+
+
+def open_store(cfg=None):
+    """The engine named by config (SQLite under paths.home unless store.url is set)."""
+    from router import config
+
+    cfg = cfg or config.load()
+    return connect(config.store_url(cfg), cfg.store.busy_timeout_ms)
+
+
+__all__ = ["Ticket", "Prediction", "QueueItem", "Label", "ModelVersion", "ModelEvent",
+           "Session", "SQLModel", "connect", "open_store", "make_engine", "migrate", "now"]

@@ -1,0 +1,103 @@
+"""Labeled data: from the store (imported history + dispatchers' decisions) or from a file,
+and the fixed held-out split."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from router.catalog import Catalog
+from router.classify import parse_time
+from router.io import load_tickets
+from router.store import Label, Ticket
+
+
+@dataclass
+class Labeled:
+    ids: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    times: list[datetime | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, idx) -> "Labeled":
+        return Labeled(*[[getattr(self, f)[i] for i in idx]
+                         for f in ("ids", "texts", "labels", "sources", "times")])
+
+
+def from_store(engine, catalog: Catalog) -> Labeled:
+    """The newest decision per ticket (undone ones and "no department fits" left out),
+    merged departments mapped onto their successor, retired departments dropped."""
+    active = set(catalog.ids)
+    with Session(engine) as s:
+        rows = s.exec(select(Label, Ticket.text).join(Ticket, Ticket.id == Label.ticket_id)
+                      .where(Label.undone == False)  # noqa: E712
+                      .order_by(Label.created_at, Label.id)).all()
+    latest: dict[str, tuple[Label, str]] = {}
+    for label, text in rows:
+        latest[label.ticket_id] = (label, text)
+    out = Labeled()
+    for tid, (label, text) in sorted(latest.items()):
+        if label.department is None:
+            continue
+        dept = catalog.canonical(label.department)
+        if dept not in active:
+            continue
+        out.ids.append(tid)
+        out.texts.append(text)
+        out.labels.append(dept)
+        out.sources.append(label.source)
+        out.times.append(label.created_at)
+    return out
+
+
+def from_file(path: str, catalog: Catalog) -> tuple[Labeled, list]:
+    ok, rejects = load_tickets(path, catalog, require_label=True)
+    data = Labeled([t.id for t in ok], [t.text for t in ok], [t.label for t in ok],
+                   ["file"] * len(ok), [parse_time(t.received_at) for t in ok])
+    return data, rejects
+
+
+def import_labeled(engine, path: str, catalog: Catalog, source: str = "import") -> tuple[int, list]:
+    """Load a labeled file into the store as tickets plus labels; returns (added, rejects)."""
+    ok, rejects = load_tickets(path, catalog, require_label=True)
+    added = 0
+    with Session(engine) as s:
+        have = set(s.exec(select(Ticket.id)))
+        labeled = set(s.exec(select(Label.ticket_id).where(Label.source == source)))
+        s.add_all(Ticket(id=t.id, text=t.text, title=t.title, channel=t.channel,
+                         received_at=parse_time(t.received_at)) for t in ok if t.id not in have)
+        s.flush()  # tickets before their labels (foreign key)
+        for t in ok:
+            if t.id not in labeled:
+                s.add(Label(ticket_id=t.id, department=t.label, reviewer="import", source=source))
+                added += 1
+        s.commit()
+    return added, rejects
+
+
+def _rank(seed: int, tid: str) -> str:
+    return hashlib.sha1(f"{seed}:{tid}".encode()).hexdigest()
+
+
+def split(data: Labeled, test_size: float = 0.1, seed: int = 42) -> tuple[list[int], list[int]]:
+    """Stratified held-out split that stays put as data grows: within each department the
+    tickets with the lowest seeded hash of their id are held out. Departments with fewer
+    than 2 tickets stay in training."""
+    by_class: dict[str, list[int]] = defaultdict(list)
+    for i, y in enumerate(data.labels):
+        by_class[y].append(i)
+    train, test = [], []
+    for idx in by_class.values():
+        idx = sorted(idx, key=lambda i: _rank(seed, data.ids[i]))
+        n_test = 0 if len(idx) < 2 else max(1, round(len(idx) * test_size))
+        test += idx[:n_test]
+        train += idx[n_test:]
+    return sorted(train), sorted(test)

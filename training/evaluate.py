@@ -1,0 +1,92 @@
+"""Evaluation report: accuracy, macro/weighted P/R/F1, per-department P/R/F1/support,
+ECE, confusion matrix; saved as JSON + Markdown + PNG next to the model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+from router.calibration import ece, reliability
+from router.catalog import Catalog
+
+
+def report(proba: np.ndarray, y_true: list[str], classes: list[str], catalog: Catalog | None = None) -> dict:
+    classes = [str(c) for c in classes]
+    pos = {c: i for i, c in enumerate(classes)}
+    y_idx = np.array([pos[y] for y in y_true])
+    y_pred = [classes[j] for j in proba.argmax(axis=1)]
+    present = sorted(set(y_true) | set(y_pred), key=pos.get)
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=present, zero_division=0)
+    out = {"n": len(y_true), "accuracy": float(accuracy_score(y_true, y_pred)), "ece": ece(proba, y_idx),
+           "reliability": reliability(proba, y_idx)}
+    for avg in ("macro", "weighted"):
+        ap, ar, af, _ = precision_recall_fscore_support(y_true, y_pred, labels=present, average=avg,
+                                                        zero_division=0)
+        out[avg] = {"precision": float(ap), "recall": float(ar), "f1": float(af)}
+    out["per_department"] = {
+        c: {"name": catalog.name(c) if catalog else c, "precision": float(pi), "recall": float(ri),
+            "f1": float(fi), "support": int(si)}
+        for c, pi, ri, fi, si in zip(present, p, r, f, s)}
+    cm = confusion_matrix(y_true, y_pred, labels=present)
+    out["confusion"] = {"labels": present, "matrix": cm.tolist()}
+    return out
+
+
+def compare(new: dict, old: dict | None) -> dict:
+    """Per-department F1 change of `new` against `old` (both `report` dicts)."""
+    if not old:
+        return {}
+    return {d: round(m["f1"] - old["per_department"][d]["f1"], 4)
+            for d, m in new["per_department"].items() if d in old.get("per_department", {})}
+
+
+def markdown(rep: dict, title: str) -> str:
+    lines = [f"# {title}", "",
+             f"n = {rep['n']}, accuracy **{rep['accuracy']:.4f}**, macro-F1 **{rep['macro']['f1']:.4f}**, "
+             f"weighted-F1 {rep['weighted']['f1']:.4f}, ECE {rep['ece']:.4f}", "",
+             "| department | name | precision | recall | F1 | support | ΔF1 |", "|---|---|---|---|---|---|---|"]
+    delta = rep.get("delta_f1", {})
+    for d, m in sorted(rep["per_department"].items(), key=lambda kv: kv[1]["f1"]):
+        dd = f"{delta[d]:+.3f}" if d in delta else ""
+        lines.append(f"| {d} | {m['name']} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} "
+                     f"| {m['support']} | {dd} |")
+    return "\n".join(lines) + "\n"
+
+
+def confusion_png(rep: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, cm = rep["confusion"]["labels"], np.array(rep["confusion"]["matrix"], dtype=float)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    size = max(6, len(labels) * 0.18)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
+    ax.set_yticks(range(len(labels)), labels, fontsize=6)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"confusion (row-normalised), accuracy {rep['accuracy']:.3f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save(rep: dict, folder: Path, title: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(rep, ensure_ascii=False, indent=1))
+    (folder / "report.md").write_text(markdown(rep, title))
+    confusion_png(rep, folder / "confusion.png")
+
+
+def summary(rep: dict) -> dict:
+    """The headline numbers stored in the registry row."""
+    return {"n": rep["n"], "accuracy": rep["accuracy"], "macro_f1": rep["macro"]["f1"],
+            "weighted_f1": rep["weighted"]["f1"], "ece": rep["ece"],
+            "per_department_f1": {d: m["f1"] for d, m in rep["per_department"].items()},
+            "per_department_support": {d: m["support"] for d, m in rep["per_department"].items()}}
