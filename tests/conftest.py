@@ -1,0 +1,49 @@
+"""Shared fixtures: a throwaway config/home, the store, the catalogue, the sample data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from router import ROOT, config
+from router.catalog import load_catalog
+from router.store import connect
+
+SAMPLE = ROOT / "data" / "sample"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A fresh state folder; the config and CLI see it through ROUTER_PATHS__HOME."""
+    h = tmp_path / "home"
+    monkeypatch.setenv("ROUTER_PATHS__HOME", str(h))
+    monkeypatch.delenv("ROUTER_STORE__URL", raising=False)
+    monkeypatch.delenv("ROUTER_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return h
+
+
+@pytest.fixture
+def cfg(home):
+    return config.load()
+
+
+@pytest.fixture
+def engine(cfg):
+    return connect(config.store_url(cfg))
+
+
+@pytest.fixture(scope="session")
+def catalog():
+    return load_catalog(ROOT / "data" / "departments.json")
+
+
+def read_jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_jsonl(path, rows) -> Path:
+    Path(path).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return Path(path)
