@@ -1,0 +1,321 @@
+"""The numbers behind the dashboards.
+
+The store does the counting: every query is a GROUP BY over an indexed column or a
+date-bounded window, so a page reads at most a few thousand aggregated rows whatever the
+size of the store. pandas only shapes the small results. Days are UTC days.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import binomtest
+from sqlalchemy import Integer, case, cast, func, select
+
+from sqlmodel import Session
+
+from router.store import Label, ModelEvent, ModelVersion, Prediction, QueueItem, Ticket
+
+
+def _all(engine, stmt) -> list:
+    with engine.connect() as c:
+        return c.execute(stmt).all()
+
+
+def _one(engine, stmt):
+    with engine.connect() as c:
+        return c.execute(stmt).scalar()
+
+
+def _day(col):
+    """The UTC day of a datetime column, as the database computes it (SQLite and PostgreSQL)."""
+    return func.date(col)
+
+
+# --- overview -------------------------------------------------------------------------------
+
+def counts(engine) -> dict:
+    """Row counts for the overview; zero everywhere means an empty store."""
+    return {"tickets": _one(engine, select(func.count()).select_from(Ticket)),
+            "predictions": _one(engine, select(func.count()).select_from(Prediction)),
+            "labels": _one(engine, select(func.count()).select_from(Label)),
+            "pending": _one(engine, select(func.count()).select_from(QueueItem)
+                            .where(QueueItem.status == "pending")),
+            "models": _one(engine, select(func.count()).select_from(ModelVersion))}
+
+
+TABLES = {"ticket": Ticket, "prediction": Prediction, "queueitem": QueueItem, "label": Label,
+          "modelversion": ModelVersion}
+
+
+def has_rows(engine, table: str) -> bool:
+    return _one(engine, select(1).select_from(TABLES[table]).limit(1)) is not None
+
+
+# --- model versions -------------------------------------------------------------------------
+
+def versions(engine) -> list[dict]:
+    """Every model version, oldest first, as plain dicts (metrics included)."""
+    with Session(engine) as s:
+        rows = s.scalars(select(ModelVersion).order_by(ModelVersion.created_at)).all()
+    return [{"version": v.version, "kind": v.kind, "status": v.status, "path": v.path,
+             "created_at": v.created_at, "promoted_at": v.promoted_at, "metrics": v.metrics or {},
+             "data_snapshot": v.data_snapshot or {}} for v in rows]
+
+
+def current_and_previous(vs: list[dict]) -> tuple[dict | None, dict | None]:
+    """The current version, and the one it replaced: the latest promoted before it (else the
+    newest version created before it)."""
+    cur = next((v for v in vs if v["status"] == "current"), None)
+    if cur is None:
+        return None, None
+    others = [v for v in vs if v["version"] != cur["version"]]
+    before = [v for v in others if v["promoted_at"] and cur["promoted_at"]
+              and v["promoted_at"] < cur["promoted_at"]]
+    if before:
+        return cur, max(before, key=lambda v: v["promoted_at"])
+    older = [v for v in others if v["created_at"] < cur["created_at"]]
+    return cur, (older[-1] if older else None)
+
+
+def report(path: str) -> dict | None:
+    """The evaluation report (training/evaluate.report) saved next to a model, if any."""
+    p = Path(path) / "report.json"
+    return json.loads(p.read_text(encoding="utf-8")) if p.exists() else None
+
+
+def per_department(rep: dict, prev_metrics: dict | None) -> pd.DataFrame:
+    """Per-department precision/recall/F1/support of a report, with F1 change against the
+    previous version's metrics; worst F1 first."""
+    prev = (prev_metrics or {}).get("per_department_f1", {})
+    rows = [{"department": d, "precision": m["precision"], "recall": m["recall"], "f1": m["f1"],
+             "support": m["support"], "previous_f1": prev.get(d),
+             "change": (m["f1"] - prev[d]) if d in prev else None}
+            for d, m in rep["per_department"].items()]
+    df = pd.DataFrame(rows, columns=["department", "precision", "recall", "f1", "support",
+                                     "previous_f1", "change"])
+    return df.sort_values(["f1", "support"], ascending=[True, False]).reset_index(drop=True)
+
+
+def f1_by_version(vs: list[dict]) -> pd.DataFrame:
+    """Long frame: version, created_at, department, f1 (from the registry metrics)."""
+    rows = [{"version": v["version"], "created_at": v["created_at"], "department": d, "f1": f}
+            for v in vs for d, f in v["metrics"].get("per_department_f1", {}).items()]
+    return pd.DataFrame(rows, columns=["version", "created_at", "department", "f1"])
+
+
+# --- confusion ------------------------------------------------------------------------------
+
+def confused_pairs(rep: dict, top: int = 20) -> pd.DataFrame:
+    """Held-out tickets of department `true` predicted as `predicted`, largest counts first."""
+    labels, cm = rep["confusion"]["labels"], np.asarray(rep["confusion"]["matrix"])
+    rows = cm.sum(axis=1)
+    out = [{"true": labels[i], "predicted": labels[j], "tickets": int(cm[i, j]),
+            "share_of_true": float(cm[i, j] / rows[i])}
+           for i, j in zip(*np.nonzero(cm)) if i != j]
+    df = pd.DataFrame(out, columns=["true", "predicted", "tickets", "share_of_true"])
+    return df.sort_values(["tickets", "share_of_true"], ascending=False).head(top).reset_index(drop=True)
+
+
+def confusion_cells(rep: dict) -> pd.DataFrame:
+    """Non-zero cells of the row-normalised confusion matrix: true, predicted, tickets, share."""
+    labels, cm = rep["confusion"]["labels"], np.asarray(rep["confusion"]["matrix"], dtype=float)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    i, j = np.nonzero(cm)
+    return pd.DataFrame({"true": np.asarray(labels)[i], "predicted": np.asarray(labels)[j],
+                         "tickets": cm[i, j].astype(int), "share": norm[i, j]})
+
+
+def corrected_pairs(engine, since: datetime, top: int = 20) -> pd.DataFrame:
+    """Dispatchers' labels since `since` that disagree with the model's prediction, by pair."""
+    stmt = (select(Label.department.label("true"), Prediction.department.label("predicted"),
+                   func.count().label("tickets"))
+            .join(Prediction, Prediction.id == Label.prediction_id)
+            .where(Label.created_at >= since, Label.undone == False,  # noqa: E712
+                   Label.department.is_not(None), Label.department != Prediction.department)
+            .group_by(Label.department, Prediction.department)
+            .order_by(func.count().desc()).limit(top))
+    return pd.DataFrame(_all(engine, stmt), columns=["true", "predicted", "tickets"])
+
+
+def examples(engine, predicted: str, true: str, limit: int = 20) -> pd.DataFrame:
+    """The newest tickets predicted as `predicted` whose label is `true`."""
+    stmt = (select(Ticket.id, Ticket.text, Prediction.confidence, Prediction.model_version,
+                   Label.source, Label.reviewer, Label.created_at)
+            .select_from(Label)
+            .join(Prediction, Prediction.ticket_id == Label.ticket_id)
+            .join(Ticket, Ticket.id == Label.ticket_id)
+            .where(Label.department == true, Prediction.department == predicted,
+                   Label.undone == False)  # noqa: E712
+            .order_by(Label.created_at.desc()).limit(limit))
+    return pd.DataFrame(_all(engine, stmt), columns=["ticket", "text", "confidence", "model_version",
+                                                     "label_source", "reviewer", "labeled_at"])
+
+
+# --- calibration ----------------------------------------------------------------------------
+
+def last_prediction_at(engine) -> datetime | None:
+    return _one(engine, select(func.max(Prediction.created_at)))
+
+
+def confidence_histogram(engine, start: datetime, end: datetime, bins: int = 20) -> pd.DataFrame:
+    """Counts of prediction confidences in [start, end), in `bins` equal-width bins."""
+    b = cast(Prediction.confidence * bins, Integer)
+    stmt = (select(b.label("b"), func.count()).where(Prediction.created_at >= start,
+                                                     Prediction.created_at < end).group_by(b))
+    n = np.zeros(bins, dtype=int)
+    for k, c in _all(engine, stmt):
+        n[min(max(int(k), 0), bins - 1)] += c
+    edges = np.linspace(0, 1, bins + 1)
+    return pd.DataFrame({"lo": edges[:-1], "hi": edges[1:], "tickets": n})
+
+
+def below(engine, start: datetime, end: datetime, threshold: float) -> tuple[int, int]:
+    """(predictions in [start, end) below `threshold`, all predictions in the window)."""
+    stmt = select(func.count(), func.sum(case((Prediction.confidence < threshold, 1), else_=0))).where(
+        Prediction.created_at >= start, Prediction.created_at < end)
+    n, low = _all(engine, stmt)[0]
+    return int(low or 0), int(n or 0)
+
+
+def reliability(rep: dict) -> pd.DataFrame:
+    rows = [r for r in rep.get("reliability", []) if r.get("count")]
+    return pd.DataFrame(rows, columns=["lo", "hi", "count", "confidence", "accuracy"])
+
+
+# --- review queue ---------------------------------------------------------------------------
+
+def _days(start: datetime, end: datetime) -> pd.DatetimeIndex:
+    return pd.date_range(start.date(), end.date(), freq="D")
+
+
+def _by_day(rows) -> pd.Series:
+    s = pd.Series({pd.Timestamp(str(d)): n for d, n in rows if d is not None}, dtype="int64")
+    return s
+
+
+def queue_size(engine, start: datetime, end: datetime) -> pd.DataFrame:
+    """Per UTC day from start to end: items added, items closed, and open items at the end of
+    the day. Walks back from today's pending count, so only the window is read."""
+    pending = _one(engine, select(func.count()).select_from(QueueItem).where(QueueItem.status == "pending"))
+    added = _by_day(_all(engine, select(_day(QueueItem.created_at), func.count())
+                         .where(QueueItem.created_at >= start).group_by(_day(QueueItem.created_at))))
+    closed = _by_day(_all(engine, select(_day(QueueItem.done_at), func.count())
+                          .where(QueueItem.done_at >= start, QueueItem.status != "pending")
+                          .group_by(_day(QueueItem.done_at))))
+    days = _days(start, end)
+    df = pd.DataFrame({"day": days, "added": added.reindex(days, fill_value=0).values,
+                       "closed": closed.reindex(days, fill_value=0).values})
+    later = (df["added"] - df["closed"])[::-1].cumsum()[::-1].shift(-1, fill_value=0)
+    df["open"] = pending - later
+    return df
+
+
+def pending_by_reason(engine) -> pd.DataFrame:
+    stmt = (select(QueueItem.reason, func.count()).where(QueueItem.status == "pending")
+            .group_by(QueueItem.reason))
+    return pd.DataFrame(_all(engine, stmt), columns=["reason", "items"])
+
+
+def decisions(engine, start: datetime) -> pd.DataFrame:
+    """Dispatchers' labels (not imports, not undone) per UTC day and reviewer since `start`."""
+    d = _day(Label.created_at)
+    stmt = (select(d, Label.reviewer, func.count())
+            .where(Label.created_at >= start, Label.source != "import", Label.undone == False)  # noqa: E712
+            .group_by(d, Label.reviewer))
+    df = pd.DataFrame(_all(engine, stmt), columns=["day", "reviewer", "decisions"])
+    df["day"] = pd.to_datetime(df["day"].astype(str))
+    return df
+
+
+def audit_daily(engine) -> pd.DataFrame:
+    """Audit labels per UTC day: how many, and how many agree with the model's prediction.
+    The audit sample is a random draw of confident tickets, so its agreement estimates the
+    accuracy on tickets that skip review, without the queue's selection bias."""
+    d = _day(Label.created_at)
+    agree = func.sum(case((Label.department == Prediction.department, 1), else_=0))
+    stmt = (select(d, func.count(), agree).join(Prediction, Prediction.id == Label.prediction_id)
+            .where(Label.source == "audit", Label.undone == False)  # noqa: E712
+            .group_by(d))
+    df = pd.DataFrame(_all(engine, stmt), columns=["day", "audited", "agree"])
+    df["day"] = pd.to_datetime(df["day"].astype(str))
+    df["agree"] = df["agree"].astype(int)
+    return df
+
+
+def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for k successes in n trials."""
+    if n == 0:
+        return 0.0, 1.0
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+# --- drift ----------------------------------------------------------------------------------
+
+def predicted_mix(engine, start: datetime, end: datetime) -> pd.Series:
+    """Predictions per department in [start, end)."""
+    stmt = (select(Prediction.department, func.count())
+            .where(Prediction.created_at >= start, Prediction.created_at < end)
+            .group_by(Prediction.department))
+    return pd.Series(dict(_all(engine, stmt)), dtype="int64")
+
+
+def predicted_daily_mix(engine, start: datetime) -> pd.DataFrame:
+    """Predictions per UTC day and department since `start`."""
+    d = _day(Prediction.created_at)
+    stmt = (select(d, Prediction.department, func.count()).where(Prediction.created_at >= start)
+            .group_by(d, Prediction.department))
+    df = pd.DataFrame(_all(engine, stmt), columns=["day", "department", "n"])
+    df["day"] = pd.to_datetime(df["day"].astype(str))
+    return df
+
+
+def label_mix(engine, until: datetime | None = None) -> pd.Series:
+    """Labels (not undone, with a department) per department, created up to `until`:
+    the data a model trained then could learn from."""
+    stmt = select(Label.department, func.count()).where(Label.undone == False,  # noqa: E712
+                                                         Label.department.is_not(None))
+    if until is not None:
+        stmt = stmt.where(Label.created_at <= until)
+    return pd.Series(dict(_all(engine, stmt.group_by(Label.department))), dtype="int64")
+
+
+def js_divergence(p: pd.Series, q: pd.Series) -> float:
+    """Jensen-Shannon divergence (base 2, 0 = same mix, 1 = disjoint) of two count series."""
+    idx = p.index.union(q.index)
+    a, b = p.reindex(idx, fill_value=0).to_numpy(float), q.reindex(idx, fill_value=0).to_numpy(float)
+    if a.sum() == 0 or b.sum() == 0:
+        return float("nan")
+    return float(jensenshannon(a, b, base=2) ** 2)
+
+
+def mix_table(recent: pd.Series, reference: pd.Series) -> pd.DataFrame:
+    """Shares of each department in both mixes and their difference, largest change first."""
+    idx = recent.index.union(reference.index)
+    r = recent.reindex(idx, fill_value=0)
+    t = reference.reindex(idx, fill_value=0)
+    df = pd.DataFrame({"department": idx, "recent": r.values, "training": t.values,
+                       "recent_share": (r / max(r.sum(), 1)).values,
+                       "training_share": (t / max(t.sum(), 1)).values})
+    df["change"] = df["recent_share"] - df["training_share"]
+    return df.reindex(df["change"].abs().sort_values(ascending=False).index).reset_index(drop=True)
+
+
+# --- model history --------------------------------------------------------------------------
+
+def events(engine) -> pd.DataFrame:
+    stmt = select(ModelEvent.created_at, ModelEvent.version, ModelEvent.action, ModelEvent.reason).order_by(
+        ModelEvent.created_at.desc(), ModelEvent.id.desc())
+    return pd.DataFrame(_all(engine, stmt), columns=["at", "version", "action", "reason"])
+
+
+def window(days: int, end: datetime) -> tuple[datetime, datetime]:
+    """[start of the UTC day `days - 1` days before `end`, end)."""
+    start = (end - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, end

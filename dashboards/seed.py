@@ -1,0 +1,143 @@
+"""A synthetic store for the dashboard tests, the benchmark and demos.
+
+Model versions come from the real training pipeline (training.train on short texts cut from
+the catalogue's duties), so their metrics and report.json are the real thing. Tickets,
+predictions, queue items and labels are bulk-inserted (executemany in one transaction per
+batch), spread over `days` UTC days ending at `end`: the recent days lean towards a few
+departments (drift), the model confuses each department mostly with one neighbour, old
+queue items are done (with a label by one of five dispatchers), and ~2% of confident
+tickets are audited.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+from sqlalchemy import func, insert, select
+
+from router import registry
+from router.catalog import Catalog
+from router.store import Label, Prediction, QueueItem, Ticket, now
+from training.data import Labeled
+from training.train import train
+
+REVIEWERS = ["wang.li", "zhang.wei", "chen.jing", "liu.yang", "zhao.min"]
+
+
+def snippets(catalog: Catalog, per_department: int, rng: np.random.Generator) -> tuple[list, list]:
+    """Short texts cut from each department's name and duties, with their department id."""
+    texts, labels = [], []
+    for d in catalog.active:
+        src = d.duties
+        for _ in range(per_department):
+            n = int(rng.integers(12, 40))
+            a = int(rng.integers(0, max(1, len(src) - n)))
+            texts.append(src[a:a + n])
+            labels.append(d.id)
+    return texts, labels
+
+
+def train_versions(engine, cfg, catalog: Catalog, seed: int = 0) -> list[str]:
+    """Two baseline versions (6 and 14 texts per department) with a promotion, a rollback and
+    a re-promotion in the history; the second ends up current."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for per in (6, 14):
+        texts, labels = snippets(catalog, per, rng)
+        ids = [f"S{per}-{i}" for i in range(len(texts))]
+        data = Labeled(ids, texts, labels, ["import"] * len(ids), [None] * len(ids))
+        out.append(train(engine, cfg, catalog, data, "baseline", {"source": "synthetic"}).version.version)
+    v1, v2 = out
+    registry.record(engine, v2, "kept_candidate", "waiting for the nightly gate")
+    registry.promote(engine, v2, "macro-F1 up on the fixed held-out set")
+    registry.rollback(engine, "dispatchers reported misrouted noise complaints")
+    registry.promote(engine, v2, "re-promoted after checking the noise complaints")
+    return out
+
+
+def _chunks(n: int, size: int):
+    for a in range(0, n, size):
+        yield a, min(n, a + size)
+
+
+def seed_tickets(engine, catalog: Catalog, n: int, version: str, *, days: int = 90,
+                 end: datetime | None = None, threshold: float = 0.6, accuracy: float = 0.85,
+                 import_share: float = 0.3, seed: int = 0, batch: int = 50_000, progress=None) -> dict:
+    """Insert `n` routed tickets with their predictions, queue items and labels; returns counts."""
+    rng = np.random.default_rng(seed)
+    end = end or now()
+    start = end - timedelta(days=days)
+    ids = np.array(catalog.ids)
+    k = len(ids)
+    base = 1.0 / np.arange(1, k + 1) ** 0.8
+    base /= base.sum()
+    drifted = base.copy()
+    drifted[[3, 11, 25]] *= 4
+    drifted /= drifted.sum()
+    confuser = rng.permutation(k)
+    duties = [d.duties for d in catalog.active]
+    with engine.connect() as c:
+        pid0 = (c.execute(select(func.max(Prediction.id))).scalar() or 0) + 1
+        tid0 = c.execute(select(func.count()).select_from(Ticket)).scalar() or 0
+    totals = {"tickets": 0, "predictions": 0, "queue": 0, "labels": 0}
+    task = progress.add_task("seeding", total=n) if progress else None
+    recent = end - timedelta(days=14)
+    for a, b in _chunks(n, batch):
+        m = b - a
+        offs = (np.arange(a, b) + rng.random(m)) / n  # increasing with the ticket id
+        created = [start + timedelta(seconds=float(x * days * 86400)) for x in offs]
+        is_recent = np.array([t >= recent for t in created])
+        truth = np.where(is_recent, rng.choice(k, m, p=drifted), rng.choice(k, m, p=base))
+        right = rng.random(m) < accuracy
+        other = np.where(rng.random(m) < 0.7, confuser[truth], rng.integers(0, k, m))
+        other = np.where(other == truth, (truth + 1) % k, other)
+        pred = np.where(right, truth, other)
+        conf = np.where(right, rng.beta(8, 2, m), rng.beta(3, 3, m)).clip(0.02, 0.999)
+        second = np.where(right, other, truth)
+        tickets, preds, queue, labels = [], [], [], []
+        for i in range(m):
+            tid = f"T{tid0 + a + i:09d}"
+            pid = pid0 + a + i
+            t = created[i]
+            src = duties[truth[i]]
+            cut = int(rng.integers(0, max(1, len(src) - 40)))
+            tickets.append({"id": tid, "text": src[cut:cut + 40], "title": None, "received_at": t,
+                            "channel": "phone", "created_at": t})
+            p, c2 = float(conf[i]), float((1 - conf[i]) * 0.7)
+            preds.append({"id": pid, "ticket_id": tid, "model_version": version,
+                          "department": ids[pred[i]], "confidence": p,
+                          "topk": [[ids[pred[i]], p], [ids[second[i]], c2]], "created_at": t})
+            old = (end - t).days
+            if old > days * 0.5 and rng.random() < import_share:
+                labels.append({"ticket_id": tid, "department": ids[truth[i]], "reviewer": "",
+                               "source": "import", "prediction_id": None, "undone": False,
+                               "created_at": t + timedelta(hours=1)})
+            reason = "low_confidence" if p < threshold else ("audit" if rng.random() < 0.02 else None)
+            if reason is None:
+                continue
+            done_at = t + timedelta(hours=float(rng.exponential(10)))
+            status = ("done" if rng.random() > 0.02 else "skipped") if done_at < end - timedelta(hours=6) \
+                else "pending"
+            queue.append({"ticket_id": tid, "prediction_id": pid, "reason": reason,
+                          "priority": 1 - p if reason == "low_confidence" else 0.0, "status": status,
+                          "claimed_by": None, "claimed_until": None, "created_at": t,
+                          "done_at": done_at if status != "pending" else None})
+            if status == "done":
+                source = "audit" if reason == "audit" else ("confirmation" if right[i] else "correction")
+                labels.append({"ticket_id": tid, "department": ids[truth[i]],
+                               "reviewer": REVIEWERS[int(rng.integers(0, len(REVIEWERS)))],
+                               "source": source, "prediction_id": pid, "undone": rng.random() < 0.01,
+                               "created_at": done_at})
+        with engine.begin() as c:
+            c.execute(insert(Ticket.__table__), tickets)
+            c.execute(insert(Prediction.__table__), preds)
+            if queue:
+                c.execute(insert(QueueItem.__table__), queue)
+            if labels:
+                c.execute(insert(Label.__table__), labels)
+        for key, rows in (("tickets", tickets), ("predictions", preds), ("queue", queue), ("labels", labels)):
+            totals[key] += len(rows)
+        if progress:
+            progress.advance(task, m)
+    return totals

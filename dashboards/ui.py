@@ -1,0 +1,76 @@
+"""What every dashboard page shares: the configured store and catalogue, cached queries,
+department names, and the guidance shown when the store has nothing to show yet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from dashboards import queries
+from router import config
+from router.catalog import Catalog, CatalogError, load_catalog
+from router.store import connect
+
+TTL = int(config.load().get("dashboards", {}).get("cache_ttl_s", 60))
+
+FIRST_STEPS = ("Import labeled history and train a model first:\n\n"
+               "```\nrouter import data/sample/history.jsonl\nrouter train\n```")
+ROUTE_FIRST = ("No routed tickets yet. Route a day's tickets with the current model:\n\n"
+               "```\nrouter classify data/sample/day.jsonl\n```")
+
+
+@dataclass
+class Ctx:
+    cfg: config.Section
+    catalog: Catalog
+    url: str
+
+
+@st.cache_resource
+def _catalog(path: str) -> Catalog:
+    return load_catalog(path)
+
+
+def page(title: str) -> Ctx:
+    """Set up a page: layout, title, config, catalogue and store (with a clear error if broken)."""
+    st.set_page_config(page_title=f"{title} - router", layout="wide")
+    st.title(title)
+    try:
+        cfg = config.load()
+        catalog = _catalog(str(config.resolve(cfg.paths.catalog)))
+        url = config.store_url(cfg)
+        connect(url, cfg.store.busy_timeout_ms)
+    except (CatalogError, FileNotFoundError, ValueError) as e:
+        st.error(f"Cannot open the router's configuration: {e}")
+        st.stop()
+    return Ctx(cfg, catalog, url)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def query(name: str, url: str, *args):
+    """queries.<name>(engine, *args), cached per store for `TTL` seconds."""
+    return getattr(queries, name)(connect(url), *args)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def report(path: str) -> dict | None:
+    return queries.report(path)
+
+
+def guide(message: str) -> None:
+    """Say what to do first, and stop rendering the page."""
+    st.info(message)
+    st.stop()
+
+
+def named(catalog: Catalog, df, *cols: str):
+    """Add '<col>_name' columns holding the catalogue names of department id columns."""
+    df = df.copy()
+    for c in cols:
+        df.insert(df.columns.get_loc(c) + 1, f"{c}_name", [catalog.name(d) for d in df[c]])
+    return df
+
+
+def label(catalog: Catalog, dept: str) -> str:
+    return f"{catalog.name(dept)} ({dept})"
