@@ -2,6 +2,8 @@
 
 Character n-grams need no word segmentation, so it works for Chinese as it is.
 Probabilities come from CalibratedClassifierCV (Platt scaling on cross-validated scores).
+With 70 one-vs-rest sigmoids those are badly calibrated, so training fits a temperature on
+their log-probabilities (training.calibrate) and predict_proba applies it: softmax(log p / T).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import make_pipeline, make_union
 from sklearn.svm import LinearSVC
 
+from router.calibration import softmax
 from router.classifier import Classifier, expand
 
 
@@ -29,6 +32,7 @@ class BaselineClassifier(Classifier):
         self.params = dict(ngram_min=ngram_min, ngram_max=ngram_max, max_features=max_features,
                            C=C, calibration_folds=calibration_folds)
         self.model = None
+        self.temperature = 1.0
 
     def fit(self, texts, labels):
         p = self.params
@@ -64,7 +68,10 @@ class BaselineClassifier(Classifier):
         texts = list(texts)
         if not texts:
             return np.zeros((0, len(self.classes_)))
-        return expand(self.model.predict_proba(texts), self.fitted_, self.classes_)
+        proba = self.model.predict_proba(texts)
+        if self.temperature != 1.0:
+            proba = softmax(np.log(np.clip(proba, 1e-12, None)), self.temperature)
+        return expand(proba, self.fitted_, self.classes_)
 
     def save(self, folder):
         folder = Path(folder)
@@ -72,7 +79,7 @@ class BaselineClassifier(Classifier):
         joblib.dump(self.model, folder / "model.joblib", compress=3)
         (folder / "meta.json").write_text(json.dumps(
             {"kind": self.kind, "classes": list(self.classes_), "fitted": self.fitted_,
-             "params": self.params}, ensure_ascii=False, indent=1))
+             "params": self.params, "temperature": self.temperature}, ensure_ascii=False, indent=1))
 
     @classmethod
     def load(cls, folder):
@@ -82,4 +89,5 @@ class BaselineClassifier(Classifier):
         clf.model = joblib.load(folder / "model.joblib")
         clf.fitted_ = meta["fitted"]
         clf.classes_ = np.array(meta["classes"], dtype=object)
+        clf.temperature = float(meta.get("temperature", 1.0))
         return clf

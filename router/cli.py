@@ -199,6 +199,30 @@ def rollback(config: Optional[Path] = ConfigOpt):
     err.print(f"rolled back: {mv.version} is now current")
 
 
+@app.command()
+def retrain(
+    kind: Optional[str] = typer.Option(None, help="model kind: baseline | llm (default [retrain] kind)"),
+    force: bool = typer.Option(False, "--force", help="train even with fewer than [retrain] min_new_labels new labels"),
+    config: Optional[Path] = ConfigOpt,
+):
+    """Nightly: retrain on the store when enough new labels arrived, evaluate, gate, promote.
+
+    Exit codes: 0 promoted or nothing to do, 2 usage, 3 another run holds the lock,
+    4 training failed, 5 the gate kept the candidate. Log: <home>/logs/retrain.log.
+    """
+    from training import nightly
+
+    c = _ctx(config)
+    kind = kind or c.cfg.retrain.kind
+    if kind not in ("baseline", "llm"):
+        err.print(f"[red]error:[/red] unknown model kind {kind!r}; use baseline or llm")
+        raise typer.Exit(nightly.USAGE)
+    out = nightly.run(c.engine, c.cfg, c.catalog, kind, force, console=err)
+    if out.trained is not None:
+        print_report(out.trained.report, c.catalog)
+    raise typer.Exit(out.code)
+
+
 def main():
     app()
 

@@ -43,10 +43,34 @@ def compare(new: dict, old: dict | None) -> dict:
             for d, m in new["per_department"].items() if d in old.get("per_department", {})}
 
 
+def _extras(rep: dict) -> list[str]:
+    """Lines for calibration, the newest corrections and the current model, when the report has them."""
+    out = []
+    if "calibration" in rep:
+        c = rep["calibration"]
+        out.append(f"- calibration: temperature {c['temperature']:.3f} fitted on {c['n_calibration']} training "
+                   f"tickets; ECE {c['ece_before']:.4f} before, {c['ece_after']:.4f} after")
+    if "newest_corrections" in rep:
+        n = rep["newest_corrections"]
+        out.append(f"- newest held-out corrections (n = {n['n']}): accuracy {n['accuracy']:.4f}, "
+                   f"macro-F1 {n['macro_f1']:.4f}")
+    cur = rep.get("current")
+    if cur and "error" in cur:
+        out.append(f"- current model {cur['version']}: {cur['error']}")
+    elif cur:
+        line = (f"- current model {cur['version']} on the same tickets: accuracy {cur['accuracy']:.4f}, "
+                f"macro-F1 {cur['macro_f1']:.4f}, ECE {cur['ece']:.4f}")
+        if "newest_corrections" in cur:
+            line += f"; newest corrections accuracy {cur['newest_corrections']['accuracy']:.4f}"
+        out.append(line)
+    return out + [""] if out else out
+
+
 def markdown(rep: dict, title: str) -> str:
     lines = [f"# {title}", "",
              f"n = {rep['n']}, accuracy **{rep['accuracy']:.4f}**, macro-F1 **{rep['macro']['f1']:.4f}**, "
              f"weighted-F1 {rep['weighted']['f1']:.4f}, ECE {rep['ece']:.4f}", "",
+             *_extras(rep),
              "| department | name | precision | recall | F1 | support | ΔF1 |", "|---|---|---|---|---|---|---|"]
     delta = rep.get("delta_f1", {})
     for d, m in sorted(rep["per_department"].items(), key=lambda kv: kv[1]["f1"]):

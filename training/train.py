@@ -1,20 +1,31 @@
-"""Train a model version: data, fixed split, fit, evaluate, register.
+"""Train a model version: data, fixed split, replay mix, fit, calibrate, evaluate, register, gate.
 
 The same steps for every kind of model; the kind only decides which Classifier is built.
+
+    held-out test  = split(data, test_size, seed)                (stable as data grows)
+    calibration    = split(rest, calibration_size, seed + 1)     (fits the temperature)
+    fit            = replay.mix(the remainder, since the last version)
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
 
 from router import classifier, config, registry
+from router.calibration import ece
 from router.catalog import Catalog
 from router.store import ModelVersion
-from training import evaluate
+from training import calibrate, evaluate, gate as gate_mod, replay
 from training.data import Labeled, split
+
+# Used when a config file predates the [retrain] / [gate] sections.
+RETRAIN = {"calibration_size": 0.1, "newest_corrections": 200, "old_sample": 0, "recent_weight": 1,
+           "weighted_sources": ["correction", "audit"]}
+GATE = {"max_macro_f1_drop": 0.005, "max_department_f1_drop": 0.05, "min_support": 10}
 
 
 @dataclass
@@ -22,6 +33,13 @@ class Trained:
     version: ModelVersion
     report: dict
     promoted: bool
+    decision: gate_mod.Decision | None = None
+    current_report: dict | None = None
+    test: Labeled = field(default_factory=Labeled)
+
+
+def settings(cfg, section: str) -> dict:
+    return {**(RETRAIN if section == "retrain" else GATE), **dict(cfg.get(section, {}))}
 
 
 def build(kind: str, cfg, catalog: Catalog) -> classifier.Classifier:
@@ -30,31 +48,104 @@ def build(kind: str, cfg, catalog: Catalog) -> classifier.Classifier:
     return classifier.make(kind, classes=catalog.ids, cfg=cfg, catalog=catalog)
 
 
+def newest(test: Labeled, sources, n: int) -> list[int]:
+    """Positions of the `n` newest held-out tickets whose label came from `sources`."""
+    idx = [i for i, s in enumerate(test.sources) if s in sources]
+    idx.sort(key=lambda i: (test.times[i] is not None, test.times[i] or 0), reverse=True)
+    return sorted(idx[:n])
+
+
+def _headline(rep: dict) -> dict:
+    return {"n": rep["n"], "accuracy": rep["accuracy"], "macro_f1": rep["macro"]["f1"],
+            "weighted_f1": rep["weighted"]["f1"], "ece": rep["ece"]}
+
+
 def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
-          snapshot: dict | None = None, console=None) -> Trained:
+          snapshot: dict | None = None, console=None, since: datetime | None = None,
+          gate: bool = False) -> Trained:
+    """Fit, calibrate and evaluate a new version of `kind`, and register it as a candidate.
+
+    since: labels newer than this are "new" (replay mixes them with older ones); None = all new.
+    gate:  promote through the gate (training.gate); otherwise only the first model is promoted.
+    """
+    rt, gt = settings(cfg, "retrain"), settings(cfg, "gate")
     if len(data) < 2:
         raise ValueError("no labeled tickets to train on: import history with `router import` "
                          "or label tickets in the app")
+    say = console.print if console is not None else (lambda *a, **k: None)
     tr, te = split(data, cfg.train.test_size, cfg.train.seed)
     train_set, test_set = data.subset(tr), data.subset(te)
+    fit_idx, cal_idx = (split(train_set, rt["calibration_size"], cfg.train.seed + 1)
+                        if rt["calibration_size"] > 0 else (list(range(len(train_set))), []))
+    fit_set, cal_set = train_set.subset(fit_idx), train_set.subset(cal_idx)
+    fit_set = replay.mix(fit_set, since, rt["old_sample"], rt["recent_weight"], tuple(rt["weighted_sources"]),
+                         cfg.train.seed)
     version = registry.new_version(kind)
     folder = config.home(cfg) / "models" / version
-    clf = build(kind, cfg, catalog).fit(train_set.texts, train_set.labels)
-    proba = clf.predict_proba(test_set.texts)
-    rep = evaluate.report(proba, test_set.labels, list(clf.classes_), catalog)
-    prev = registry.current(engine)
-    if prev and (Path(prev.path) / "report.json").exists():
-        rep["delta_f1"] = evaluate.compare(rep, json.loads((Path(prev.path) / "report.json").read_text()))
+    say(f"{version}: fitting on {len(fit_set)} tickets, calibrating on {len(cal_set)}, testing on {len(test_set)}")
+    clf = build(kind, cfg, catalog).fit(fit_set.texts, fit_set.labels)
+    classes = [str(c) for c in clf.classes_]
+    pos = {c: i for i, c in enumerate(classes)}
+
+    # Temperature on the calibration slice; the test set only reports ECE before / after.
+    if hasattr(clf, "temperature"):
+        clf.temperature = 1.0
+    temperature = 1.0
+    if len(cal_set):
+        temperature = calibrate.fit(clf.predict_proba(cal_set.texts), np.array([pos[y] for y in cal_set.labels]))
+    raw = clf.predict_proba(test_set.texts)
+    proba = calibrate.apply(raw, temperature)
+    if hasattr(clf, "temperature"):
+        clf.temperature = temperature
+    rep = evaluate.report(proba, test_set.labels, classes, catalog)
+    rep["calibration"] = {"temperature": temperature, "n_calibration": len(cal_set),
+                          "ece_before": ece(raw, np.array([pos[y] for y in test_set.labels])),
+                          "ece_after": rep["ece"]}
+    recent = newest(test_set, tuple(rt["weighted_sources"]), rt["newest_corrections"])
+    if recent:
+        sub = test_set.subset(recent)
+        rep["newest_corrections"] = _headline(evaluate.report(proba[recent], sub.labels, classes, catalog))
+
+    # The current model, re-scored on the same held-out tickets.
+    prev, cur_rep = registry.current(engine), None
+    if prev is not None:
+        try:
+            cur_proba, cur_classes = gate_mod.score(engine, prev, test_set.texts)
+        except Exception as e:  # its files are gone or its kind cannot load here
+            rep["current"] = {"version": prev.version, "error": f"could not re-score: {e}"}
+        else:
+            cur_rep = evaluate.report(cur_proba, test_set.labels, cur_classes, catalog)
+            rep["current"] = {"version": prev.version, **_headline(cur_rep)}
+            rep["delta_f1"] = evaluate.compare(rep, cur_rep)
+            if recent:
+                rep["current"]["newest_corrections"] = _headline(evaluate.report(
+                    cur_proba[recent], test_set.subset(recent).labels, cur_classes, catalog))
+
     clf.save(folder)
     evaluate.save(rep, folder, f"{version}: held-out report")
-    snap = {"n_train": len(train_set), "n_test": len(test_set),
+    times = [t for t in data.times if t is not None]
+    snap = {"n_train": len(fit_set), "n_calibration": len(cal_set), "n_test": len(test_set),
             "test_ids_sha1": hashlib.sha1("\n".join(test_set.ids).encode()).hexdigest(),
-            **(snapshot or {})}
+            "labels_until": max(times).isoformat() if times else None,
+            "since": since.isoformat() if since else None, **(snapshot or {})}
     mv = registry.register(engine, ModelVersion(
         version=version, kind=kind, path=str(folder.resolve()), status="candidate",
-        base=getattr(clf, "base", None), data_snapshot=snap, config=dict(getattr(cfg, kind, {})),
-        metrics=evaluate.summary(rep), temperature=float(getattr(clf, "temperature", 1.0))))
-    promoted = prev is None
-    if promoted:
+        base=getattr(clf, "base", None), data_snapshot=snap, config=dict(cfg.get(kind, {})),
+        metrics={**evaluate.summary(rep), "ece_uncalibrated": rep["calibration"]["ece_before"]},
+        temperature=float(temperature)))
+
+    decision = None
+    if prev is None:
         mv = registry.promote(engine, version, "first trained model")
-    return Trained(mv, rep, promoted)
+        promoted = True
+    elif gate:
+        if cur_rep is None:
+            decision = gate_mod.Decision(True, f"current model {prev.version} could not be re-scored "
+                                               f"({rep['current']['error']})")
+        else:
+            decision = gate_mod.decide(rep, cur_rep, **gt)
+        promoted = gate_mod.apply(engine, version, decision)
+        mv = registry.get(engine, version)
+    else:
+        promoted = False
+    return Trained(mv, rep, promoted, decision, cur_rep, test_set)
