@@ -1,0 +1,1 @@
+"""The labeling app for dispatchers (Streamlit) and its store operations."""

@@ -1,0 +1,180 @@
+"""Store operations behind the labeling app: claim the next ticket, record a decision, undo
+it, count the day's work. Every call is one short transaction, so a decision is in the store
+the moment the dispatcher makes it, and two dispatchers never hold the same ticket: a claim
+is a conditional UPDATE that only one of them can win; it expires after `claim_minutes`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, update
+from sqlmodel import Session, select
+
+from router.queue import day_start
+from router.store import Label, Prediction, QueueItem, Ticket, now
+
+SKIP = "__skip__"
+NO_FIT = "__no_fit__"
+SOURCES = ("confirmation", "correction", "audit")  # labels written by the app
+
+
+class DecisionError(RuntimeError):
+    """The ticket cannot be decided by this reviewer (already done, or claimed by another)."""
+
+
+@dataclass
+class Item:
+    queue_id: int
+    ticket_id: str
+    text: str
+    title: str | None
+    reason: str                      # low_confidence | audit
+    prediction_id: int | None
+    model_version: str | None
+    top: list[tuple[str, float]] = field(default_factory=list)  # [(department, p)], best first
+    claimed_until: datetime | None = None
+
+
+@dataclass
+class Counts:
+    mine: int = 0                    # my decisions today (labels + skips)
+    confirmed: int = 0               # my labels today by source
+    corrected: int = 0
+    audited: int = 0
+    skipped: int = 0
+    team: int = 0                    # everyone's labels today
+    pending: int = 0                 # tickets still waiting
+
+
+def _free(t: datetime):
+    return or_(QueueItem.claimed_until == None, QueueItem.claimed_until < t)  # noqa: E711
+
+
+def next_item(engine, reviewer: str, claim_minutes: float = 10) -> Item | None:
+    """The ticket this reviewer should see now, claimed for them: the one they already hold
+    (after a reload or an undo), else the highest-priority unclaimed pending ticket."""
+    if not reviewer:
+        raise ValueError("a reviewer name is needed to claim tickets")
+    t = now()
+    until = t + timedelta(minutes=claim_minutes)
+    with Session(engine) as s:
+        qid = s.exec(select(QueueItem.id).where(
+            QueueItem.claimed_by == reviewer, QueueItem.status == "pending", QueueItem.claimed_until >= t)
+            .order_by(QueueItem.claimed_until.desc(), QueueItem.id.desc()).limit(1)).first()
+        if qid is not None:
+            s.execute(update(QueueItem).where(QueueItem.id == qid).values(claimed_until=until))
+            s.commit()
+            return _load(s, qid)
+        for _ in range(20):  # lost races: someone else claimed our candidate first
+            qid = s.exec(select(QueueItem.id).where(QueueItem.status == "pending", _free(t))
+                         .order_by(QueueItem.priority.desc(), QueueItem.id).limit(1)).first()
+            if qid is None:
+                return None
+            won = s.execute(update(QueueItem).where(QueueItem.id == qid, QueueItem.status == "pending", _free(t))
+                            .values(claimed_by=reviewer, claimed_until=until)).rowcount
+            s.commit()
+            if won:
+                return _load(s, qid)
+    raise DecisionError("could not claim a ticket: too many concurrent claims, try again")
+
+
+def _load(s: Session, qid: int) -> Item:
+    q, text, title = s.exec(select(QueueItem, Ticket.text, Ticket.title)
+                            .join(Ticket, Ticket.id == QueueItem.ticket_id).where(QueueItem.id == qid)).one()
+    p = s.get(Prediction, q.prediction_id) if q.prediction_id else None
+    top = [(str(d), float(pr)) for d, pr in (p.topk if p else [])]
+    return Item(q.id, q.ticket_id, text, title, q.reason, q.prediction_id, p.model_version if p else None,
+                top, q.claimed_until)
+
+
+def decide(engine, reviewer: str, queue_id: int, choice: str) -> Label | None:
+    """Record a decision on a claimed ticket: a department id (accepting a suggestion or
+    correcting it), NO_FIT ("no department fits": a label with department None) or SKIP.
+    Label source: audit for audit samples, confirmation when the choice is the model's top
+    department, correction otherwise. Returns the label (None for a skip)."""
+    t = now()
+    with Session(engine) as s:
+        q = s.get(QueueItem, queue_id)
+        if q is None:
+            raise DecisionError(f"queue item {queue_id} does not exist")
+        status = "skipped" if choice == SKIP else "done"
+        won = s.execute(update(QueueItem).where(
+            QueueItem.id == queue_id, QueueItem.status == "pending",
+            or_(QueueItem.claimed_by == reviewer, _free(t)))
+            .values(status=status, done_at=t, claimed_by=reviewer, claimed_until=None)).rowcount
+        if not won:
+            s.rollback()
+            raise DecisionError(f"ticket {q.ticket_id} was already decided or is claimed by {q.claimed_by}")
+        label = None
+        if choice != SKIP:
+            dept = None if choice == NO_FIT else choice
+            top = s.exec(select(Prediction.department).where(Prediction.id == q.prediction_id)).first() \
+                if q.prediction_id else None
+            source = "audit" if q.reason == "audit" else ("confirmation" if dept is not None and dept == top
+                                                          else "correction")
+            label = Label(ticket_id=q.ticket_id, department=dept, reviewer=reviewer, source=source,
+                          prediction_id=q.prediction_id, created_at=t)
+            s.add(label)
+        s.commit()
+        if label is not None:
+            s.refresh(label)
+        return label
+
+
+def undo(engine, reviewer: str, claim_minutes: float = 10) -> int | None:
+    """Take back this reviewer's last decision: its label is marked undone and the ticket
+    goes back to pending, claimed by them (so it is shown next). Returns the queue item id,
+    or None when there is nothing to undo."""
+    t = now()
+    with Session(engine) as s:
+        last = None
+        for status in ("done", "skipped"):
+            q = s.exec(select(QueueItem).where(QueueItem.claimed_by == reviewer, QueueItem.status == status)
+                       .order_by(QueueItem.done_at.desc(), QueueItem.id.desc()).limit(1)).first()
+            if q is not None and (last is None or (q.done_at, q.id) > (last.done_at, last.id)):
+                last = q
+        if last is None:
+            return None
+        if last.status == "done":
+            label = s.exec(select(Label).where(Label.ticket_id == last.ticket_id, Label.reviewer == reviewer,
+                                               Label.undone == False, Label.source.in_(SOURCES))  # noqa: E712
+                           .order_by(Label.created_at.desc(), Label.id.desc()).limit(1)).first()
+            if label is not None:
+                label.undone = True
+                s.add(label)
+        last.status, last.done_at = "pending", None
+        last.claimed_until = t + timedelta(minutes=claim_minutes)
+        s.add(last)
+        s.commit()
+        return last.id
+
+
+def release(engine, reviewer: str) -> int:
+    """Give back this reviewer's claims (on sign-out); returns how many."""
+    with Session(engine) as s:
+        n = s.execute(update(QueueItem).where(QueueItem.claimed_by == reviewer, QueueItem.status == "pending")
+                      .values(claimed_until=None)).rowcount
+        s.commit()
+        return n
+
+
+def counts(engine, reviewer: str, tz: str = "Asia/Shanghai") -> Counts:
+    """Today's work (midnight in `tz`): this reviewer's decisions by kind, the team's labels,
+    and how many tickets are still pending."""
+    since = day_start(tz)
+    c = Counts()
+    with Session(engine) as s:
+        mine = s.exec(select(Label.source, func.count()).where(
+            Label.reviewer == reviewer, Label.created_at >= since, Label.undone == False,  # noqa: E712
+            Label.source.in_(SOURCES)).group_by(Label.source)).all()
+        by = dict(mine)
+        c.confirmed, c.corrected, c.audited = by.get("confirmation", 0), by.get("correction", 0), by.get("audit", 0)
+        c.skipped = s.exec(select(func.count()).select_from(QueueItem).where(
+            QueueItem.claimed_by == reviewer, QueueItem.status == "skipped", QueueItem.done_at >= since)).one()
+        c.mine = c.confirmed + c.corrected + c.audited + c.skipped
+        c.team = s.exec(select(func.count()).select_from(Label).where(
+            Label.created_at >= since, Label.undone == False, Label.source.in_(SOURCES))).one()  # noqa: E712
+        c.pending = s.exec(select(func.count()).select_from(QueueItem).where(QueueItem.status == "pending")).one()
+    return c

@@ -1,0 +1,166 @@
+"""The labeling app: dispatchers work the review queue.
+
+    router label                       # or: streamlit run labeling/app.py
+
+Sign in with a name (and the password when ROUTER_LABELING__PASSWORD is set); each ticket
+shows its text (plain text, never rendered), the model's top 3 departments with their
+probabilities and duties. Keys 1/2/3 accept a suggestion, S skips, N flags "no department
+fits", U undoes the last decision; any other department can be picked from a searchable list.
+Each decision is written to the store at once (labeling/actions.py).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import re
+
+import streamlit as st
+
+from labeling import actions
+from labeling.actions import NO_FIT, SKIP, DecisionError
+from router import config
+from router.catalog import load_catalog
+from router.store import connect
+
+_MD = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(s: str) -> str:
+    """`s` escaped for places that render markdown (messages, labels)."""
+    return _MD.sub(r"\\\1", str(s))
+
+
+@st.cache_resource(show_spinner=False)
+def resources(url: str, catalog_path: str, busy_ms: int):
+    return connect(url, busy_ms), load_catalog(catalog_path)
+
+
+def settings():
+    cfg = config.load()
+    engine, catalog = resources(config.store_url(cfg), str(config.resolve(cfg.paths.catalog)),
+                                cfg.store.busy_timeout_ms)
+    lab = cfg.get("labeling", {})
+    # The password comes from the environment as typed (config would parse "123456" as a number).
+    password = os.environ.get("ROUTER_LABELING__PASSWORD", str(lab.get("password", "") or ""))
+    return cfg, engine, catalog, password, float(lab.get("claim_minutes", 10)), \
+        cfg.get("queue", {}).get("timezone", "Asia/Shanghai")
+
+
+def sign_in(password: str) -> None:
+    st.title("工单分派标注")
+    with st.form("sign_in"):
+        name = st.text_input("姓名", max_chars=40, placeholder="请输入您的姓名")
+        given = st.text_input("密码", type="password") if password else ""
+        if st.form_submit_button("开始标注", type="primary"):
+            if not name.strip():
+                st.error("请填写姓名。")
+            elif password and not hmac.compare_digest(given.encode(), password.encode()):
+                st.error("密码错误。")
+            else:
+                st.session_state.reviewer = name.strip()
+                st.rerun()
+
+
+def act(engine, catalog, reviewer: str, queue_id: int, choice: str | None) -> None:
+    """Button callback: record the decision before the page is drawn again."""
+    if choice is None:
+        st.session_state.flash = ("warning", "请先在列表中选择一个部门。")
+        return
+    try:
+        actions.decide(engine, reviewer, queue_id, choice)
+    except DecisionError:
+        st.session_state.flash = ("error", "该工单已被处理或已被他人领取，已为您换下一条。")
+        return
+    msg = {SKIP: "已跳过", NO_FIT: "已标记：无合适部门"}.get(choice, f"已分派到 {catalog.name(choice)}")
+    st.session_state.flash = ("success", msg)
+
+
+def correct(engine, catalog, reviewer: str, queue_id: int) -> None:
+    """The "改派" button: the department picked in the list (read now, not when drawn)."""
+    act(engine, catalog, reviewer, queue_id, st.session_state.get(f"other_{queue_id}"))
+
+
+def take_back(engine, reviewer: str, claim_minutes: float) -> None:
+    qid = actions.undo(engine, reviewer, claim_minutes)
+    st.session_state.flash = ("info", "已撤销上一步。") if qid else ("warning", "没有可以撤销的操作。")
+
+
+def sidebar(engine, reviewer: str, tz: str) -> None:
+    c = actions.counts(engine, reviewer, tz)
+    with st.sidebar:
+        st.text(f"标注人：{reviewer}")
+        st.metric("我今日已处理", c.mine)
+        st.text(f"确认 {c.confirmed} · 纠正 {c.corrected} · 抽检 {c.audited} · 跳过 {c.skipped}")
+        st.metric("全组今日标注", c.team)
+        st.metric("待处理工单", c.pending)
+        total = c.mine + c.pending
+        st.progress(c.mine / total if total else 1.0, text=f"今日进度 {c.mine}/{total}")
+        st.text("快捷键：1/2/3 采纳建议 · S 跳过\nN 无合适部门 · U 撤销")
+        if st.button("退出登录", key="sign_out"):
+            actions.release(engine, reviewer)
+            del st.session_state["reviewer"]
+            st.rerun()
+
+
+def show_flash() -> None:
+    kind, msg = st.session_state.pop("flash", (None, None))
+    if kind:
+        getattr(st, kind)(plain(msg))
+
+
+def ticket_view(engine, catalog, reviewer: str, item: actions.Item) -> None:
+    st.text(f"工单编号：{item.ticket_id}" + ("    （抽检：模型较有把握，请核实）" if item.reason == "audit" else ""))
+    if item.title:
+        st.text(f"标题：{item.title}")
+    with st.container(border=True, key="ticket_text"):
+        st.text(item.text)
+
+    st.markdown("##### 模型建议")
+    cols = st.columns(3)
+    for i, ((dept, p), col) in enumerate(zip(item.top[:3], cols), start=1):
+        with col:
+            st.button(f"{i} · {plain(catalog.name(dept))}　{p:.0%}", key=f"accept_{i}", shortcut=str(i),
+                      type="primary" if i == 1 else "secondary", width="stretch",
+                      on_click=act, args=(engine, catalog, reviewer, item.queue_id, dept))
+            d = catalog.by_id.get(dept)
+            st.text(d.duties if d else "（目录中无此部门）")
+
+    st.markdown("##### 改派其他部门")
+    pick_col, go_col = st.columns([4, 1], vertical_alignment="bottom")
+    with pick_col:
+        choice = st.selectbox("其他部门（输入名称可搜索）", catalog.ids, index=None, key=f"other_{item.queue_id}",
+                              format_func=lambda d: f"{catalog.name(d)}（{d}）", placeholder="输入部门名称搜索…")
+    with go_col:
+        st.button("改派", key="correct", width="stretch", on_click=correct,
+                  args=(engine, catalog, reviewer, item.queue_id))
+    if choice:
+        st.text(catalog.by_id[choice].duties)
+
+
+def main() -> None:
+    st.set_page_config(page_title="工单分派标注", layout="wide")
+    cfg, engine, catalog, password, claim_minutes, tz = settings()
+    reviewer = st.session_state.get("reviewer")
+    if not reviewer:
+        sign_in(password)
+        return
+    sidebar(engine, reviewer, tz)
+    st.title("工单分派标注")
+    show_flash()
+    item = actions.next_item(engine, reviewer, claim_minutes)
+    if item is None:
+        st.info("队列已清空，暂无待处理工单。")
+    else:
+        ticket_view(engine, catalog, reviewer, item)
+    qid = item.queue_id if item else None
+    a, b, c, _ = st.columns([1, 1, 1, 3])
+    a.button("跳过", key="skip", shortcut="S", disabled=item is None, width="stretch",
+             on_click=act, args=(engine, catalog, reviewer, qid, SKIP))
+    b.button("无合适部门", key="no_fit", shortcut="N", disabled=item is None, width="stretch",
+             on_click=act, args=(engine, catalog, reviewer, qid, NO_FIT))
+    c.button("撤销上一步", key="undo", shortcut="U", width="stretch",
+             on_click=take_back, args=(engine, reviewer, claim_minutes))
+
+
+main()

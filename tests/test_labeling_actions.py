@@ -1,0 +1,156 @@
+"""Store operations of the labeling app: claims, decisions, undo, counts (real SQLite)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlmodel import Session, select
+
+from labeling import actions
+from labeling.actions import NO_FIT, SKIP, DecisionError
+from router.store import Label, Prediction, QueueItem, Ticket, now
+
+# (ticket id, text, [(dept, p), ...] best first, reason, priority)
+TICKETS = [
+    ("T1", "小区门口的井盖丢了，晚上很危险", [("urban-mgmt", 0.55), ("housing", 0.30), ("police", 0.15)],
+     "low_confidence", 0.9),
+    ("T2", "楼上每天半夜唱歌，吵得睡不着 <b>救命</b> **急**", [("police", 0.50), ("urban-mgmt", 0.30),
+                                                        ("housing", 0.20)], "low_confidence", 0.8),
+    ("T3", "物业不给维修电梯", [("housing", 0.45), ("urban-mgmt", 0.35), ("police", 0.20)],
+     "low_confidence", 0.7),
+    ("T4", "路边有人违章停车堵住消防通道", [("traffic-police", 0.95), ("police", 0.03), ("urban-mgmt", 0.02)],
+     "audit", 0.5),
+]
+
+
+def seed(engine, tickets=TICKETS) -> dict[str, int]:
+    """Tickets, predictions and queue items; returns ticket id -> queue item id."""
+    out = {}
+    with Session(engine) as s:
+        for tid, text, top, reason, prio in tickets:
+            s.add(Ticket(id=tid, text=text))
+            s.flush()
+            p = Prediction(ticket_id=tid, model_version="v-test", department=top[0][0], confidence=top[0][1],
+                           topk=[list(x) for x in top])
+            s.add(p)
+            s.flush()
+            q = QueueItem(ticket_id=tid, prediction_id=p.id, reason=reason, priority=prio)
+            s.add(q)
+            s.flush()
+            out[tid] = q.id
+        s.commit()
+    return out
+
+
+def labels(engine) -> list[Label]:
+    with Session(engine) as s:
+        return list(s.exec(select(Label).order_by(Label.id)))
+
+
+def item(engine, qid) -> QueueItem:
+    with Session(engine) as s:
+        return s.get(QueueItem, qid)
+
+
+def test_next_item_claims_by_priority_and_keeps_the_claim(engine):
+    ids = seed(engine)
+    a = actions.next_item(engine, "alice")
+    assert a.ticket_id == "T1" and a.top[0] == ("urban-mgmt", 0.55) and a.text.startswith("小区")
+    assert actions.next_item(engine, "alice").queue_id == a.queue_id  # reload: same ticket
+    b = actions.next_item(engine, "bob")
+    assert b.ticket_id == "T2"                                         # never the same ticket
+    q = item(engine, ids["T1"])
+    assert q.claimed_by == "alice" and q.claimed_until > now()
+
+
+def test_expired_claim_goes_to_someone_else(engine):
+    ids = seed(engine)
+    actions.next_item(engine, "alice", claim_minutes=-1)  # a claim that has already run out
+    assert actions.next_item(engine, "bob").queue_id == ids["T1"]
+    with pytest.raises(DecisionError):
+        actions.decide(engine, "alice", ids["T1"], "housing")  # bob holds it now
+
+
+def test_concurrent_claims_are_distinct(engine):
+    ids = seed(engine, [(f"C{i}", f"工单{i}", [("police", 0.5), ("housing", 0.5)], "low_confidence", i / 100)
+                        for i in range(40)])
+    got: dict[str, list[int]] = {}
+
+    def work(name):
+        mine = got.setdefault(name, [])
+        for _ in range(10):
+            it = actions.next_item(engine, name)
+            mine.append(it.queue_id)
+            actions.decide(engine, name, it.queue_id, "police")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in ("a", "b", "c", "d")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    claimed = [q for v in got.values() for q in v]
+    assert len(claimed) == 40 and set(claimed) == set(ids.values())
+    assert len(labels(engine)) == 40
+
+
+def test_decisions_write_labels_with_their_source(engine):
+    ids = seed(engine)
+    for expect_tid, choice in [("T1", "urban-mgmt"), ("T2", "urban-mgmt"), ("T3", NO_FIT), ("T4", "traffic-police")]:
+        it = actions.next_item(engine, "alice")
+        assert it.ticket_id == expect_tid
+        actions.decide(engine, "alice", it.queue_id, choice)
+    rows = labels(engine)
+    assert [(r.ticket_id, r.department, r.source, r.reviewer) for r in rows] == [
+        ("T1", "urban-mgmt", "confirmation", "alice"),   # the model's top choice
+        ("T2", "urban-mgmt", "correction", "alice"),     # suggestion 2: the model was wrong
+        ("T3", None, "correction", "alice"),             # no department fits
+        ("T4", "traffic-police", "audit", "alice"),      # random audit of a confident ticket
+    ]
+    assert all(r.prediction_id for r in rows)
+    assert {item(engine, q).status for q in ids.values()} == {"done"}
+    assert actions.next_item(engine, "alice") is None
+    with pytest.raises(DecisionError):
+        actions.decide(engine, "alice", ids["T1"], "police")  # already decided
+
+
+def test_skip_and_undo(engine):
+    ids = seed(engine)
+    actions.decide(engine, "alice", actions.next_item(engine, "alice").queue_id, "housing")   # T1
+    actions.decide(engine, "alice", actions.next_item(engine, "alice").queue_id, SKIP)        # T2
+    assert item(engine, ids["T2"]).status == "skipped" and len(labels(engine)) == 1
+    c = actions.counts(engine, "alice")
+    assert (c.mine, c.corrected, c.skipped, c.team, c.pending) == (2, 1, 1, 1, 2)
+
+    assert actions.undo(engine, "alice") == ids["T2"]                # the skip
+    assert actions.next_item(engine, "alice").ticket_id == "T2"      # shown again, before T3
+    assert actions.undo(engine, "alice") == ids["T1"]                # then the label
+    assert labels(engine)[0].undone is True
+    assert item(engine, ids["T1"]).status == "pending"
+    assert actions.next_item(engine, "alice").ticket_id == "T1"      # newest undo first
+    assert actions.next_item(engine, "bob").ticket_id == "T3"        # alice holds T1 and T2
+    c = actions.counts(engine, "alice")
+    assert (c.mine, c.team, c.pending) == (0, 0, 4)
+    actions.decide(engine, "alice", ids["T1"], "police")
+    assert [(r.department, r.undone) for r in labels(engine)] == [("housing", True), ("police", False)]
+    assert actions.undo(engine, "bob") is None                       # bob decided nothing
+
+
+def test_counts_are_per_day_in_the_configured_zone(engine):
+    seed(engine)
+    actions.decide(engine, "alice", actions.next_item(engine, "alice").queue_id, "urban-mgmt")
+    with Session(engine) as s:  # a label from two days ago does not count today
+        s.add(Label(ticket_id="T3", department="housing", reviewer="alice", source="correction",
+                    created_at=now() - timedelta(days=2)))
+        s.commit()
+    c = actions.counts(engine, "alice", "Asia/Shanghai")
+    assert (c.mine, c.confirmed, c.team) == (1, 1, 1)
+    assert actions.counts(engine, "bob").mine == 0
+
+
+def test_release_gives_claims_back(engine):
+    seed(engine)
+    a = actions.next_item(engine, "alice")
+    assert actions.release(engine, "alice") == 1
+    assert actions.next_item(engine, "bob").queue_id == a.queue_id

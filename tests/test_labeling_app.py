@@ -1,0 +1,102 @@
+"""The labeling app's logic through Streamlit's AppTest, on a temporary store."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from router import ROOT
+from tests.test_labeling_actions import item, labels, seed
+
+APP = str(ROOT / "labeling" / "app.py")
+
+
+def start(name="张三", password=None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.text_input[0].input(name)
+    if password is not None:
+        at.text_input[1].input(password)
+    at.button[0].click()
+    return at.run()
+
+
+def texts(at) -> list[str]:
+    return [t.value for t in at.text]
+
+
+def test_sign_in_shows_ticket_as_plain_text_with_suggestions(engine):
+    seed(engine)
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert at.title[0].value == "工单分派标注" and len(at.text_input) == 1  # no password configured
+    at.button[0].click().run()
+    assert "请填写姓名。" in [e.value for e in at.error]
+    at = start()
+    assert not at.exception
+    assert "小区门口的井盖丢了，晚上很危险" in texts(at)
+    labels_ = [at.button(key=f"accept_{i}").label for i in (1, 2, 3)]
+    assert labels_[0].startswith("1 · 市城市管理综合执法局") and labels_[0].endswith("55%")
+    assert "住房" in labels_[1] and labels_[1].endswith("30%")
+    assert any(t.startswith("负责市容市貌") for t in texts(at))           # the department's duties
+    assert "标注人：张三" in texts(at)
+
+
+def test_accept_correct_skip_no_fit_and_undo(engine):
+    ids = seed(engine)
+    at = start()
+    at.button(key="accept_1").click().run()                               # T1: accept the top suggestion
+    assert "已分派到 市城市管理综合执法局" in [s.value.replace("\\", "") for s in at.success]
+    # T2 is next; its text holds HTML and markdown, which must come through verbatim
+    assert "楼上每天半夜唱歌，吵得睡不着 <b>救命</b> **急**" in texts(at)
+    at.selectbox(key=f"other_{ids['T2']}").select("housing")
+    at.button(key="correct").click().run()                                # T2: another department
+    at.button(key="no_fit").click().run()                                 # T3: no department fits
+    at.button(key="skip").click().run()                                   # T4: skipped
+    assert [(r.ticket_id, r.department, r.source) for r in labels(engine)] == [
+        ("T1", "urban-mgmt", "confirmation"), ("T2", "housing", "correction"), ("T3", None, "correction")]
+    assert item(engine, ids["T4"]).status == "skipped"
+    assert "队列已清空，暂无待处理工单。" in [i.value for i in at.info]
+    assert at.metric[0].value == "4"                                      # my decisions today
+
+    at.button(key="undo").click().run()                                   # undo the skip: T4 again
+    assert "路边有人违章停车堵住消防通道" in texts(at)
+    at.button(key="undo").click().run()                                   # undo "no fit": T3 again
+    assert "物业不给维修电梯" in texts(at)
+    assert labels(engine)[2].undone is True and item(engine, ids["T3"]).status == "pending"
+    assert at.metric[0].value == "2"
+    at.button(key="accept_1").click().run()
+    assert labels(engine)[-1].department == "housing" and labels(engine)[-1].source == "confirmation"
+
+
+def test_correct_without_a_choice_warns_and_writes_nothing(engine):
+    seed(engine)
+    at = start()
+    at.button(key="correct").click().run()
+    assert "请先在列表中选择一个部门。" in [w.value for w in at.warning]
+    assert labels(engine) == []
+
+
+def test_password_when_configured(engine, monkeypatch):
+    seed(engine)
+    monkeypatch.setenv("ROUTER_LABELING__PASSWORD", "123456")
+    at = start(password="654321")
+    assert "密码错误。" in [e.value for e in at.error]
+    assert "123456" not in str(at)                                         # never shown
+    at = start(password="123456")
+    assert "小区门口的井盖丢了，晚上很危险" in texts(at)
+
+
+def test_two_sessions_see_different_tickets(engine):
+    seed(engine)
+    a, b = start("甲"), start("乙")
+    assert "小区门口的井盖丢了，晚上很危险" in texts(a)
+    assert "楼上每天半夜唱歌，吵得睡不着 <b>救命</b> **急**" in texts(b)
+
+
+@pytest.mark.parametrize("key", ["sign_out"])
+def test_sign_out_releases_the_claim(engine, key):
+    ids = seed(engine)
+    at = start("甲")
+    at.button(key=key).click().run()
+    assert at.text_input[0].label == "姓名"
+    assert item(engine, ids["T1"]).claimed_until is None
