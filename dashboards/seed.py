@@ -1,7 +1,7 @@
 """A synthetic store for the dashboard tests, the benchmark and demos.
 
-Model versions come from the real training pipeline (training.train on short texts cut from
-the catalogue's duties), so their metrics and report.json are the real thing. Tickets,
+Model versions get a real report.json and metrics (training.evaluate on simulated held-out
+predictions) and a registry history with a refusal, promotions and a rollback. Tickets,
 predictions, queue items and labels are bulk-inserted (executemany in one transaction per
 batch), spread over `days` UTC days ending at `end`: the recent days lean towards a few
 departments (drift), the model confuses each department mostly with one neighbour, old
@@ -16,39 +16,49 @@ from datetime import datetime, timedelta
 import numpy as np
 from sqlalchemy import func, insert, select
 
-from router import registry
+from router import config, registry
 from router.catalog import Catalog
-from router.store import Label, Prediction, QueueItem, Ticket, now
-from training.data import Labeled
-from training.train import train
+from router.store import Label, ModelVersion, Prediction, QueueItem, Ticket, now
+from training import evaluate
 
 REVIEWERS = ["wang.li", "zhang.wei", "chen.jing", "liu.yang", "zhao.min"]
 
 
-def snippets(catalog: Catalog, per_department: int, rng: np.random.Generator) -> tuple[list, list]:
-    """Short texts cut from each department's name and duties, with their department id."""
-    texts, labels = [], []
-    for d in catalog.active:
-        src = d.duties
-        for _ in range(per_department):
-            n = int(rng.integers(12, 40))
-            a = int(rng.integers(0, max(1, len(src) - n)))
-            texts.append(src[a:a + n])
-            labels.append(d.id)
-    return texts, labels
+def _proba(y: np.ndarray, k: int, accuracy: float, rng: np.random.Generator) -> np.ndarray:
+    """Predicted probabilities that are right about `accuracy` of the time, mostly confusing each
+    class with its neighbour, and over-confident like an uncalibrated model."""
+    n = len(y)
+    pred = np.where(rng.random(n) < accuracy, y, np.where(rng.random(n) < 0.6, (y + 1) % k,
+                                                            rng.integers(0, k, n)))
+    proba = rng.dirichlet(np.full(k, 0.3), n) * 0.2
+    proba[np.arange(n), pred] += rng.beta(6, 2, n) + 0.3
+    return proba / proba.sum(axis=1, keepdims=True)
 
 
-def train_versions(engine, cfg, catalog: Catalog, seed: int = 0) -> list[str]:
-    """Two baseline versions (6 and 14 texts per department) with a promotion, a rollback and
-    a re-promotion in the history; the second ends up current."""
+def make_versions(engine, cfg, catalog: Catalog, per_department: int = 10, seed: int = 0) -> list[str]:
+    """Two baseline versions whose report.json (training.evaluate.report on simulated held-out
+    predictions), metrics and registry history look like real training: the second is better,
+    was kept as a candidate, promoted, rolled back and promoted again; it ends up current."""
     rng = np.random.default_rng(seed)
-    out = []
-    for per in (6, 14):
-        texts, labels = snippets(catalog, per, rng)
-        ids = [f"S{per}-{i}" for i in range(len(texts))]
-        data = Labeled(ids, texts, labels, ["import"] * len(ids), [None] * len(ids))
-        out.append(train(engine, cfg, catalog, data, "baseline", {"source": "synthetic"}).version.version)
+    classes = catalog.ids
+    y = np.repeat(np.arange(len(classes)), per_department)
+    out, prev = [], None
+    for i, accuracy in enumerate((0.7, 0.8)):
+        version = f"baseline-20260101-00000{i}-000"
+        folder = config.home(cfg) / "models" / version
+        rep = evaluate.report(_proba(y, len(classes), accuracy, rng), [classes[j] for j in y], classes, catalog)
+        if prev:
+            rep["delta_f1"] = evaluate.compare(rep, prev)
+        evaluate.save(rep, folder, f"{version}: held-out report")
+        registry.register(engine, ModelVersion(
+            version=version, kind="baseline", path=str(folder.resolve()), status="candidate",
+            data_snapshot={"source": "synthetic", "n_train": 9 * len(y), "n_test": len(y)},
+            config=dict(cfg.baseline), metrics=evaluate.summary(rep),
+            created_at=now() - timedelta(days=30 - 20 * i)))
+        out.append(version)
+        prev = rep
     v1, v2 = out
+    registry.promote(engine, v1, "first trained model")
     registry.record(engine, v2, "kept_candidate", "waiting for the nightly gate")
     registry.promote(engine, v2, "macro-F1 up on the fixed held-out set")
     registry.rollback(engine, "dispatchers reported misrouted noise complaints")
@@ -141,3 +151,32 @@ def seed_tickets(engine, catalog: Catalog, n: int, version: str, *, days: int = 
         if progress:
             progress.advance(task, m)
     return totals
+
+
+MARKUP = "<b>不是HTML</b> **也不是markdown** [链接](http://example.com) 小区垃圾无人清运"
+
+
+def demo(engine, cfg, catalog: Catalog, n: int = 3000, days: int = 60, seed: int = 0) -> dict:
+    """A small complete store: two versions, `n` routed tickets over `days` days, and one ticket
+    whose text looks like HTML/markdown, in the most-corrected department pair (newest label)."""
+    versions = make_versions(engine, cfg, catalog, seed=seed)
+    totals = seed_tickets(engine, catalog, n, versions[-1], days=days,
+                          threshold=float(cfg.classify.threshold), seed=seed)
+    with engine.connect() as c:
+        true, predicted, _ = c.execute(
+            select(Label.department, Prediction.department, func.count())
+            .join(Prediction, Prediction.id == Label.prediction_id)
+            .where(Label.source == "correction").group_by(Label.department, Prediction.department)
+            .order_by(func.count().desc()).limit(1)).one()
+    t = now()
+    with engine.begin() as c:
+        c.execute(insert(Ticket.__table__), [{"id": "MARKUP", "text": MARKUP, "created_at": t, "received_at": t}])
+        pid = c.execute(insert(Prediction.__table__).values(
+            ticket_id="MARKUP", model_version=versions[-1], department=predicted, confidence=0.41,
+            topk=[[predicted, 0.41]], created_at=t)).inserted_primary_key[0]
+        c.execute(insert(QueueItem.__table__).values(ticket_id="MARKUP", prediction_id=pid, priority=0.59, reason="low_confidence",
+                                                     status="done", created_at=t, done_at=t))
+        c.execute(insert(Label.__table__).values(ticket_id="MARKUP", department=true, reviewer=REVIEWERS[0],
+                                                 source="correction", prediction_id=pid, undone=False,
+                                                 created_at=t + timedelta(seconds=1)))
+    return {**totals, "versions": versions, "markup_pair": (predicted, true)}

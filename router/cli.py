@@ -223,6 +223,38 @@ def retrain(
     raise typer.Exit(out.code)
 
 
+@app.command()
+def dashboard(
+    port: Optional[int] = typer.Option(None, help="port (default: dashboards.port, 8501)"),
+    address: Optional[str] = typer.Option(None, help="address to bind (default: dashboards.address, localhost)"),
+    config: Optional[Path] = ConfigOpt,
+):
+    """Serve the monitoring dashboards (Streamlit) on the configured store."""
+    import os
+    import subprocess
+
+    from sqlalchemy.engine import make_url
+
+    import dashboards
+
+    c = _ctx(config)  # a broken config, catalogue or store fails here, with a clear message
+    d = c.cfg.get("dashboards", {})
+    port, address = port or d.get("port", 8501), address or d.get("address", "localhost")
+    env = dict(os.environ)
+    if config:
+        env["ROUTER_CONFIG"] = str(config.resolve())
+    app_file = Path(list(dashboards.__path__)[0]) / "app.py"
+    url = make_url(config_mod.store_url(c.cfg)).render_as_string(hide_password=True)
+    err.print(f"dashboards for {url} on http://{address}:{port} (Ctrl+C stops)")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.port", str(port),
+           "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    try:
+        code = subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
 def main():
     app()
 

@@ -40,15 +40,18 @@ df = ui.named(ctx.catalog, queries.per_department(rep, pm or None), "department"
 worst = st.slider("departments in the chart (worst first)", 5, max(5, len(df)), min(25, max(5, len(df))))
 top = df.head(worst)
 order = list(top["department_name"])
-bars = alt.Chart(top).mark_bar().encode(
-    x=alt.X("f1:Q", title="F1", scale=alt.Scale(domain=[0, 1])),
-    y=alt.Y("department_name:N", sort=order, title=None),
-    color=alt.Color("change:Q", title="change", scale=alt.Scale(scheme="redblue", domainMid=0)),
-    tooltip=["department", "department_name", alt.Tooltip("f1:Q", format=".3f"),
-             alt.Tooltip("previous_f1:Q", format=".3f"), alt.Tooltip("change:Q", format="+.3f"), "support"])
-ticks = alt.Chart(top).mark_tick(color="black", thickness=2).encode(
-    x="previous_f1:Q", y=alt.Y("department_name:N", sort=order))
-st.altair_chart((bars + ticks).properties(height=18 * len(top) + 30), width="stretch")
+y = alt.Y("department_name:N", sort=order, title=None, axis=alt.Axis(labelLimit=240, labelOverlap=False))
+tips = ["department", "department_name", alt.Tooltip("f1:Q", format=".3f"),
+        alt.Tooltip("previous_f1:Q", format=".3f"), alt.Tooltip("change:Q", format="+.3f"), "support"]
+f1 = (alt.Chart(top).mark_bar(color="#4c78a8").encode(
+          x=alt.X("f1:Q", title="F1", scale=alt.Scale(domain=[0, 1])), y=y, tooltip=tips)
+      + alt.Chart(top).mark_tick(color="black", thickness=2).encode(x="previous_f1:Q", y=y))
+change = alt.Chart(top).mark_bar().encode(
+    x=alt.X("change:Q", title="change vs previous"), y=alt.Y("department_name:N", sort=order, axis=None),
+    color=alt.condition("datum.change < 0", alt.value("#d62728"), alt.value("#2ca02c")), tooltip=tips)
+h = 22 * len(top)
+st.altair_chart(alt.hconcat(f1.properties(width=520, height=h), change.properties(width=200, height=h)),
+                width="content")
 st.caption("Bars: F1 of the current model; black ticks: F1 of the previous version.")
 st.dataframe(df, hide_index=True, column_config={
     "f1": st.column_config.NumberColumn("F1", format="%.3f"),

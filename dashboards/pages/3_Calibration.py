@@ -29,12 +29,13 @@ else:
     c1.caption(f"{cur['version']}, {rep.get('n', '?')} held-out tickets")
     diag = alt.Chart(pd.DataFrame({"x": [0, 1], "y": [0, 1]})).mark_line(
         strokeDash=[4, 4], color="gray").encode(x="x:Q", y="y:Q")
-    pts = alt.Chart(rel).mark_line(point=alt.OverlayMarkDef(filled=True)).encode(
-        x=alt.X("confidence:Q", title="mean confidence", scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
-        size=alt.Size("count:Q", title="tickets"),
-        tooltip=[alt.Tooltip("lo:Q", format=".1f"), alt.Tooltip("hi:Q", format=".1f"), "count",
-                 alt.Tooltip("confidence:Q", format=".3f"), alt.Tooltip("accuracy:Q", format=".3f")])
+    xy = dict(x=alt.X("confidence:Q", title="mean confidence", scale=alt.Scale(domain=[0, 1])),
+              y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])))
+    tips = [alt.Tooltip("lo:Q", format=".1f"), alt.Tooltip("hi:Q", format=".1f"), "count",
+            alt.Tooltip("confidence:Q", format=".3f"), alt.Tooltip("accuracy:Q", format=".3f")]
+    pts = (alt.Chart(rel).mark_line().encode(**xy)
+           + alt.Chart(rel).mark_circle(opacity=0.8).encode(
+               **xy, size=alt.Size("count:Q", title="tickets", scale=alt.Scale(range=[40, 400])), tooltip=tips))
     c2.altair_chart((diag + pts).properties(height=320), width="stretch")
 
 st.subheader("Confidences of one day's predictions")
