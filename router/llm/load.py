@@ -1,0 +1,103 @@
+"""Load a causal LM and its tokenizer: 4-bit NF4 on CUDA, unquantized on CPU, LoRA and GGUF optional.
+
+    model, tokenizer = load_model("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B")           # CUDA: NF4
+    model, tokenizer = load_model("/models/base", adapter="/models/v3/adapter")        # + LoRA
+    model, tokenizer = load_model("/models/smol", gguf_file="SmolLM2.Q4_1.gguf")       # GGUF
+    model, tokenizer = load_model(path, device="cpu")                                  # tests
+
+The signature is stable: training (training/sft.py) loads its base model through it too.
+Problems a user can fix (no such model, no adapter, no GPU, no bitsandbytes) raise LoadError
+with a message naming the problem; the CLI prints it without a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from router.llm import LoadError
+
+DEFAULT_BASE = "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
+__all__ = ["load_model", "pick_device", "quantization", "LoadError", "DEFAULT_BASE"]
+
+
+def pick_device(device: str = "auto") -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise LoadError(f"device {device!r} asked for, but no CUDA GPU is visible "
+                        "(check nvidia-smi, CUDA_VISIBLE_DEVICES, and that torch is a CUDA build)")
+    return device
+
+
+def quantization(quantize: bool = True):
+    """4-bit NF4 with double quantization and bf16 compute (QLoRA's recipe); None to load as is."""
+    if not quantize:
+        return None
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise LoadError("4-bit loading needs bitsandbytes: pip install bitsandbytes "
+                        "(or load unquantized with quantize=False)") from None
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)
+
+
+def _check_source(model_id: str, gguf_file: str | None) -> None:
+    p = Path(model_id).expanduser()
+    if not (p.exists() or model_id.startswith((".", "/", "~"))):
+        return  # a hub id: transformers reports a missing one itself, we re-word it below
+    if not p.is_dir():
+        raise LoadError(f"model folder {p} does not exist")
+    if gguf_file and not (p / gguf_file).exists():
+        raise LoadError(f"GGUF file {p / gguf_file} does not exist")
+    if not gguf_file and not (p / "config.json").exists():
+        ggufs = sorted(x.name for x in p.glob("*.gguf"))
+        hint = f" (it holds {', '.join(ggufs)}: pass gguf_file)" if ggufs else ""
+        raise LoadError(f"{p} is not a Hugging Face model folder: no config.json{hint}")
+
+
+def load_model(model_id: str = DEFAULT_BASE, adapter: str | Path | None = None, gguf_file: str | None = None,
+               device: str = "auto", quantize: bool | None = None, dtype: torch.dtype | None = None,
+               trainable: bool = False):
+    """(model, tokenizer) ready for inference (eval mode), or for training with `trainable=True`.
+
+    model_id   Hugging Face id or local folder
+    adapter    optional LoRA adapter folder (peft), applied on top
+    gguf_file  file name inside the `model_id` folder, for GGUF checkpoints (dequantized on load)
+    device     "auto" (CUDA if present), "cuda", "cuda:1", "cpu"
+    quantize   NF4 4-bit; default: on CUDA yes, on CPU no (bitsandbytes 4-bit needs a GPU)
+    dtype      weights' dtype when not quantized; default bf16 on CUDA, float32 on CPU
+    trainable  leave the adapter's weights trainable (for continued fine-tuning)
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = pick_device(device)
+    cuda = device.startswith("cuda")
+    quantize = cuda if quantize is None else quantize
+    if quantize and not cuda:
+        raise LoadError("4-bit (NF4) loading needs a CUDA GPU; on CPU load unquantized (quantize=False)")
+    dtype = dtype or (torch.bfloat16 if cuda else torch.float32)
+    model_id = str(model_id)
+    _check_source(model_id, gguf_file)
+    if adapter is not None and not (Path(adapter) / "adapter_config.json").exists():
+        raise LoadError(f"LoRA adapter {adapter} not found (no adapter_config.json there)")
+    kw = {"gguf_file": gguf_file} if gguf_file else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_id, **kw)
+        model = AutoModelForCausalLM.from_pretrained(
+            model_id, dtype=dtype, quantization_config=quantization(quantize),
+            device_map={"": device}, **kw)
+    except OSError as e:  # missing repo/files, no network
+        raise LoadError(f"cannot load model {model_id!r}: {str(e).splitlines()[0]}") from None
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.train(trainable)
+    return model, tokenizer

@@ -1,0 +1,214 @@
+"""LLMClassifier: the LLM router behind the common Classifier interface.
+
+    clf = LLMClassifier(classes=catalog.ids, cfg=cfg, catalog=catalog)      # zero-shot: no adapter
+    proba = clf.predict_proba(texts)     # exact label scoring, softmax(log P(label) / temperature)
+    clf.calibrate(held_texts, held_labels)   # fits the temperature, returns ECE before/after
+    clf.fit(texts, labels)               # QLoRA fine-tuning through training/sft.py
+    clf.save(folder); LLMClassifier.load(folder)
+
+A saved version is meta.json (kind "llm", base model, adapter, temperature, classes, labels,
+prompt template and the departments' names and duties as trained) plus adapter/ when fine-tuned.
+The weights are loaded on first use, so listing or registering versions stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from router.calibration import ece, fit_temperature, softmax
+from router.catalog import Catalog, Department
+from router.classifier import Classifier
+
+PROGRESS_MIN = 256   # show a progress bar from this many tickets on
+
+
+def _section(cfg, name: str) -> dict:
+    return dict(cfg.get(name, {})) if cfg is not None else {}
+
+
+def _default_llm() -> dict:
+    import tomllib
+
+    return tomllib.loads((Path(__file__).parents[1] / "defaults.toml").read_text())["llm"]
+
+
+class LLMClassifier(Classifier):
+    kind = "llm"
+
+    def __init__(self, classes: Sequence[str] | None = None, cfg=None, catalog: Catalog | None = None,
+                 base: str | None = None, adapter: str | Path | None = None, gguf_file: str | None = None,
+                 template: dict | None = None, temperature: float | None = None, decode: str | None = None,
+                 device: str | None = None, batch_size: int | None = None, quantize=None):
+        if catalog is None:
+            raise ValueError("the LLM router needs the department catalogue (names and duties) for its prompt")
+        llm = {**_default_llm(), **_section(cfg, "llm")}
+        self.catalog = catalog
+        self.classes_ = np.array(list(classes) if classes is not None else catalog.ids, dtype=object)
+        self.base = str(base or llm["base"])
+        self.gguf_file = gguf_file or llm.get("gguf_file") or None
+        self.adapter = str(adapter) if adapter else None
+        from router.llm.prompt import default_template
+
+        self.template = {**default_template(), **_section(cfg, "prompt"), **(template or {})}
+        self.temperature = float(temperature if temperature is not None else llm.get("temperature", 1.0))
+        self.decode = decode or llm.get("decode", "score")
+        if self.decode not in ("score", "generate"):
+            raise ValueError(f"decode must be 'score' or 'generate', not {self.decode!r}")
+        self.device = device or llm.get("device", "auto")
+        q = llm.get("quantize", "auto") if quantize is None else quantize
+        self.quantize = None if q in ("auto", None) else bool(q)
+        self.batch_size = int(batch_size or llm.get("batch_size", 32))
+        self.cfg = cfg
+        self._model = self._tokenizer = self._prompt = self._scorer = None
+
+    # -- the model, loaded on first use -------------------------------------------------------
+    def _load(self):
+        if self._model is None:
+            from router.llm.load import load_model
+            from router.llm.prompt import build_prompt
+
+            self._model, self._tokenizer = load_model(self.base, adapter=self.adapter, gguf_file=self.gguf_file,
+                                                      device=self.device, quantize=self.quantize)
+            self._prompt = build_prompt(self._tokenizer, self.catalog, self.template, list(self.classes_))
+        return self._model
+
+    @property
+    def prompt(self):
+        self._load()
+        return self._prompt
+
+    @property
+    def labels(self) -> list[str]:
+        return self.prompt.labels
+
+    def _progress(self, n: int, what: str):
+        """(advance, close) for a rich progress bar on stderr when the work is long."""
+        if n < PROGRESS_MIN:
+            return None, lambda: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        p = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                     console=Console(stderr=True), transient=True)
+        task = p.add_task(what, total=n)
+        p.start()
+        return (lambda k: p.advance(task, k)), p.stop
+
+    # -- scoring ---------------------------------------------------------------------------------
+    def logprobs(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, n_classes) log P(label | ticket) by exact scoring (before temperature)."""
+        from router.llm.score import Scorer
+
+        texts = list(texts)
+        model = self._load()
+        if self._scorer is None:
+            self._scorer = Scorer(model, self._prompt)
+        advance, close = self._progress(len(texts), "scoring tickets")
+        try:
+            return self._scorer.logprobs(texts, self.batch_size, advance)
+        finally:
+            close()
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, len(self.classes_)))
+        if self.decode == "generate":
+            return self._generated_proba(texts)
+        return softmax(self.logprobs(texts), self.temperature)
+
+    def generate(self, texts: Sequence[str], batch_size: int | None = None) -> tuple[list[str], np.ndarray]:
+        """(department ids, constrained probability of each) by outlines-constrained greedy decoding."""
+        from router.llm.generate import generate_labels
+
+        model = self._load()
+        advance, close = self._progress(len(texts), "generating labels")
+        try:
+            labels, p = generate_labels(model, self._prompt, list(texts), batch_size or 1, advance)
+        finally:
+            close()
+        by_label = dict(zip(self._prompt.labels, self._prompt.classes))
+        return [by_label[x] for x in labels], p
+
+    def _generated_proba(self, texts: list[str]) -> np.ndarray:
+        """One-label answers as rows: the generated department gets its constrained probability,
+        the rest is spread evenly (generation ranks nothing else; use decode 'score' for that)."""
+        ids, p = self.generate(texts)
+        k = len(self.classes_)
+        out = np.tile(((1 - p) / max(k - 1, 1))[:, None], (1, k))
+        col = {c: i for i, c in enumerate(self.classes_)}
+        out[np.arange(len(ids)), [col[d] for d in ids]] = p
+        return out
+
+    # -- learning ----------------------------------------------------------------------------------
+    def calibrate(self, texts: Sequence[str], labels: Sequence[str]) -> dict:
+        """Fit the temperature on held-out labeled tickets; returns ECE (and NLL) before and after."""
+        col = {c: i for i, c in enumerate(self.classes_)}
+        keep = [i for i, y in enumerate(labels) if y in col]
+        if not keep:
+            raise ValueError("calibration needs held-out tickets labeled with known departments")
+        logp = self.logprobs([texts[i] for i in keep])
+        y = np.array([col[labels[i]] for i in keep])
+        before = softmax(logp, self.temperature)
+        t = fit_temperature(logp, y)
+        after = softmax(logp, t)
+        nll = lambda p: float(-np.log(p[np.arange(len(y)), y] + 1e-12).mean())  # noqa: E731
+        report = {"n": len(y), "temperature_before": self.temperature, "temperature": t,
+                  "ece_before": ece(before, y), "ece_after": ece(after, y),
+                  "nll_before": nll(before), "nll_after": nll(after)}
+        self.temperature = t
+        return report
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> "LLMClassifier":
+        """QLoRA fine-tuning on (ticket, department) pairs via training/sft.py; the adapter replaces any old one."""
+        try:
+            from training.sft import finetune
+        except ImportError as e:
+            raise NotImplementedError(f"LLM fine-tuning needs training/sft.py (issue 4): {e}") from None
+        self._work = Path(tempfile.mkdtemp(prefix="router-llm-"))
+        adapter = finetune(self.base, list(texts), list(labels), self.catalog, self.cfg, self._work,
+                           gguf_file=self.gguf_file, classes=list(self.classes_))
+        self.adapter = str(adapter)
+        self._model = self._tokenizer = self._prompt = self._scorer = None
+        return self
+
+    # -- persistence -------------------------------------------------------------------------------
+    def save(self, folder) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        adapter = None
+        if self.adapter:
+            src, adapter = Path(self.adapter), "adapter"
+            if src.resolve() != (folder / adapter).resolve():
+                shutil.copytree(src, folder / adapter, dirs_exist_ok=True)
+        depts = [{"id": c, "name": self.catalog.name(c),
+                  "duties": self.catalog.by_id[c].duties if c in self.catalog.by_id else ""} for c in self.classes_]
+        labels = self._prompt.labels if self._prompt is not None else None
+        meta = {"kind": self.kind, "base": self.base, "gguf_file": self.gguf_file, "adapter": adapter,
+                "temperature": self.temperature,
+                "classes": list(self.classes_), "labels": labels, "template": self.template,
+                "city": self.catalog.city, "departments": depts}
+        (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
+
+    @classmethod
+    def load(cls, folder, cfg=None, device: str | None = None) -> "LLMClassifier":
+        """A saved version. What the model is comes from meta.json; how to run it ([llm] device,
+        quantize, batch_size, decode) from `cfg`, by default the current config."""
+        if cfg is None:
+            from router import config
+
+            cfg = config.load()
+        folder = Path(folder)
+        meta = json.loads((folder / "meta.json").read_text())
+        catalog = Catalog([Department(d["id"], d["name"], d["duties"]) for d in meta["departments"]],
+                          city=meta.get("city", ""))
+        return cls(classes=meta["classes"], cfg=cfg, catalog=catalog, base=meta["base"],
+                   adapter=folder / meta["adapter"] if meta.get("adapter") else None,
+                   gguf_file=meta.get("gguf_file"), template=meta.get("template"),
+                   temperature=meta.get("temperature", 1.0), device=device)
