@@ -231,7 +231,6 @@ def dashboard(
 ):
     """Serve the monitoring dashboards (Streamlit) on the configured store."""
     import os
-    import subprocess
 
     from sqlalchemy.engine import make_url
 
@@ -247,12 +246,10 @@ def dashboard(
     url = make_url(config_mod.store_url(c.cfg)).render_as_string(hide_password=True)
     err.print(f"dashboards for {url} on http://{address}:{port} (Ctrl+C stops)")
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.port", str(port),
-           "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    try:
-        code = subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        code = 0
-    raise typer.Exit(code)
+           "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--server.fileWatcherType", "none"]
+    sys.stdout.flush()
+    os.execve(sys.executable, cmd, env)  # streamlit takes over this process: signals reach it directly
 
 
 def main():

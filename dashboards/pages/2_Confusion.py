@@ -21,13 +21,14 @@ if rep is None or "confusion" not in rep:
 
 cells = ui.named(ctx.catalog, queries.confusion_cells(rep), "true", "predicted")
 order = [ctx.catalog.name(d) for d in rep["confusion"]["labels"]]
+axis = alt.Axis(labelFontSize=9, labelOverlap=False, labelLimit=150)
 heat = alt.Chart(cells).mark_rect().encode(
-    x=alt.X("predicted_name:N", sort=order, title="predicted", axis=alt.Axis(labelFontSize=10, labelOverlap=False, labelLimit=160)),
-    y=alt.Y("true_name:N", sort=order, title="true", axis=alt.Axis(labelFontSize=10, labelOverlap=False, labelLimit=160)),
+    x=alt.X("predicted_name:N", sort=order, title="predicted", axis=axis),
+    y=alt.Y("true_name:N", sort=order, title="true", axis=axis),
     color=alt.Color("share:Q", title="share of true", scale=alt.Scale(scheme="blues", domain=[0, 1])),
     tooltip=["true", "true_name", "predicted", "predicted_name", "tickets",
              alt.Tooltip("share:Q", format=".1%")])
-size = max(400, 14 * len(order))
+size = max(400, 12 * len(order))
 st.altair_chart(heat.properties(width=size, height=size), width="content")
 st.caption(f"Held-out test set of {cur['version']} ({rep.get('n', '?')} tickets), rows normalised.")
 

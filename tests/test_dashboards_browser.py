@@ -1,0 +1,107 @@
+"""The dashboards served by `router dashboard`, opened page by page in headless Chromium.
+
+Each page must finish rendering without an exception and show its title and charts; a
+full-page screenshot of each goes to $ROUTER_TEST_ARTIFACTS/dashboards when set, else
+tests/artifacts/dashboards/ (git-ignored). Chromium is /usr/bin/chromium (Debian package
+`chromium`; fonts-noto-cjk for the department names): missing, the test fails in CI and is
+skipped on a developer machine (env CI unset).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from dashboards import seed
+from router import ROOT, config
+from router.store import connect
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PAGES = [("overview", "Ticket router dashboards", 0), ("f1", "Per-department F1", 2),
+         ("confusion", "Confusion", 1), ("calibration", "Calibration", 2), ("queue", "Review queue", 3),
+         ("drift", "Drift", 2), ("history", "Model history", 2)]  # url path, title, charts
+
+
+def artifacts() -> Path:
+    base = os.environ.get("ROUTER_TEST_ARTIFACTS")
+    out = Path(base) / "dashboards" if base else ROOT / "tests" / "artifacts" / "dashboards"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(cfg, engine, catalog, tmp_path):
+    """`router dashboard` on a free port over a seeded store (env from the `home` fixture)."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: CI must install the Debian package chromium")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    seed.demo(engine, cfg, catalog, n=3000)
+    port = free_port()
+    log = open(tmp_path / "dashboard.log", "w")
+    proc = subprocess.Popen([sys.executable, "-c", "from router.cli import app; app()", "dashboard",
+                             "--port", str(port), "--address", "127.0.0.1"],
+                            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("router dashboard did not start: " + (tmp_path / "dashboard.log").read_text()[-2000:])
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+    said = "".join((tmp_path / "dashboard.log").read_text().split())  # rich wraps long lines
+    assert f"dashboardsforsqlite:///{cfg.paths.home}/router.dbonhttp://127.0.0.1:" in said
+
+
+def test_every_page_renders_in_chromium(served, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    out = artifacts()
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
+                                                   args=FLAGS, headless=True,
+                                                   viewport={"width": 1600, "height": 900})
+        try:
+            page = ctx.new_page()
+            for path, title, n_charts in PAGES:
+                page.set_viewport_size({"width": 1600, "height": 900})
+                page.goto(f"{served}/{path}")
+                page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']",
+                                       timeout=60_000)
+                page.get_by_role("heading", name=title).first.wait_for(timeout=30_000)
+                if n_charts:
+                    page.wait_for_function(
+                        f"document.querySelectorAll('.vega-embed canvas, .vega-embed svg').length >= {n_charts}",
+                        timeout=30_000)
+                page.wait_for_timeout(500)
+                assert page.locator("[data-testid='stException']").count() == 0, path
+                height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+                page.set_viewport_size({"width": 1600, "height": min(max(900, height + 40), 8000)})
+                page.wait_for_timeout(300)
+                page.screenshot(path=str(out / f"{path}.png"), full_page=True)
+                assert (out / f"{path}.png").stat().st_size > 20_000
+        finally:
+            ctx.close()
