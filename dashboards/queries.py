@@ -165,7 +165,8 @@ def last_prediction_at(engine) -> datetime | None:
 
 def confidence_histogram(engine, start: datetime, end: datetime, bins: int = 20) -> pd.DataFrame:
     """Counts of prediction confidences in [start, end), in `bins` equal-width bins."""
-    b = cast(Prediction.confidence * bins, Integer)
+    scaled = Prediction.confidence * bins  # CAST truncates in SQLite, rounds in PostgreSQL
+    b = cast(scaled if engine.dialect.name == "sqlite" else func.floor(scaled), Integer)
     stmt = (select(b.label("b"), func.count()).where(Prediction.created_at >= start,
                                                      Prediction.created_at < end).group_by(b))
     n = np.zeros(bins, dtype=int)

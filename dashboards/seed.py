@@ -150,6 +150,10 @@ def seed_tickets(engine, catalog: Catalog, n: int, version: str, *, days: int = 
             totals[key] += len(rows)
         if progress:
             progress.advance(task, m)
+    if engine.dialect.name == "postgresql":  # explicit ids leave the id sequence behind
+        with engine.begin() as c:
+            c.exec_driver_sql("SELECT setval(pg_get_serial_sequence('prediction', 'id'), "
+                              "(SELECT MAX(id) FROM prediction))")
     return totals
 
 

@@ -4,6 +4,7 @@ the SQL aggregations agree with counts done the slow way."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -201,3 +202,30 @@ def test_wilson_and_js_divergence():
     a = pd.Series({"x": 5, "y": 5})
     assert queries.js_divergence(a, a * 3) == pytest.approx(0)
     assert queries.js_divergence(pd.Series({"x": 1}), pd.Series({"y": 4})) == pytest.approx(1)
+
+
+def test_pages_on_postgresql(tmp_path, monkeypatch, catalog):
+    """The same aggregations on PostgreSQL (date(), CAST/floor, booleans)."""
+    url = os.environ.get("ROUTER_TEST_PG_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide PostgreSQL (ROUTER_TEST_PG_URL); see .ci/run")
+        pytest.skip("no PostgreSQL: set ROUTER_TEST_PG_URL")
+    from sqlmodel import SQLModel
+
+    monkeypatch.setenv("ROUTER_PATHS__HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ROUTER_STORE__URL", url)
+    monkeypatch.delenv("ROUTER_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    engine = connect(url)
+    with engine.begin() as c:  # a clean slate each run
+        for t in reversed(SQLModel.metadata.sorted_tables):
+            c.execute(t.delete())
+    seed.demo(engine, config.load(), catalog, n=1500)
+    for page in PAGES:
+        at = render(page)
+        assert not at.info or page == PAGES[2], [i.value for i in at.info]
+    hist = queries.confidence_histogram(engine, now() - timedelta(days=400), now() + timedelta(days=1))
+    with Session(engine) as s:
+        conf = list(s.exec(select(Prediction.confidence)))
+    assert hist["tickets"].tolist() == np.histogram(conf, bins=20, range=(0, 1))[0].tolist()

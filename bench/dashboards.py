@@ -1,0 +1,122 @@
+"""Dashboard render times on a store with 1,000,000 routed tickets.
+
+Seeds a SQLite store (dashboards.seed: two model versions with reports; tickets over 365
+days with their predictions, queue items and labels, bulk-inserted), then renders every page
+with Streamlit's AppTest: `runs` times with the query cache cleared (cold: every SQL
+aggregation runs) and once more with it warm. The time is the whole script run - queries,
+pandas, Altair chart specs - not the browser's drawing. Target: every page <= 2 s cold.
+
+Writes bench/results/dashboards.json and prints a table.
+    python bench/dashboards.py [--tickets 1000000] [--runs 5] [--home /tmp/router-bench-dashboards]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)  # this file is named like the dashboards package it measures
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from router import ROOT
+
+PAGES = ["pages/0_Overview.py", "pages/1_F1_by_department.py", "pages/2_Confusion.py",
+         "pages/3_Calibration.py", "pages/4_Review_queue.py", "pages/5_Drift.py",
+         "pages/6_Model_history.py"]
+TARGET_S = 2.0
+
+
+def seed_store(home: Path, tickets: int, console: Console) -> dict:
+    from dashboards import seed
+    from router import config
+    from router.catalog import load_catalog
+    from router.store import connect
+
+    cfg = config.load()
+    engine = connect(config.store_url(cfg))
+    catalog = load_catalog(config.resolve(cfg.paths.catalog))
+    t = time.perf_counter()
+    versions = seed.make_versions(engine, cfg, catalog)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console) as progress:
+        totals = seed.seed_tickets(engine, catalog, tickets, versions[-1], days=365,
+                                   threshold=float(cfg.classify.threshold), progress=progress)
+    with engine.begin() as c:
+        c.exec_driver_sql("ANALYZE")  # planner statistics, as a long-running store would have
+    return {**totals, "seconds": round(time.perf_counter() - t, 1)}
+
+
+def render_times(runs: int) -> dict:
+    import streamlit as st
+    from streamlit import logger
+    from streamlit.testing.v1 import AppTest
+
+    logger.set_log_level("error")
+
+    app = str(ROOT / "dashboards" / "app.py")
+    out = {}
+    for page in PAGES:
+        cold = []
+        for _ in range(runs + 1):
+            st.cache_data.clear()
+            at = AppTest.from_file(app, default_timeout=120)
+            at.switch_page(page)
+            t = time.perf_counter()
+            at.run()
+            cold.append(time.perf_counter() - t)
+            if at.exception:
+                raise RuntimeError(f"{page}: {at.exception[0].value}")
+        cold = cold[1:]  # the first run also imports modules and reads the catalogue
+        t = time.perf_counter()
+        at.run()
+        warm = time.perf_counter() - t
+        out[Path(page).stem] = {"cold_p50_s": round(statistics.median(cold), 3), "cold_max_s": round(max(cold), 3),
+                                "warm_s": round(warm, 3), "runs": runs}
+    return out
+
+
+def main(tickets: int = typer.Option(1_000_000, help="tickets to seed"),
+         runs: int = typer.Option(5, help="cold renders per page"),
+         home: Path = typer.Option(Path("/tmp/router-bench-dashboards"), help="state folder (its store is reused)"),
+         out: Path = typer.Option(ROOT / "bench" / "results" / "dashboards.json")):
+    console = Console()
+    os.environ["ROUTER_PATHS__HOME"] = str(home)
+    os.environ.pop("ROUTER_STORE__URL", None)
+    db = home / "router.db"
+    marker = home / "seeded.json"
+    if marker.exists() and json.loads(marker.read_text()).get("tickets") == tickets:
+        seeded = json.loads(marker.read_text())
+        console.print(f"reusing the seeded store {db}")
+    else:
+        for f in home.glob("router.db*"):
+            f.unlink()
+        seeded = seed_store(home, tickets, console)
+        marker.write_text(json.dumps(seeded))
+    pages = render_times(runs)
+    res = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores",
+           "store": {"engine": "sqlite", "size_mb": round(db.stat().st_size / 2**20), **seeded},
+           "target_s": TARGET_S, "pages": pages,
+           "all_within_target": all(p["cold_max_s"] <= TARGET_S for p in pages.values())}
+    out.write_text(json.dumps(res, indent=1))
+    t = Table(title=f"dashboard renders (AppTest), {seeded['tickets']:,} tickets, {res['store']['size_mb']} MB SQLite")
+    for col in ("page", "cold p50 s", "cold max s", "warm s", f"<= {TARGET_S} s"):
+        t.add_column(col, justify="left" if col == "page" else "right")
+    for name, p in pages.items():
+        t.add_row(name, f"{p['cold_p50_s']:.3f}", f"{p['cold_max_s']:.3f}", f"{p['warm_s']:.3f}",
+                  "yes" if p["cold_max_s"] <= TARGET_S else "[red]no[/red]")
+    console.print(t)
+    console.print(f"written {out}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
