@@ -252,6 +252,37 @@ def dashboard(
     os.execve(sys.executable, cmd, env)  # streamlit takes over this process: signals reach it directly
 
 
+@app.command()
+def label(
+    port: Optional[int] = typer.Option(None, help="port (default: labeling.port, 8502)"),
+    address: Optional[str] = typer.Option(None, help="address to bind (default: labeling.address, localhost)"),
+    config: Optional[Path] = ConfigOpt,
+):
+    """Serve the labeling app (Streamlit): dispatchers work the review queue in the browser.
+    A password is asked when ROUTER_LABELING__PASSWORD is set."""
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    import labeling
+
+    c = _ctx(config)  # a broken config, catalogue or store fails here, with a clear message
+    lab = c.cfg.get("labeling", {})
+    port, address = port or lab.get("port", 8502), address or lab.get("address", "localhost")
+    env = dict(os.environ)
+    if config:
+        env["ROUTER_CONFIG"] = str(config.resolve())
+    env["ROUTER_STORE__URL"] = config_mod.store_url(c.cfg)  # the same store, whatever the app's cwd
+    app_file = Path(list(labeling.__path__)[0]) / "app.py"
+    url = make_url(env["ROUTER_STORE__URL"]).render_as_string(hide_password=True)
+    locked = " (password required)" if env.get("ROUTER_LABELING__PASSWORD") or lab.get("password") else ""
+    err.print(f"labeling app for {url} on http://{address}:{port}{locked} (Ctrl+C stops)")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.port", str(port),
+           "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--client.toolbarMode", "viewer"]
+    os.execve(sys.executable, cmd, env)  # streamlit takes over this process: signals reach it directly
+
+
 def main():
     app()
 
