@@ -15,23 +15,25 @@ from datetime import datetime, timedelta
 
 import numpy as np
 from sqlalchemy import func, insert, select
+from sqlmodel import Session
 
 from router import config, registry
 from router.catalog import Catalog
-from router.store import Label, ModelVersion, Prediction, QueueItem, Ticket, now
+from router.store import Label, ModelEvent, ModelVersion, Prediction, QueueItem, Ticket, now
 from training import evaluate
 
 REVIEWERS = ["wang.li", "zhang.wei", "chen.jing", "liu.yang", "zhao.min"]
 
 
 def _proba(y: np.ndarray, k: int, accuracy: float, rng: np.random.Generator) -> np.ndarray:
-    """Predicted probabilities that are right about `accuracy` of the time, mostly confusing each
-    class with its neighbour, and over-confident like an uncalibrated model."""
+    """Held-out probabilities: the boosted class is the truth `accuracy` of the time, else mostly
+    the next department; a noisy runner-up sometimes overtakes it; confidences spread widely."""
     n = len(y)
     pred = np.where(rng.random(n) < accuracy, y, np.where(rng.random(n) < 0.6, (y + 1) % k,
                                                             rng.integers(0, k, n)))
-    proba = rng.dirichlet(np.full(k, 0.3), n) * 0.2
-    proba[np.arange(n), pred] += rng.beta(6, 2, n) + 0.3
+    proba = rng.dirichlet(np.full(k, 0.3), n)
+    proba[np.arange(n), pred] += rng.gamma(1.5, 1.2, n) + 0.05
+    proba[np.arange(n), (pred + 3) % k] += rng.gamma(1.0, 0.4, n)  # a runner-up, sometimes ahead
     return proba / proba.sum(axis=1, keepdims=True)
 
 
@@ -43,7 +45,7 @@ def make_versions(engine, cfg, catalog: Catalog, per_department: int = 10, seed:
     classes = catalog.ids
     y = np.repeat(np.arange(len(classes)), per_department)
     out, prev = [], None
-    for i, accuracy in enumerate((0.7, 0.8)):
+    for i, accuracy in enumerate((0.75, 0.88)):
         version = f"baseline-20260101-00000{i}-000"
         folder = config.home(cfg) / "models" / version
         rep = evaluate.report(_proba(y, len(classes), accuracy, rng), [classes[j] for j in y], classes, catalog)
@@ -54,7 +56,7 @@ def make_versions(engine, cfg, catalog: Catalog, per_department: int = 10, seed:
             version=version, kind="baseline", path=str(folder.resolve()), status="candidate",
             data_snapshot={"source": "synthetic", "n_train": 9 * len(y), "n_test": len(y)},
             config=dict(cfg.baseline), metrics=evaluate.summary(rep),
-            created_at=now() - timedelta(days=30 - 20 * i)))
+            created_at=now() - timedelta(days=30 - 18 * i)))
         out.append(version)
         prev = rep
     v1, v2 = out
@@ -63,6 +65,16 @@ def make_versions(engine, cfg, catalog: Catalog, per_department: int = 10, seed:
     registry.promote(engine, v2, "macro-F1 up on the fixed held-out set")
     registry.rollback(engine, "dispatchers reported misrouted noise complaints")
     registry.promote(engine, v2, "re-promoted after checking the noise complaints")
+    with Session(engine) as s:  # spread the history over the days after training, oldest first
+        start = now() - timedelta(days=10)
+        for i, ev in enumerate(s.scalars(select(ModelEvent).order_by(ModelEvent.id)).all()):
+            ev.created_at = start + timedelta(days=2 * i, hours=9)
+            s.add(ev)
+        for v in s.scalars(select(ModelVersion)).all():
+            v.promoted_at = max(e.created_at for e in s.scalars(select(ModelEvent).where(
+                ModelEvent.version == v.version, ModelEvent.action != "kept_candidate")).all())
+            s.add(v)
+        s.commit()
     return out
 
 

@@ -44,7 +44,7 @@ top = mix.head(n)
 long = top.melt(["department", "department_name"], ["recent_share", "training_share"], "mix", "share")
 long["mix"] = long["mix"].map({"recent_share": f"last {days} days", "training_share": "training data"})
 st.altair_chart(alt.Chart(long).mark_bar().encode(
-    y=alt.Y("department_name:N", sort=list(top["department_name"]), title=None),
+    y=alt.Y("department_name:N", sort=list(top["department_name"]), title=None, axis=alt.Axis(labelLimit=240)),
     x=alt.X("share:Q", axis=alt.Axis(format="%")), yOffset="mix:N", color=alt.Color("mix:N", title=None),
     tooltip=["department", "department_name", "mix", alt.Tooltip("share:Q", format=".2%")]
 ).properties(height=34 * len(top) + 30), width="stretch")

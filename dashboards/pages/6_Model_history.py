@@ -18,7 +18,7 @@ table = pd.DataFrame([{"version": v["version"], "kind": v["kind"], "status": v["
                        "accuracy": v["metrics"].get("accuracy"), "macro_f1": v["metrics"].get("macro_f1"),
                        "ece": v["metrics"].get("ece"), "train_tickets": v["data_snapshot"].get("n_train"),
                        "test_tickets": v["data_snapshot"].get("n_test")} for v in vs])
-cols = st.columns(4)
+cols = st.columns([3, 1, 1, 1])
 cur = table[table["status"] == "current"]
 cols[0].metric("current", cur["version"].iloc[0] if len(cur) else "none")
 cols[1].metric("versions", len(table))
