@@ -36,8 +36,10 @@ class Strategy:
     def scores(self, proba: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def query(self, proba: np.ndarray, n: int, features=None, rng=None) -> np.ndarray:
-        """Indices of the `n` rows to label, best first."""
+    def query(self, proba: np.ndarray, n: int, features=None, rng=None, labeled=None) -> np.ndarray:
+        """Indices of the `n` rows to label, best first. `features`: one L2-normalised row per
+        row of `proba` (see `featurize`); `labeled`: the same for already labeled tickets;
+        both used by the diversity-aware strategies only."""
         return np.argsort(-self.scores(proba), kind="stable")[:n]
 
     def __repr__(self) -> str:
@@ -134,6 +136,41 @@ class Diverse(Strategy):
         return f"Diverse({self.base!r}, similarity={self.similarity}, pool={self.pool})"
 
 
+class ClassBalanced(Strategy):
+    """A base strategy's picks, at most `share * n / classes` per predicted department, so a
+    batch covers many confusable pairs instead of piling onto one (topped up from the rest
+    of the base's order when too few departments are uncertain)."""
+    name = "balanced"
+
+    def __init__(self, base: Strategy | None = None, share: float = 2.0, pool: int = 4):
+        self.base = base or Margin()
+        self.share = share
+        self.pool = pool
+        self.name = f"balanced_{self.base.name}"
+
+    def scores(self, proba):
+        return self.base.scores(proba)
+
+    def query(self, proba, n, features=None, rng=None, labeled=None):
+        order = np.asarray(self.base.query(proba, min(len(proba), n * self.pool), features, rng, labeled))
+        cap = max(1, int(np.ceil(self.share * n / proba.shape[1])))
+        pred = proba[order].argmax(axis=1)
+        taken: dict[int, int] = {}
+        keep = np.zeros(len(order), bool)
+        for i, c in enumerate(pred):
+            if taken.get(c, 0) < cap:
+                taken[c] = taken.get(c, 0) + 1
+                keep[i] = True
+                if keep.sum() == n:
+                    break
+        picks = list(order[keep])
+        picks += [j for j in order[~keep]][: n - len(picks)]
+        return np.array(picks[:n], dtype=int)
+
+    def __repr__(self):
+        return f"ClassBalanced({self.base!r}, share={self.share}, pool={self.pool})"
+
+
 def _max_sim(a, b) -> np.ndarray:
     """For each row of `a`, the highest cosine similarity to any row of `b`."""
     s = a @ b.T
@@ -141,7 +178,7 @@ def _max_sim(a, b) -> np.ndarray:
     return s.max(axis=1) if s.shape[1] else np.zeros(a.shape[0])
 
 
-STRATEGIES = {"least_confidence": LeastConfidence, "margin": Margin, "entropy": Entropy,
+STRATEGIES = {"least_confidence": LeastConfidence, "margin": Margin, "entropy": Entropy, "balanced": ClassBalanced,
               "diverse": Diverse, "random": RandomSampling}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -100,3 +102,31 @@ def test_sign_out_releases_the_claim(engine, key):
     at.button(key=key).click().run()
     assert at.text_input[0].label == "姓名"
     assert item(engine, ids["T1"]).claimed_until is None
+
+
+def test_router_label_serves_the_app_on_the_configured_store(engine, home):
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "router.cli", "label", "--port", str(port),
+                             "--address", "127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "COLUMNS": "400"})
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("router label did not serve the app")
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=20)[0]
+    assert f"labeling app for sqlite:///{home}/router.db on http://127.0.0.1:{port}" in out
