@@ -282,14 +282,12 @@ def predicted_daily_mix(engine, start: datetime) -> pd.DataFrame:
 def label_mix(engine, until: datetime | None = None) -> pd.Series:
     """Labels (not undone, with a department) per department, created up to `until`:
     the data a model trained then could learn from."""
-    # GROUP BY an expression: one sequential scan, not a walk of the department index with a
-    # row lookup per label (0.5 s instead of 0.8 s for 325,000 labels in SQLite)
-    dept = func.coalesce(Label.department, "")
-    stmt = select(dept, func.count()).where(Label.undone == False)  # noqa: E712
+    # an index-only scan of ix_label_department_undone_created_at (migration 0003)
+    stmt = select(Label.department, func.count()).where(Label.undone == False)  # noqa: E712
     if until is not None:
         stmt = stmt.where(Label.created_at <= until)
-    counts = dict(_all(engine, stmt.group_by(dept)))
-    counts.pop("", None)  # "no department fits"
+    counts = dict(_all(engine, stmt.group_by(Label.department)))
+    counts.pop(None, None)  # "no department fits"
     return pd.Series(counts, dtype="int64")
 
 

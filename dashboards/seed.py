@@ -174,7 +174,8 @@ MARKUP = "<b>不是HTML</b> **也不是markdown** [链接](http://example.com) �
 
 def demo(engine, cfg, catalog: Catalog, n: int = 3000, days: int = 60, seed: int = 0) -> dict:
     """A small complete store: two versions, `n` routed tickets over `days` days, and one ticket
-    whose text looks like HTML/markdown, in the most-corrected department pair (newest label)."""
+    whose text looks like HTML/markdown, in the pair most corrected in the last 29 days (it gets
+    the newest label)."""
     versions = make_versions(engine, cfg, catalog, seed=seed)
     totals = seed_tickets(engine, catalog, n, versions[-1], days=days,
                           threshold=float(cfg.classify.threshold), seed=seed)
@@ -182,7 +183,8 @@ def demo(engine, cfg, catalog: Catalog, n: int = 3000, days: int = 60, seed: int
         true, predicted, _ = c.execute(
             select(Label.department, Prediction.department, func.count())
             .join(Prediction, Prediction.id == Label.prediction_id)
-            .where(Label.source == "correction").group_by(Label.department, Prediction.department)
+            .where(Label.source == "correction", Label.created_at >= now() - timedelta(days=29))
+            .group_by(Label.department, Prediction.department)
             .order_by(func.count().desc()).limit(1)).one()
     t = now()
     with engine.begin() as c:
