@@ -58,13 +58,17 @@ def classify(
     threshold: Optional[float] = typer.Option(None, help="queue tickets below this confidence"),
     batch_size: Optional[int] = typer.Option(None, help="tickets per batch"),
     resume: bool = typer.Option(False, "--resume", help="skip tickets already in the output (after a crash)"),
+    decode: Optional[str] = typer.Option(None, "--decode", help="LLM models: score (exact probability of every "
+                                         "department, the default) | generate (outlines-constrained label)"),
     config: Optional[Path] = ConfigOpt,
 ):
     """Route a day's tickets with the current model, store the predictions, fill the review queue."""
     from router.classify import classify as run, default_output, default_rejects
+    from router.llm import LoadError
     from router.registry import NoModelError
 
     c = _ctx(config)
+    _llm_env(config, decode)
     output = output or default_output(source)
     rejects = rejects or default_rejects(source, output)
     thr = c.cfg.classify.threshold if threshold is None else threshold
@@ -72,7 +76,7 @@ def classify(
         with _progress() as progress:
             s = run(c.engine, c.catalog, source, output, rejects, thr, batch_size or c.cfg.classify.batch_size,
                     c.cfg.classify.top_k, model, resume, progress)
-    except (TicketFileError, NoModelError) as e:
+    except (TicketFileError, NoModelError, LoadError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
     t = Table(title=f"routed with {s.model_version}", show_lines=False)
@@ -86,6 +90,76 @@ def classify(
               f"rejected {s.rejected}" + (f" -> {rejects}" if s.rejected else "")
               + (f", skipped {s.skipped} already done" if s.skipped else "")
               + f"; {s.rate:.0f} tickets/s" + (f"; output {output}" if output != "-" else ""))
+
+
+def _llm_env(config: Optional[Path], decode: Optional[str]) -> None:
+    """LLM models read their run settings ([llm]) when loaded: pass --config and --decode on."""
+    import os
+
+    if decode is not None:
+        if decode not in ("score", "generate"):
+            err.print(f"[red]error:[/red] --decode must be 'score' or 'generate', not {decode!r}")
+            raise typer.Exit(2)
+        os.environ["ROUTER_LLM__DECODE"] = decode
+    if config is not None:
+        os.environ["ROUTER_CONFIG"] = str(Path(config).resolve())
+
+
+@app.command()
+def zeroshot(
+    base: Optional[str] = typer.Option(None, help="base model id or folder (default [llm] base)"),
+    gguf_file: Optional[str] = typer.Option(None, "--gguf-file", help="a .gguf file inside the --base folder"),
+    calibrate: Optional[str] = typer.Option(None, "--calibrate", help="labeled tickets: half fit the temperature, "
+                                            "half measure accuracy, F1 and ECE"),
+    promote: bool = typer.Option(False, "--promote", help="make it the current model"),
+    config: Optional[Path] = ConfigOpt,
+):
+    """Register the base LLM, with no fine-tuning, as a model version: it routes from the departments'
+    duties alone, so a centre can start on day one without labels."""
+    from router import registry
+    from router.llm import LoadError
+    from router.llm.model import LLMClassifier
+    from router.store import ModelVersion
+    from training import data as data_mod, evaluate
+
+    c = _ctx(config)
+    _llm_env(config, None)
+    try:
+        clf = LLMClassifier(classes=c.catalog.ids, cfg=c.cfg, catalog=c.catalog, base=base, gguf_file=gguf_file)
+        clf.prompt  # loads the model now: a missing model fails here, before anything is registered
+        metrics, snapshot = {}, {"source": "zero-shot"}
+        if calibrate:
+            labeled, rejects = data_mod.from_file(calibrate, c.catalog)
+            if len(labeled) < 4:
+                raise ValueError(f"{calibrate}: need at least 4 labeled tickets to calibrate, found {len(labeled)}")
+            fit_idx, eval_idx = data_mod.split(labeled, 0.5, c.cfg.train.seed)
+            fit, held = labeled.subset(fit_idx), labeled.subset(eval_idx)
+            with err.status(f"fitting the temperature on {len(fit)} labeled tickets"):
+                cal = clf.calibrate(fit.texts, fit.labels)
+            err.print(f"temperature {cal['temperature']:.3f}: ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f} "
+                      f"on the {cal['n']} calibration tickets")
+            with err.status(f"evaluating on {len(held)} held-out tickets"):
+                rep = evaluate.report(clf.predict_proba(held.texts), held.labels, list(clf.classes_), c.catalog)
+            rep["calibration"] = cal
+            metrics = evaluate.summary(rep)
+            snapshot.update({"calibration_file": str(calibrate), "n_calibration": len(fit), "n_test": len(held)})
+    except (LoadError, TicketFileError, ValueError) as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    version = registry.new_version("llm")
+    folder = config_mod.home(c.cfg) / "models" / version
+    clf.save(folder)
+    if calibrate:
+        evaluate.save(rep, folder, f"{version}: zero-shot held-out report")
+    mv = registry.register(c.engine, ModelVersion(
+        version=version, kind="llm", path=str(folder.resolve()), status="candidate", base=clf.base,
+        data_snapshot=snapshot, config=dict(c.cfg.get("llm", {})), metrics=metrics, temperature=clf.temperature))
+    if promote or registry.current(c.engine) is None:
+        registry.promote(c.engine, version, "zero-shot LLM" + (" (first model)" if not promote else ""))
+    err.print(f"registered {version} (zero-shot {clf.base})" + (f": accuracy {metrics['accuracy']:.4f}, "
+              f"macro-F1 {metrics['macro_f1']:.4f}, ECE {metrics['ece']:.4f}" if metrics else "")
+              + ("; now current" if registry.current(c.engine).version == version else "; candidate"))
+    print(version)
 
 
 @app.command("import")

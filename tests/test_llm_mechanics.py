@@ -18,8 +18,9 @@ from router.llm.prompt import build_prompt
 from router.llm.score import Scorer, build_trie
 from router.llm.tiny import tiny_model
 
-# Department lines without duties keep the shared prefix short (~550 tokens) and the tests fast.
-SHORT = {"department": "{label}", "max_ticket_tokens": 96}
+# Department lines without duties keep the shared prefix short (~600 tokens) and the tests fast.
+SHORT = {"department": "{label}. {name}", "max_ticket_tokens": 96}          # default labels: 1..70
+NAMED = {"department": "{label}", "label": "name", "max_ticket_tokens": 96}  # labels: department names
 
 
 def tickets(n: int = 12) -> list[str]:
@@ -43,13 +44,19 @@ def prompt(lm, catalog):
     return build_prompt(lm[1], catalog, SHORT)
 
 
-def test_prompt_shares_the_prefix_and_closes_the_think_block(prompt, catalog):
+@pytest.fixture(scope="session")
+def named(lm, catalog):
+    return build_prompt(lm[1], catalog, NAMED)
+
+
+def test_prompt_shares_the_prefix_and_closes_the_think_block(prompt, named, catalog):
     a, b = prompt.ids("小区门口垃圾堆积"), prompt.ids("夜间施工噪声扰民，请处理")
     n = len(prompt.prefix)
     assert a[:n] == b[:n] == prompt.prefix and a[n:] != b[n:]
     assert prompt.text_suffix.endswith("</think>\n\n")            # the model answers at once
-    assert "市公安局" in prompt.text_prefix and "{ticket}" not in prompt.text_prefix
-    assert prompt.labels == [catalog.name(c) for c in catalog.ids]
+    assert "1. 市公安局\n" in prompt.text_prefix and "{ticket}" not in prompt.text_prefix
+    assert prompt.labels == [str(i + 1) for i in range(len(catalog.ids))]
+    assert named.labels == [catalog.name(c) for c in catalog.ids] and "\n市公安局\n" in named.text_prefix
     ids, target = prompt.example("路灯坏了", "urban-mgmt")
     answer = prompt.answer("urban-mgmt")
     assert ids[-len(answer):] == answer and answer[-1] == prompt.end_id
@@ -65,15 +72,17 @@ def test_trie_shares_prefixes_and_separates_a_label_that_prefixes_another():
     assert t.steps[2] == [(0, 8)]
 
 
-def test_scores_equal_the_product_of_token_probabilities(lm, prompt):
+@pytest.mark.parametrize("style", ["number", "name"])
+def test_scores_equal_the_product_of_token_probabilities(lm, prompt, named, style):
     model, _ = lm
+    prompt = prompt if style == "number" else named
     texts = tickets(4)
     scorer = Scorer(model, prompt)
     cached = scorer.logprobs(texts, batch_size=3)
     plain = Scorer(model, prompt, cache_prefix=False).logprobs(texts, batch_size=4)
     assert np.abs(cached - plain).max() < 1e-4
     # Brute force for a few labels: one full forward over prompt + label (+ end of turn for
-    # "市公安局", whose tokens begin "市公安局交通警察支队").
+    # "1", a prefix of "10", and "市公安局", whose tokens begin "市公安局交通警察支队").
     assert [t for _, t in scorer.trie.steps[0]] == prompt.label_ids[0] + [prompt.end_id]
     for i, j in [(0, 0), (1, 13), (3, 69)]:
         ids, lab = prompt.ids(texts[i]), [t for _, t in scorer.trie.steps[j]]
@@ -95,8 +104,10 @@ def test_batching_is_deterministic_and_keeps_the_order(tiny, catalog):
     assert clf.predict_proba([]).shape == (0, len(catalog.ids))
 
 
-def test_generated_labels_are_departments_and_never_beat_exact_scoring(lm, prompt):
+@pytest.mark.parametrize("style", ["number", "name"])
+def test_generated_labels_are_departments_and_never_beat_exact_scoring(lm, prompt, named, style):
     model, _ = lm
+    prompt = prompt if style == "number" else named
     texts = tickets(4)
     labels, p = generate_labels(model, prompt, texts, batch_size=2)
     assert all(lab in prompt.labels for lab in labels)
@@ -124,7 +135,7 @@ def test_save_and_load_round_trip(tiny, catalog, tmp_path):
     clf.save(tmp_path / "v1")
     meta = json.loads((tmp_path / "v1" / "meta.json").read_text())
     assert meta["kind"] == "llm" and meta["base"] == str(tiny) and meta["temperature"] == 2.5
-    assert meta["labels"] == [catalog.name(c) for c in catalog.ids] and meta["template"]["department"] == "{label}"
+    assert meta["labels"] == [str(i + 1) for i in range(70)] and meta["template"] == {**meta["template"], **SHORT}
     back = classifier.load(tmp_path / "v1")
     back.device = "cpu"
     assert isinstance(back, LLMClassifier) and list(back.classes_) == catalog.ids

@@ -89,14 +89,16 @@ def build_prompt(tokenizer, catalog: Catalog, template: Mapping | None = None,
     """The prompt for `classes` (default: the catalogue's active departments).
 
     template keys ([prompt] in config): system, user (with {city}, {departments}, {ticket}),
-    department (one line per department: {label}, {name}, {id}, {duties}), label ("name" or "id"),
+    department (one line per department: {label}, {name}, {id}, {duties}), label ("name", "id" or
+    "number": 1, 2, ... in class order; then let `department` show the name too, e.g. "{label}. {name}"),
     think ("auto", "yes", "no"), max_ticket_tokens.
     """
     t = {**default_template(), **dict(template or {})}
     classes = list(classes) if classes is not None else catalog.ids
-    if t["label"] not in ("name", "id"):
-        raise ValueError(f"[prompt] label must be 'name' or 'id', not {t['label']!r}")
-    labels = [catalog.name(c) if t["label"] == "name" else c for c in classes]
+    kinds = {"name": lambda i, c: catalog.name(c), "id": lambda i, c: c, "number": lambda i, c: str(i + 1)}
+    if t["label"] not in kinds:
+        raise ValueError(f"[prompt] label must be one of {', '.join(kinds)}, not {t['label']!r}")
+    labels = [kinds[t["label"]](i, c) for i, c in enumerate(classes)]
     if len(set(labels)) != len(labels):
         raise ValueError("two departments have the same label; labels must be distinct")
     if t["user"].count("{ticket}") != 1:

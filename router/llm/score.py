@@ -80,6 +80,28 @@ def prefix_cache(model, prefix: Sequence[int]) -> list[tuple[torch.Tensor, torch
     return [(layer.keys, layer.values) for layer in out.past_key_values.layers]
 
 
+def _shared_prefix_layer():
+    from transformers.cache_utils import DynamicLayer
+
+    class SharedPrefix(DynamicLayer):
+        """One layer's prefix keys/values (batch 1), joined to each batch's new ones on the fly.
+
+        Nothing is stored: a batch never holds B copies of the prefix in every layer at once, only
+        the layer being computed does (a DynamicCache would keep all of them until the pass ends)."""
+
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor):
+            super().__init__()
+            self.keys, self.values = keys, values
+            self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            b = key_states.shape[0]
+            return (torch.cat([self.keys.expand(b, -1, -1, -1), key_states], dim=-2),
+                    torch.cat([self.values.expand(b, -1, -1, -1), value_states], dim=-2))
+
+    return SharedPrefix
+
+
 class Scorer:
     def __init__(self, model, prompt, cache_prefix: bool = True):
         self.model, self.prompt = model, prompt
@@ -137,8 +159,9 @@ class Scorer:
         mask = torch.zeros(see.shape, dtype=dtype, device=dev).masked_fill_(~see, torch.finfo(dtype).min)
         cache = None
         if self.kv is not None:
-            cache = DynamicCache(ddp_cache_data=[(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1))
-                                                 for k, v in self.kv])
+            SharedPrefix = _shared_prefix_layer()
+            cache = DynamicCache(ddp_cache_data=self.kv)
+            cache.layers = [SharedPrefix(k, v) for k, v in self.kv]
         hidden = decoder(input_ids=ids, attention_mask=mask[:, None], position_ids=pos,
                          past_key_values=cache, use_cache=cache is not None).last_hidden_state
         hidden = hidden[:, L - 1:]                              # node 0 = last ticket token, then nodes 1..N
