@@ -78,6 +78,20 @@ def test_page_on_empty_store_says_what_to_do(page, home):
     assert not at.dataframe and not charts(at)
 
 
+def test_pages_after_training_before_routing(cfg, engine, catalog):
+    """A model but no routed ticket: model pages work, routing pages say to run classify."""
+    seed.make_versions(engine, cfg, catalog)
+    for page in PAGES:
+        at = render(page)
+        guidance = " ".join(i.value for i in at.info)
+        if page in (PAGES[4], PAGES[5]):
+            assert "router classify" in guidance and not charts(at), page
+        elif page == PAGES[3]:
+            assert "router classify" in guidance and charts(at) == 1  # the reliability diagram
+        else:
+            assert "router train" not in guidance and (charts(at) or page == PAGES[0]), page
+
+
 def test_overview(store):
     engine, info = store
     at = render(PAGES[0])
