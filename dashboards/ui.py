@@ -72,5 +72,10 @@ def named(catalog: Catalog, df, *cols: str):
     return df
 
 
+def how_many(text: str, n: int, default: int) -> int:
+    """A slider for how many of `n` rows to chart (all of them when there are few)."""
+    return st.slider(text, 5, n, min(default, n)) if n > 5 else n
+
+
 def label(catalog: Catalog, dept: str) -> str:
     return f"{catalog.name(dept)} ({dept})"

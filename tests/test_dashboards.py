@@ -92,6 +92,35 @@ def test_pages_after_training_before_routing(cfg, engine, catalog):
             assert "router train" not in guidance and (charts(at) or page == PAGES[0]), page
 
 
+def test_pages_with_few_departments(cfg, engine, catalog):
+    """A first model trained on three departments: no slider over fewer than five rows."""
+    from router import registry
+    from router.store import Label, ModelVersion, Ticket
+    from training import evaluate
+
+    few = catalog.ids[:3]
+    rng = np.random.default_rng(1)
+    proba = rng.dirichlet(np.ones(3), 30)
+    rep = evaluate.report(proba, [few[i % 3] for i in range(30)], few, catalog)
+    folder = config.home(cfg) / "models" / "v1"
+    evaluate.save(rep, folder, "v1")
+    registry.register(engine, ModelVersion(version="v1", kind="baseline", path=str(folder),
+                                           metrics=evaluate.summary(rep)))
+    registry.promote(engine, "v1", "first trained model")
+    with Session(engine) as s:
+        s.add_all([Ticket(id=f"t{i}", text="路灯不亮") for i in range(6)])
+        s.flush()
+        for i in range(6):
+            s.add(Prediction(ticket_id=f"t{i}", model_version="v1", department=few[i % 2], confidence=0.5))
+            s.add(Label(ticket_id=f"t{i}", department=few[i % 3], source="import",
+                        created_at=now() - timedelta(days=1)))  # before the model was trained
+        s.commit()
+    for page in (PAGES[1], PAGES[5]):
+        at = render(page)
+        assert not [w for w in at.slider if "departments" in w.label], page
+        assert len(at.dataframe[0].value) == 3, page
+
+
 def test_overview(store):
     engine, info = store
     at = render(PAGES[0])

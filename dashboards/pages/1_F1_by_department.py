@@ -37,7 +37,7 @@ st.caption(f"current model **{cur['version']}**, held-out set of {m.get('n', '?'
               else "no earlier version to compare with."))
 
 df = ui.named(ctx.catalog, queries.per_department(rep, pm or None), "department")
-worst = st.slider("departments in the chart (worst first)", 5, max(5, len(df)), min(25, max(5, len(df))))
+worst = ui.how_many("departments in the chart (worst first)", len(df), 25)
 top = df.head(worst)
 order = list(top["department_name"])
 y = alt.Y("department_name:N", sort=order, title=None, axis=alt.Axis(labelLimit=240, labelOverlap=False))

@@ -39,7 +39,7 @@ st.caption("Training data: labels (not undone) created up to "
            + (f"{until:%Y-%m-%d %H:%M} UTC, when {cur['version']} was trained." if cur else "now."))
 
 mix = ui.named(ctx.catalog, queries.mix_table(recent, reference), "department")
-n = st.slider("departments in the chart (largest change first)", 5, max(5, len(mix)), min(20, max(5, len(mix))))
+n = ui.how_many("departments in the chart (largest change first)", len(mix), 20)
 top = mix.head(n)
 long = top.melt(["department", "department_name"], ["recent_share", "training_share"], "mix", "share")
 long["mix"] = long["mix"].map({"recent_share": f"last {days} days", "training_share": "training data"})
