@@ -116,6 +116,8 @@ def zeroshot(
 ):
     """Register the base LLM, with no fine-tuning, as a model version: it routes from the departments'
     duties alone, so a centre can start on day one without labels."""
+    import numpy as np
+
     from router import registry
     from router.llm import LoadError
     from router.llm.model import LLMClassifier
@@ -132,15 +134,15 @@ def zeroshot(
             labeled, rejects = data_mod.from_file(calibrate, c.catalog)
             if len(labeled) < 4:
                 raise ValueError(f"{calibrate}: need at least 4 labeled tickets to calibrate, found {len(labeled)}")
-            fit_idx, eval_idx = data_mod.split(labeled, 0.5, c.cfg.train.seed)
-            fit, held = labeled.subset(fit_idx), labeled.subset(eval_idx)
+            order = np.random.default_rng(c.cfg.train.seed).permutation(len(labeled))
+            fit, held = labeled.subset(sorted(order[::2])), labeled.subset(sorted(order[1::2]))
             with err.status(f"fitting the temperature on {len(fit)} labeled tickets"):
                 cal = clf.calibrate(fit.texts, fit.labels)
             err.print(f"temperature {cal['temperature']:.3f}: ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f} "
                       f"on the {cal['n']} calibration tickets")
             with err.status(f"evaluating on {len(held)} held-out tickets"):
                 rep = evaluate.report(clf.predict_proba(held.texts), held.labels, list(clf.classes_), c.catalog)
-            rep["calibration"] = cal
+            rep["calibration"] = {**cal, "n_calibration": cal["n"]}
             metrics = evaluate.summary(rep)
             snapshot.update({"calibration_file": str(calibrate), "n_calibration": len(fit), "n_test": len(held)})
     except (LoadError, TicketFileError, ValueError) as e:
