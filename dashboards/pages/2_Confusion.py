@@ -28,8 +28,7 @@ heat = alt.Chart(cells).mark_rect().encode(
     color=alt.Color("share:Q", title="share of true", scale=alt.Scale(scheme="blues", domain=[0, 1])),
     tooltip=["true", "true_name", "predicted", "predicted_name", "tickets",
              alt.Tooltip("share:Q", format=".1%")])
-size = max(400, 12 * len(order))
-st.altair_chart(heat.properties(width=size, height=size), width="content")
+st.altair_chart(heat.properties(height=max(400, 14 * len(order))), width="stretch")
 st.caption(f"Held-out test set of {cur['version']} ({rep.get('n', '?')} tickets), rows normalised.")
 
 st.subheader("Most-confused pairs")
