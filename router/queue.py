@@ -102,10 +102,13 @@ class Diverse(Strategy):
     `labeled`: the same for tickets that already have labels (optional)."""
     name = "diverse"
 
-    def __init__(self, base: Strategy | None = None, similarity: float = 0.8, pool: int = 4):
+    def __init__(self, base: Strategy | None = None, similarity: float = 0.8, pool: int = 4,
+                 density: float = 0.0, neighbours: int = 10):
         self.base = base or Margin()
         self.similarity = similarity
         self.pool = pool
+        self.density = density          # > 0: weight by density**this (typical tickets before outliers)
+        self.neighbours = neighbours
         self.name = f"diverse_{self.base.name}"
 
     def scores(self, proba):
@@ -121,6 +124,8 @@ class Diverse(Strategy):
         if labeled is not None and labeled.shape[0]:
             nearest = _max_sim(f, labeled)
         value, picked = scores[order], []
+        if self.density:
+            value = value * _density(f, features, self.neighbours) ** self.density
         alive = np.ones(len(order), bool)
         while len(picked) < n and alive.any():
             v = np.where(alive & (nearest < self.similarity), value * (1.0 - nearest), -np.inf)
@@ -133,7 +138,8 @@ class Diverse(Strategy):
         return order[picked]
 
     def __repr__(self):
-        return f"Diverse({self.base!r}, similarity={self.similarity}, pool={self.pool})"
+        return (f"Diverse({self.base!r}, similarity={self.similarity}, pool={self.pool}, density={self.density}, "
+                f"neighbours={self.neighbours})")
 
 
 class ClassBalanced(Strategy):
@@ -169,6 +175,17 @@ class ClassBalanced(Strategy):
 
     def __repr__(self):
         return f"ClassBalanced({self.base!r}, share={self.share}, pool={self.pool})"
+
+
+def _density(a, b, k: int) -> np.ndarray:
+    """Mean cosine similarity of each row of `a` to its `k` nearest rows of `b` (itself excluded)."""
+    s = a @ b.T
+    s = s.toarray() if sparse.issparse(s) else np.asarray(s)
+    k = min(k, s.shape[1] - 1)
+    if k < 1:
+        return np.ones(a.shape[0])
+    top = np.partition(s, -(k + 1), axis=1)[:, -(k + 1):-1]
+    return np.clip(top.mean(axis=1), 1e-6, None)
 
 
 def _max_sim(a, b) -> np.ndarray:
