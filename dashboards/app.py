@@ -1,19 +1,22 @@
 """The router's dashboards (`router dashboard`): how the model and the dispatch centre are doing.
 
-Streamlit runs this file; it names the pages in dashboards/pages/. All pages read the store
-named by the router's configuration (router.toml, $ROUTER_CONFIG, ROUTER_STORE__URL ...).
+Streamlit runs this file; it names the pages, which live in dashboards/views/ (not pages/: a
+folder named pages/ beside the entry script makes Streamlit serve the first session after a
+start as an old-style multipage app, and a deep link then shows "Page not found").
+All pages read the store named by the router's configuration (router.toml, $ROUTER_CONFIG,
+ROUTER_STORE__URL ...).
 """
 
 import streamlit as st
 
-PAGES = [  # file, title, url path, one line for the overview
-    ("pages/0_Overview.py", "Overview", "overview", ""),
-    ("pages/1_F1_by_department.py", "Per-department F1", "f1", "Per-department F1, worst first; F1 over versions"),
-    ("pages/2_Confusion.py", "Confusion", "confusion", "Confusion heatmap; the most-confused pairs, with tickets"),
-    ("pages/3_Calibration.py", "Calibration", "calibration", "Reliability diagram, ECE; today's confidences"),
-    ("pages/4_Review_queue.py", "Review queue", "queue", "Queue size, decisions per reviewer, audit accuracy"),
-    ("pages/5_Drift.py", "Drift", "drift", "Department mix of recent tickets against the training data"),
-    ("pages/6_Model_history.py", "Model history", "history", "Versions, promotion decisions, rollbacks"),
+PAGES = [  # file, title, url path (the default page is served at /), one line for the overview
+    ("views/0_Overview.py", "Overview", "overview", ""),
+    ("views/1_F1_by_department.py", "Per-department F1", "f1", "Per-department F1, worst first; F1 over versions"),
+    ("views/2_Confusion.py", "Confusion", "confusion", "Confusion heatmap; the most-confused pairs, with tickets"),
+    ("views/3_Calibration.py", "Calibration", "calibration", "Reliability diagram, ECE; today's confidences"),
+    ("views/4_Review_queue.py", "Review queue", "queue", "Queue size, decisions per reviewer, audit accuracy"),
+    ("views/5_Drift.py", "Drift", "drift", "Department mix of recent tickets against the training data"),
+    ("views/6_Model_history.py", "Model history", "history", "Versions, promotion decisions, rollbacks"),
 ]
 
 if __name__ == "__main__":

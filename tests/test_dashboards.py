@@ -19,9 +19,9 @@ from router import ROOT, config
 from router.store import Label, Prediction, QueueItem, connect, now
 
 APP = str(ROOT / "dashboards" / "app.py")
-PAGES = ["pages/0_Overview.py", "pages/1_F1_by_department.py", "pages/2_Confusion.py",
-         "pages/3_Calibration.py", "pages/4_Review_queue.py", "pages/5_Drift.py",
-         "pages/6_Model_history.py"]
+PAGES = ["views/0_Overview.py", "views/1_F1_by_department.py", "views/2_Confusion.py",
+         "views/3_Calibration.py", "views/4_Review_queue.py", "views/5_Drift.py",
+         "views/6_Model_history.py"]
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +48,8 @@ def store(seeded, monkeypatch, tmp_path):
     return engine, info
 
 
-def render(page: str, **kw) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
+def render(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()  # st.navigation registers the pages
     at.switch_page(page)
     at.run()
     assert not at.exception, [e.value for e in at.exception]

@@ -26,9 +26,10 @@ from router.store import connect
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PAGES = [("overview", "Ticket router dashboards", 0), ("f1", "Per-department F1", 2),
+PAGES = [("f1", "Per-department F1", 2), ("", "Ticket router dashboards", 0),
          ("confusion", "Confusion", 1), ("calibration", "Calibration", 2), ("queue", "Review queue", 3),
          ("drift", "Drift", 2), ("history", "Model history", 2)]  # url path, title, charts
+# a deep link first: a fresh server must serve it without a "Page not found" dialog
 
 
 def artifacts() -> Path:
@@ -98,10 +99,12 @@ def test_every_page_renders_in_chromium(served, tmp_path):
                         timeout=30_000)
                 page.wait_for_timeout(500)
                 assert page.locator("[data-testid='stException']").count() == 0, path
+                assert page.get_by_text("Page not found").count() == 0, path
                 height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
                 page.set_viewport_size({"width": 1600, "height": min(max(900, height + 40), 8000)})
                 page.wait_for_timeout(300)
-                page.screenshot(path=str(out / f"{path}.png"), full_page=True)
-                assert (out / f"{path}.png").stat().st_size > 20_000
+                shot = out / f"{path or 'overview'}.png"
+                page.screenshot(path=str(shot), full_page=True)
+                assert shot.stat().st_size > 20_000
         finally:
             ctx.close()
