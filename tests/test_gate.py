@@ -1,0 +1,88 @@
+"""The promotion gate: rules on report dicts, and a worse real model refused end to end."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from sqlmodel import Session, select
+
+from router import registry
+from router.store import ModelEvent
+from tests.conftest import SAMPLE
+from training import gate
+from training.data import from_file
+from training.train import train
+
+
+@pytest.fixture
+def cfg(home):
+    """A lighter baseline (fewer features, stronger regularisation) so CPU tests stay quick."""
+    from router import config
+
+    c = config.load()
+    c["baseline"].update(C=2.0, ngram_max=3, max_features=30000)
+    return c
+
+
+def rep(macro: float, per: dict) -> dict:
+    return {"macro": {"f1": macro}, "per_department": {d: {"f1": f, "support": s} for d, (f, s) in per.items()}}
+
+
+LIMITS = dict(max_macro_f1_drop=0.01, max_department_f1_drop=0.05, min_support=10)
+
+
+def test_promotes_when_nothing_drops():
+    d = gate.decide(rep(0.80, {"a": (0.8, 20), "b": (0.9, 20)}), rep(0.79, {"a": (0.8, 20), "b": (0.88, 20)}), **LIMITS)
+    assert d.promote and "0.7900 -> 0.8000" in d.reason
+
+
+def test_refuses_a_macro_f1_drop_beyond_the_margin():
+    assert gate.decide(rep(0.795, {}), rep(0.80, {}), **LIMITS).promote          # within 0.01
+    d = gate.decide(rep(0.78, {}), rep(0.80, {}), **LIMITS)
+    assert not d.promote and "drops more than" in d.reason
+
+
+def test_refuses_a_department_drop_only_with_enough_support():
+    cur = rep(0.80, {"a": (0.9, 30), "rare": (0.9, 3)})
+    small = gate.decide(rep(0.80, {"a": (0.9, 30), "rare": (0.2, 3)}), cur, **LIMITS)
+    assert small.promote                                                        # 3 tickets: too few to judge
+    big = gate.decide(rep(0.80, {"a": (0.8, 30), "rare": (0.9, 3)}), cur, **LIMITS)
+    assert not big.promote and big.drops == {"a": -0.1} and "a -0.100" in big.reason
+    gone = gate.decide(rep(0.80, {"rare": (0.9, 3)}), cur, **LIMITS)          # department never predicted
+    assert not gone.promote and gone.drops == {"a": -0.9}
+
+
+@pytest.fixture(scope="module")
+def sample(catalog):
+    data, _ = from_file(str(SAMPLE / "history.jsonl"), catalog)
+    return data.subset(range(1200))
+
+
+def test_a_worse_model_is_refused_and_kept_as_candidate(engine, cfg, catalog, sample):
+    good = train(engine, cfg, catalog, sample, gate=True)
+    assert good.promoted and registry.current(engine).version == good.version.version
+    # The same tickets with 60% of the labels scrambled: a clearly worse model.
+    rng = random.Random(0)
+    noisy = sample.subset(range(len(sample)))
+    tr_ids = set(noisy.ids)
+    depts = sorted(set(noisy.labels))
+    noisy.labels = [rng.choice(depts) if rng.random() < 0.6 else y for y in noisy.labels]
+    # the held-out tickets keep their true labels, so both models are judged on the truth
+    from training.data import split
+
+    _, te = split(sample, cfg.train.test_size, cfg.train.seed)
+    for i in te:
+        noisy.labels[i] = sample.labels[i]
+    assert tr_ids == set(sample.ids)
+    bad = train(engine, cfg, catalog, noisy, gate=True)
+    assert not bad.promoted and not bad.decision.promote
+    assert bad.report["macro"]["f1"] < bad.current_report["macro"]["f1"] - 0.05
+    assert registry.current(engine).version == good.version.version           # nothing switched
+    assert registry.get(engine, bad.version.version).status == "candidate"
+    with Session(engine) as s:
+        ev = s.exec(select(ModelEvent).where(ModelEvent.version == bad.version.version)).one()
+    assert ev.action == "kept_candidate" and ev.reason.startswith("gate: macro-F1")
+    # the candidate's report names the current model, scored on the same tickets
+    assert bad.report["current"]["version"] == good.version.version
+    assert bad.report["current"]["n"] == bad.report["n"]

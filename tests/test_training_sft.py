@@ -1,0 +1,135 @@
+"""training/sft.py on a tiny random Qwen2 (CPU): the loss falls, a separable set is learnt,
+the loss covers only the answer, an interrupted run resumes from its checkpoint."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from router import config
+from router.llm.load import load_model
+from router.llm.prompt import build_prompt
+from tests import tiny_llm
+from training import sft
+
+CLASSES = ["police", "water-supply", "housing", "education"]
+KEYS = {"police": "偷窃 被盗 报警", "water-supply": "停水 水管 水压", "housing": "物业 房屋 维修",
+        "education": "学校 老师 学生"}
+FILLER = list("今天我们家附近一直有问题请尽快处理谢谢市民反映情况")
+
+
+def make(n: int, seed: int) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        c = CLASSES[i % len(CLASSES)]
+        words = KEYS[c].split()
+        texts.append("".join(rng.choices(FILLER, k=3)) + " ".join(rng.choices(words, k=3)))
+        labels.append(c)
+    return texts, labels
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, catalog):
+    corpus = [t for c in CLASSES for t in (KEYS[c], catalog.name(c))] + ["".join(FILLER), "派单。部门：工单："] * 3
+    return tiny_llm.build(tmp_path_factory.mktemp("tiny") / "model", corpus)
+
+
+@pytest.fixture
+def tcfg(cfg):
+    c = config.Section(dict(cfg))
+    c["prompt"] = config.Section(tiny_llm.PROMPT)
+    c["llm"] = config.Section({**cfg.llm, "device": "cpu"})
+    return c
+
+
+FAST = dict(lora_r=8, lora_alpha=16, lora_dropout=0.0, batch_size=8, grad_accum=1, learning_rate=1e-2,
+            warmup_ratio=0.0, max_seq=128, logging_steps=1, save_steps=1000, gradient_checkpointing=False)
+
+
+class Record(TrainerCallback):
+    def __init__(self, stop_at: int | None = None):
+        self.losses, self.steps, self.stop_at = [], [], stop_at
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if logs and "loss" in logs:
+            self.losses.append(logs["loss"])
+
+    def on_step_end(self, args, state, control, **kw):
+        self.steps.append(state.global_step)
+        if self.stop_at is not None and state.global_step >= self.stop_at:
+            raise KeyboardInterrupt("simulated crash")
+
+
+def accuracy(folder, adapter, catalog, tcfg, texts, labels) -> float:
+    model, tok = load_model(str(folder), adapter=adapter, device="cpu")
+    prompt = build_prompt(tok, catalog, tcfg.prompt, CLASSES)
+    right = 0
+    with torch.no_grad():
+        for text, label in zip(texts, labels):
+            scores = []
+            for c in CLASSES:
+                p, a = prompt.ids(text), prompt.answer(c)
+                logp = model(torch.tensor([p + a])).logits[0, len(p) - 1:-1].log_softmax(-1)
+                scores.append(float(logp[torch.arange(len(a)), torch.tensor(a)].sum()))
+            right += CLASSES[int(np.argmax(scores))] == label
+    return right / len(texts)
+
+
+def test_examples_mask_only_the_answer(tiny, catalog, tcfg):
+    _, tok = load_model(str(tiny), device="cpu")
+    prompt = build_prompt(tok, catalog, tcfg.prompt, CLASSES)
+    ex = sft.examples(prompt, ["学校 老师" * 50], ["education"], max_seq=60)
+    ids, mask = ex["input_ids"][0], ex["completion_mask"][0]
+    answer = prompt.answer("education")
+    assert len(ids) <= 60 and sum(mask) == len(answer)
+    assert [t for t, m in zip(ids, mask) if m] == answer          # the loss sees the answer only
+    assert ids[: len(prompt.prefix)] == prompt.prefix              # the instruction is never cut
+    assert ids[-len(answer) - len(prompt.suffix):-len(answer)] == prompt.suffix
+    with pytest.raises(ValueError, match="max_seq"):
+        sft.examples(prompt, ["x"], ["education"], max_seq=len(prompt.prefix))
+
+
+def test_cpu_config_falls_back(tmp_path):
+    args = sft.sft_config(sft.settings(None), tmp_path, cuda=False, n_examples=100)
+    assert args.optim == "adamw_torch" and not args.bf16 and args.completion_only_loss
+    assert args.per_device_train_batch_size == 2 and args.gradient_accumulation_steps == 8
+    assert args.learning_rate == 5e-5 and args.lr_scheduler_type == "cosine"
+
+
+def test_finetune_learns_a_separable_set(tiny, catalog, tcfg, tmp_path):
+    texts, labels = make(64, 0)
+    test_texts, test_labels = make(16, 1)
+    before = accuracy(tiny, None, catalog, tcfg, test_texts, test_labels)
+    rec = Record()
+    adapter = sft.finetune(str(tiny), texts, labels, catalog, tcfg, tmp_path / "run", classes=CLASSES,
+                           callbacks=[rec], progress=False, epochs=6, **FAST)
+    assert (adapter / "adapter_config.json").exists()
+    assert len(rec.losses) >= 40                                   # 6 epochs x 8 steps
+    first, last = np.mean(rec.losses[:3]), np.mean(rec.losses[-5:])
+    assert last < first * 0.3, rec.losses
+    after = accuracy(tiny, adapter, catalog, tcfg, test_texts, test_labels)
+    assert after >= 0.5 and after >= before + 0.25, (before, after)  # chance is 0.25
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tiny, catalog, tcfg, tmp_path):
+    texts, labels = make(32, 2)
+    kw = {**FAST, "save_steps": 2, "max_steps": 6, "batch_size": 4}
+    crash = Record(stop_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        sft.finetune(str(tiny), texts, labels, catalog, tcfg, tmp_path / "run", classes=CLASSES,
+                     callbacks=[crash], progress=False, **kw)
+    assert sft.last_checkpoint(tmp_path / "run" / "checkpoints").endswith("checkpoint-2")
+    again = Record()
+    adapter = sft.finetune(str(tiny), texts, labels, catalog, tcfg, tmp_path / "run", classes=CLASSES,
+                           callbacks=[again], progress=False, **kw)
+    assert again.steps == [3, 4, 5, 6]                              # continued, not restarted
+    assert (adapter / "adapter_model.safetensors").exists()
+    fresh = Record()
+    sft.finetune(str(tiny), texts, labels, catalog, tcfg, tmp_path / "run2", classes=CLASSES,
+                 callbacks=[fresh], progress=False, **kw)
+    assert fresh.steps[0] == 1

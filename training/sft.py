@@ -1,0 +1,158 @@
+"""QLoRA fine-tuning of the LLM router with trl's SFTTrainer.
+
+    adapter = finetune(model_id, texts, labels, catalog, cfg, out_dir)   # -> out_dir/adapter
+
+Every example is the routing prompt of router/llm/prompt.py (the very token ids inference
+uses) followed by the department's answer; the loss covers only the answer tokens
+(a pre-tokenized prompt-completion dataset, `completion_only_loss`). On CUDA the base is
+loaded in 4-bit NF4 (router/llm/load.py) and trained in bf16 with a paged 8-bit AdamW;
+on CPU it stays unquantized in fp32 with `adamw_torch`. trl computes the loss with its fused
+LM head: logits only at the answer positions, never the (batch x length x vocabulary) tensor,
+and without the fp32 up-casting of `prepare_model_for_kbit_training`.
+
+Checkpoints go to out_dir/checkpoints every `save_steps` optimizer steps; a run that was
+interrupted continues from the newest one (resume=True).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+# [sft] keys and their defaults (router/defaults.toml holds the same, with comments)
+DEFAULTS = dict(lora_r=64, lora_alpha=64, lora_dropout=0.05,
+                target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                max_seq=896, batch_size=2, grad_accum=8, learning_rate=5e-5, scheduler="cosine",
+                warmup_ratio=0.03, optim="paged_adamw_8bit", epochs=1.0, max_steps=-1,
+                gradient_checkpointing=True, bf16=True, save_steps=200, save_total_limit=2,
+                logging_steps=10, seed=42)
+CUDA_ONLY_OPTIMS = ("8bit", "paged", "bnb")
+
+
+def settings(cfg=None, **overrides) -> dict:
+    """[sft] from config over the defaults, then keyword overrides."""
+    s = {**DEFAULTS, **dict((cfg.get("sft", {}) if cfg is not None else {}))}
+    s.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(s) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown [sft] setting(s): {', '.join(sorted(unknown))}")
+    return s
+
+
+def examples(prompt, texts: Sequence[str], labels: Sequence[str], max_seq: int) -> dict:
+    """Pre-tokenized prompt-completion columns: input_ids and completion_mask (1 on the answer).
+
+    Too-long examples lose the end of the ticket, never the instruction or the answer."""
+    ids, masks = [], []
+    fixed = len(prompt.prefix) + len(prompt.suffix)
+    for text, label in zip(texts, labels):
+        answer = prompt.answer(label)
+        room = max_seq - fixed - len(answer)
+        if room < 1:
+            raise ValueError(f"[sft] max_seq = {max_seq} is too short for the prompt: the instruction alone is "
+                             f"{fixed} tokens and the answer {len(answer)}; raise [sft] max_seq to at least "
+                             f"{fixed + len(answer) + 64}")
+        ticket = prompt.ticket(text)
+        body = ticket[: len(ticket) - len(prompt.suffix)][:room] + prompt.suffix
+        p = prompt.prefix + body
+        ids.append(p + answer)
+        masks.append([0] * len(p) + [1] * len(answer))
+    return {"input_ids": ids, "completion_mask": masks}
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def lora_config(s: dict):
+    from peft import LoraConfig
+
+    return LoraConfig(r=s["lora_r"], lora_alpha=s["lora_alpha"], lora_dropout=s["lora_dropout"],
+                      target_modules=list(s["target_modules"]), bias="none", task_type="CAUSAL_LM")
+
+
+def sft_config(s: dict, out_dir: Path, cuda: bool, n_examples: int | None = None, progress: bool = True):
+    """SFTConfig from [sft]; CUDA-only choices (bf16, bitsandbytes optimizers) fall back on CPU."""
+    from trl import SFTConfig
+
+    optim = s["optim"]
+    if not cuda and any(k in optim for k in CUDA_ONLY_OPTIMS):
+        optim = "adamw_torch"
+    warmup = 0
+    if n_examples:
+        steps = s["max_steps"] if s["max_steps"] > 0 else math.ceil(
+            math.ceil(n_examples / s["batch_size"]) / s["grad_accum"] * s["epochs"])
+        warmup = math.ceil(steps * s["warmup_ratio"])
+    return SFTConfig(
+        output_dir=str(out_dir / "checkpoints"), per_device_train_batch_size=s["batch_size"],
+        gradient_accumulation_steps=s["grad_accum"], learning_rate=s["learning_rate"],
+        lr_scheduler_type=s["scheduler"], warmup_steps=warmup, optim=optim,
+        num_train_epochs=s["epochs"], max_steps=s["max_steps"], bf16=bool(cuda and s["bf16"]), fp16=False,
+        gradient_checkpointing=bool(s["gradient_checkpointing"]),
+        gradient_checkpointing_kwargs=({"use_reentrant": False, "selective": True}
+                                       if s["gradient_checkpointing"] == "selective" else
+                                       {"use_reentrant": False} if s["gradient_checkpointing"] else None),
+        max_length=s["max_seq"], completion_only_loss=True, packing=False,
+        save_strategy="steps", save_steps=s["save_steps"], save_total_limit=s["save_total_limit"],
+        logging_steps=s["logging_steps"], logging_first_step=True, report_to="none", seed=s["seed"],
+        disable_tqdm=not progress, dataloader_num_workers=0, use_cpu=not cuda,
+        remove_unused_columns=True)
+
+
+def trainer(model, tokenizer, dataset: dict, s: dict, out_dir: Path, cuda: bool, callbacks=(), progress=True):
+    """The SFTTrainer over a pre-tokenized {input_ids, completion_mask} dataset, LoRA from [sft]."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    ds = Dataset.from_dict(dataset)
+    return SFTTrainer(model=model, args=sft_config(s, out_dir, cuda, len(ds), progress), train_dataset=ds,
+                      processing_class=tokenizer, peft_config=lora_config(s), callbacks=list(callbacks))
+
+
+def finetune(model_id: str, texts: Sequence[str], labels: Sequence[str], catalog, cfg, out_dir,
+             resume: bool = True, *, gguf_file: str | None = None, classes: Sequence[str] | None = None,
+             callbacks=(), progress: bool = True, **overrides) -> Path:
+    """Fine-tune a LoRA adapter on (ticket text, department id) pairs; returns out_dir/adapter.
+
+    model_id   base model (Hugging Face id or folder), loaded by router.llm.load.load_model
+    catalog    router.catalog.Catalog: the departments the prompt lists
+    cfg        the config (its [sft], [prompt] and [llm] sections are used)
+    out_dir    checkpoints in out_dir/checkpoints, the adapter (+ tokenizer) in out_dir/adapter
+    resume     continue from the newest checkpoint in out_dir/checkpoints, if there is one
+    classes    department ids the prompt offers (default: the catalogue's active ones)
+    overrides  any [sft] key, e.g. max_steps=10
+    """
+    from router.llm.load import load_model, pick_device
+    from router.llm.prompt import build_prompt
+
+    texts, labels = list(texts), list(labels)
+    if len(texts) != len(labels) or not texts:
+        raise ValueError(f"need as many labels as texts, and at least one: {len(texts)} texts, {len(labels)} labels")
+    s = settings(cfg, **overrides)
+    llm = dict(cfg.get("llm", {})) if cfg is not None else {}
+    device = pick_device(llm.get("device", "auto"))
+    cuda = device.startswith("cuda")
+    quantize = llm.get("quantize", "auto")
+    quantize = cuda if quantize in ("auto", None) else bool(quantize)
+    gguf_file = gguf_file or llm.get("gguf_file") or None
+    model, tokenizer = load_model(model_id, gguf_file=gguf_file, device=device, quantize=quantize,
+                                  dtype=torch.bfloat16 if cuda else torch.float32)
+    prompt = build_prompt(tokenizer, catalog, cfg.get("prompt") if cfg is not None else None, classes)
+    unknown = sorted(set(labels) - set(prompt.classes))
+    if unknown:
+        raise ValueError(f"labels not among the prompt's departments: {unknown[:5]}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tr = trainer(model, tokenizer, examples(prompt, texts, labels, s["max_seq"]), s, out_dir, cuda,
+                 callbacks, progress)
+    ckpt = last_checkpoint(out_dir / "checkpoints") if resume else None
+    tr.train(resume_from_checkpoint=ckpt)
+    adapter = out_dir / "adapter"
+    tr.model.save_pretrained(str(adapter))
+    tokenizer.save_pretrained(str(adapter))
+    return adapter
