@@ -11,12 +11,16 @@ import streamlit as st
 
 PAGES = [  # file, title, url path (the default page is served at /), one line for the overview
     ("views/0_Overview.py", "Overview", "overview", ""),
-    ("views/1_F1_by_department.py", "Per-department F1", "f1", "Per-department F1, worst first; F1 over versions"),
-    ("views/2_Confusion.py", "Confusion", "confusion", "Confusion heatmap; the most-confused pairs, with tickets"),
-    ("views/3_Calibration.py", "Calibration", "calibration", "Reliability diagram, ECE; today's confidences"),
-    ("views/4_Review_queue.py", "Review queue", "queue", "Queue size, decisions per reviewer, audit accuracy"),
-    ("views/5_Drift.py", "Drift", "drift", "Department mix of recent tickets against the training data"),
-    ("views/6_Model_history.py", "Model history", "history", "Versions, promotion decisions, rollbacks"),
+    ("views/1_F1_by_department.py", "Per-department F1", "f1",
+     "worst first, with the change against the previous version; F1 over versions"),
+    ("views/2_Confusion.py", "Confusion", "confusion", "heatmap; the most-confused pairs open their tickets"),
+    ("views/3_Calibration.py", "Calibration", "calibration",
+     "reliability diagram, ECE; today's confidences against the queue threshold"),
+    ("views/4_Review_queue.py", "Review queue", "queue",
+     "queue size, decisions per reviewer, audited accuracy with its interval"),
+    ("views/5_Drift.py", "Drift", "drift", "department mix of recent tickets against the training data"),
+    ("views/6_Model_history.py", "Model history", "history",
+     "versions, promotion decisions and their reasons, rollbacks"),
 ]
 
 if __name__ == "__main__":

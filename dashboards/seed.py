@@ -188,12 +188,13 @@ def demo(engine, cfg, catalog: Catalog, n: int = 3000, days: int = 60, seed: int
             .order_by(func.count().desc()).limit(1)).one()
     t = now()
     with engine.begin() as c:
-        c.execute(insert(Ticket.__table__), [{"id": "MARKUP", "text": MARKUP, "created_at": t, "received_at": t}])
+        c.execute(insert(Ticket.__table__).values(id="MARKUP", text=MARKUP, created_at=t, received_at=t))
         pid = c.execute(insert(Prediction.__table__).values(
             ticket_id="MARKUP", model_version=versions[-1], department=predicted, confidence=0.41,
             topk=[[predicted, 0.41]], created_at=t)).inserted_primary_key[0]
-        c.execute(insert(QueueItem.__table__).values(ticket_id="MARKUP", prediction_id=pid, priority=0.59, reason="low_confidence",
-                                                     status="done", created_at=t, done_at=t))
+        c.execute(insert(QueueItem.__table__).values(ticket_id="MARKUP", prediction_id=pid, priority=0.59,
+                                                     reason="low_confidence", status="done", created_at=t,
+                                                     done_at=t))
         c.execute(insert(Label.__table__).values(ticket_id="MARKUP", department=true, reviewer=REVIEWERS[0],
                                                  source="correction", prediction_id=pid, undone=False,
                                                  created_at=t + timedelta(seconds=1)))
