@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from router.classify import store_batch
 from router.io import TicketIn
-from router.queue import (Diverse, Entropy, LeastConfidence, Margin, Policy, enqueue, featurize,
+from router.queue import (ClassBalanced, Diverse, Entropy, LeastConfidence, Margin, Policy, enqueue, featurize,
                           make_strategy, policy)
 from router.store import Prediction, QueueItem, Ticket
 
@@ -112,3 +112,20 @@ def test_policy_reads_config_and_classify_still_queues(engine, cfg):
     assert queued == 2
     low = {t for t, x in queue(engine).items() if x.reason == "low_confidence"}
     assert low == {"k1", "k2"}
+
+
+def test_class_balanced_caps_picks_per_predicted_department():
+    # 6 uncertain tickets all predicted "A" (column 0), 3 a bit less uncertain predicted "B"/"C"
+    proba = np.array([[0.50, 0.49, 0.01]] * 6 + [[0.30, 0.45, 0.25], [0.30, 0.25, 0.45], [0.25, 0.40, 0.35]])
+    assert set(Margin().query(proba, 3)) <= set(range(6))
+    picks = ClassBalanced(Margin(), share=1.0).query(proba, 3)  # cap: 1 per department
+    assert sorted(proba[picks].argmax(axis=1)) == [0, 1, 2]
+    assert len(ClassBalanced(Margin(), share=1.0).query(proba[:6], 4)) == 4  # topped up from the rest
+
+
+def test_density_prefers_typical_tickets_over_outliers():
+    texts = ["火星人占领了我家的阳台", "路灯不亮了", "路灯坏了不亮", "小区路灯不亮", "路灯晚上不亮"]
+    proba = np.array([[0.5, 0.5]] * 5)   # equally uncertain: the first comes first without density
+    f = featurize(texts)
+    assert Diverse(Margin(), similarity=0.99).query(proba, 1, features=f)[0] == 0
+    assert Diverse(Margin(), density=1.0, similarity=0.99).query(proba, 1, features=f)[0] != 0
