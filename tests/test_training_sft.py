@@ -94,6 +94,32 @@ def test_examples_mask_only_the_answer(tiny, catalog, tcfg):
         sft.examples(prompt, ["x"], ["education"], max_seq=len(prompt.prefix))
 
 
+def batch(ex: dict, pad: int) -> dict:
+    n = max(len(x) for x in ex["input_ids"])
+    ids = [x + [pad] * (n - len(x)) for x in ex["input_ids"]]
+    att = [[1] * len(x) + [0] * (n - len(x)) for x in ex["input_ids"]]
+    lab = [[t if m else -100 for t, m in zip(x, mk)] + [-100] * (n - len(x))
+           for x, mk in zip(ex["input_ids"], ex["completion_mask"])]
+    return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(att), "labels": torch.tensor(lab)}
+
+
+def test_shared_prefix_forward_matches_the_full_prompt(tiny, catalog, tcfg):
+    from trl.trainer.utils import add_fused_lm_head
+
+    model, tok = load_model(str(tiny), device="cpu")
+    add_fused_lm_head(model, outputs=("log_probs", "is_top1"))
+    prompt = build_prompt(tok, catalog, tcfg.prompt, CLASSES)
+    texts, labels = make(3, 5)
+    texts[1] += "很长的补充说明" * 3                                     # ragged lengths: padding is exercised
+    kv = sft.prefix_kv(model, prompt.prefix, "cpu")
+    with torch.no_grad():
+        shared = sft.shared_forward(model, kv, batch(sft.examples(prompt, texts, labels, 128, True), 0),
+                                    len(prompt.prefix)).log_probs.sum(1)
+        full = [model(**batch(sft.examples(prompt, [t], [y], 256), 0), fused_lm_head=True).log_probs.sum()
+                for t, y in zip(texts, labels)]
+    assert torch.allclose(shared, torch.stack(full), atol=1e-4), (shared, full)
+
+
 def test_cpu_config_falls_back(tmp_path):
     args = sft.sft_config(sft.settings(None), tmp_path, cuda=False, n_examples=100)
     assert args.optim == "adamw_torch" and not args.bf16 and args.completion_only_loss
@@ -118,7 +144,7 @@ def test_finetune_learns_a_separable_set(tiny, catalog, tcfg, tmp_path):
 
 def test_interrupted_run_resumes_from_its_checkpoint(tiny, catalog, tcfg, tmp_path):
     texts, labels = make(32, 2)
-    kw = {**FAST, "save_steps": 2, "max_steps": 6, "batch_size": 4}
+    kw = {**FAST, "save_steps": 2, "max_steps": 6, "batch_size": 4, "share_prefix": False}  # the plain path
     crash = Record(stop_at=3)
     with pytest.raises(KeyboardInterrupt):
         sft.finetune(str(tiny), texts, labels, catalog, tcfg, tmp_path / "run", classes=CLASSES,
