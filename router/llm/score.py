@@ -4,7 +4,7 @@ P(label) is the product of its tokens' probabilities, each under the full vocabu
 Three things keep it cheap:
 
 1. The instruction prefix (role, departments, duties) is the same for every ticket: its KV cache
-   is computed once and shared by every batch.
+   is computed once (batch 1) and joined to each batch's keys layer by layer, never stored B times.
 2. The labels' token sequences form a trie. One forward pass per batch feeds the ticket's tokens
    followed by the trie's inner nodes, under a tree attention mask: a trie node sees the prefix,
    the whole ticket and its own ancestors in the trie. So the extra cost per ticket is one token
@@ -13,6 +13,9 @@ Three things keep it cheap:
 
     scorer = Scorer(model, prompt)
     logp = scorer.logprobs(texts, batch_size=32)   # (n, n_labels), log P(label | ticket)
+
+Cost on an H100 (bench/gpu_llm.py): with 1-2-token labels ("number") scoring runs at ~80% of a
+plain forward pass over the tickets alone; department names (143 trie nodes) cost ~1.6x more.
 """
 
 from __future__ import annotations
