@@ -279,13 +279,9 @@ def _priorities(session, pol: Policy, ids, proba, texts) -> np.ndarray:
     if texts is None:
         got = dict(session.exec(select(Ticket.id, Ticket.text).where(Ticket.id.in_(ids))).all())
         texts = [got.get(t, "") for t in ids]
-    waiting = session.exec(
-        select(Ticket.text).join(QueueItem, QueueItem.ticket_id == Ticket.id)
-        .where(QueueItem.status == "pending", QueueItem.reason == "low_confidence")
-        .order_by(QueueItem.id.desc()).limit(pol.duplicate_window)).all()
     f = featurize(texts)
     order = np.argsort(-scores, kind="stable")  # within the batch, the most uncertain copy stays
-    ref = featurize(list(waiting)) if waiting else None
+    ref = _waiting(session, pol.duplicate_window)
     out = scores.copy()
     for rank, j in enumerate(order):
         sims = [_max_sim(f[j], ref)[0]] if ref is not None else []
@@ -294,6 +290,28 @@ def _priorities(session, pol: Policy, ids, proba, texts) -> np.ndarray:
         if sims and max(sims) >= pol.duplicate_similarity:
             out[j] *= pol.duplicate_discount
     return out
+
+
+_features: dict[str, dict[int, sparse.csr_matrix]] = {}  # store url -> queue item id -> featurize row
+
+
+def _waiting(session: Session, window: int):
+    """Features of the newest `window` pending low-confidence tickets (None if there are none);
+    rows are cached per queue item, so a long classify run featurizes each ticket once."""
+    rows = session.exec(
+        select(QueueItem.id, Ticket.text).join(Ticket, QueueItem.ticket_id == Ticket.id)
+        .where(QueueItem.status == "pending", QueueItem.reason == "low_confidence")
+        .order_by(QueueItem.id.desc()).limit(window)).all()
+    if not rows:
+        return None
+    old = _features.get(str(session.get_bind().url), {})
+    new = [(i, t) for i, t in rows if i not in old]
+    if new:
+        f = featurize([t for _, t in new])
+        old.update((i, f[k]) for k, (i, _) in enumerate(new))
+    cache = {i: old[i] for i, _ in rows}  # forget tickets that left the window
+    _features[str(session.get_bind().url)] = cache
+    return sparse.vstack(list(cache.values()), format="csr")
 
 
 def trim_to_budget(session: Session, pol: Policy) -> int:
