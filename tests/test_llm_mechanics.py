@@ -4,6 +4,7 @@ prefix cache and the label trie, batching, constrained generation, calibration, 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,3 +155,23 @@ def test_missing_model_or_adapter_is_a_clear_error(tiny, tmp_path):
             load_model(str(tiny), device="cuda")
         with pytest.raises(LoadError, match="CUDA"):
             load_model(str(tiny), device="cpu", quantize=True)
+
+
+def test_fit_trains_an_adapter_that_is_saved_and_loaded(tiny, catalog, tmp_path):
+    from router import classifier
+
+    cfg = {"sft": {"max_steps": 2, "batch_size": 2, "grad_accum": 1, "learning_rate": 1e-3, "save_steps": 1000,
+                   "gradient_checkpointing": False, "lora_r": 4, "lora_alpha": 8, "logging_steps": 1}}
+    clf = LLMClassifier(catalog=catalog, cfg=cfg, base=str(tiny), device="cpu", template=SHORT)
+    texts = tickets(8)
+    before = clf.predict_proba(texts)
+    rows = [json.loads(x) for x in (ROOT / "data/sample/history.jsonl").read_text(encoding="utf-8").splitlines()[:8]]
+    clf.fit([r["text"] for r in rows], [r["label"] for r in rows])
+    assert clf.adapter and (Path(clf.adapter) / "adapter_config.json").exists()
+    after = clf.predict_proba(texts)
+    assert not np.allclose(after, before, atol=1e-6)      # the adapter changes the scores
+    clf.save(tmp_path / "v2")
+    assert (tmp_path / "v2" / "adapter" / "adapter_config.json").exists()
+    back = classifier.load(tmp_path / "v2")
+    back.device = "cpu"
+    assert np.allclose(back.predict_proba(texts), after, atol=1e-5)

@@ -172,7 +172,12 @@ class LLMClassifier(Classifier):
         except ImportError as e:
             raise NotImplementedError(f"LLM fine-tuning needs training/sft.py (issue 4): {e}") from None
         self._work = Path(tempfile.mkdtemp(prefix="router-llm-"))
-        adapter = finetune(self.base, list(texts), list(labels), self.catalog, self.cfg, self._work,
+        # Train on exactly this classifier's prompt and device, whatever the config file says.
+        run_cfg = dict(self.cfg or {})
+        run_cfg["prompt"] = dict(self.template)
+        run_cfg["llm"] = {**dict(run_cfg.get("llm", {})), "device": self.device,
+                          "quantize": "auto" if self.quantize is None else self.quantize}
+        adapter = finetune(self.base, list(texts), list(labels), self.catalog, run_cfg, self._work,
                            gguf_file=self.gguf_file, classes=list(self.classes_))
         self.adapter = str(adapter)
         self._model = self._tokenizer = self._prompt = self._scorer = None
