@@ -8,6 +8,9 @@ transformers + peft path (prepare_model_for_kbit_training, full-vocabulary loss)
 
 Batch 2 x 896 tokens, LoRA r=64 on q/k/v/o/gate/up/down, paged 8-bit AdamW, accumulation 8
 (one optimizer step = 16 sequences); the answer is the last 8 tokens of each sequence.
+The *_prefix variants train the same 896-token sequences as 796 shared instruction tokens
+(encoded once per optimizer step, as training/sft.py does with share_prefix) + 100 own tokens;
+their tokens/s counts all 896 prompt tokens of each sequence, like the others.
 Each variant runs in its own process (clean peak-memory figures). Writes
 bench/results/gpu_train.json (and $OUT/gpu_train.json when $OUT is set) and prints a table.
 """
@@ -38,7 +41,10 @@ VARIANTS = {
     "ours": "training/sft.py: SFTTrainer, answer-only fused loss, bf16 LoRA, checkpointing",
     "ours_selective": "ours with trl's selective activation checkpointing",
     "ours_no_ckpt": "ours without activation checkpointing",
+    "ours_prefix": "ours, shared instruction prefix (share_prefix): prefix encoded once per optimizer step",
+    "ours_prefix_no_ckpt": "ours_prefix without activation checkpointing",
 }
+PREFIX = 796   # shared instruction tokens of each 896-token sequence in the *_prefix variants (ticket: 92, answer: 8)
 ANSWER = 8
 
 
@@ -91,10 +97,14 @@ def worker(variant: str, folder: Path, steps: int, warmup: int, seq: int, batch:
     total = steps + warmup
     n = total * batch * accum
     vocab = json.loads((folder / "config.json").read_text())["vocab_size"]
-    data = dataset(n, seq, vocab)
+    shared = variant.startswith("ours_prefix")
+    prefix_len = min(PREFIX, seq - 100) if shared else 0
+    data = dataset(n, seq - prefix_len, vocab)
+    prefix = torch.randint(10, vocab - 10, (prefix_len,), generator=torch.Generator().manual_seed(1)).tolist()
     s = sft.settings(None, batch_size=batch, grad_accum=accum, max_steps=total, save_steps=10 ** 6,
                      logging_steps=10 ** 6, max_seq=seq, warmup_ratio=0.0,
-                     gradient_checkpointing={"ours_selective": "selective", "ours_no_ckpt": False}.get(variant, True))
+                     gradient_checkpointing={"ours_selective": "selective", "ours_no_ckpt": False,
+                                             "ours_prefix_no_ckpt": False}.get(variant, True))
     out = Path("/tmp/gpu_train_out") / variant
     torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
@@ -104,7 +114,8 @@ def worker(variant: str, folder: Path, steps: int, warmup: int, seq: int, batch:
         from router.llm.load import load_model
 
         model, tok = load_model(str(folder), device="cuda", quantize=True)
-        tr = sft.trainer(model, tok, data, s, out, cuda=True, callbacks=[Cb()], progress=False)
+        tr = sft.trainer(model, tok, data, s, out, cuda=True, callbacks=[Cb()], progress=False,
+                         prefix=prefix if shared else None)
     load_s = time.perf_counter() - t0
     weights = torch.cuda.memory_allocated()
     tr.train()
@@ -115,7 +126,7 @@ def worker(variant: str, folder: Path, steps: int, warmup: int, seq: int, batch:
             "peak_gib": round(torch.cuda.max_memory_allocated() / 2 ** 30, 2),
             "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / 2 ** 30, 2),
             "step_s": round(sum(dts) / len(dts), 3), "tokens_per_s": round(tokens * len(dts) / sum(dts), 1),
-            "timed_steps": len(dts), "tokens_per_step": tokens}
+            "timed_steps": len(dts), "tokens_per_step": tokens, "shared_prefix_tokens": prefix_len}
 
 
 def standard_trainer(folder: Path, data: dict, s: dict, out: Path, callbacks):
@@ -173,6 +184,7 @@ def main():
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--accum", type=int, default=8)
     ap.add_argument("--folder", default="/tmp/qwen2-7b-shape")
+    ap.add_argument("--name", default=None, help="results file name (default gpu_train.json)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     a = ap.parse_args()
     folder = Path(a.folder + ("-tiny" if a.tiny else ""))
@@ -205,7 +217,7 @@ def main():
                      "optim": "paged_adamw_8bit", "torch": torch.__version__},
            "targets": {"peak_gib_max": 8.0, "speedup_min": 2.0},
            "rows": rows}
-    name = "gpu_train_tiny.json" if a.tiny else "gpu_train.json"
+    name = ("gpu_train_tiny.json" if a.tiny else "gpu_train.json") if not a.name else a.name
     for d in [ROOT / "bench" / "results"] + ([Path(os.environ["OUT"])] if os.environ.get("OUT") else []):
         d.mkdir(parents=True, exist_ok=True)
         (d / name).write_text(json.dumps(out, indent=1))
