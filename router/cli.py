@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -68,12 +69,11 @@ def classify(
     from router.registry import NoModelError
 
     c = _ctx(config)
-    _llm_env(config, decode)
     output = output or default_output(source)
     rejects = rejects or default_rejects(source, output)
     thr = c.cfg.classify.threshold if threshold is None else threshold
     try:
-        with _progress() as progress:
+        with _llm_env(config, decode), _progress() as progress:
             s = run(c.engine, c.catalog, source, output, rejects, thr, batch_size or c.cfg.classify.batch_size,
                     c.cfg.classify.top_k, model, resume, progress)
     except (TicketFileError, NoModelError, LoadError) as e:
@@ -92,17 +92,26 @@ def classify(
               + f"; {s.rate:.0f} tickets/s" + (f"; output {output}" if output != "-" else ""))
 
 
-def _llm_env(config: Optional[Path], decode: Optional[str]) -> None:
-    """LLM models read their run settings ([llm]) when loaded: pass --config and --decode on."""
+@contextmanager
+def _llm_env(config: Optional[Path], decode: Optional[str]):
+    """LLM models read their run settings ([llm]) when loaded: pass --config and --decode on to them
+    through the environment, for the duration of the command."""
     import os
 
-    if decode is not None:
-        if decode not in ("score", "generate"):
-            err.print(f"[red]error:[/red] --decode must be 'score' or 'generate', not {decode!r}")
-            raise typer.Exit(2)
-        os.environ["ROUTER_LLM__DECODE"] = decode
-    if config is not None:
-        os.environ["ROUTER_CONFIG"] = str(Path(config).resolve())
+    if decode not in (None, "score", "generate"):
+        err.print(f"[red]error:[/red] --decode must be 'score' or 'generate', not {decode!r}")
+        raise typer.Exit(2)
+    new = {"ROUTER_LLM__DECODE": decode, "ROUTER_CONFIG": str(Path(config).resolve()) if config else None}
+    old = {k: os.environ.get(k) for k in new}
+    os.environ.update({k: v for k, v in new.items() if v is not None})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @app.command()
@@ -125,7 +134,6 @@ def zeroshot(
     from training import data as data_mod, evaluate
 
     c = _ctx(config)
-    _llm_env(config, None)
     try:
         clf = LLMClassifier(classes=c.catalog.ids, cfg=c.cfg, catalog=c.catalog, base=base, gguf_file=gguf_file)
         clf.prompt  # loads the model now: a missing model fails here, before anything is registered
