@@ -79,9 +79,12 @@ def test_scores_equal_the_product_of_token_probabilities(lm, prompt, named, styl
     prompt = prompt if style == "number" else named
     texts = tickets(4)
     scorer = Scorer(model, prompt)
+    assert scorer.split                                      # flash attention over the prefix, on CPU too
     cached = scorer.logprobs(texts, batch_size=3)
     plain = Scorer(model, prompt, cache_prefix=False).logprobs(texts, batch_size=4)
-    assert np.abs(cached - plain).max() < 1e-4
+    via_cache = Scorer(model, prompt, split=False).logprobs(texts, batch_size=2)
+    assert np.abs(cached - plain).max() < 1e-4 and np.abs(via_cache - plain).max() < 1e-4
+    assert model.config._attn_implementation == "sdpa"      # restored after each batch
     # Brute force for a few labels: one full forward over prompt + label (+ end of turn for
     # "1", a prefix of "10", and "市公安局", whose tokens begin "市公安局交通警察支队").
     assert [t for _, t in scorer.trie.steps[0]] == prompt.label_ids[0] + [prompt.end_id]

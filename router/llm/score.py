@@ -3,8 +3,11 @@
 P(label) is the product of its tokens' probabilities, each under the full vocabulary softmax.
 Three things keep it cheap:
 
-1. The instruction prefix (role, departments, duties) is the same for every ticket: its KV cache
-   is computed once (batch 1) and joined to each batch's keys layer by layer, never stored B times.
+1. The instruction prefix (role, departments, duties) is the same for every ticket: its keys and
+   values are computed once (batch 1). Each batch attends to them with split_prefix_attention: all
+   the batch's queries against the prefix in one flash-attention call, merged exactly (by the
+   log-sum-exp) with attention over each row's own tokens, so the prefix is never copied per row
+   (fallback: a KV cache joining the prefix to each batch layer by layer).
 2. The labels' token sequences form a trie. One forward pass per batch feeds the ticket's tokens
    followed by the trie's inner nodes, under a tree attention mask: a trie node sees the prefix,
    the whole ticket and its own ancestors in the trie. So the extra cost per ticket is one token
@@ -20,6 +23,7 @@ plain forward pass over the tickets alone; department names (143 trie nodes) cos
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -105,11 +109,61 @@ def _shared_prefix_layer():
     return SharedPrefix
 
 
+SPLIT = "router_split_prefix"
+
+
+def split_prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Attention of a batch over the shared prefix plus each row's own tokens, in two exact parts.
+
+    The prefix part runs as ONE sequence of B*T queries against the prefix's keys (batch 1, no mask,
+    a flash kernel that also returns the log-sum-exp); the per-row part (ticket + trie nodes, under
+    the tree mask) is small and computed directly. The two softmaxes are merged by their log-sum-exp,
+    which gives exactly the attention over [prefix, row]. The prefix is never copied per row.
+    `module.router_prefix` holds that layer's prefix keys/values (1, kv_heads, P, D).
+    """
+    pk, pv = module.router_prefix
+    B, H, T, D = query.shape
+    g = H // key.shape[1]
+    scale = scaling if scaling is not None else D ** -0.5
+    q1 = query.transpose(0, 1).reshape(1, H, B * T, D)
+    k1, v1 = pk.repeat_interleave(g, dim=1), pv.repeat_interleave(g, dim=1)
+    if query.is_cuda:
+        o1, l1 = torch.ops.aten._scaled_dot_product_flash_attention(q1, k1, v1, scale=scale)[:2]
+    else:
+        o1, l1 = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q1, k1, v1, scale=scale)
+    o1 = o1.reshape(H, B, T, D).transpose(0, 1).float()
+    l1 = l1.reshape(H, B, T).transpose(0, 1).float()
+    k2, v2 = key.repeat_interleave(g, dim=1).float(), value.repeat_interleave(g, dim=1).float()
+    s2 = torch.matmul(query.float(), k2.transpose(-1, -2)) * scale + attention_mask.float()
+    l2 = torch.logsumexp(s2, dim=-1)
+    o2 = torch.matmul(torch.softmax(s2, dim=-1), v2)
+    w = torch.sigmoid(l1 - l2).unsqueeze(-1)                   # share of the prefix in each row's softmax
+    out = (o2 + w * (o1 - o2)).to(query.dtype)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _split_supported(model) -> bool:
+    """Flash attention with log-sum-exp: CPU, or CUDA GPUs from Ampere (compute capability 8) on."""
+    if model.device.type == "cpu":
+        return hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu")
+    return model.device.type == "cuda" and torch.cuda.get_device_capability(model.device)[0] >= 8
+
+
 class Scorer:
-    def __init__(self, model, prompt, cache_prefix: bool = True):
+    def __init__(self, model, prompt, cache_prefix: bool = True, split: bool | None = None):
+        """cache_prefix: compute the prefix once (else it is part of every row: the reference path).
+        split: attend to the prefix with split_prefix_attention (default where supported), else
+        through a KV cache whose prefix is joined to each batch layer by layer."""
         self.model, self.prompt = model, prompt
         self.trie = build_trie(prompt.label_ids, prompt.end_id)
         self.kv = prefix_cache(model, prompt.prefix) if cache_prefix else None
+        self.split = bool(self.kv is not None and (_split_supported(model) if split is None else split))
+        if self.split:
+            from transformers import AttentionInterface
+
+            AttentionInterface.register(SPLIT, split_prefix_attention)
+            for layer, kv in zip(_parts(model)[0].layers, self.kv):
+                layer.self_attn.router_prefix = kv
         # Every token some label uses, and where each (node, token) step reads from.
         self.vocab = sorted({t for s in self.trie.steps for _, t in s})
         col = {t: i for i, t in enumerate(self.vocab)}
@@ -123,6 +177,17 @@ class Scorer:
     @torch.no_grad()
     def batch(self, tickets: Sequence[Sequence[int]]) -> torch.Tensor:
         """(B, n_labels) float32 log-probabilities for tickets given as token ids (their part only)."""
+        if self.split:
+            try:
+                return self._batch(tickets)
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except RuntimeError as e:  # a GPU or torch build without the flash kernel: use the KV cache
+                warnings.warn(f"split prefix attention unavailable ({str(e).splitlines()[0]}); using the KV cache")
+                self.split = False
+        return self._batch(tickets)
+
+    def _batch(self, tickets: Sequence[Sequence[int]]) -> torch.Tensor:
         from transformers import DynamicCache
 
         model, trie, dev = self.model, self.trie, self.model.device
@@ -159,14 +224,23 @@ class Scorer:
                 anc[i] |= anc[p - 1]
         see[:, L:, P + L:] = anc[None]
         dtype = decoder.get_input_embeddings().weight.dtype
+        if self.split:
+            see = see[:, :, P:]                                # the prefix part needs no mask
         mask = torch.zeros(see.shape, dtype=dtype, device=dev).masked_fill_(~see, torch.finfo(dtype).min)
         cache = None
-        if self.kv is not None:
+        if self.kv is not None and not self.split:
             SharedPrefix = _shared_prefix_layer()
             cache = DynamicCache(ddp_cache_data=self.kv)
             cache.layers = [SharedPrefix(k, v) for k, v in self.kv]
-        hidden = decoder(input_ids=ids, attention_mask=mask[:, None], position_ids=pos,
-                         past_key_values=cache, use_cache=cache is not None).last_hidden_state
+        cfg = decoder.config
+        impl = cfg._attn_implementation
+        if self.split:
+            cfg._attn_implementation = SPLIT
+        try:
+            hidden = decoder(input_ids=ids, attention_mask=mask[:, None], position_ids=pos,
+                             past_key_values=cache, use_cache=cache is not None).last_hidden_state
+        finally:
+            cfg._attn_implementation = impl
         hidden = hidden[:, L - 1:]                              # node 0 = last ticket token, then nodes 1..N
         logp = self._head_logprobs(head, hidden)                # (B, N+1, len(vocab))
         steps = logp[:, self._node, self._col]                  # (B, n_steps)
