@@ -13,9 +13,9 @@ The weights are loaded on first use, so listing or registering versions stays ch
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -171,7 +171,11 @@ class LLMClassifier(Classifier):
             from training.sft import finetune
         except ImportError as e:
             raise NotImplementedError(f"LLM fine-tuning needs training/sft.py (issue 4): {e}") from None
-        self._work = Path(tempfile.mkdtemp(prefix="router-llm-"))
+        # A folder named by the data, under the state home: a crashed run resumes from its checkpoints.
+        home = Path(dict(dict(self.cfg or {}).get("paths", {})).get("home", ".router"))
+        key = hashlib.sha1("\x1f".join([self.base, *texts, "\x1e", *labels]).encode()).hexdigest()[:12]
+        self._work = home / "work" / f"llm-{key}"
+        self._work.mkdir(parents=True, exist_ok=True)
         # Train on exactly this classifier's prompt and device, whatever the config file says.
         run_cfg = dict(self.cfg or {})
         run_cfg["prompt"] = dict(self.template)
