@@ -72,17 +72,19 @@ def act(engine, catalog, reviewer: str, queue_id: int, choice: str | None) -> No
     except DecisionError:
         st.session_state.flash = ("error", "该工单已被处理或已被他人领取，已为您换下一条。")
         return
+    st.session_state["other"] = None  # the next ticket starts with an empty list
     msg = {SKIP: "已跳过", NO_FIT: "已标记：无合适部门"}.get(choice, f"已分派到 {catalog.name(choice)}")
     st.session_state.flash = ("success", msg)
 
 
 def correct(engine, catalog, reviewer: str, queue_id: int) -> None:
     """The "改派" button: the department picked in the list (read now, not when drawn)."""
-    act(engine, catalog, reviewer, queue_id, st.session_state.get(f"other_{queue_id}"))
+    act(engine, catalog, reviewer, queue_id, st.session_state.get("other"))
 
 
 def take_back(engine, reviewer: str, claim_minutes: float) -> None:
     qid = actions.undo(engine, reviewer, claim_minutes)
+    st.session_state["other"] = None
     st.session_state.flash = ("info", "已撤销上一步。") if qid else ("warning", "没有可以撤销的操作。")
 
 
@@ -129,7 +131,7 @@ def ticket_view(engine, catalog, reviewer: str, item: actions.Item) -> None:
     st.markdown("##### 改派其他部门")
     pick_col, go_col = st.columns([4, 1], vertical_alignment="bottom")
     with pick_col:
-        choice = st.selectbox("其他部门（输入名称可搜索）", catalog.ids, index=None, key=f"other_{item.queue_id}",
+        choice = st.selectbox("其他部门（输入名称可搜索）", catalog.ids, index=None, key="other",
                               format_func=lambda d: f"{catalog.name(d)}（{d}）", placeholder="输入部门名称搜索…")
     with go_col:
         st.button("改派", key="correct", width="stretch", on_click=correct,

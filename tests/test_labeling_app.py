@@ -50,7 +50,7 @@ def test_accept_correct_skip_no_fit_and_undo(engine):
     assert "已分派到 市城市管理综合执法局" in [s.value.replace("\\", "") for s in at.success]
     # T2 is next; its text holds HTML and markdown, which must come through verbatim
     assert "楼上每天半夜唱歌，吵得睡不着 <b>救命</b> **急**" in texts(at)
-    at.selectbox(key=f"other_{ids['T2']}").select("housing")
+    at.selectbox(key="other").select("housing")
     at.button(key="correct").click().run()                                # T2: another department
     at.button(key="no_fit").click().run()                                 # T3: no department fits
     at.button(key="skip").click().run()                                   # T4: skipped

@@ -70,8 +70,8 @@ def served(engine, tmp_path):
 
 
 def idle(page) -> None:
-    """Wait until the app has finished its current run (Streamlit's "running" indicator gone)."""
-    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30000)
+    """Wait until the app's script run has finished (call it once the run has visibly started)."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=30000)
 
 
 def test_dispatcher_works_the_queue_in_chromium(served, engine, catalog, tmp_path):
@@ -98,9 +98,10 @@ def test_dispatcher_works_the_queue_in_chromium(served, engine, catalog, tmp_pat
         page.keyboard.press("1")                                # accept suggestion 1 by key
         raw = page.get_by_text("楼上每天半夜唱歌，吵得睡不着 <b>救命</b> **急**")  # HTML/markdown shown as typed
         expect(raw).to_be_visible()
+        idle(page)
 
         page.get_by_role("combobox").click()
-        page.keyboard.type("住房")
+        page.keyboard.type("住房", delay=50)
         page.get_by_role("option", name="市住房和城乡建设局（housing）").click()
         duties = catalog.by_id["housing"].duties          # shown under the list once the pick is in
         expect(page.get_by_text(duties, exact=True)).to_have_count(2)  # (and under suggestion 3)
