@@ -314,26 +314,10 @@ def dashboard(
     config: Optional[Path] = ConfigOpt,
 ):
     """Serve the monitoring dashboards (Streamlit) on the configured store."""
-    import os
-
-    from sqlalchemy.engine import make_url
-
     import dashboards
 
-    c = _ctx(config)  # a broken config, catalogue or store fails here, with a clear message
-    d = c.cfg.get("dashboards", {})
-    port, address = port or d.get("port", 8501), address or d.get("address", "localhost")
-    env = dict(os.environ)
-    if config:
-        env["ROUTER_CONFIG"] = str(config.resolve())
-    app_file = Path(list(dashboards.__path__)[0]) / "app.py"
-    url = make_url(config_mod.store_url(c.cfg)).render_as_string(hide_password=True)
-    err.print(f"dashboards for {url} on http://{address}:{port} (Ctrl+C stops)")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.port", str(port),
-           "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
-    sys.stdout.flush()
-    os.execve(sys.executable, cmd, env)  # streamlit takes over this process: signals reach it directly
+    _serve(_ctx(config), config, "dashboards", dashboards, port, address, 8501,
+           ["--server.fileWatcherType", "none"])
 
 
 @app.command()
@@ -344,26 +328,34 @@ def label(
 ):
     """Serve the labeling app (Streamlit): dispatchers work the review queue in the browser.
     A password is asked when ROUTER_LABELING__PASSWORD is set."""
+    import labeling
+
+    _serve(_ctx(config), config, "labeling", labeling, port, address, 8502, ["--client.toolbarMode", "viewer"])
+
+
+def _serve(c: Ctx, config: Optional[Path], section: str, package, port, address, default_port: int,
+           extra: list[str]) -> None:
+    """Hand this process over to `streamlit run <package>/app.py` on the configured store."""
     import os
 
     from sqlalchemy.engine import make_url
 
-    import labeling
-
-    c = _ctx(config)  # a broken config, catalogue or store fails here, with a clear message
-    lab = c.cfg.get("labeling", {})
-    port, address = port or lab.get("port", 8502), address or lab.get("address", "localhost")
+    opts = c.cfg.get(section, {})
+    port, address = port or opts.get("port", default_port), address or opts.get("address", "localhost")
     env = dict(os.environ)
     if config:
         env["ROUTER_CONFIG"] = str(config.resolve())
     env["ROUTER_STORE__URL"] = config_mod.store_url(c.cfg)  # the same store, whatever the app's cwd
-    app_file = Path(list(labeling.__path__)[0]) / "app.py"
     url = make_url(env["ROUTER_STORE__URL"]).render_as_string(hide_password=True)
-    locked = " (password required)" if env.get("ROUTER_LABELING__PASSWORD") or lab.get("password") else ""
-    err.print(f"labeling app for {url} on http://{address}:{port}{locked} (Ctrl+C stops)")
+    locked = " (password required)" if section == "labeling" and (
+        env.get("ROUTER_LABELING__PASSWORD") or opts.get("password")) else ""
+    what = "dashboards" if section == "dashboards" else f"{section} app"
+    err.print(f"{what} for {url} on http://{address}:{port}{locked} (Ctrl+C stops)")
+    app_file = Path(list(package.__path__)[0]) / "app.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.port", str(port),
-           "--server.address", address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--client.toolbarMode", "viewer"]
+           "--server.address", address, "--server.headless", "true",
+           "--browser.gatherUsageStats", "false", *extra]
+    sys.stdout.flush()
     os.execve(sys.executable, cmd, env)  # streamlit takes over this process: signals reach it directly
 
 
