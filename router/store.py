@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from sqlalchemy import JSON, Column, event
+from sqlalchemy import JSON, Column, Index, event
 from sqlmodel import Field, Session, SQLModel, create_engine
 
 
@@ -39,6 +39,8 @@ class Prediction(SQLModel, table=True):
 
 class QueueItem(SQLModel, table=True):
     """A ticket waiting for a dispatcher: low confidence, or a random audit of a confident one."""
+    __table_args__ = (Index("ix_queueitem_status_priority", "status", "priority"),
+                      Index("ix_queueitem_claimed_by_status_done_at", "claimed_by", "status", "done_at"))
     id: Optional[int] = Field(default=None, primary_key=True)
     ticket_id: str = Field(foreign_key="ticket.id", index=True)
     prediction_id: Optional[int] = Field(default=None, foreign_key="prediction.id")
@@ -53,6 +55,8 @@ class QueueItem(SQLModel, table=True):
 
 class Label(SQLModel, table=True):
     """A department assigned by a person (or imported history). Newest non-undone label wins."""
+    __table_args__ = (Index("ix_label_reviewer_created_at", "reviewer", "created_at"),
+                      Index("ix_label_department_undone_created_at", "department", "undone", "created_at"))
     id: Optional[int] = Field(default=None, primary_key=True)
     ticket_id: str = Field(foreign_key="ticket.id", index=True)
     department: Optional[str] = Field(default=None, index=True)  # None: "no department fits"
