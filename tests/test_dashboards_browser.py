@@ -10,22 +10,15 @@ skipped on a developer machine (env CI unset).
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from dashboards import seed
-from router import ROOT, config
-from router.store import connect
+from router import ROOT
+from tests.browser import CHROMIUM, FLAGS, free_port, require_chromium, serve
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PAGES = [("f1", "Per-department F1", 2), ("", "Ticket router dashboards", 0),
          ("confusion", "Confusion", 1), ("calibration", "Calibration", 2), ("queue", "Review queue", 3),
          ("drift", "Drift", 2), ("history", "Model history", 2)]  # url path, title, charts
@@ -39,40 +32,16 @@ def artifacts() -> Path:
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def served(cfg, engine, catalog, tmp_path):
     """`router dashboard` on a free port over a seeded store (env from the `home` fixture)."""
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: CI must install the Debian package chromium")
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
+    require_chromium()
     seed.demo(engine, cfg, catalog, n=3000)
     port = free_port()
-    log = open(tmp_path / "dashboard.log", "w")
-    proc = subprocess.Popen([sys.executable, "-c", "from router.cli import app; app()", "dashboard",
-                             "--port", str(port), "--address", "127.0.0.1"],
-                            stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("router dashboard did not start: " + (tmp_path / "dashboard.log").read_text()[-2000:])
+    cmd = [sys.executable, "-c", "from router.cli import app; app()", "dashboard",
+           "--port", str(port), "--address", "127.0.0.1"]
+    with serve(cmd, port, tmp_path / "dashboard.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
     said = "".join((tmp_path / "dashboard.log").read_text().split())  # rich wraps long lines
     assert f"dashboardsforsqlite:///{cfg.paths.home}/router.dbonhttp://127.0.0.1:" in said
 
