@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -243,14 +244,14 @@ def models(ctx: typer.Context, config: Optional[Path] = ConfigOpt):
     from router import registry
 
     c = _ctx(config)
-    t = Table(title="model versions")
-    for col in ("version", "kind", "status", "accuracy", "macro-F1", "ECE", "created"):
-        t.add_column(col)
+    t = Table(title="model versions (newest first)", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("version", "status", "acc", "macro-F1", "ECE", "created"):
+        t.add_column(col, no_wrap=True)
     for mv in registry.versions(c.engine):
         m = mv.metrics or {}
-        fmt = lambda k: f"{m[k]:.4f}" if k in m else "-"  # noqa: E731
-        t.add_row(mv.version, mv.kind, mv.status, fmt("accuracy"), fmt("macro_f1"), fmt("ece"),
-                  f"{mv.created_at:%Y-%m-%d %H:%M}")
+        fmt = lambda k: f"{m[k]:.3f}" if k in m else "-"  # noqa: E731
+        t.add_row(mv.version, mv.status, fmt("accuracy"), fmt("macro_f1"), fmt("ece"),
+                  f"{mv.created_at:%m-%d}")
     Console().print(t)
 
 
