@@ -42,10 +42,9 @@ def parse_time(s: str | None) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=CST)
 
 
-def store_batch(engine, batch: list[TicketIn], proba, classes, version: str, k: int,
-                threshold: float) -> int:
-    """Tickets, predictions and queue items of one batch in one transaction; returns queued."""
-    tops = top_k(proba, classes, k)
+def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, threshold: float) -> int:
+    """Tickets, predictions and queue items of one batch in one transaction; returns queued.
+    `tops` holds each ticket's [(department, probability), ...], best first."""
     ids = [t.id for t in batch]
     with Session(engine) as s:
         known = set(s.exec(select(Ticket.id).where(Ticket.id.in_(ids))))
@@ -91,9 +90,10 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
         for i in range(0, len(todo), batch_size):
             batch = todo[i:i + batch_size]
             proba = clf.predict_proba([t.text for t in batch])
-            summary.queued += store_batch(engine, batch, proba, classes, mv.version, k, threshold)
+            tops = top_k(proba, classes, k)
+            summary.queued += store_batch(engine, batch, proba, tops, mv.version, threshold)
             rows = []
-            for t, top in zip(batch, top_k(proba, classes, k)):
+            for t, top in zip(batch, tops):
                 dept, conf = top[0]
                 summary.per_department[dept] += 1
                 rows.append({"id": t.id, "department": dept, "department_name": catalog.name(dept),

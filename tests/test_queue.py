@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sqlmodel import Session, select
 
+from router.classifier import top_k
 from router.classify import store_batch
 from router.io import TicketIn
 from router.queue import (ClassBalanced, Diverse, Entropy, LeastConfidence, Margin, Policy, enqueue, featurize,
@@ -108,7 +109,8 @@ def test_policy_reads_config_and_classify_still_queues(engine, cfg):
     assert pol.threshold == cfg.classify.threshold and pol.strategy == cfg.queue.strategy
     batch = [TicketIn(id=f"k{i}", text=t, line=i + 1) for i, t in enumerate(["噪音扰民", "井盖丢失", "路灯不亮"])]
     proba = np.array([[0.97, 0.02, 0.01], [0.4, 0.35, 0.25], [0.5, 0.3, 0.2]])
-    queued = store_batch(engine, batch, proba, ["police", "urban-mgmt", "housing"], "v1", 3, 0.6)
+    tops = top_k(proba, ["police", "urban-mgmt", "housing"], 3)
+    queued = store_batch(engine, batch, proba, tops, "v1", 0.6)
     assert queued == 2
     low = {t for t, x in queue(engine).items() if x.reason == "low_confidence"}
     assert low == {"k1", "k2"}
