@@ -53,7 +53,6 @@ held out, different RNG stream) and ``day.jsonl`` (~500 unlabeled).
 """
 import argparse
 import json
-import math
 import os
 import random
 import re

@@ -162,7 +162,7 @@ def zeroshot(
     clf.save(folder)
     if calibrate:
         evaluate.save(rep, folder, f"{version}: zero-shot held-out report")
-    mv = registry.register(c.engine, ModelVersion(
+    registry.register(c.engine, ModelVersion(
         version=version, kind="llm", path=str(folder.resolve()), status="candidate", base=clf.base,
         data_snapshot=snapshot, config=dict(c.cfg.get("llm", {})), metrics=metrics, temperature=clf.temperature))
     if promote or registry.current(c.engine) is None:

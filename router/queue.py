@@ -15,7 +15,7 @@ most `budget` low-confidence tickets of a day pending: the lowest priorities are
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 import numpy as np
