@@ -41,10 +41,8 @@ from router.llm.generate import generate_labels  # noqa: E402
 from router.llm.load import load_model  # noqa: E402
 from router.llm.prompt import build_prompt  # noqa: E402
 from router.llm.score import Scorer  # noqa: E402
+from router.llm.tiny import QWEN_7B_SHAPE  # noqa: E402
 
-SHAPE_7B = dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                num_attention_heads=28, num_key_value_heads=4, rope_theta=10000, rms_norm_eps=1e-6,
-                tie_word_embeddings=False)
 SHAPE_TINY = dict(vocab_size=152064, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False)
 # Label styles for (c): the answer string the model writes for a department.
@@ -126,7 +124,7 @@ def seed_recipe(model, prompt, texts) -> float:
 def bench_7b(args, res: dict):
     folder = Path(args.work) / ("tiny-7b-shape" if args.tiny else "random-7b")
     with Phase() as ph:
-        build_random(folder, Path(args.tokenizer), SHAPE_TINY if args.tiny else SHAPE_7B)
+        build_random(folder, Path(args.tokenizer), SHAPE_TINY if args.tiny else QWEN_7B_SHAPE)
     log(f"built and saved the random model in {ph.seconds:.1f} s")
     with Phase() as ph:
         model, tok = load_model(str(folder))

@@ -31,9 +31,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SEVEN_B = dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-               num_attention_heads=28, num_key_value_heads=4, rope_theta=10000, rms_norm_eps=1e-6,
-               tie_word_embeddings=False)
+from router.llm.tiny import QWEN_7B_SHAPE  # noqa: E402
+
 TINY = dict(vocab_size=4096, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
             num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False)
 VARIANTS = {
@@ -192,7 +191,7 @@ def main():
         print("RESULT " + json.dumps(worker(a.worker, folder, a.steps, a.warmup, a.seq, a.batch, a.accum)),
               flush=True)
         return
-    build(folder, TINY if a.tiny else SEVEN_B)
+    build(folder, TINY if a.tiny else QWEN_7B_SHAPE)
     rows = []
     for v in a.variants.split(","):
         cmd = [sys.executable, __file__, "--worker", v, "--steps", str(a.steps), "--warmup", str(a.warmup),

@@ -53,6 +53,12 @@ def query(name: str, url: str, *args):
     return getattr(queries, name)(connect(url), *args)
 
 
+def models(ctx: Ctx) -> tuple[list, dict | None, dict | None]:
+    """The registry's versions, the current one and the one it replaced (None when absent)."""
+    vs = query("versions", ctx.url)
+    return (vs, *queries.current_and_previous(vs))
+
+
 @st.cache_data(ttl=TTL, show_spinner=False)
 def report(path: str) -> dict | None:
     return queries.report(path)

@@ -8,8 +8,7 @@ import streamlit as st
 from dashboards import queries, ui
 
 ctx = ui.page("Per-department F1")
-vs = ui.query("versions", ctx.url)
-cur, prev = queries.current_and_previous(vs)
+vs, cur, prev = ui.models(ctx)
 if cur is None:
     ui.guide("No current model yet. " + ui.FIRST_STEPS)
 

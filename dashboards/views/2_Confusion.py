@@ -10,8 +10,7 @@ from dashboards import queries, ui
 from router.store import now
 
 ctx = ui.page("Confusion")
-vs = ui.query("versions", ctx.url)
-cur, _ = queries.current_and_previous(vs)
+_, cur, _ = ui.models(ctx)
 if cur is None:
     ui.guide("No current model yet. " + ui.FIRST_STEPS)
 rep = ui.report(cur["path"])

@@ -11,8 +11,7 @@ from dashboards import queries, ui
 from router.store import now
 
 ctx = ui.page("Calibration")
-vs = ui.query("versions", ctx.url)
-cur, _ = queries.current_and_previous(vs)
+_, cur, _ = ui.models(ctx)
 last = ui.query("last_prediction_at", ctx.url)
 if cur is None and last is None:
     ui.guide("No model and no predictions yet. " + ui.FIRST_STEPS)

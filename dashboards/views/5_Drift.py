@@ -14,8 +14,7 @@ ctx = ui.page("Drift")
 last = ui.query("last_prediction_at", ctx.url)
 if last is None:
     ui.guide(ui.ROUTE_FIRST)
-vs = ui.query("versions", ctx.url)
-cur, _ = queries.current_and_previous(vs)
+_, cur, _ = ui.models(ctx)
 
 days = st.slider("recent window (days)", 1, 60, 7)
 end = now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)

@@ -17,6 +17,11 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|im_start|>assistant\n<think>\n{% endif %}"
 )
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
+# The exact shape of DeepSeek-R1-Distill-Qwen-7B (a Qwen2Config), for speed and memory benchmarks
+# on random weights.
+QWEN_7B_SHAPE = dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                     num_attention_heads=28, num_key_value_heads=4, rope_theta=10000, rms_norm_eps=1e-6,
+                     tie_word_embeddings=False)
 
 
 def tiny_tokenizer(texts: Iterable[str], vocab_size: int = 2000):
