@@ -22,11 +22,6 @@ from router.store import ModelVersion
 from training import calibrate, evaluate, gate as gate_mod, replay
 from training.data import Labeled, split
 
-# Used when a config file predates the [retrain] / [gate] sections.
-RETRAIN = {"calibration_size": 0.1, "newest_corrections": 200, "old_sample": 0, "recent_weight": 1,
-           "weighted_sources": ["correction", "audit"]}
-GATE = {"max_macro_f1_drop": 0.005, "max_department_f1_drop": 0.05, "min_support": 10}
-
 
 @dataclass
 class Trained:
@@ -36,10 +31,6 @@ class Trained:
     decision: gate_mod.Decision | None = None
     current_report: dict | None = None
     test: Labeled = field(default_factory=Labeled)
-
-
-def settings(cfg, section: str) -> dict:
-    return {**(RETRAIN if section == "retrain" else GATE), **dict(cfg.get(section, {}))}
 
 
 def build(kind: str, cfg, catalog: Catalog) -> classifier.Classifier:
@@ -68,7 +59,7 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
     since: labels newer than this are "new" (replay mixes them with older ones); None = all new.
     gate:  promote through the gate (training.gate); otherwise only the first model is promoted.
     """
-    rt, gt = settings(cfg, "retrain"), settings(cfg, "gate")
+    rt, gt = cfg.retrain, cfg.gate  # config.load always merges the embedded defaults
     if len(data) < 2:
         raise ValueError("no labeled tickets to train on: import history with `router import` "
                          "or label tickets in the app")
