@@ -19,7 +19,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import make_pipeline, make_union
 from sklearn.svm import LinearSVC
 
-from router.calibration import softmax
+from router.calibration import temper
 from router.classifier import Classifier, expand
 
 
@@ -68,10 +68,7 @@ class BaselineClassifier(Classifier):
         texts = list(texts)
         if not texts:
             return np.zeros((0, len(self.classes_)))
-        proba = self.model.predict_proba(texts)
-        if self.temperature != 1.0:
-            proba = softmax(np.log(np.clip(proba, 1e-12, None)), self.temperature)
-        return expand(proba, self.fitted_, self.classes_)
+        return expand(temper(self.model.predict_proba(texts), self.temperature), self.fitted_, self.classes_)
 
     def save(self, folder):
         folder = Path(folder)

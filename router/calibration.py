@@ -39,6 +39,15 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def temper(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities rescaled by a temperature: softmax(log p / T); impossible classes stay at 0."""
+    if temperature == 1.0 or len(proba) == 0:
+        return proba
+    out = softmax(np.log(np.clip(proba, 1e-12, None)), temperature)
+    out[proba == 0] = 0.0
+    return out / out.sum(axis=1, keepdims=True)
+
+
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     """The temperature minimising held-out negative log-likelihood (golden-section on log T)."""
     def nll(log_t: float) -> float:

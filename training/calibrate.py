@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from router.calibration import fit_temperature, softmax
+from router.calibration import fit_temperature, temper
 
 
 def log_proba(proba: np.ndarray) -> np.ndarray:
@@ -24,9 +24,4 @@ def fit(proba: np.ndarray, y_idx: np.ndarray) -> float:
     return fit_temperature(log_proba(proba), np.asarray(y_idx))
 
 
-def apply(proba: np.ndarray, temperature: float) -> np.ndarray:
-    if temperature == 1.0 or len(proba) == 0:
-        return proba
-    out = softmax(log_proba(proba), temperature)
-    out[proba == 0] = 0.0  # classes the model never saw stay impossible
-    return out / out.sum(axis=1, keepdims=True)
+apply = temper  # softmax(log p / T); classes the model never saw stay impossible
