@@ -10,11 +10,11 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
-from router import registry
+from router import config, registry
 from router.catalog import Catalog
 from router.classifier import top_k
 from router.io import JsonlWriter, Reject, TicketIn, done_ids, read_tickets
-from router.queue import enqueue
+from router.queue import Policy, enqueue, policy
 from router.store import Prediction, Ticket
 
 CST = timezone(timedelta(hours=8))  # naive times in hotline exports are China Standard Time
@@ -42,9 +42,9 @@ def parse_time(s: str | None) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=CST)
 
 
-def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, threshold: float) -> int:
+def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: Policy) -> int:
     """Tickets, predictions and queue items of one batch in one transaction; returns queued.
-    `tops` holds each ticket's [(department, probability), ...], best first."""
+    `tops` holds each ticket's [(department, probability), ...], best first; `pol` the queue policy."""
     ids = [t.id for t in batch]
     with Session(engine) as s:
         known = set(s.exec(select(Ticket.id).where(Ticket.id.in_(ids))))
@@ -64,15 +64,17 @@ def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, thresh
             keep.append(i)
         s.add_all(preds)
         s.flush()
-        queued = enqueue(s, [ids[i] for i in keep], proba[keep], [p.id for p in preds], threshold)
+        queued = enqueue(s, [ids[i] for i in keep], proba[keep], [p.id for p in preds],
+                         texts=[batch[i].text for i in keep], pol=pol)
         s.commit()
     return queued
 
 
 def classify(engine, catalog: Catalog, source: str, output: str | None, rejects: str | None,
              threshold: float, batch_size: int = 64, k: int = 3, version: str | None = None,
-             resume: bool = False, progress=None) -> Summary:
+             resume: bool = False, progress=None, cfg=None) -> Summary:
     mv, clf = registry.load(engine, version)
+    pol = policy(cfg if cfg is not None else config.load(), threshold=threshold)  # once per run
     classes = [str(c) for c in clf.classes_]
     summary = Summary(model_version=mv.version)
     done = done_ids(output) if resume and output not in (None, "-") else set()
@@ -91,7 +93,7 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
             batch = todo[i:i + batch_size]
             proba = clf.predict_proba([t.text for t in batch])
             tops = top_k(proba, classes, k)
-            summary.queued += store_batch(engine, batch, proba, tops, mv.version, threshold)
+            summary.queued += store_batch(engine, batch, proba, tops, mv.version, pol)
             rows = []
             for t, top in zip(batch, tops):
                 dept, conf = top[0]

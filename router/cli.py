@@ -76,7 +76,7 @@ def classify(
     try:
         with _llm_env(config, decode), _progress() as progress:
             s = run(c.engine, c.catalog, source, output, rejects, thr, batch_size or c.cfg.classify.batch_size,
-                    c.cfg.classify.top_k, model, resume, progress)
+                    c.cfg.classify.top_k, model, resume, progress, c.cfg)
     except (TicketFileError, NoModelError, LoadError) as e:
         err.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)

@@ -110,7 +110,7 @@ def test_policy_reads_config_and_classify_still_queues(engine, cfg):
     batch = [TicketIn(id=f"k{i}", text=t, line=i + 1) for i, t in enumerate(["噪音扰民", "井盖丢失", "路灯不亮"])]
     proba = np.array([[0.97, 0.02, 0.01], [0.4, 0.35, 0.25], [0.5, 0.3, 0.2]])
     tops = top_k(proba, ["police", "urban-mgmt", "housing"], 3)
-    queued = store_batch(engine, batch, proba, tops, "v1", 0.6)
+    queued = store_batch(engine, batch, proba, tops, "v1", policy(cfg, threshold=0.6))
     assert queued == 2
     low = {t for t, x in queue(engine).items() if x.reason == "low_confidence"}
     assert low == {"k1", "k2"}
