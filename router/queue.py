@@ -134,7 +134,7 @@ class Diverse(Strategy):
                 break
             picked.append(j)
             alive[j] = False
-            nearest = np.maximum(nearest, _max_sim(f, f[j]))
+            nearest = np.maximum(nearest, _max_sim(f, f[[j]]))
         return order[picked]
 
     def __repr__(self):

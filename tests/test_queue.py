@@ -40,6 +40,8 @@ def test_diverse_spreads_picks_across_near_duplicates():
     assert set(Margin().query(proba, 3)) == {0, 1, 2}           # plain margin: the whole burst
     picks = Diverse(Margin(), similarity=0.7).query(proba, 3, features=featurize(texts))
     assert len(picks) == 3 and len(set(picks) & {0, 1, 2}) == 1   # one of the burst, two others
+    dense = featurize(texts).toarray()   # any L2-normalised rows work (the AL benchmark uses LSA)
+    assert sorted(Diverse(Margin(), similarity=0.7).query(proba, 3, features=dense)) == sorted(picks)
     sim = (featurize(BURST[:2]) @ featurize(BURST[:2]).T).toarray()
     assert sim[0, 1] > 0.8 and (featurize(BURST[:1]) @ featurize(OTHER).T).toarray().max() < 0.3
 
