@@ -170,28 +170,27 @@ def main(data: Path = typer.Option(DEFAULT, help="Banking77 train.csv (text,cate
         rng = np.random.default_rng(seed)
         start = np.concatenate([rng.choice(pool[y[pool] == c], init, replace=False) for c in np.unique(y)])
         full = float((fit(X[pool], y[pool]).predict(X[test]) == y[test]).mean())
-        setups[seed] = dict(test=test, start=start, full=full)
+        setups[seed] = dict(test=test, start=start, full=full, target=0.95 * full)
     tasks = [(k, seed) for k in sorted(chosen, key=lambda k: k != "random") for seed in seeds_]  # longest first
     done = Parallel(n_jobs=jobs)(delayed(run)(
         k, strategies(seed)[k], X, Xn, y, setups[seed]["test"], setups[seed]["start"],
         random_batch if k == "random" else batch, max_random if k == "random" else max_labels,
-        0.95 * setups[seed]["full"], seed) for k, seed in tasks)
-    runs = {str(seed): {"full_accuracy": setups[seed]["full"], "target_accuracy": 0.95 * setups[seed]["full"],
+        setups[seed]["target"], seed) for k, seed in tasks)
+    runs = {str(seed): {"full_accuracy": setups[seed]["full"], "target_accuracy": setups[seed]["target"],
                         "strategies": {}} for seed in seeds_}
     for k, seed, r in done:
-        r["labels_to_target"] = labels_needed(r["curve"], 0.95 * setups[seed]["full"])
+        r["labels_to_target"] = labels_needed(r["curve"], setups[seed]["target"])
         runs[str(seed)]["strategies"][k] = r
     summary = {}
     for k in chosen:
         need = [runs[str(s)]["strategies"][k]["labels_to_target"] for s in seeds_]
         summary[k] = {"labels_to_target": need, "mean_labels": float(np.mean(need)) if all(need) else None}
-    base = summary["random"]["mean_labels"]
-    for k, r in summary.items():
+    base, rand = summary["random"]["mean_labels"], summary["random"]["labels_to_target"]
+    for r in summary.values():
         r["saving_vs_random"] = round(base / r["mean_labels"], 2) if base and r["mean_labels"] else None
-        rand = summary["random"]["labels_to_target"]
         r["saving_per_seed"] = [round(b / n, 2) if b and n else None for b, n in zip(rand, r["labels_to_target"])]
     ranked = [k for k in summary if k != "random" and summary[k]["mean_labels"]]
-    res = {"dataset": "banking77 train.csv", "pool": int(len(y) - 2000), "test": 2000, "init_per_class": init,
+    res = {"dataset": "banking77 train.csv", "pool": int(len(y) - len(test)), "test": int(len(test)), "init_per_class": init,
            "batch": batch, "random_batch": random_batch, "seeds": seeds_, "strategies": summary,
            "best": min(ranked, key=lambda k: summary[k]["mean_labels"]) if ranked else None,
            "repr": {k: repr(v) for k, v in chosen.items()}, "runs": runs}
