@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from sqlalchemy import JSON, Column, Index, event
+from sqlalchemy import JSON, Column, Index, event, text
 from sqlmodel import Field, Session, SQLModel, create_engine
 
 
@@ -40,13 +40,15 @@ class Prediction(SQLModel, table=True):
 class QueueItem(SQLModel, table=True):
     """A ticket waiting for a dispatcher: low confidence, or a random audit of a confident one."""
     __table_args__ = (Index("ix_queueitem_status_priority", "status", "priority"),
-                      Index("ix_queueitem_claimed_by_status_done_at", "claimed_by", "status", "done_at"))
+                      Index("ix_queueitem_claimed_by_status_done_at", "claimed_by", "status", "done_at"),
+                      Index("ux_queueitem_open_ticket", "ticket_id", unique=True,  # one open item per ticket
+                            sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")))
     id: Optional[int] = Field(default=None, primary_key=True)
     ticket_id: str = Field(foreign_key="ticket.id", index=True)
     prediction_id: Optional[int] = Field(default=None, foreign_key="prediction.id")
     reason: str = "low_confidence"          # low_confidence | audit
     priority: float = Field(default=0.0, index=True)  # higher is shown first
-    status: str = Field(default="pending", index=True)  # pending | done | skipped
+    status: str = Field(default="pending", index=True)  # pending | done | skipped | over_budget | superseded
     claimed_by: Optional[str] = None
     claimed_until: Optional[datetime] = None
     created_at: datetime = Field(default_factory=now, index=True)
