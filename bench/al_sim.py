@@ -51,7 +51,7 @@ from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 
 from router import ROOT
-from router.queue import Diverse, Entropy, LeastConfidence, Margin, RandomSampling
+from router.strategies import Diverse, Entropy, LeastConfidence, Margin, RandomSampling
 
 DEFAULT = ROOT.parent / "shared" / "datasets" / "banking77" / "train.csv"
 

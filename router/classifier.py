@@ -48,6 +48,13 @@ class Classifier(ABC):
     def load(cls, folder: str | Path) -> "Classifier": ...
 
 
+def model_input(text: str, title: str | None = None) -> str:
+    """What every model reads of a ticket, in training and in routing: its title (the
+    dispatcher sees it too; 物业乱收费 says more than the text often does), then its text."""
+    title = (title or "").strip()
+    return f"【{title}】{text}" if title and title not in text else text
+
+
 def make(kind: str, **kwargs) -> Classifier:
     if kind not in KINDS:
         raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(KINDS)}")

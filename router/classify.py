@@ -12,10 +12,14 @@ from sqlmodel import Session, select
 
 from router import config, registry
 from router.catalog import Catalog
-from router.classifier import top_k
+import numpy as np
+
+from router import queue
+from router.classifier import model_input, top_k
 from router.io import JsonlWriter, Reject, TicketIn, done_ids, read_tickets
-from router.queue import Policy, enqueue, policy
+from router.queue import Enqueued, Policy, policy
 from router.store import Prediction, Ticket
+from router.strategies import Diverse, featurize, make_strategy
 
 CST = timezone(timedelta(hours=8))  # naive times in hotline exports are China Standard Time
 
@@ -24,7 +28,11 @@ CST = timezone(timedelta(hours=8))  # naive times in hotline exports are China S
 class Summary:
     routed: int = 0
     skipped: int = 0          # already in the output (--resume)
-    queued: int = 0
+    queued: int = 0           # new low-confidence queue items
+    audits: int = 0           # new audit items (confident tickets sampled for an unbiased accuracy)
+    waiting: int = 0          # tickets already waiting: their item now shows this run's prediction
+    decided: int = 0          # tickets a dispatcher already decided: never queued again
+    over_budget: int = 0      # queue items set aside by the daily budget
     rejected: int = 0
     seconds: float = 0.0
     model_version: str = ""
@@ -42,9 +50,10 @@ def parse_time(s: str | None) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=CST)
 
 
-def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: Policy) -> int:
-    """Tickets, predictions and queue items of one batch in one transaction; returns queued.
-    `tops` holds each ticket's [(department, probability), ...], best first; `pol` the queue policy."""
+def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: Policy) -> Enqueued:
+    """Tickets, predictions and queue items of one batch in one transaction.
+    `tops` holds each ticket's [(department, probability), ...], best first; `pol` the queue policy.
+    A ticket already predicted by `version` (a resumed or repeated run) is not predicted again."""
     ids = [t.id for t in batch]
     with Session(engine) as s:
         known = set(s.exec(select(Ticket.id).where(Ticket.id.in_(ids))))
@@ -58,16 +67,70 @@ def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: P
         preds, keep = [], []
         for i, (t, top) in enumerate(zip(batch, tops)):
             if t.id in predicted:
-                continue  # a resumed run: stored before the crash, not written to the file
+                continue
             preds.append(Prediction(ticket_id=t.id, model_version=version, department=top[0][0],
                                     confidence=top[0][1], topk=[list(x) for x in top]))
             keep.append(i)
         s.add_all(preds)
         s.flush()
-        queued = enqueue(s, [ids[i] for i in keep], proba[keep], [p.id for p in preds],
-                         texts=[batch[i].text for i in keep], pol=pol)
+        done = queue.enqueue(s, [ids[i] for i in keep], proba[keep], [p.id for p in preds], pol,
+                             texts=[model_input(batch[i].text, batch[i].title) for i in keep])
+        again = [ids[i] for i in range(len(batch)) if ids[i] in predicted]
+        if again:  # say truthfully whether a repeated ticket waits in the queue
+            done.waiting += list(queue.open_items(s, again))
         s.commit()
-    return queued
+    return done
+
+
+def prioritize(engine, clf, version: str, pol: Policy) -> int:
+    """Order the waiting tickets with the configured strategy, as the benchmarks measure it:
+    the `pol.window` best picks of `strategy.query` over the waiting pool come first, the rest
+    follow by score. With `pol.rerank`, tickets routed by another model are re-scored (and
+    re-predicted, so dispatchers see the current model's suggestions). Returns the pool size."""
+    strategy = make_strategy(pol.strategy)
+    window = pol.window or 200
+    with Session(engine) as s:
+        p = queue.pool(s, window * getattr(strategy, "pool", 4))
+        if not p.item_ids:
+            return 0
+        classes = [str(c) for c in clf.classes_]
+        texts = [model_input(t, h) for t, h in zip(p.texts, p.titles)]
+        stale = [k for k, v in enumerate(p.versions) if v != version] if pol.rerank else []
+        proba = _stored_proba(p.tops, classes)
+        new_preds = None
+        if stale:
+            proba[stale] = clf.predict_proba([texts[k] for k in stale])
+            tops = top_k(proba[stale], classes, len(p.tops[0]) if p.tops and p.tops[0] else 3)
+            preds = [Prediction(ticket_id=p.ticket_ids[k], model_version=version, department=top[0][0],
+                                confidence=top[0][1], topk=[list(x) for x in top]) for k, top in zip(stale, tops)]
+            s.add_all(preds)
+            s.flush()
+            new_preds = dict(zip(stale, (x.id for x in preds)))
+        features = labeled = None
+        if isinstance(strategy, Diverse):
+            features = featurize(texts)
+            done = queue.labeled_texts(s, 2000)
+            labeled = featurize([model_input(t, h) for t, h in done]) if done else None
+        prio = strategy.priorities(proba, min(window, len(texts)), features, labeled)
+        if new_preds:
+            ids = [p.item_ids[k] for k in stale]
+            queue.set_priorities(s, ids, prio[stale], [new_preds[k] for k in stale])
+        fresh = [k for k in range(len(p.item_ids)) if not new_preds or k not in new_preds]
+        queue.set_priorities(s, [p.item_ids[k] for k in fresh], prio[fresh])
+        s.commit()
+    return len(p.item_ids)
+
+
+def _stored_proba(tops: list[list], classes: list[str]) -> np.ndarray:
+    """Probabilities over `classes` from stored top-k lists (other departments 0): exact for
+    margin and least confidence, which only look at the top two."""
+    pos = {c: j for j, c in enumerate(classes)}
+    out = np.zeros((len(tops), len(classes)))
+    for i, top in enumerate(tops):
+        for d, pr in top or []:
+            if d in pos:
+                out[i, pos[d]] = pr
+    return out
 
 
 def classify(engine, catalog: Catalog, source: str, output: str | None, rejects: str | None,
@@ -91,15 +154,21 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
     with JsonlWriter(output, append=resume) as out:
         for i in range(0, len(todo), batch_size):
             batch = todo[i:i + batch_size]
-            proba = clf.predict_proba([t.text for t in batch])
+            proba = clf.predict_proba([model_input(t.text, t.title) for t in batch])
             tops = top_k(proba, classes, k)
-            summary.queued += store_batch(engine, batch, proba, tops, mv.version, pol)
+            done = store_batch(engine, batch, proba, tops, mv.version, pol)
+            summary.queued += len(done.low)
+            summary.audits += len(done.audit)
+            summary.waiting += len(done.waiting)
+            summary.decided += len(done.decided)
+            summary.over_budget += done.dropped
+            queued = done.queued
             rows = []
             for t, top in zip(batch, tops):
                 dept, conf = top[0]
                 summary.per_department[dept] += 1
                 rows.append({"id": t.id, "department": dept, "department_name": catalog.name(dept),
-                             "confidence": round(conf, 4), "queued": conf < threshold,
+                             "confidence": round(conf, 4), "queued": t.id in queued,
                              "top": [{"department": d, "name": catalog.name(d), "p": round(p, 4)}
                                      for d, p in top],
                              "model_version": mv.version})
@@ -107,8 +176,18 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
             summary.routed += len(batch)
             if progress:
                 progress.advance(task, len(batch))
+    if summary.routed:
+        prioritize(engine, clf, mv.version, pol)
+        summary.over_budget += _trim(engine, pol)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _trim(engine, pol: Policy) -> int:
+    with Session(engine) as s:
+        n = queue.trim_to_budget(s, pol)
+        s.commit()
+    return n
 
 
 def default_output(source: str) -> str:

@@ -87,7 +87,10 @@ def classify(
     for d, n in s.per_department.most_common():
         t.add_row(d, c.catalog.name(d), str(n))
     err.print(t)
-    err.print(f"routed {s.routed}, queued for review {s.queued} (confidence < {thr}), "
+    err.print(f"routed {s.routed}, queued for review {s.queued} (confidence < {thr}) + {s.audits} audits"
+              + (f", {s.waiting} already waiting" if s.waiting else "")
+              + (f", {s.decided} already decided by a dispatcher" if s.decided else "")
+              + (f", {s.over_budget} over the daily budget" if s.over_budget else "") + ", "
               f"rejected {s.rejected}" + (f" -> {rejects}" if s.rejected else "")
               + (f", skipped {s.skipped} already done" if s.skipped else "")
               + f"; {s.rate:.0f} tickets/s" + (f"; output {output}" if output != "-" else ""))

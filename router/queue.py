@@ -1,211 +1,35 @@
-"""The review queue: which routed tickets a dispatcher sees, in which order.
+"""The review queue in the store: which routed tickets wait for a dispatcher, in which order.
 
-Query strategies are small objects in the style of small-text: `scores(proba)` (higher = ask
-a person first) and `query(proba, n, features)` (indices of the `n` rows to ask about).
-
+The queue only stores; the order comes from a query strategy (router/strategies.py).
 `enqueue` is called by `router classify` after each batch. Tickets below the confidence
 threshold go in with the strategy's score as priority; a near-duplicate of a ticket already
 waiting (same burst pipe, same street) gets its priority cut, so one incident does not fill
 the queue. A small random sample of confident tickets goes in as an `audit` (labels on an
-unbiased sample: the measured accuracy of confident predictions). The daily budget keeps at
-most `budget` low-confidence tickets of a day pending: the lowest priorities are dropped
-(status `over_budget`), so across batches the day's queue holds its best `budget` tickets.
+unbiased sample: the measured accuracy of confident predictions). At the end of a run
+`classify.prioritize` re-orders the waiting tickets with the configured strategy (`pool`,
+`set_priorities`). The daily budget keeps at most `budget` low-confidence tickets of a day
+pending: the lowest priorities are dropped (status `over_budget`).
+
+Two rules hold whatever is routed again (the same file, after a retrain, a promotion or a
+rollback): a ticket with a dispatcher's decision (a label not undone) never comes back, and
+a ticket has at most one open (pending) item — routing it again refreshes that item with the
+new prediction (the store enforces this with a partial unique index).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 import numpy as np
 from scipy import sparse
-from sklearn.feature_extraction.text import HashingVectorizer
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
-from router.store import QueueItem, Ticket, now
+from router.store import Label, Prediction, QueueItem, Ticket, now
+from router.strategies import Diverse, _max_sim, featurize, make_strategy
 
-
-# ---- query strategies -------------------------------------------------------------------
-
-class Strategy:
-    """Ranks tickets by how much a person's label would teach the model."""
-    name = ""
-
-    def scores(self, proba: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def query(self, proba: np.ndarray, n: int, features=None, rng=None, labeled=None) -> np.ndarray:
-        """Indices of the `n` rows to label, best first. `features`: one L2-normalised row per
-        row of `proba` (see `featurize`); `labeled`: the same for already labeled tickets;
-        both used by the diversity-aware strategies only."""
-        return np.argsort(-self.scores(proba), kind="stable")[:n]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
-
-
-class RandomSampling(Strategy):
-    name = "random"
-
-    def __init__(self, seed: int = 0):
-        self.rng = np.random.default_rng(seed)
-
-    def scores(self, proba):
-        return self.rng.random(len(proba))
-
-
-class LeastConfidence(Strategy):
-    """1 - top probability."""
-    name = "least_confidence"
-
-    def scores(self, proba):
-        return 1.0 - proba.max(axis=1)
-
-
-class Margin(Strategy):
-    """1 - (top - second) probability: the model hesitates between two departments."""
-    name = "margin"
-
-    def scores(self, proba):
-        if proba.shape[1] < 2:
-            return np.zeros(len(proba))
-        top2 = np.partition(proba, -2, axis=1)[:, -2:]
-        return 1.0 - (top2[:, 1] - top2[:, 0])
-
-
-class Entropy(Strategy):
-    """Prediction entropy, scaled to [0, 1]."""
-    name = "entropy"
-
-    def scores(self, proba):
-        p = np.clip(proba, 1e-12, 1.0)
-        return -(p * np.log(p)).sum(axis=1) / np.log(max(proba.shape[1], 2))
-
-
-def featurize(texts) -> sparse.csr_matrix:
-    """L2-normalised character 1-3-gram counts (hashed: no fitting, stable across calls), so
-    that `a @ b.T` is the cosine similarity of two tickets. Works for Chinese as it is."""
-    vec = HashingVectorizer(analyzer="char_wb", ngram_range=(1, 3), n_features=2 ** 20,
-                            alternate_sign=False, norm="l2")
-    return vec.transform([t or "" for t in texts])
-
-
-class Diverse(Strategy):
-    """A base strategy whose picks are spread out: greedy max-min over the base's best
-    `pool * n` candidates. Each step takes the candidate with the highest
-    score * (1 - similarity to the nearest ticket already picked or already labeled) and
-    skips near-duplicates (cosine >= `similarity`) outright.
-
-    `features`: rows of `featurize(texts)` (or any L2-normalised rows) for the candidates;
-    `labeled`: the same for tickets that already have labels (optional)."""
-    name = "diverse"
-
-    def __init__(self, base: Strategy | None = None, similarity: float = 0.8, pool: int = 4,
-                 density: float = 0.0, neighbours: int = 10):
-        self.base = base or Margin()
-        self.similarity = similarity
-        self.pool = pool
-        self.density = density          # > 0: weight by density**this (typical tickets before outliers)
-        self.neighbours = neighbours
-        self.name = f"diverse_{self.base.name}"
-
-    def scores(self, proba):
-        return self.base.scores(proba)
-
-    def query(self, proba, n, features=None, rng=None, labeled=None):
-        scores = self.scores(proba)
-        order = np.argsort(-scores, kind="stable")[: max(n * self.pool, n)]
-        if features is None or n <= 0:
-            return order[:n]
-        f = features[order]
-        nearest = np.zeros(len(order))
-        if labeled is not None and labeled.shape[0]:
-            nearest = _max_sim(f, labeled)
-        value, picked = scores[order], []
-        if self.density:
-            value = value * _density(f, features, self.neighbours) ** self.density
-        alive = np.ones(len(order), bool)
-        while len(picked) < n and alive.any():
-            v = np.where(alive & (nearest < self.similarity), value * (1.0 - nearest), -np.inf)
-            j = int(np.argmax(v))
-            if not np.isfinite(v[j]):
-                break
-            picked.append(j)
-            alive[j] = False
-            nearest = np.maximum(nearest, _max_sim(f, f[[j]]))
-        return order[picked]
-
-    def __repr__(self):
-        return (f"Diverse({self.base!r}, similarity={self.similarity}, pool={self.pool}, density={self.density}, "
-                f"neighbours={self.neighbours})")
-
-
-class ClassBalanced(Strategy):
-    """A base strategy's picks, at most `share * n / classes` per predicted department, so a
-    batch covers many confusable pairs instead of piling onto one (topped up from the rest
-    of the base's order when too few departments are uncertain)."""
-    name = "balanced"
-
-    def __init__(self, base: Strategy | None = None, share: float = 2.0, pool: int = 4):
-        self.base = base or Margin()
-        self.share = share
-        self.pool = pool
-        self.name = f"balanced_{self.base.name}"
-
-    def scores(self, proba):
-        return self.base.scores(proba)
-
-    def query(self, proba, n, features=None, rng=None, labeled=None):
-        order = np.asarray(self.base.query(proba, min(len(proba), n * self.pool), features, rng, labeled))
-        cap = max(1, int(np.ceil(self.share * n / proba.shape[1])))
-        pred = proba[order].argmax(axis=1)
-        taken: dict[int, int] = {}
-        keep = np.zeros(len(order), bool)
-        for i, c in enumerate(pred):
-            if taken.get(c, 0) < cap:
-                taken[c] = taken.get(c, 0) + 1
-                keep[i] = True
-                if keep.sum() == n:
-                    break
-        picks = list(order[keep])
-        picks += [j for j in order[~keep]][: n - len(picks)]
-        return np.array(picks[:n], dtype=int)
-
-    def __repr__(self):
-        return f"ClassBalanced({self.base!r}, share={self.share}, pool={self.pool})"
-
-
-def _density(a, b, k: int) -> np.ndarray:
-    """Mean cosine similarity of each row of `a` to its `k` nearest rows of `b` (itself excluded)."""
-    s = a @ b.T
-    s = s.toarray() if sparse.issparse(s) else np.asarray(s)
-    k = min(k, s.shape[1] - 1)
-    if k < 1:
-        return np.ones(a.shape[0])
-    top = np.partition(s, -(k + 1), axis=1)[:, -(k + 1):-1]
-    return np.clip(top.mean(axis=1), 1e-6, None)
-
-
-def _max_sim(a, b) -> np.ndarray:
-    """For each row of `a`, the highest cosine similarity to any row of `b`."""
-    s = a @ b.T
-    s = s.toarray() if sparse.issparse(s) else np.asarray(s)
-    return s.max(axis=1) if s.shape[1] else np.zeros(a.shape[0])
-
-
-STRATEGIES = {"least_confidence": LeastConfidence, "margin": Margin, "entropy": Entropy, "balanced": ClassBalanced,
-              "diverse": Diverse, "random": RandomSampling}
-
-
-def make_strategy(name: str) -> Strategy:
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown queue strategy {name!r}; known: {', '.join(STRATEGIES)}")
-    return STRATEGIES[name]()
-
-
-# ---- the queue in the store -------------------------------------------------------------
 
 @dataclass
 class Policy:
@@ -219,6 +43,8 @@ class Policy:
     duplicate_window: int = 2000         # compare against this many newest pending tickets
     timezone: str = "Asia/Shanghai"      # where "today" is (budget, counts)
     seed: int | None = None              # audit sampling seed (None = fresh randomness)
+    window: int = 200                    # the strategy orders this many waiting tickets; the rest by score
+    rerank: bool = True                  # re-score waiting tickets routed by an older model
 
 
 def policy(cfg, **over) -> Policy:
@@ -240,45 +66,77 @@ def day_start(tz: str, at: datetime | None = None) -> datetime:
     return datetime.combine(local.date(), time(0), tzinfo=zone)
 
 
-def enqueue(session: Session, ticket_ids, proba: np.ndarray, prediction_ids, threshold: float | None = None,
-            texts=None, pol: Policy | None = None) -> int:
-    """Queue the tickets of one routed batch; returns how many low-confidence tickets went in
-    (audits not counted). `texts` enables the near-duplicate check (loaded from the store
-    when not given)."""
-    if pol is None:
-        from router import config
-        pol = policy(config.load())
-    if threshold is not None:
-        pol = Policy(**{**pol.__dict__, "threshold": threshold})
+@dataclass
+class Enqueued:
+    """What `enqueue` did with one batch (ticket ids)."""
+    low: list[str] = field(default_factory=list)       # new low-confidence items
+    audit: list[str] = field(default_factory=list)     # new audit items
+    waiting: list[str] = field(default_factory=list)   # already had an open item: refreshed
+    decided: list[str] = field(default_factory=list)   # a dispatcher already decided: not queued
+    dropped: int = 0                                   # pending items set over_budget by this batch
+
+    @property
+    def queued(self) -> set[str]:
+        return {*self.low, *self.audit, *self.waiting}
+
+
+def decided(session: Session, ids) -> set[str]:
+    """Tickets among `ids` with a decision that stands (a label not undone, imports included)."""
+    return set(session.exec(select(Label.ticket_id).where(
+        Label.ticket_id.in_(list(ids)), Label.undone == False)))  # noqa: E712
+
+
+def open_items(session: Session, ids) -> dict[str, QueueItem]:
+    return {q.ticket_id: q for q in session.exec(select(QueueItem).where(
+        QueueItem.ticket_id.in_(list(ids)), QueueItem.status == "pending"))}
+
+
+def enqueue(session: Session, ticket_ids, proba: np.ndarray, prediction_ids, pol: "Policy",
+            texts=None) -> Enqueued:
+    """Queue the tickets of one routed batch: low confidence ones, and a random `audit_rate`
+    share of the confident ones. Decided tickets are left out; a ticket already waiting gets
+    its item refreshed with the new prediction. `texts` enables the near-duplicate check."""
     ticket_ids, prediction_ids = list(ticket_ids), list(prediction_ids)
+    out = Enqueued()
     if not ticket_ids:
-        return 0
+        return out
+    done, waiting = decided(session, ticket_ids), open_items(session, ticket_ids)
     conf = proba.max(axis=1)
-    low = np.flatnonzero(conf < pol.threshold)
+    scores = np.asarray(make_strategy(pol.strategy).scores(proba), dtype=float)
     rng = np.random.default_rng(pol.seed)
-    audit = [i for i in np.flatnonzero(conf >= pol.threshold) if rng.random() < pol.audit_rate]
-    for i in audit:
-        session.add(QueueItem(ticket_id=ticket_ids[i], prediction_id=prediction_ids[i], reason="audit",
-                              priority=float(rng.random())))
-    if not len(low):
-        return 0
-    priority = _priorities(session, pol, [ticket_ids[i] for i in low], proba[low], texts and [texts[i] for i in low])
-    for i, pr in zip(low, priority):
-        session.add(QueueItem(ticket_id=ticket_ids[i], prediction_id=prediction_ids[i],
-                              reason="low_confidence", priority=float(pr)))
+    low = []
+    for i, tid in enumerate(ticket_ids):
+        if tid in done:
+            out.decided.append(tid)
+        elif tid in waiting:
+            item = waiting[tid]
+            item.prediction_id = prediction_ids[i]
+            if item.reason == "low_confidence":
+                item.priority = float(scores[i])
+            session.add(item)
+            out.waiting.append(tid)
+        elif conf[i] < pol.threshold:
+            low.append(i)
+        elif rng.random() < pol.audit_rate:
+            session.add(QueueItem(ticket_id=tid, prediction_id=prediction_ids[i], reason="audit",
+                                  priority=float(rng.random())))
+            out.audit.append(tid)
+    if low:
+        priority = _priorities(session, pol, scores[low], texts and [texts[i] for i in low])
+        for i, pr in zip(low, priority):
+            session.add(QueueItem(ticket_id=ticket_ids[i], prediction_id=prediction_ids[i],
+                                  reason="low_confidence", priority=float(pr)))
+        out.low = [ticket_ids[i] for i in low]
     session.flush()
-    dropped = trim_to_budget(session, pol)
-    return len(low) - dropped
+    out.dropped = trim_to_budget(session, pol)
+    return out
 
 
-def _priorities(session, pol: Policy, ids, proba, texts) -> np.ndarray:
-    strategy = make_strategy(pol.strategy)
-    scores = np.asarray(strategy.scores(proba), dtype=float)
-    if not isinstance(strategy, Diverse) or pol.duplicate_discount >= 1:
+def _priorities(session, pol: Policy, scores: np.ndarray, texts) -> np.ndarray:
+    """The strategy's scores, near-duplicates of a waiting ticket (or of a more uncertain one
+    in the same batch) cut by `duplicate_discount` (diverse strategies only)."""
+    if not isinstance(make_strategy(pol.strategy), Diverse) or pol.duplicate_discount >= 1 or texts is None:
         return scores
-    if texts is None:
-        got = dict(session.exec(select(Ticket.id, Ticket.text).where(Ticket.id.in_(ids))).all())
-        texts = [got.get(t, "") for t in ids]
     f = featurize(texts)
     order = np.argsort(-scores, kind="stable")  # within the batch, the most uncertain copy stays
     ref = _waiting(session, pol.duplicate_window)
@@ -331,3 +189,44 @@ def trim_to_budget(session: Session, pol: Policy) -> int:
                          .order_by(QueueItem.priority, QueueItem.id.desc()).limit(excess)).all()
     session.execute(update(QueueItem).where(QueueItem.id.in_(worst)).values(status="over_budget"))
     return len(worst)
+
+
+# ---- re-ordering the waiting tickets ------------------------------------------------------
+
+@dataclass
+class Pool:
+    """The waiting low-confidence tickets the strategy orders (see `classify.prioritize`)."""
+    item_ids: list[int]
+    ticket_ids: list[str]
+    texts: list[str]
+    titles: list[str | None]
+    versions: list[str | None]       # model version of each item's prediction
+    tops: list[list]                 # each item's stored top-k [[department, p], ...]
+
+
+def pool(session: Session, limit: int) -> Pool:
+    """The `limit` waiting low-confidence tickets of highest priority."""
+    rows = session.exec(
+        select(QueueItem.id, QueueItem.ticket_id, Ticket.text, Ticket.title, Prediction.model_version,
+               Prediction.topk)
+        .join(Ticket, Ticket.id == QueueItem.ticket_id)
+        .join(Prediction, Prediction.id == QueueItem.prediction_id, isouter=True)
+        .where(QueueItem.status == "pending", QueueItem.reason == "low_confidence")
+        .order_by(QueueItem.priority.desc(), QueueItem.id).limit(limit)).all()
+    return Pool(*[list(c) for c in zip(*rows)]) if rows else Pool([], [], [], [], [], [])
+
+
+def labeled_texts(session: Session, limit: int) -> list[tuple[str, str | None]]:
+    """(text, title) of the newest `limit` decided tickets: what the strategy spreads away from."""
+    rows = session.exec(select(Ticket.text, Ticket.title).join(Label, Label.ticket_id == Ticket.id)
+                        .where(Label.undone == False, Label.source != "import")  # noqa: E712
+                        .order_by(Label.id.desc()).limit(limit)).all()
+    return [tuple(r) for r in rows]
+
+
+def set_priorities(session: Session, item_ids, priorities, prediction_ids=None) -> None:
+    for k, (qid, pr) in enumerate(zip(item_ids, priorities)):
+        values = {"priority": float(pr)}
+        if prediction_ids is not None:
+            values["prediction_id"] = prediction_ids[k]
+        session.execute(update(QueueItem).where(QueueItem.id == qid, QueueItem.status == "pending").values(**values))

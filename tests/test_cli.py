@@ -74,7 +74,10 @@ def test_main_job(trained, tmp_path, cfg):
         assert s.exec(select(func.count()).select_from(Prediction)).one() == 120
         queued = s.exec(select(func.count()).select_from(QueueItem)
                         .where(QueueItem.reason == "low_confidence")).one()
-    assert queued == sum(r["confidence"] < 0.5 for r in out) and queued == sum(r["queued"] for r in out)
+        audits = set(s.exec(select(QueueItem.ticket_id).where(QueueItem.reason == "audit")))
+    assert queued == sum(r["confidence"] < 0.5 for r in out)
+    assert queued + len(audits) == sum(r["queued"] for r in out)        # audits say queued too
+    assert all(r["queued"] for r in out if r["id"] in audits)
     models = invoke("models")
     assert models.exit_code == 0 and "current" in models.output and "candidate" in models.output
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from router.catalog import Catalog
+from router.classifier import model_input
 from router.classify import parse_time
 from router.io import load_tickets
 from router.store import Label, Ticket
@@ -19,7 +20,7 @@ from router.store import Label, Ticket
 @dataclass
 class Labeled:
     ids: list[str] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)      # model inputs: title + text (classifier.model_input)
     labels: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     times: list[datetime | None] = field(default_factory=list)
@@ -37,12 +38,12 @@ def from_store(engine, catalog: Catalog) -> Labeled:
     merged departments mapped onto their successor, retired departments dropped."""
     active = set(catalog.ids)
     with Session(engine) as s:
-        rows = s.exec(select(Label, Ticket.text).join(Ticket, Ticket.id == Label.ticket_id)
+        rows = s.exec(select(Label, Ticket.text, Ticket.title).join(Ticket, Ticket.id == Label.ticket_id)
                       .where(Label.undone == False)  # noqa: E712
                       .order_by(Label.created_at, Label.id)).all()
     latest: dict[str, tuple[Label, str]] = {}
-    for label, text in rows:
-        latest[label.ticket_id] = (label, text)
+    for label, text, title in rows:
+        latest[label.ticket_id] = (label, model_input(text, title))
     out = Labeled()
     for tid, (label, text) in sorted(latest.items()):
         if label.department is None:
@@ -60,7 +61,7 @@ def from_store(engine, catalog: Catalog) -> Labeled:
 
 def from_file(path: str, catalog: Catalog) -> tuple[Labeled, list]:
     ok, rejects = load_tickets(path, catalog, require_label=True)
-    data = Labeled([t.id for t in ok], [t.text for t in ok], [t.label for t in ok],
+    data = Labeled([t.id for t in ok], [model_input(t.text, t.title) for t in ok], [t.label for t in ok],
                    ["file"] * len(ok), [parse_time(t.received_at) for t in ok])
     return data, rejects
 
