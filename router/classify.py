@@ -97,15 +97,23 @@ def prioritize(engine, clf, version: str, pol: Policy) -> int:
         texts = [model_input(t, h) for t, h in zip(p.texts, p.titles)]
         stale = [k for k, v in enumerate(p.versions) if v != version] if pol.rerank else []
         proba = _stored_proba(p.tops, classes)
-        new_preds = None
-        if stale:
-            proba[stale] = clf.predict_proba([texts[k] for k in stale])
-            tops = top_k(proba[stale], classes, len(p.tops[0]) if p.tops and p.tops[0] else 3)
-            preds = [Prediction(ticket_id=p.ticket_ids[k], model_version=version, department=top[0][0],
-                                confidence=top[0][1], topk=[list(x) for x in top]) for k, top in zip(stale, tops)]
-            s.add_all(preds)
-            s.flush()
-            new_preds = dict(zip(stale, (x.id for x in preds)))
+        new_preds = {}
+        if stale:  # this model's prediction where there is one (a rollback), else a new one
+            have = {x.ticket_id: x for x in s.exec(select(Prediction).where(
+                Prediction.ticket_id.in_([p.ticket_ids[k] for k in stale]), Prediction.model_version == version))}
+            for k in stale:
+                if p.ticket_ids[k] in have:
+                    proba[k] = _stored_proba([have[p.ticket_ids[k]].topk], classes)[0]
+                    new_preds[k] = have[p.ticket_ids[k]].id
+            todo = [k for k in stale if k not in new_preds]
+            if todo:
+                proba[todo] = clf.predict_proba([texts[k] for k in todo])
+                tops = top_k(proba[todo], classes, len(p.tops[0]) if p.tops and p.tops[0] else 3)
+                preds = [Prediction(ticket_id=p.ticket_ids[k], model_version=version, department=top[0][0],
+                                    confidence=top[0][1], topk=[list(x) for x in top]) for k, top in zip(todo, tops)]
+                s.add_all(preds)
+                s.flush()
+                new_preds.update(zip(todo, (x.id for x in preds)))
         features = labeled = None
         if isinstance(strategy, Diverse):
             features = featurize(texts)
@@ -115,7 +123,7 @@ def prioritize(engine, clf, version: str, pol: Policy) -> int:
         if new_preds:
             ids = [p.item_ids[k] for k in stale]
             queue.set_priorities(s, ids, prio[stale], [new_preds[k] for k in stale])
-        fresh = [k for k in range(len(p.item_ids)) if not new_preds or k not in new_preds]
+        fresh = [k for k in range(len(p.item_ids)) if k not in new_preds]
         queue.set_priorities(s, [p.item_ids[k] for k in fresh], prio[fresh])
         s.commit()
     return len(p.item_ids)

@@ -18,6 +18,7 @@ new prediction (the store enforces this with a partial unique index).
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
@@ -103,7 +104,8 @@ def enqueue(session: Session, ticket_ids, proba: np.ndarray, prediction_ids, pol
     done, waiting = decided(session, ticket_ids), open_items(session, ticket_ids)
     conf = proba.max(axis=1)
     scores = np.asarray(make_strategy(pol.strategy).scores(proba), dtype=float)
-    rng = np.random.default_rng(pol.seed)
+    # a seeded run draws differently for every batch (one generator per batch would repeat)
+    rng = np.random.default_rng(None if pol.seed is None else [pol.seed, zlib.crc32(ticket_ids[0].encode("utf-8", "surrogatepass"))])
     low = []
     for i, tid in enumerate(ticket_ids):
         if tid in done:

@@ -1,0 +1,455 @@
+"""The loop over 30 days, through the product's own code: does routing get better every night?
+
+    python bench/loop_sim.py [--dataset banking77|cn] [--strategies random,margin,diverse]
+                             [--seeds 0,1,2] [--days 30] [--budget 50] [--jobs 2]
+
+Each run is one dispatch centre with its own store (SQLite, under a temporary folder):
+- day 0: `router import` of a small labeled history, `router train`;
+- each day: the day's tickets (labels hidden) go through `router classify`; a team of three
+  simulated dispatchers works the queue in its own order through the labeling app's store
+  actions (`next_item` claims, `decide` accepts / corrects / flags no fit, 2% skips), up to the
+  daily review budget, answering with the true label; at night `router retrain` (gate, then
+  promotion);
+- after every step the invariants (`check`) are asserted: a decided ticket never comes back to
+  the queue, at most one open item per ticket, every decision is in the store, no prediction is
+  duplicated, the summary's counts equal the queue rows the run created (audits included), and
+  audited tickets say `queued: true`.
+
+Recorded per day: held-out accuracy and macro-F1 of the current model (after the night's
+retrain), the share of the day's tickets routed above the threshold and their accuracy, tickets
+reviewed, corrections, no-fit flags, and the queue size.
+
+Data sets:
+- banking77: `../shared/datasets/banking77/train.csv`; per seed a stratified 20% held-out test,
+  an initial history of 5 labeled queries per class, the rest in `--days` days (random order);
+  the 77 intents are the "departments".
+- cn: the generated Chinese month (`data/sample/month/`, see data/README.md): history, 30 days
+  with bursts and a seasonal drift, a held-out test; the catalogue's 70 departments.
+
+Writes bench/results/loop_sim_<dataset>.json and .png and prints a table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from router import ROOT
+
+B77 = ROOT.parent / "shared" / "datasets" / "banking77" / "train.csv"
+MONTH = ROOT / "data" / "sample" / "month"
+RESULTS = ROOT / "bench" / "results"
+REVIEWERS = ("dispatcher-a", "dispatcher-b", "dispatcher-c")
+
+
+@dataclass
+class Setup:
+    """One centre's data: labeled history, the days' tickets (with their truth), a held-out test."""
+    name: str
+    catalog: Path
+    history: list[dict]
+    days: list[list[dict]]
+    test: list[dict]
+    truth: dict[str, str | None] = field(default_factory=dict)  # ticket id -> department ("" = no fit)
+
+    def __post_init__(self):
+        for day in self.days:
+            self.truth.update((t["id"], t.get("label") or "") for t in day)
+
+
+# ---- data ---------------------------------------------------------------------------------
+
+def banking77(seed: int, days: int = 30, init: int = 5, path: Path = B77, workdir: Path | None = None,
+              limit: int | None = None) -> Setup:
+    """Stratified 20% test, `init` labeled queries per class, the rest spread over `days`."""
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+
+    df = pd.read_csv(path)
+    if limit:
+        df = df.groupby("category", group_keys=False).apply(lambda g: g.head(limit // df.category.nunique()))
+    rows = [{"id": f"b{i}", "text": t, "label": c} for i, (t, c) in enumerate(zip(df.text, df.category))]
+    pool, test = train_test_split(rows, test_size=0.2, stratify=df.category, random_state=seed)
+    rng = random.Random(seed)
+    rng.shuffle(pool)
+    history, rest, seen = [], [], Counter()
+    for r in pool:
+        if seen[r["label"]] < init:
+            seen[r["label"]] += 1
+            history.append(r)
+        else:
+            rest.append(r)
+    start = datetime(2026, 11, 1, 8, tzinfo=timezone(timedelta(hours=8)))
+    per_day = [rest[d::days] for d in range(days)]
+    for d, day in enumerate(per_day):
+        for k, r in enumerate(day):
+            r["received_at"] = (start + timedelta(days=d, seconds=k * 120)).isoformat()
+    cats = sorted(df.category.unique())
+    catalog = (workdir or Path(tempfile.mkdtemp())) / "banking77_departments.json"
+    catalog.parent.mkdir(parents=True, exist_ok=True)
+    catalog.write_text(json.dumps({"version": 1, "city": "Banking77", "departments": [
+        {"id": c, "name": c.replace("_", " "), "duties": c.replace("_", " "), "aliases": [], "active": True, "merged_into": None}
+        for c in cats]}))
+    return Setup("banking77", catalog, history, per_day, test)
+
+
+def chinese(days: int = 30, folder: Path = MONTH) -> Setup:
+    """The generated month (data/generate.py): history.jsonl, test.jsonl, days.jsonl (`day` field)."""
+    read = lambda p: [json.loads(x) for x in (folder / p).read_text(encoding="utf-8").splitlines() if x.strip()]  # noqa: E731
+    by_day: dict[int, list[dict]] = {}
+    for t in read("days.jsonl"):
+        by_day.setdefault(int(t["day"]), []).append(t)
+    keys = sorted(by_day)[:days]
+    return Setup("cn", ROOT / "data" / "departments.json", read("history.jsonl"), [by_day[k] for k in keys],
+                 read("test.jsonl"))
+
+
+def sample(days: int = 3, history: int = 600, folder: Path = ROOT / "data" / "sample") -> Setup:
+    """A short loop for tests: the shipped sample's first `history` labeled tickets, its held-out
+    file cut into `days` days (their labels are the truth) and the last 150 of it as the test."""
+    read = lambda p: [json.loads(x) for x in (folder / p).read_text(encoding="utf-8").splitlines() if x.strip()]  # noqa: E731
+    held = read("test.jsonl")
+    pool, test = held[:-150], held[-150:]
+    return Setup("sample", ROOT / "data" / "departments.json", read("history.jsonl")[:history],
+                 [pool[d::days] for d in range(days)], test)
+
+
+# ---- the invariants -----------------------------------------------------------------------
+
+class Broken(AssertionError):
+    pass
+
+
+def check(engine, when: str, decisions: list | None = None) -> None:
+    """The loop's invariants on the whole store; raises Broken naming the first that fails."""
+    from sqlalchemy import func
+    from sqlmodel import Session, select
+
+    from router.store import Label, Prediction, QueueItem
+
+    with Session(engine) as s:
+        twice = s.exec(select(QueueItem.ticket_id).where(QueueItem.status == "pending")
+                       .group_by(QueueItem.ticket_id).having(func.count() > 1).limit(5)).all()
+        if twice:
+            raise Broken(f"{when}: tickets with more than one open queue item: {twice}")
+        back = s.exec(select(QueueItem.ticket_id).join(Label, Label.ticket_id == QueueItem.ticket_id)
+                      .where(QueueItem.status == "pending", Label.undone == False)  # noqa: E712
+                      .limit(5)).all()
+        if back:
+            raise Broken(f"{when}: decided tickets back in the queue: {back}")
+        dup = s.exec(select(Prediction.ticket_id, Prediction.model_version)
+                     .group_by(Prediction.ticket_id, Prediction.model_version).having(func.count() > 1).limit(5)).all()
+        if dup:
+            raise Broken(f"{when}: duplicated predictions: {dup}")
+        for qid, tid, choice in decisions or []:
+            item = s.get(QueueItem, qid)
+            if choice == "__skip__":
+                if item.status != "skipped":
+                    raise Broken(f"{when}: skip of {tid} not stored (status {item.status})")
+                continue
+            want = None if choice == "__no_fit__" else choice
+            got = s.exec(select(Label).where(Label.ticket_id == tid, Label.undone == False)  # noqa: E712
+                         .order_by(Label.id.desc())).first()
+            if item.status != "done" or got is None or got.department != want:
+                raise Broken(f"{when}: decision on {tid} ({choice}) not in the store")
+
+
+SUMMARY = re.compile(r"routed (\d+), queued for review (\d+) \(confidence < [\d.]+\) \+ (\d+) audits"
+                     r"(?:, (\d+) already waiting)?")
+
+
+def check_run(engine, when: str, output: Path, printed: str, items_before: int) -> dict:
+    """Invariants of one `router classify` run: its summary against the queue rows it created
+    and against its output file."""
+    from sqlmodel import Session, select
+
+    from router.store import QueueItem
+
+    m = SUMMARY.search(" ".join(printed.split()))
+    if not m:
+        raise Broken(f"{when}: no summary line in the output of router classify:\n{printed[-500:]}")
+    routed, low, audits, waiting = (int(x or 0) for x in m.groups())
+    rows = [json.loads(x) for x in output.read_text(encoding="utf-8").splitlines()]
+    with Session(engine) as s:
+        new = s.exec(select(QueueItem.ticket_id, QueueItem.reason).where(QueueItem.id > items_before)).all()
+    made = Counter(r for _, r in new)
+    if made["low_confidence"] != low or made["audit"] != audits:
+        raise Broken(f"{when}: summary says {low} queued + {audits} audits, the run created "
+                     f"{made['low_confidence']} + {made['audit']} queue rows")
+    said = {r["id"] for r in rows if r["queued"]}
+    if len(said) != low + audits + waiting:
+        raise Broken(f"{when}: {len(said)} rows say queued, the summary {low} + {audits} + {waiting} waiting")
+    silent = [t for t, r in new if r == "audit" and t not in said]
+    if silent:
+        raise Broken(f"{when}: audited tickets say queued: false: {silent[:5]}")
+    return {"routed": routed, "queued": low, "audits": audits, "waiting": waiting}
+
+
+# ---- one centre over the days --------------------------------------------------------------
+
+def _write(path: Path, rows: list[dict], keep_label: bool) -> Path:
+    keys = ("id", "text", "title", "received_at", "channel") + (("label",) if keep_label else ())
+    path.write_text("".join(json.dumps({k: r[k] for k in keys if r.get(k) is not None}, ensure_ascii=False) + "\n"
+                            for r in rows), encoding="utf-8")
+    return path
+
+
+class Centre:
+    """A store, a config and the CLI, as a centre runs them."""
+
+    def __init__(self, setup: Setup, folder: Path, strategy: str, seed: int, rerank: bool = True,
+                 threshold: float = 0.6, min_new_labels: int = 20, **queue):
+        self.setup, self.folder = setup, folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.config = folder / "router.toml"
+        extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in queue.items())
+        self.config.write_text(
+            f'[paths]\nhome = "{folder / "home"}"\ncatalog = "{setup.catalog}"\n'
+            f"[classify]\nthreshold = {threshold}\n"
+            f'[queue]\nstrategy = "{strategy}"\nseed = {seed}\nrerank = {str(rerank).lower()}\n{extra}'
+            f"[retrain]\nmin_new_labels = {min_new_labels}\n")
+        from typer.testing import CliRunner
+
+        from router import config
+        from router.cli import app
+        from router.store import connect
+
+        self.app, self.runner = app, CliRunner()
+        self.cfg = config.load(self.config, env={})
+        self.engine = connect(config.store_url(self.cfg))
+        self.threshold = threshold
+
+    def cli(self, *args: str, ok=(0,)):
+        res = self.runner.invoke(self.app, list(args), env={"ROUTER_CONFIG": str(self.config)})
+        if res.exit_code not in ok:
+            raise RuntimeError(f"router {' '.join(args)} exited {res.exit_code}:\n{res.output[-2000:]}"
+                               + (f"\n{res.exception!r}" if res.exception else ""))
+        return res
+
+    def classify(self, rows: list[dict], name: str) -> tuple[list[dict], dict]:
+        from sqlalchemy import func
+        from sqlmodel import Session, select
+
+        from router.store import QueueItem
+
+        src = _write(self.folder / f"{name}.jsonl", rows, keep_label=False)
+        out = self.folder / f"{name}.routed.jsonl"
+        out.unlink(missing_ok=True)
+        with Session(self.engine) as s:
+            before = s.exec(select(func.max(QueueItem.id))).one() or 0
+        res = self.cli("classify", str(src), "-o", str(out))
+        counts = check_run(self.engine, f"classify {name}", out, res.output, before)
+        check(self.engine, f"after classify {name}")
+        return [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()], counts
+
+    def review(self, budget: int, rng: random.Random, skip_rate: float = 0.02) -> dict:
+        """The team works the queue: up to `budget` decisions (skips not counted)."""
+        from labeling import actions
+
+        decisions, n, corrections, no_fit, turns = [], 0, 0, 0, 0
+        while n < budget and turns < 4 * budget + 20:
+            turns += 1
+            who = REVIEWERS[turns % len(REVIEWERS)]
+            item = actions.next_item(self.engine, who)
+            if item is None:
+                break
+            if rng.random() < skip_rate:
+                actions.decide(self.engine, who, item.queue_id, actions.SKIP)
+                decisions.append((item.queue_id, item.ticket_id, actions.SKIP))
+                continue
+            truth = self.setup.truth.get(item.ticket_id, "")
+            choice = truth or actions.NO_FIT
+            label = actions.decide(self.engine, who, item.queue_id, choice)
+            decisions.append((item.queue_id, item.ticket_id, choice))
+            n += 1
+            corrections += label.source == "correction"
+            no_fit += label.department is None
+        for who in REVIEWERS:
+            actions.release(self.engine, who)
+        check(self.engine, "after the reviews", decisions)
+        return {"reviewed": n, "corrections": corrections, "no_fit": no_fit,
+                "skipped": sum(c == actions.SKIP for *_, c in decisions)}
+
+    def queue_size(self) -> int:
+        from sqlalchemy import func
+        from sqlmodel import Session, select
+
+        from router.store import QueueItem
+
+        with Session(self.engine) as s:
+            return s.exec(select(func.count()).select_from(QueueItem).where(QueueItem.status == "pending")).one()
+
+    def evaluate(self, rows: list[dict]) -> dict:
+        """The current model on held-out labeled rows: accuracy and macro-F1."""
+        from sklearn.metrics import accuracy_score, f1_score
+
+        from router import registry
+        from router.classifier import model_input
+
+        mv, clf = registry.load(self.engine)
+        rows = [r for r in rows if r.get("label")]
+        pred = clf.predict([model_input(r["text"], r.get("title")) for r in rows])
+        truth = [r["label"] for r in rows]
+        return {"version": mv.version, "accuracy": float(accuracy_score(truth, pred)),
+                "macro_f1": float(f1_score(truth, pred, average="macro", zero_division=0))}
+
+
+def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, rerank: bool = True,
+             days: int | None = None, stress: bool = False) -> dict:
+    """One centre over the days; returns its daily records. `stress` also re-routes each day's
+    file, rolls back and promotes again, checking the invariants after each."""
+    c = Centre(setup, folder, strategy, seed, rerank, min_new_labels=min(20, budget))
+    rng = random.Random(seed)
+    t0 = time.perf_counter()
+    c.cli("import", str(_write(folder / "history.jsonl", setup.history, keep_label=True)))
+    c.cli("train")
+    first = c.evaluate(setup.test)
+    record = [{"day": 0, **first, "labels": len(setup.history)}]
+    labels = len(setup.history)
+    for d, day in enumerate(setup.days[:days] if days else setup.days, start=1):
+        rows, counts = c.classify(day, f"day{d:02d}")
+        truth = [setup.truth.get(r["id"], "") for r in rows]
+        auto = [r["confidence"] >= c.threshold for r in rows]
+        right = [r["department"] == t for r, t in zip(rows, truth)]
+        worked = c.review(budget, rng)
+        labels += worked["reviewed"]
+        if stress:  # the same file again, then again after a rollback and a promotion
+            c.classify(day, f"day{d:02d}-again")
+        night = c.cli("retrain", ok=(0, 5))
+        if stress and d == 2:
+            c.cli("models", "rollback")
+            c.classify(day, f"day{d:02d}-rollback")
+            from router import registry
+
+            latest = max(registry.versions(c.engine), key=lambda v: v.created_at)
+            c.cli("models", "promote", latest.version)
+            c.classify(day, f"day{d:02d}-promoted")
+        ev = c.evaluate(setup.test)
+        n_auto = sum(auto)
+        record.append({
+            "day": d, **ev, "labels": labels, "tickets": len(rows),
+            "auto_share": n_auto / len(rows) if rows else 0.0,
+            "auto_accuracy": (sum(r for r, a in zip(right, auto) if a) / n_auto) if n_auto else None,
+            "day_accuracy": sum(right) / len(rows) if rows else None,
+            **worked, **{f"run_{k}": v for k, v in counts.items()},
+            "queue": c.queue_size(), "promoted": night.exit_code == 0})
+    return {"strategy": strategy, "seed": seed, "budget": budget, "rerank": rerank, "days": record,
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+# ---- the benchmark ---------------------------------------------------------------------------
+
+def _one(dataset: str, strategy: str, seed: int, budget: int, days: int, rerank: bool, root: str) -> dict:
+    setup = banking77(seed, days, workdir=Path(root)) if dataset == "banking77" else chinese(days)
+    return simulate(setup, strategy, seed, budget, Path(root) / f"{dataset}-{strategy}-{seed}-{budget}-{int(rerank)}",
+                    rerank=rerank)
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Mean over seeds per (strategy, budget, rerank): the day-30 figures and the day random's
+    day-30 accuracy is first reached."""
+    groups: dict[str, list[dict]] = {}
+    for r in runs:
+        groups.setdefault(f"{r['strategy']}/{r['budget']}" + ("" if r["rerank"] else "/no-rerank"), []).append(r)
+    mean = lambda key, runs_, d: float(np.mean([x["days"][d][key] for x in runs_ if x["days"][d].get(key) is not None]))  # noqa: E731
+    out = {}
+    for name, rs in groups.items():
+        n = len(rs[0]["days"])
+        curve = [mean("accuracy", rs, d) for d in range(n)]
+        out[name] = {"seeds": len(rs), "accuracy": curve, "macro_f1": [mean("macro_f1", rs, d) for d in range(n)],
+                     "auto_share": [None] + [mean("auto_share", rs, d) for d in range(1, n)],
+                     "auto_accuracy": [None] + [mean("auto_accuracy", rs, d) for d in range(1, n)],
+                     "reviewed": [None] + [mean("reviewed", rs, d) for d in range(1, n)],
+                     "corrections": [None] + [mean("corrections", rs, d) for d in range(1, n)],
+                     "queue": [None] + [mean("queue", rs, d) for d in range(1, n)],
+                     "labels": [mean("labels", rs, d) for d in range(n)]}
+    for name, g in out.items():
+        ref = out.get(f"random/{name.split('/')[1]}")
+        if ref:
+            target = ref["accuracy"][-1]
+            g["day_reaching_random_final"] = next((d for d, a in enumerate(g["accuracy"]) if a >= target), None)
+    return out
+
+
+def plot(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), dpi=110)
+    for k, (name, g) in enumerate(sorted(res["summary"].items())):
+        days = range(len(g["accuracy"]))
+        style = dict(color=f"C{k}", label=name, ls="--" if name.startswith("random") else "-")
+        axes[0].plot(days, g["accuracy"], **style)
+        axes[1].plot(days[1:], g["auto_share"][1:], **style)
+        axes[1].plot(days[1:], g["auto_accuracy"][1:], **{**style, "ls": ":", "label": None})
+        axes[2].plot(days[1:], g["queue"][1:], **style)
+    axes[0].set(title="held-out accuracy of the current model", xlabel="day")
+    axes[1].set(title="share routed automatically (solid) and its accuracy (dotted)", xlabel="day", ylim=(0, 1))
+    axes[2].set(title="tickets waiting in the queue", xlabel="day")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"30-day loop, {res['dataset']}: mean of seeds {res['seeds']}, "
+                 f"{res['budgets']} reviews a day")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main(dataset: str = typer.Option("banking77", help="banking77 | cn"),
+         strategies: str = typer.Option("random,margin,diverse", help="comma-separated [queue] strategies"),
+         seeds: str = typer.Option("0,1,2"),
+         budget: str = typer.Option("50", help="reviews a day; comma-separated for several"),
+         days: int = typer.Option(30),
+         no_rerank: str = typer.Option("", help="strategies also run without re-ranking waiting tickets"),
+         jobs: int = typer.Option(2, help="centres simulated in parallel"),
+         out: Path = typer.Option(None, help="default bench/results/loop_sim_<dataset>.json")):
+    from joblib import Parallel, delayed
+
+    out = out or RESULTS / f"loop_sim_{dataset}.json"
+    seeds_ = [int(s) for s in seeds.split(",")]
+    budgets = [int(b) for b in budget.split(",")]
+    tasks = [(s, seed, b, True) for b in budgets for s in strategies.split(",") for seed in seeds_]
+    tasks += [(s, seed, b, False) for b in budgets for s in no_rerank.split(",") if s for seed in seeds_]
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as root:
+        runs = Parallel(n_jobs=jobs)(delayed(_one)(dataset, s, seed, b, days, rr, root) for s, seed, b, rr in tasks)
+    res = {"dataset": dataset, "seeds": seeds_, "budgets": budgets, "days": days, "summary": summarise(runs),
+           "runs": runs, "invariants": "held on every day of every run (each day's check raises otherwise)",
+           "seconds": round(time.perf_counter() - t0),
+           "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+           "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+           "command": "python bench/loop_sim.py " + " ".join(sys.argv[1:])}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1))
+    plot(res, out.with_suffix(".png"))
+    t = Table(title=f"{dataset}: day-{days} figures, mean of seeds {seeds}")
+    for col in ("strategy/budget", "acc day 0", f"acc day {days}", f"macro-F1 day {days}", "auto share",
+                "auto acc", "labels", "queue", "reaches random's final on day"):
+        t.add_column(col, justify="left" if col == "strategy/budget" else "right")
+    for name, g in sorted(res["summary"].items()):
+        t.add_row(name, f"{g['accuracy'][0]:.3f}", f"{g['accuracy'][-1]:.3f}", f"{g['macro_f1'][-1]:.3f}",
+                  f"{g['auto_share'][-1]:.2f}", f"{g['auto_accuracy'][-1]:.3f}", f"{g['labels'][-1]:.0f}",
+                  f"{g['queue'][-1]:.0f}", str(g.get("day_reaching_random_final", "-")))
+    Console().print(t)
+    Console().print(f"{res['seconds']} s; {out} and {out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
