@@ -34,12 +34,37 @@ Python standard library and ``random.Random``:
    confusable scenario keeps its text but takes the label of a plausible
    partner department (``PARTNERS``) — as real dispatchers disagree too.
 
+5. **No department fits.**  ``make_nofit`` writes tickets that no department in
+   the catalogue should get, of four kinds (``NOFIT_KINDS``): ``consult`` (a
+   question the operator answers on the spot, often naming a department: "请问市
+   公积金中心的电话是多少？"), ``out_of_area`` (a real problem outside 江临市's
+   remit, in another city or a national matter, written like a department's
+   ticket: "我在杭州打工，…拖欠我三个月工资"), ``incomplete`` (silent, cut off,
+   unintelligible calls; "测试") and ``abusive`` (insults, pranks).  They carry
+   ``"label": null`` and ``"no_fit": <kind>``; ``NO_FIT_SHARE`` (3%) of the month.
+6. **The month** (``write_month``), for the 30-day loop simulation: day 1 is
+   ``MONTH_START`` (2026-10-17), day 30 is 2026-11-15.  A small labeled history
+   before it (``MONTH_HISTORY_PER_DEPT`` = 5 per department, as the Banking77
+   loop, plus 3% no-fit); each day ~``MONTH_PER_DAY`` regular tickets (fewer at
+   weekends, more on the typhoon days), whose department mix drifts: every
+   ``TOPICS`` entry (typhoon, post-holiday tourism, cold/heating, exams, the
+   双十一 shopping festival, year-end wages) has an intensity over the days and a
+   gain per department, a department's volume is its base times
+   ``1 + sum(gain * intensity)``, and the extra share is written from the
+   topic's own seasonal scenarios ("什么时候开始供暖？").  On top, incident
+   bursts (``BURSTS``; ``BURST_RATE`` per day plus ``BURST_ANCHORS``): 10–40
+   near-identical tickets about one incident at one place (a burst main, a
+   flooded road, a whole compound without heating) within a few hours, all to
+   one department.  Then 3% no-fit tickets.  A held-out test set
+   (``N_MONTH_TEST``) follows the month's average mix, without bursts.
+
 Difficulty knobs: ``TYPO_RATE``, ``DROP_RATE``, ``AMBIG_RATE``, ``SHORT_RATE``,
 ``LONG_RATE``, ``DISTRACTOR_RATE``, ``PREFIX_DISTRICT_RATE`` (how often the
 district name is spelled out next to a 小区/街道 name).
 
-Determinism: three independent ``random.Random`` streams (history, test, day)
-derived from ``--seed``; the department list, gazetteer and every choice list
+Determinism: independent ``random.Random`` streams derived from ``--seed``:
+history, test, day (the original sample, unchanged by the additions), then
+nofit, month history, month test, the burst schedule and one per month day; the department list, gazetteer and every choice list
 are plain ordered lists, JSON is written with a fixed field order and
 ``ensure_ascii=False``.  Re-running with the same seed gives byte-identical
 files.
@@ -49,10 +74,16 @@ Usage::
     python data/generate.py [--seed 42] [--out data/sample]
 
 writes ``history.jsonl`` (~5000 labeled), ``test.jsonl`` (~800 labeled,
-held out, different RNG stream) and ``day.jsonl`` (~500 unlabeled).
+held out, different RNG stream), ``day.jsonl`` (~500 unlabeled), ``nofit.jsonl``
+(180 no-department tickets) and ``month/`` (``history.jsonl``, ``test.jsonl``,
+``day01.jsonl`` … ``day30.jsonl``, every ticket labeled, and ``meta.json``: per
+day its date, size, no-fit count and the ids of each burst; per topic its
+intensity by day).
 """
 import argparse
+import datetime
 import json
+import math
 import os
 import random
 import re
@@ -649,9 +680,11 @@ def add_typos(rng, text):
     return out
 
 
-def make_text(rng, label):
+def make_text(rng, label, scen=None):
+    """(text, title, channel) of one ticket of department ``label``; ``scen`` overrides
+    the department's scenario list (seasonal and out-of-area tickets)."""
     t = Ticket(rng, label)
-    scen = DISTRICT_SCEN if label in GAZ else S[label]
+    scen = scen or (DISTRICT_SCEN if label in GAZ else S[label])
     title, phr = rng.choice(scen)
     title = rng.choice(title.split("/"))
     if label in GAZ and rng.random() < NO_PLACE_RATE:
@@ -736,6 +769,333 @@ def write(path, rows):
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
+# ================================================= no-department tickets ---
+# Tickets that no department in the catalogue should get (``label`` null, ``no_fit`` its
+# kind): answered on the spot, outside the city's jurisdiction, incomplete, abusive/prank.
+NO_FIT_SHARE = 0.03
+N_NOFIT = 180            # data/sample/nofit.jsonl (~3% of history + nofit)
+NOFIT_KINDS = [("consult", 40), ("out_of_area", 30), ("incomplete", 18), ("abusive", 12)]
+ELSEWHERE = ["杭州", "郑州", "东莞", "隔壁宁川市", "省城", "老家河南周口", "上海", "深圳", "外省", "邻市安和县"]
+# questions the operator answers from the knowledge base; many name a department
+CONSULT = ["请问市公积金中心的电话是多少？", "想问一下社保局周六上不上班。", "请问政务服务中心在哪里，几点下班？",
+           "请问今年元旦放几天假？", "明天{road}那边限不限行，尾号几号限行？", "想问一下12345能不能帮忙查快递。",
+           "请问办身份证去哪个派出所，电话多少？", "请问不动产登记中心的地址在哪里？", "请问{hospital}几点开始挂号？",
+           "请问从{station}到{xq}坐几路公交车？", "明天会不会下雨，天气预报怎么说？", "流感疫苗的咨询电话是多少？",
+           "江临通APP在哪里下载？", "{area}政务大厅周末开不开门？", "请问市民政局婚姻登记处的电话？",
+           "想问一下交警大队处理违章的地址。", "请问供电公司的报修电话是多少？", "自来水公司营业厅几点上班？",
+           "想问一下燃气公司的客服电话。", "请问人社局在哪个位置，要带什么证件？"]
+CONSULT_NOTE = ["", "", "话务员已当场解答。", "已根据知识库答复，市民表示满意。", "已告知相关电话。", "已答复。"]
+OUT_OF_AREA = [  # (title, phrasings): the problem is real, but outside 江临市's remit
+    ("外地欠薪", ["我在{where}打工，{company}拖欠我{month}工资{money}元，一直不给。", "在{where}的工地干活，包工头跑了，工钱{money}没拿到。"]),
+    ("外地房产", ["我在{where}买的房子，开发商延期{month}不交房。", "我老家在{where}，村里有人占了我家的宅基地。"]),
+    ("外地公共事业", ["我是{where}的，我们那边停水好几天了。", "我在{where}坐出租车被绕路了，司机多收了{num}十块。", "{where}那边的医院乱收费，花了{money}。"]),
+    ("国家政策", ["想反映一下国家的延迟退休政策，能不能改改。", "建议国家提高个税起征点。", "坐高铁在12306退票，手续费太高了。",
+              "航空公司航班延误了五个小时，也不赔偿。", "我想投诉电视台的一个节目，内容不健康。"]),
+    ("驾照外地", ["驾照是在{where}考的，想在那边换证，你们能办吗？", "我的社保在{where}交的，想查一下缴费记录。"]),
+]
+# (phone: operator's notes, typed channels: what was typed)
+INCOMPLETE = (["喂？喂？你好，听得到吗？", "那个……我想说……算了，我再想想。", "来电人未说明具体诉求即挂断。", "来电无声，多次询问无应答。",
+               "市民来电，信号不好，内容无法听清，未能记录诉求。", "来电人表述不清，反复询问仍无法确认诉求和地址。",
+               "我要反映……哎等一下，我一会再打。", "你好，那个水……不对，是那个……", "来电人说方言，话务员无法听懂，未能记录诉求。"],
+              ["测试", "111", "。。。", "喂", "你好", "在吗", "我要反映", "{xq}"])
+ABUSIVE = (["来电人情绪激动，辱骂话务员，无具体诉求，已挂断。", "你们12345就是摆设！什么都不管！", "小孩打电话玩，说要找奥特曼。",
+            "来电人询问话务员个人信息，无有效诉求。", "来电人每天拨打数十次，无具体诉求。", "来电人称有外星人在{xq}楼顶降落，要求处理。",
+            "恶作剧来电，称自家的猫要投诉狗。", "来电人酒后来电，言语混乱，无有效诉求。", "来电人要求话务员给他唱首歌。"],
+           ["你们这些人都是吃干饭的！", "你们12345就是摆设！什么都不管！", "哈哈哈哈哈", "随便发发，看有没有人回", "有外星人在{xq}楼顶降落了，快来抓"])
+
+
+def make_nofit(rng, kind):
+    """(text, title, channel) of a ticket that no department should get."""
+    if kind == "out_of_area":
+        scen = [(ttl, [p.replace("{where}", rng.choice(ELSEWHERE)) for p in phr]) for ttl, phr in OUT_OF_AREA]
+        return make_text(rng, None, scen)
+    t = Ticket(rng, None)
+    channel = wchoice(rng, [("phone", 75), ("web", 8), ("wechat", 12), ("app", 5)])
+    if kind == "consult":
+        q = t.fill(rng.choice(CONSULT))
+        if channel == "phone":
+            text = rng.choice(["市民来电咨询：", "来电人咨询：", "市民咨询："]) + q + rng.choice(CONSULT_NOTE)
+        else:
+            text = t.fill(rng.choice(OPENINGS)) + q + rng.choice(["", "谢谢。", "麻烦告诉一下。"])
+        title = rng.choice(["咨询", "求助"]) if channel != "phone" and rng.random() < 0.5 else None
+        return add_typos(rng, text), title, channel
+    spoken, typed = INCOMPLETE if kind == "incomplete" else ABUSIVE
+    text = t.fill(rng.choice(spoken if channel == "phone" else typed))
+    return add_typos(rng, text), None, channel
+
+
+def nofit_row(rng, kind, when):
+    text, title, channel = make_nofit(rng, kind)
+    row = {"id": None, "text": text}
+    if title:
+        row["title"] = title
+    row.update(received_at=when, channel=channel, label=None, no_fit=kind)
+    return row
+
+
+# ============================================================ the month ---
+# A 30-day month for the loop simulation (day 1 = MONTH_START): a small labeled history
+# before it, fresh tickets every day whose department mix drifts with the season, bursts
+# of near-duplicate tickets about one incident, and a held-out test set of the month's mix.
+MONTH_START = (2026, 10, 17)      # day 1 (a Saturday); day 30 = 2026-11-15
+MONTH_DAYS = 30
+MONTH_PER_DAY = 380               # regular tickets on a weekday, before the season
+WEEKEND = 0.8
+MONTH_HISTORY_PER_DEPT = 5        # as the Banking77 loop: 5 labeled per class
+MONTH_HISTORY_DAYS = (1, 16)      # history dates: 2026-10-01 … 10-16
+N_MONTH_TEST = 1500
+BURST_RATE = 0.55                 # chance of an incident burst on a day (plus the anchors)
+BURST_SIZE = (10, 40)
+
+
+def _bump(c, w):
+    return lambda t: math.exp(-((t - c) / w) ** 2)
+
+
+# topic: (intensity over day index t = 0..29, {dept: gain}, {dept: [(title, phrasings)]}).
+# A department's volume on day t is its base (popularity) times 1 + sum(gain * intensity);
+# the extra share of its tickets is written from the topic's seasonal scenarios.
+TOPICS = {
+    "typhoon": (_bump(3, 2.0),
+                {"drainage": 5, "landscaping": 4, "water-affairs": 3, "meteorology": 4, "emergency": 2,
+                 "power-supply": 1.5, "municipal-facilities": 1.5},
+                {"drainage": [("台风积水", ["台风过后{road}积水一米多深，车都泡在水里了。", "暴雨下了一夜，{xq}地下车库进水了，雨水排不出去。"])],
+                 "landscaping": [("台风倒树", ["台风把{road}的大树刮倒了，压在路边的车上。", "{xq}门口的树被大风吹断了，挡住了路。"])],
+                 "water-affairs": [("河水上涨", ["{village}旁边的河水涨得很快，快漫过河堤了。", "台风过后{village}的河堤冲垮了一段。"])],
+                 "meteorology": [("台风预警", ["台风什么时候登陆？预警级别是多少？", "台风预警发得太晚了，我们都没准备。"])],
+                 "emergency": [("台风转移", ["台风来了，{village}山边的住户要不要转移？", "{street}的避灾点在哪里，门一直锁着。"])],
+                 "power-supply": [("台风停电", ["台风过后{xq}一直停电，到现在还没来电。"])],
+                 "municipal-facilities": [("暴雨塌陷", ["暴雨过后{road}路面塌陷了一个大坑。"])]}),
+    "holiday": (lambda t: max(0.0, 1 - t / 7),
+                {"culture-tourism": 3, "transport": 0.5},
+                {"culture-tourism": [("假期旅游", ["国庆跟团去玩，导游强制购物，回来想投诉旅行社。", "国庆期间景区门票临时涨价，也没公示。"])]}),
+    "cold": (lambda t: 1 / (1 + math.exp(-(t - 17) / 2.5)),
+             {"heating": 7, "gas": 1, "cdc": 1.5},
+             {"heating": [("供暖", ["天这么冷了，什么时候开始供暖？能不能提前供暖。", "试供暖了，{xq}的暖气还是凉的。",
+                                   "暖气打压试水，家里暖气片漏水了，地板都泡了。", "今年的供暖费在哪里交，怎么交？"])],
+              "gas": [("壁挂炉", ["天冷了燃气壁挂炉点不着火，是不是燃气压力太小。"])],
+              "cdc": [("流感", ["流感疫苗社区医院约不上。", "孩子班上好多人发烧，是不是流感，要不要停课。"])]}),
+    "exams": (_bump(19, 3.0),
+              {"education": 1.5, "ecology": 0.3},
+              {"education": [("期中考试", ["{school}期中考试后按成绩排名还公布出来，孩子压力很大。", "考试前{school}天天补课到晚上九点。"])],
+               "ecology": [("考试噪声", ["孩子马上考试了，{xq}旁边的工地{time}还在施工，没法复习。"])]}),
+    "shopping": (_bump(26, 2.0),
+                 {"postal": 5, "market-regulation": 1.5, "commerce": 0.5},
+                 {"postal": [("双十一快递", ["双十一的快递一个星期了还没到，物流信息一直不更新。", "快递驿站把双十一的包裹堆在门口，丢了好几个。"])],
+                  "market-regulation": [("双十一", ["双十一买的东西先涨价后降价，是虚假打折。", "双十一预售的定金商家不给退。"])]}),
+    "year_end": (lambda t: t / 29,
+                 {"hrss": 0.4, "housing": 0.2}, {}),
+}
+
+# incident bursts: (dept, season topic or None, title, near-identical phrasings, added details)
+BURSTS = [
+    ("water-supply", None, "爆管", ["{road}{xq}门口自来水管爆了，水冒得老高，路上全淹了。", "{road}靠近{xq}这里水管爆裂，水一直往外喷。",
+                                   "{xq}门口{road}上自来水管爆了，我们家也停水了。"],
+     ["已经冒了一个多小时了。", "家里也没水了。", "车都过不去了。", "什么时候能修好？"]),
+    ("power-supply", None, "停电", ["{xq}整个小区突然停电了，电梯里还困了人。", "{xq}一带大面积停电，什么时候来电？", "{xq}停电了，没有任何通知。"],
+     ["冰箱里的东西都要坏了。", "家里有老人。", "问物业物业也不知道。"]),
+    ("gas", None, "燃气管道挖断", ["{road}施工把燃气管道挖断了，味道特别大。", "{road}那边燃气泄漏，整条街都是煤气味。", "{road}{xq}附近燃气管被挖破了，很危险。"],
+     ["快派人来！", "我们都不敢开火了。", "小孩都闻到了。"]),
+    ("drainage", "typhoon", "暴雨积水", ["{road}积水太深了，水都漫进{xq}了。", "暴雨后{road}全是水，{xq}门口的下水道往外冒水。", "{road}这里积水到膝盖，车都熄火了。"],
+     ["一楼都进水了。", "雨水井全堵了。", "老人出不了门。"]),
+    ("landscaping", "typhoon", "倒树", ["{road}一棵大树被风刮倒了，挡住了整条路。", "{road}{xq}门口的大树倒了，压到了车。"],
+     ["车过不去。", "还压着电线。", "赶紧来处理。"]),
+    ("heating", "cold", "小区暖气不热", ["{xq}整个小区暖气都不热，家里才十五度。", "{xq}{bld}暖气一直是凉的，今天都没热。", "我们{xq}暖气停了，到现在都不热。"],
+     ["老人孩子都冻感冒了。", "打热力公司电话打不通。", "别的小区都热了。"]),
+    ("telecom", None, "宽带断网", ["{xq}电信宽带全部断网了，一个上午都没恢复。", "{xq}整栋楼电信宽带都断了。"],
+     ["在家办公受影响。", "孩子上不了网课。", "报修电话打不通。"]),
+    ("commerce", None, "预付卡跑路", ["{road}那家健身房突然关门了，老板跑了，我卡里还有{money}。", "{road}的健身房倒闭了，会员卡的钱退不回来。"],
+     ["我们几百个会员都没拿到钱。", "门上贴了个告示就跑了。"]),
+    ("ecology", None, "化工异味", ["{street}附近有很刺鼻的化学品味道，{xq}的人都闻到了。", "{xq}这边突然一股很臭的气味，像是{fac}在排废气。"],
+     ["眼睛都熏得难受。", "窗户都不敢开。"]),
+    ("traffic-police", None, "信号灯故障", ["{road}和{road2}路口红绿灯全坏了，路口堵死了。", "{road}路口信号灯不亮，车乱成一团。"],
+     ["差点撞车。", "没有交警指挥。"]),
+    ("market-regulation", None, "集体腹泻", ["在{road}{shop}吃了饭，好几个人上吐下泻。", "{road}{shop}的东西不干净，吃完都拉肚子。"],
+     ["孩子都去医院了。", "要求查一下这家店。"]),
+]
+BURST_ANCHORS = {3: "drainage", 21: "heating"}   # day index -> burst dept (typhoon, cold snap)
+
+
+def month_date(t):
+    return datetime.date(*MONTH_START) + datetime.timedelta(days=t)
+
+
+def stamp(date, hour, rng_or_secs):
+    s = rng_or_secs if isinstance(rng_or_secs, int) else rng_or_secs.randrange(3600)
+    return "%sT%02d:%02d:%02d+08:00" % (date.isoformat(), hour, s // 60, s % 60)
+
+
+def topic_mix(label, t):
+    """Volume factor of ``label`` on day ``t`` and the weighted seasonal scenarios behind it."""
+    f, extra = 1.0, []
+    for name, (curve, gains, scen) in TOPICS.items():
+        g = gains.get(label, 0) * curve(t)
+        f += g
+        if g > 0 and label in scen:
+            extra.append((name, g))
+    return f, extra
+
+
+def day_weights(base, t):
+    return [(lab, w * topic_mix(lab, t)[0]) for lab, w in base]
+
+
+def month_ticket(rng, label, t):
+    """One regular ticket of ``label`` on day ``t``: seasonal scenario for the extra share."""
+    f, extra = topic_mix(label, t)
+    scen = None
+    if extra and rng.random() < (f - 1) / f:
+        scen = TOPICS[wchoice(rng, extra)][2][label]
+    text, title, channel = make_text(rng, label, scen)
+    true = label
+    if label in PARTNERS and rng.random() < AMBIG_RATE:
+        true = rng.choice(PARTNERS[label])
+    row = {"id": None, "text": text}
+    if title:
+        row["title"] = title
+    row.update(received_at=None, channel=channel, label=true)
+    return row
+
+
+def burst_rows(rng, spec, date):
+    """10-40 near-identical tickets about one incident, within a few hours of one day."""
+    dept, _, title, phr, details = spec
+    inc = Ticket(rng, dept)
+    for k in ("xq", "road", "road2", "street", "bld", "shop", "fac"):
+        inc.slot(k)
+    n = rng.randint(*BURST_SIZE)
+    start = rng.randint(7 * 3600, 19 * 3600)
+    span = rng.randint(3600, 4 * 3600)
+    rows = []
+    for _ in range(n):
+        t = Ticket(rng, dept)
+        t.gaz, t.cache = inc.gaz, dict(inc.cache)
+        body = t.fill(phr[0] if rng.random() < 0.5 else rng.choice(phr))   # most callers say it alike
+        if rng.random() < 0.5:
+            body += rng.choice(details)
+        channel = wchoice(rng, [("phone", 70), ("web", 5), ("wechat", 15), ("app", 10)])
+        if channel == "phone" and rng.random() < 0.5:
+            text = rng.choice(OPERATOR).format(b=body, r=rng.choice(REQUESTS))
+        else:
+            text = t.fill(rng.choice(OPENINGS)) + body + t.fill(rng.choice(CLOSINGS))
+        row = {"id": None, "text": add_typos(rng, text)}
+        if channel != "phone" and rng.random() < 0.4:
+            row["title"] = title
+        sec = min(start + int(rng.random() ** 1.5 * span), 86399)
+        row.update(received_at=stamp(date, sec // 3600, sec % 3600), channel=channel, label=dept)
+        rows.append(row)
+    return rows
+
+
+def number(rows, fmt):
+    rows.sort(key=lambda r: r["received_at"])
+    for i, r in enumerate(rows, 1):
+        r["id"] = fmt % i
+    return rows
+
+
+def month_day(seed, t, base, schedule):
+    """Tickets of day index ``t`` (regular, bursts, no-fit), numbered in time order."""
+    rng = random.Random(seed * 1000 + 100 + t)
+    date = month_date(t)
+    n = MONTH_PER_DAY * (WEEKEND if date.weekday() >= 5 else 1) * (1 + 0.3 * TOPICS["typhoon"][0](t))
+    n = int(round(n * rng.uniform(0.92, 1.08)))
+    weights = day_weights(base, t)
+    rows = [month_ticket(rng, wchoice(rng, weights), t) for _ in range(n)]
+    for r in rows:
+        r["received_at"] = stamp(date, wchoice(rng, list(enumerate(HOUR_W))), rng)
+    bursts = []
+    for spec in schedule.get(t, []):
+        b = burst_rows(rng, spec, date)
+        bursts.append((spec, b))
+        rows += b
+    n_nofit = int(round(NO_FIT_SHARE * len(rows) / (1 - NO_FIT_SHARE)))
+    rows += [nofit_row(rng, wchoice(rng, NOFIT_KINDS), stamp(date, wchoice(rng, list(enumerate(HOUR_W))), rng))
+             for _ in range(n_nofit)]
+    number(rows, "M%02d-%%04d" % (t + 1))
+    meta = {"day": t + 1, "date": date.isoformat(), "file": "day%02d.jsonl" % (t + 1), "tickets": len(rows),
+            "no_fit": n_nofit,
+            "bursts": [{"label": s[0], "title": s[2], "ids": sorted(r["id"] for r in b)} for s, b in bursts]}
+    return rows, meta
+
+
+def burst_schedule(seed, base):
+    """Which incidents happen on which day: the anchors plus a seeded draw, seasonal ones
+    weighted by their topic's intensity."""
+    rng = random.Random(seed * 1000 + 7)
+    pop = dict(base)
+    out = {}
+    for t in range(MONTH_DAYS):
+        specs = [s for s in BURSTS if s[0] == BURST_ANCHORS.get(t)]
+        if rng.random() < BURST_RATE:
+            w = [(s, pop[s[0]] * (TOPICS[s[1]][0](t) if s[1] else 0.3)) for s in BURSTS]
+            specs.append(wchoice(rng, w))
+        if specs:
+            out[t] = specs
+    return out
+
+
+def month_history(seed):
+    """MONTH_HISTORY_PER_DEPT labeled tickets per department (+3% no-fit), before day 1."""
+    rng = random.Random(seed * 1000 + 5)
+    labels = [lab for lab in POPULARITY for _ in range(MONTH_HISTORY_PER_DEPT)]
+    rng.shuffle(labels)
+    rows = build(rng, labels, "X", 1, 1, True)   # times are overwritten below
+    n_nofit = int(round(NO_FIT_SHARE * len(rows) / (1 - NO_FIT_SHARE)))
+    rows += [nofit_row(rng, wchoice(rng, NOFIT_KINDS), None) for _ in range(n_nofit)]
+    for r in rows:
+        date = datetime.date(MONTH_START[0], MONTH_START[1], rng.randint(*MONTH_HISTORY_DAYS))
+        r["received_at"] = stamp(date, wchoice(rng, list(enumerate(HOUR_W))), rng)
+    return number(rows, "MH%04d")
+
+
+def month_test(seed, base):
+    """N_MONTH_TEST labeled held-out tickets of the month's mix (no bursts), 3% no-fit:
+    class counts from the mix averaged over the month, each ticket on a day drawn from its
+    department's volume over the month."""
+    rng = random.Random(seed * 1000 + 6)
+    per_day = [dict(day_weights(base, t)) for t in range(MONTH_DAYS)]
+    tot = sum(sum(d.values()) for d in per_day)
+    n_in = int(round(N_MONTH_TEST * (1 - NO_FIT_SHARE)))
+    counts = [max(2, int(round(n_in * sum(d[lab] for d in per_day) / tot))) for lab, _ in base]
+    counts[0] += n_in - sum(counts)
+    labels = [lab for (lab, _), c in zip(base, counts) for _ in range(c)]
+    rng.shuffle(labels)
+    rows = []
+    for lab in labels:
+        t = wchoice(rng, [(t, d[lab]) for t, d in enumerate(per_day)])
+        r = month_ticket(rng, lab, t)
+        r["received_at"] = stamp(month_date(t), wchoice(rng, list(enumerate(HOUR_W))), rng)
+        rows.append(r)
+    for _ in range(N_MONTH_TEST - n_in):
+        t = rng.randrange(MONTH_DAYS)
+        rows.append(nofit_row(rng, wchoice(rng, NOFIT_KINDS),
+                              stamp(month_date(t), wchoice(rng, list(enumerate(HOUR_W))), rng)))
+    return number(rows, "MT%05d")
+
+
+def write_month(seed, out, hist_counts):
+    base = list(zip(POPULARITY, hist_counts))
+    d = os.path.join(out, "month")
+    os.makedirs(d, exist_ok=True)
+    hist = month_history(seed)
+    write(os.path.join(d, "history.jsonl"), hist)
+    write(os.path.join(d, "test.jsonl"), month_test(seed, base))
+    schedule = burst_schedule(seed, base)
+    days = []
+    for t in range(MONTH_DAYS):
+        rows, meta = month_day(seed, t, base, schedule)
+        write(os.path.join(d, meta["file"]), rows)
+        days.append(meta)
+    meta = {"seed": seed, "start": month_date(0).isoformat(), "days": days,
+            "topics": {k: {"gains": v[1], "intensity": [round(v[0](t), 3) for t in range(MONTH_DAYS)]}
+                       for k, v in TOPICS.items()}}
+    with open(os.path.join(d, "meta.json"), "w", encoding="utf-8", newline="\n") as f:
+        json.dump(meta, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    return len(hist), sum(m["tickets"] for m in days), sum(m["no_fit"] for m in days)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=42)
@@ -765,6 +1125,15 @@ def main():
     write(os.path.join(a.out, "test.jsonl"), test)
     write(os.path.join(a.out, "day.jsonl"), day)
     print("history %d, test %d, day %d -> %s" % (len(hist), len(test), len(day), a.out))
+
+    # new outputs: own RNG streams, so the three files above stay as they were
+    rng_n = random.Random(a.seed * 1000 + 4)
+    nofit = number([nofit_row(rng_n, wchoice(rng_n, NOFIT_KINDS), received_at(rng_n, 1, 25))
+                    for _ in range(N_NOFIT)], "N%06d")
+    write(os.path.join(a.out, "nofit.jsonl"), nofit)
+    n_hist, n_days, n_nofit = write_month(a.seed, a.out, hist_counts)
+    print("nofit %d; month: history %d, test %d, %d days with %d tickets (%d no-fit) -> %s"
+          % (len(nofit), n_hist, N_MONTH_TEST, MONTH_DAYS, n_days, n_nofit, os.path.join(a.out, "month")))
 
 
 if __name__ == "__main__":
