@@ -310,10 +310,11 @@ class Centre:
 
 
 def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, rerank: bool = True,
-             days: int | None = None, stress: bool = False) -> dict:
+             days: int | None = None, stress: bool = False, review_all: bool = False) -> dict:
     """One centre over the days; returns its daily records. `stress` also re-routes each day's
     file, rolls back and promotes again, checking the invariants after each."""
-    c = Centre(setup, folder, strategy, seed, rerank, min_new_labels=min(20, budget))
+    c = Centre(setup, folder, strategy, seed, rerank, min_new_labels=min(20, budget),
+               threshold=1.0 if review_all else 0.6)
     rng = random.Random(seed)
     t0 = time.perf_counter()
     c.cli("import", str(_write(folder / "history.jsonl", setup.history, keep_label=True)))
@@ -351,17 +352,20 @@ def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, 
             # the last days' (confidence, right) pairs: what another threshold would have routed
             **({"pairs": [[round(r["confidence"], 4), int(ok)] for r, ok in zip(rows, right)]}
                if d > len(setup.days) - 5 else {})})
-    return {"strategy": strategy, "seed": seed, "budget": budget, "rerank": rerank, "days": record,
+    return {"strategy": strategy, "seed": seed, "budget": budget, "rerank": rerank, "review_all": review_all,
+            "days": record,
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
 # ---- the benchmark ---------------------------------------------------------------------------
 
-def _one(dataset: str, strategy: str, seed: int, budget: int, days: int, rerank: bool, root: str, data: Path) -> dict:
+def _one(dataset: str, strategy: str, seed: int, budget: int, days: int, rerank: bool, root: str, data: Path,
+         review_all: bool = False) -> dict:
     setup = banking77(seed, days, path=data, workdir=Path(root) / f"b77-{seed}") if dataset == "banking77" \
         else chinese(days)
-    return simulate(setup, strategy, seed, budget, Path(root) / f"{dataset}-{strategy}-{seed}-{budget}-{int(rerank)}",
-                    rerank=rerank)
+    return simulate(setup, strategy, seed, budget,
+                    Path(root) / f"{dataset}-{strategy}-{seed}-{budget}-{int(rerank)}-{int(review_all)}",
+                    rerank=rerank, review_all=review_all)
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -369,7 +373,8 @@ def summarise(runs: list[dict]) -> dict:
     day-30 accuracy is first reached."""
     groups: dict[str, list[dict]] = {}
     for r in runs:
-        groups.setdefault(f"{r['strategy']}/{r['budget']}" + ("" if r["rerank"] else "/no-rerank"), []).append(r)
+        groups.setdefault(f"{r['strategy']}/{r['budget']}" + ("" if r["rerank"] else "/no-rerank")
+                          + ("/all" if r.get("review_all") else ""), []).append(r)
     mean = lambda key, runs_, d: float(np.mean([x["days"][d][key] for x in runs_ if x["days"][d].get(key) is not None]))  # noqa: E731
     out = {}
     for name, rs in groups.items():
@@ -440,6 +445,8 @@ def main(dataset: str = typer.Option("banking77", help="banking77 | cn"),
          budget: str = typer.Option("50", help="reviews a day; comma-separated for several"),
          days: int = typer.Option(30),
          no_rerank: str = typer.Option("", help="strategies also run without re-ranking waiting tickets"),
+         review_all: str = typer.Option("", help="strategies also run with every ticket queued (threshold 1: "
+                                                 "'random' is then classic random sampling of the day's tickets)"),
          jobs: int = typer.Option(2, help="centres simulated in parallel"),
          data: Path = typer.Option(B77, help="Banking77 train.csv"),
          out: Path = typer.Option(None, help="default bench/results/loop_sim_<dataset>.json")):
@@ -448,12 +455,13 @@ def main(dataset: str = typer.Option("banking77", help="banking77 | cn"),
     out = out or RESULTS / f"loop_sim_{dataset}.json"
     seeds_ = [int(s) for s in seeds.split(",")]
     budgets = [int(b) for b in budget.split(",")]
-    tasks = [(s, seed, b, True) for b in budgets for s in strategies.split(",") for seed in seeds_]
-    tasks += [(s, seed, b, False) for b in budgets for s in no_rerank.split(",") if s for seed in seeds_]
+    tasks = [(s, seed, b, True, False) for b in budgets for s in strategies.split(",") if s for seed in seeds_]
+    tasks += [(s, seed, b, False, False) for b in budgets for s in no_rerank.split(",") if s for seed in seeds_]
+    tasks += [(s, seed, b, True, True) for b in budgets for s in review_all.split(",") if s for seed in seeds_]
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as root:
-        runs = Parallel(n_jobs=jobs, verbose=10)(delayed(_one)(dataset, s, seed, b, days, rr, root, data)
-                                                 for s, seed, b, rr in tasks)
+        runs = Parallel(n_jobs=jobs, verbose=10)(delayed(_one)(dataset, s, seed, b, days, rr, root, data, all_)
+                                                 for s, seed, b, rr, all_ in tasks)
     res = {"dataset": dataset, "seeds": seeds_, "budgets": budgets, "days": days, "summary": summarise(runs),
            "runs": runs, "invariants": "held on every day of every run (each day's check raises otherwise)",
            "seconds": round(time.perf_counter() - t0),

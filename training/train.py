@@ -134,7 +134,9 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
             decision = gate_mod.Decision(True, f"current model {prev.version} could not be re-scored "
                                                f"({rep['current']['error']})")
         else:
-            decision = gate_mod.decide(rep, cur_rep, **gt)
+            pick = lambda pr, cl: [cl[j] for j in pr.argmax(axis=1)]  # noqa: E731
+            decision = gate_mod.decide(rep, cur_rep, paired=(test_set.labels, pick(proba, classes),
+                                                             pick(cur_proba, cur_classes)), **gt)
         promoted = gate_mod.apply(engine, version, decision)
         mv = registry.get(engine, version)
     else:
