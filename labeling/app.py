@@ -101,6 +101,7 @@ STYLE = """<style>
 [class*="st-key-accept_"] button { height: auto; min-height: 2.75rem; }
 [class*="st-key-accept_"] button p { white-space: normal; overflow-wrap: anywhere; text-align: left; }
 .st-key-ticket_text { max-height: 9.5rem; overflow-y: auto; }
+[class*="st-key-duties_"] { font-size: 0.875rem; }
 </style>"""
 
 
@@ -164,8 +165,8 @@ def ticket_view(engine, catalog, reviewer: str, item: actions.Item, tz: str) -> 
 def details(engine, catalog, reviewer: str, item: actions.Item) -> None:
     """Below the decision buttons: the suggestions' duties, and any other department."""
     st.markdown("##### 部门职责")
-    for (dept, _), col in zip(item.top[:3], st.columns(3)):
-        with col:
+    for i, ((dept, _), col) in enumerate(zip(item.top[:3], st.columns(3)), start=1):
+        with col, st.container(key=f"duties_{i}"):
             st.markdown(f"**{plain(catalog.name(dept))}**")
             duties(catalog, dept)
 
@@ -197,7 +198,7 @@ def main() -> None:
     else:
         ticket_view(engine, catalog, reviewer, item, tz)
     qid = item.queue_id if item else None
-    a, b, c, _ = st.columns([1, 1, 1, 2])
+    a, b, c = st.columns(3)
     a.button("跳过", key="skip", shortcut="S", disabled=item is None, width="stretch",
              on_click=act, args=(engine, catalog, reviewer, qid, SKIP))
     b.button("无合适部门", key="no_fit", shortcut="N", disabled=item is None, width="stretch",

@@ -40,7 +40,7 @@ df = ui.named(ctx.catalog, queries.per_department(rep, pm or None), "department"
 worst = ui.how_many("图中部门数（由差到好）", len(df), 25)
 top = df.head(worst)
 order = list(top["department_name"])
-y = alt.Y("department_name:N", sort=order, title=None, axis=alt.Axis(labelLimit=200, labelOverlap=False))
+y = alt.Y("department_name:N", sort=order, title=None, axis=alt.Axis(labelLimit=190, labelOverlap=False))
 tips = [alt.Tooltip("department_name:N", title="部门"), alt.Tooltip("department:N", title="编号"),
         alt.Tooltip("f1:Q", format=".3f", title="F1"), alt.Tooltip("previous_f1:Q", format=".3f", title="上一版本 F1"),
         alt.Tooltip("change:Q", format="+.3f", title="变化"), alt.Tooltip("support:Q", title="测试工单数")]
@@ -48,7 +48,7 @@ h = 22 * len(top)
 f1 = (alt.Chart(top).mark_bar(color="#4c78a8").encode(
           x=alt.X("f1:Q", title="F1", scale=alt.Scale(domain=[0, 1])), y=y, tooltip=tips)
       + alt.Chart(top).mark_tick(color="black", thickness=2).encode(x="previous_f1:Q", y=y)
-      ).properties(width=320, height=h)
+      ).properties(width=230, height=h)
 changed = top.dropna(subset=["change"]).assign(
     direction=lambda x: ["升" if c > 0.0005 else "降" if c < -0.0005 else "不变" for c in x["change"]])
 if changed.empty:
@@ -57,12 +57,12 @@ if changed.empty:
 else:
     span = max(0.05, float(changed["change"].abs().max()))  # symmetric, never a zero-width axis
     change = alt.Chart(changed).mark_bar().encode(
-        x=alt.X("change:Q", title="与上一版本相比", scale=alt.Scale(domain=[-span, span]),
+        x=alt.X("change:Q", title="变化", scale=alt.Scale(domain=[-span, span]),
                 axis=alt.Axis(format="+.2f", tickCount=5)),
         y=alt.Y("department_name:N", sort=order, axis=None, scale=alt.Scale(domain=order)),
         color=alt.Color("direction:N", legend=None, scale=alt.Scale(domain=["升", "降", "不变"],
                                                                    range=["#2ca02c", "#d62728", "#999999"])),
-        tooltip=tips).properties(width=150, height=h)
+        tooltip=tips).properties(width=110, height=h)
     chart = alt.hconcat(f1, change, spacing=8)
     st.caption("蓝条：在用模型的 F1；黑色短线：上一版本的 F1。右侧：F1 的变化（绿升红降，灰色为不变）。")
 st.altair_chart(chart, width="content")

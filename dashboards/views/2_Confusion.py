@@ -24,19 +24,21 @@ keep = queries.confused_departments(rep, n)
 cells = queries.confusion_cells(rep)
 cells = ui.named(ctx.catalog, cells[cells["true"].isin(keep) & cells["predicted"].isin(keep)], "true", "predicted")
 order = [ctx.catalog.name(d) for d in keep]
-axis = alt.Axis(labelFontSize=11, labelLimit=200, labelOverlap=False)
+axis = alt.Axis(labelFontSize=11, labelLimit=170, labelOverlap=False)
 heat = alt.Chart(cells).mark_rect(stroke="white", strokeWidth=0.5).encode(
     x=alt.X("predicted_name:N", sort=order, title="模型分派到", axis=alt.Axis(labelAngle=-45, labelFontSize=11,
-                                                                       labelLimit=200, labelOverlap=False)),
+                                                                       labelLimit=170, labelOverlap=False)),
     y=alt.Y("true_name:N", sort=order, title="实际部门", axis=axis),
     color=alt.Color("share:Q", title="占实际部门的比例",
-                    scale=alt.Scale(scheme="blues", domain=[0, 1]), legend=alt.Legend(format=".0%")),
+                    scale=alt.Scale(scheme="blues", domain=[0, 1]),
+                    legend=alt.Legend(format=".0%", orient="top", gradientLength=200)),
     tooltip=[alt.Tooltip("true_name:N", title="实际部门"), alt.Tooltip("predicted_name:N", title="模型分派到"),
              alt.Tooltip("tickets:Q", title="工单数"), alt.Tooltip("share:Q", format=".1%", title="占比")])
-side = max(300, 24 * len(keep))
-st.altair_chart(heat.properties(width=side, height=side).interactive(), width="content")
+side = max(200, 18 * len(keep))
+# "pad": the cells keep their size and the labels add to it (Streamlit would fit it all into `side`)
+st.altair_chart(heat.properties(width=side, height=side, autosize=alt.AutoSizeParams(type="pad")), width="content")
 st.caption(f"{cur['version']} 的留出测试集（{rep.get('n', '?')} 条工单），按行归一化；只画出错分最多的 "
-           f"{len(keep)} 个部门（共 {len(labels)} 个）。悬停查看数字，滚轮缩放，拖动平移。")
+           f"{len(keep)} 个部门（共 {len(labels)} 个），用滑块增减；悬停在格子上查看工单数和占比。")
 
 st.subheader("最易混淆的部门对")
 held_out, corrected = "留出测试集", "标注员近 30 天的纠正"

@@ -42,8 +42,8 @@ line = alt.Chart(size.assign(kind="日终待处理")).mark_line(point=True, colo
     x=x, y="open:Q", color="kind:N",
     tooltip=[alt.Tooltip("date:O", title="日期"), alt.Tooltip("open:Q", title="日终待处理")])
 st.altair_chart((bars + line).properties(height=280), width="stretch")
-st.caption(f"每天新进入和已处理的工单（柱），以及每天结束时仍待处理的工单（线）；从队列第一次有工单的 "
-           f"{ctx.stamp(first)[:10]} 画起，最多 {days} 天。")
+st.caption("每天新进入和已处理的工单（柱），以及每天结束时仍待处理的工单（线）"
+           + (f"；队列从 {ctx.stamp(first)[:10]} 起才有工单，此前的日子不画。" if since > start else "。"))
 
 st.subheader("每位标注员每天的处理量")
 dec = ui.query("decisions", ctx.url, start, ctx.tz)
