@@ -38,8 +38,8 @@ def _day(engine, col, tz: str):
     """The day in `tz` of a UTC datetime column, as the database computes it. PostgreSQL
     converts with the zone's rules; SQLite shifts by the zone's offset now (exact for zones
     without daylight saving time, such as Asia/Shanghai)."""
-    if engine.dialect.name == "postgresql":
-        return func.date(func.timezone(tz, func.timezone("UTC", col)))
+    if engine.dialect.name == "postgresql":  # timestamptz (sqlmodel's UTCDateTime)
+        return func.date(func.timezone(tz, col))
     minutes = int(datetime.now(ZoneInfo(tz)).utcoffset().total_seconds() // 60)
     return func.date(col, f"{minutes:+d} minutes")
 
