@@ -4,23 +4,19 @@ Streamlit runs this file; it names the pages, which live in dashboards/views/ (n
 folder named pages/ beside the entry script makes Streamlit serve the first session after a
 start as an old-style multipage app, and a deep link then shows "Page not found").
 All pages read the store named by the router's configuration (router.toml, $ROUTER_CONFIG,
-ROUTER_STORE__URL ...).
+ROUTER_STORE__URL ...); days and times are in [queue] timezone.
 """
 
 import streamlit as st
 
 PAGES = [  # file, title, url path (the default page is served at /), one line for the overview
-    ("views/0_Overview.py", "Overview", "overview", ""),
-    ("views/1_F1_by_department.py", "Per-department F1", "f1",
-     "worst first, with the change against the previous version; F1 over versions"),
-    ("views/2_Confusion.py", "Confusion", "confusion", "heatmap; the most-confused pairs open their tickets"),
-    ("views/3_Calibration.py", "Calibration", "calibration",
-     "reliability diagram, ECE; today's confidences against the queue threshold"),
-    ("views/4_Review_queue.py", "Review queue", "queue",
-     "queue size, decisions per reviewer, audited accuracy with its interval"),
-    ("views/5_Drift.py", "Drift", "drift", "department mix of recent tickets against the training data"),
-    ("views/6_Model_history.py", "Model history", "history",
-     "versions, promotion decisions and their reasons, rollbacks"),
+    ("views/0_Overview.py", "总览", "overview", ""),
+    ("views/1_F1_by_department.py", "各部门 F1", "f1", "由差到好，与上一版本相比的变化；各版本的 F1"),
+    ("views/2_Confusion.py", "混淆分析", "confusion", "最易混淆的部门热力图；点选混淆最多的部门对，查看其工单"),
+    ("views/3_Calibration.py", "置信度校准", "calibration", "可靠性图与 ECE；某一天的置信度分布与复核阈值"),
+    ("views/4_Review_queue.py", "复核队列", "queue", "队列规模、每位标注员的处理量、抽检准确率及其置信区间"),
+    ("views/5_Drift.py", "分布漂移", "drift", "近期工单的部门分布与训练数据对比"),
+    ("views/6_Model_history.py", "模型历史", "history", "各版本、上线决策及理由、回滚"),
 ]
 
 if __name__ == "__main__":

@@ -2,14 +2,16 @@
 
 The store does the counting: every query is a GROUP BY over an indexed column or a
 date-bounded window, so a page reads at most a few thousand aggregated rows whatever the
-size of the store. pandas only shapes the small results. Days are UTC days.
+size of the store. pandas only shapes the small results. Days are local days in `tz`
+(`[queue] timezone`): the store keeps UTC, each query shifts it by the zone's offset.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -32,9 +34,33 @@ def _one(engine, stmt):
         return c.execute(stmt).scalar()
 
 
-def _day(col):
-    """The UTC day of a datetime column, as the database computes it (SQLite and PostgreSQL)."""
-    return func.date(col)
+def _day(engine, col, tz: str):
+    """The day in `tz` of a UTC datetime column, as the database computes it. PostgreSQL
+    converts with the zone's rules; SQLite shifts by the zone's offset now (exact for zones
+    without daylight saving time, such as Asia/Shanghai)."""
+    if engine.dialect.name == "postgresql":  # timestamptz (sqlmodel's UTCDateTime)
+        return func.date(func.timezone(tz, col))
+    minutes = int(datetime.now(ZoneInfo(tz)).utcoffset().total_seconds() // 60)
+    return func.date(col, f"{minutes:+d} minutes")
+
+
+def utc(t: datetime) -> datetime:
+    """`t` in UTC, as the store keeps it (SQLite would compare the wall-clock digits); naive
+    means UTC already."""
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+
+
+def local(t, tz: str):
+    """A UTC datetime (naive as read back from the store, or aware), or a Series of them, as
+    naive wall-clock time in `tz`: what a page shows (Vega-Lite draws naive times as given)."""
+    if isinstance(t, pd.Series):
+        s = pd.to_datetime(t)
+        s = s.dt.tz_localize("UTC") if s.dt.tz is None else s
+        return s.dt.tz_convert(tz).dt.tz_localize(None)
+    if t is None:
+        return None
+    t = t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
 
 
 # --- overview -------------------------------------------------------------------------------
@@ -136,7 +162,7 @@ def corrected_pairs(engine, since: datetime, top: int = 20) -> pd.DataFrame:
     stmt = (select(Label.department.label("true"), Prediction.department.label("predicted"),
                    func.count().label("tickets"))
             .join(Prediction, Prediction.id == Label.prediction_id)
-            .where(Label.created_at >= since, Label.undone == False,  # noqa: E712
+            .where(Label.created_at >= utc(since), Label.undone == False,  # noqa: E712
                    Label.department != Prediction.department)  # also drops "no department fits"
             # predicted first: SQLite then reads the window by created_at instead of walking
             # every label in department order (0.04 s instead of 0.8 s at 1M tickets)
@@ -159,6 +185,30 @@ def examples(engine, predicted: str, true: str, limit: int = 20) -> pd.DataFrame
                                                      "label_source", "reviewer", "labeled_at"])
 
 
+def held_out_examples(engine, rep: dict, predicted: str, true: str, limit: int = 20) -> pd.DataFrame | None:
+    """The held-out tickets of `true` the model predicted as `predicted`, as training listed
+    them in report.json (`misrouted`), with their text from the store; None for a report
+    written before training kept that list."""
+    if "misrouted" not in rep:
+        return None
+    rows = [m for m in rep["misrouted"] if m["true"] == true and m["predicted"] == predicted][:limit]
+    ids = [m["ticket"] for m in rows]
+    texts = dict(_all(engine, select(Ticket.id, Ticket.text).where(Ticket.id.in_(ids)))) if ids else {}
+    return pd.DataFrame({"ticket": ids, "text": [texts.get(i) for i in ids],
+                         "confidence": [m["confidence"] for m in rows]},
+                        columns=["ticket", "text", "confidence"])
+
+
+def confused_departments(rep: dict, n: int) -> list[str]:
+    """The `n` departments with the most held-out errors (their own tickets sent elsewhere plus
+    others' tickets sent to them), in catalogue order."""
+    labels, cm = rep["confusion"]["labels"], np.asarray(rep["confusion"]["matrix"])
+    off = cm - np.diag(np.diag(cm))
+    errors = off.sum(axis=0) + off.sum(axis=1)
+    keep = set(np.argsort(-errors, kind="stable")[:n])
+    return [d for i, d in enumerate(labels) if i in keep]
+
+
 # --- calibration ----------------------------------------------------------------------------
 
 def last_prediction_at(engine) -> datetime | None:
@@ -169,8 +219,8 @@ def confidence_histogram(engine, start: datetime, end: datetime, bins: int = 20)
     """Counts of prediction confidences in [start, end), in `bins` equal-width bins."""
     scaled = Prediction.confidence * bins  # CAST truncates in SQLite, rounds in PostgreSQL
     b = cast(scaled if engine.dialect.name == "sqlite" else func.floor(scaled), Integer)
-    stmt = (select(b.label("b"), func.count()).where(Prediction.created_at >= start,
-                                                     Prediction.created_at < end).group_by(b))
+    stmt = (select(b.label("b"), func.count()).where(Prediction.created_at >= utc(start),
+                                                     Prediction.created_at < utc(end)).group_by(b))
     n = np.zeros(bins, dtype=int)
     for k, c in _all(engine, stmt):
         n[min(max(int(k), 0), bins - 1)] += c
@@ -181,7 +231,7 @@ def confidence_histogram(engine, start: datetime, end: datetime, bins: int = 20)
 def below(engine, start: datetime, end: datetime, threshold: float) -> tuple[int, int]:
     """(predictions in [start, end) below `threshold`, all predictions in the window)."""
     stmt = select(func.count(), func.sum(case((Prediction.confidence < threshold, 1), else_=0))).where(
-        Prediction.created_at >= start, Prediction.created_at < end)
+        Prediction.created_at >= utc(start), Prediction.created_at < utc(end))
     n, low = _all(engine, stmt)[0]
     return int(low or 0), int(n or 0)
 
@@ -193,25 +243,24 @@ def reliability(rep: dict) -> pd.DataFrame:
 
 # --- review queue ---------------------------------------------------------------------------
 
-def _days(start: datetime, end: datetime) -> pd.DatetimeIndex:
-    return pd.date_range(start.date(), end.date(), freq="D")
-
-
 def _by_day(rows) -> pd.Series:
-    s = pd.Series({pd.Timestamp(str(d)): n for d, n in rows if d is not None}, dtype="int64")
-    return s
+    return pd.Series({pd.Timestamp(str(d)): n for d, n in rows if d is not None}, dtype="int64")
 
 
-def queue_size(engine, start: datetime, end: datetime) -> pd.DataFrame:
-    """Per UTC day from start to end: items added, items closed, and open items at the end of
-    the day. Walks back from today's pending count, so only the window is read."""
+def first_queued_at(engine) -> datetime | None:
+    return _one(engine, select(func.min(QueueItem.created_at)))
+
+
+def queue_size(engine, start: datetime, end: datetime, tz: str = "UTC") -> pd.DataFrame:
+    """Per day in `tz` from start to end: items added, items closed, and open items at the end
+    of the day. Walks back from today's pending count, so only the window is read."""
+    start, end = utc(start), utc(end)
     pending = _one(engine, select(func.count()).select_from(QueueItem).where(QueueItem.status == "pending"))
-    added = _by_day(_all(engine, select(_day(QueueItem.created_at), func.count())
-                         .where(QueueItem.created_at >= start).group_by(_day(QueueItem.created_at))))
-    closed = _by_day(_all(engine, select(_day(QueueItem.done_at), func.count())
-                          .where(QueueItem.done_at >= start, QueueItem.status != "pending")
-                          .group_by(_day(QueueItem.done_at))))
-    days = _days(start, end)
+    da, dd = _day(engine, QueueItem.created_at, tz), _day(engine, QueueItem.done_at, tz)
+    added = _by_day(_all(engine, select(da, func.count()).where(QueueItem.created_at >= start).group_by(da)))
+    closed = _by_day(_all(engine, select(dd, func.count())
+                          .where(QueueItem.done_at >= start, QueueItem.status != "pending").group_by(dd)))
+    days = pd.date_range(local(start, tz).date(), local(end, tz).date(), freq="D")
     df = pd.DataFrame({"day": days, "added": added.reindex(days, fill_value=0).values,
                        "closed": closed.reindex(days, fill_value=0).values})
     later = (df["added"] - df["closed"])[::-1].cumsum()[::-1].shift(-1, fill_value=0)
@@ -225,22 +274,22 @@ def pending_by_reason(engine) -> pd.DataFrame:
     return pd.DataFrame(_all(engine, stmt), columns=["reason", "items"])
 
 
-def decisions(engine, start: datetime) -> pd.DataFrame:
-    """Dispatchers' labels (not imports, not undone) per UTC day and reviewer since `start`."""
-    d = _day(Label.created_at)
+def decisions(engine, start: datetime, tz: str = "UTC") -> pd.DataFrame:
+    """Dispatchers' labels (not imports, not undone) per day in `tz` and reviewer since `start`."""
+    d = _day(engine, Label.created_at, tz)
     stmt = (select(d, Label.reviewer, func.count())
-            .where(Label.created_at >= start, Label.source != "import", Label.undone == False)  # noqa: E712
+            .where(Label.created_at >= utc(start), Label.source != "import", Label.undone == False)  # noqa: E712
             .group_by(d, Label.reviewer))
     df = pd.DataFrame(_all(engine, stmt), columns=["day", "reviewer", "decisions"])
     df["day"] = pd.to_datetime(df["day"].astype(str))
     return df
 
 
-def audit_daily(engine) -> pd.DataFrame:
-    """Audit labels per UTC day: how many, and how many agree with the model's prediction.
+def audit_daily(engine, tz: str = "UTC") -> pd.DataFrame:
+    """Audit labels per day in `tz`: how many, and how many agree with the model's prediction.
     The audit sample is a random draw of confident tickets, so its agreement estimates the
     accuracy on tickets that skip review, without the queue's selection bias."""
-    d = _day(Label.created_at)
+    d = _day(engine, Label.created_at, tz)
     agree = func.sum(case((Label.department == Prediction.department, 1), else_=0))
     stmt = (select(d, func.count(), agree).join(Prediction, Prediction.id == Label.prediction_id)
             .where(Label.source == "audit", Label.undone == False)  # noqa: E712
@@ -264,15 +313,15 @@ def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
 def predicted_mix(engine, start: datetime, end: datetime) -> pd.Series:
     """Predictions per department in [start, end)."""
     stmt = (select(Prediction.department, func.count())
-            .where(Prediction.created_at >= start, Prediction.created_at < end)
+            .where(Prediction.created_at >= utc(start), Prediction.created_at < utc(end))
             .group_by(Prediction.department))
     return pd.Series(dict(_all(engine, stmt)), dtype="int64")
 
 
-def predicted_daily_mix(engine, start: datetime) -> pd.DataFrame:
-    """Predictions per UTC day and department since `start`."""
-    d = _day(Prediction.created_at)
-    stmt = (select(d, Prediction.department, func.count()).where(Prediction.created_at >= start)
+def predicted_daily_mix(engine, start: datetime, tz: str = "UTC") -> pd.DataFrame:
+    """Predictions per day in `tz` and department since `start`."""
+    d = _day(engine, Prediction.created_at, tz)
+    stmt = (select(d, Prediction.department, func.count()).where(Prediction.created_at >= utc(start))
             .group_by(d, Prediction.department))
     df = pd.DataFrame(_all(engine, stmt), columns=["day", "department", "n"])
     df["day"] = pd.to_datetime(df["day"].astype(str))
@@ -320,7 +369,7 @@ def events(engine) -> pd.DataFrame:
     return pd.DataFrame(_all(engine, stmt), columns=["at", "version", "action", "reason"])
 
 
-def window(days: int, end: datetime) -> tuple[datetime, datetime]:
-    """[start of the UTC day `days - 1` days before `end`, end)."""
-    start = (end - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return start, end
+def window(days: int, end: datetime, tz: str = "UTC") -> tuple[datetime, datetime]:
+    """[midnight in `tz` of the day `days - 1` days before `end`, end), in UTC."""
+    day = local(end, tz).date() - timedelta(days=days - 1)
+    return utc(datetime.combine(day, time(0), tzinfo=ZoneInfo(tz))), utc(end)

@@ -1,7 +1,8 @@
 """A synthetic store for the dashboard tests, the benchmark and demos.
 
 Model versions get a real report.json and metrics (training.evaluate on simulated held-out
-predictions) and a registry history with a refusal, promotions and a rollback. Tickets,
+predictions, whose tickets are in the store with imported labels, so a confused pair opens
+them) and a registry history with a refusal, promotions and a rollback. Tickets,
 predictions, queue items and labels are bulk-inserted (executemany in one transaction per
 batch), spread over `days` UTC days ending at `end`: the recent days lean towards a few
 departments (drift), the model confuses each department mostly with one neighbour, old
@@ -44,11 +45,22 @@ def make_versions(engine, cfg, catalog: Catalog, per_department: int = 10, seed:
     rng = np.random.default_rng(seed)
     classes = catalog.ids
     y = np.repeat(np.arange(len(classes)), per_department)
+    ids = [f"HELD{seed:02d}{k:05d}" for k in range(len(y))]
+    t = now() - timedelta(days=40)
+    with engine.begin() as c:  # the held-out tickets, labeled before the models were trained
+        c.execute(insert(Ticket.__table__), [
+            {"id": i, "text": catalog.by_id[classes[j]].duties[:40], "title": None, "received_at": t,
+             "channel": "phone", "created_at": t} for i, j in zip(ids, y)])
+        c.execute(insert(Label.__table__), [
+            {"ticket_id": i, "department": classes[j], "reviewer": "", "source": "import", "prediction_id": None,
+             "undone": False, "created_at": t} for i, j in zip(ids, y)])
     out, prev = [], None
     for i, accuracy in enumerate((0.75, 0.88)):
         version = f"baseline-20260101-00000{i}-000"
         folder = config.home(cfg) / "models" / version
-        rep = evaluate.report(_proba(y, len(classes), accuracy, rng), [classes[j] for j in y], classes, catalog)
+        proba, truth = _proba(y, len(classes), accuracy, rng), [classes[j] for j in y]
+        rep = evaluate.report(proba, truth, classes, catalog)
+        rep["misrouted"] = evaluate.misrouted(proba, truth, classes, ids)
         if prev:
             rep["delta_f1"] = evaluate.compare(rep, prev)
         evaluate.save(rep, folder, f"{version}: held-out report")
@@ -177,6 +189,7 @@ def demo(engine, cfg, catalog: Catalog, n: int = 3000, days: int = 60, seed: int
     whose text looks like HTML/markdown, in the pair most corrected in the last 29 days (it gets
     the newest label)."""
     versions = make_versions(engine, cfg, catalog, seed=seed)
+    held_out = len(catalog.ids) * 10
     totals = seed_tickets(engine, catalog, n, versions[-1], days=days,
                           threshold=float(cfg.classify.threshold), seed=seed)
     with engine.connect() as c:
@@ -198,4 +211,4 @@ def demo(engine, cfg, catalog: Catalog, n: int = 3000, days: int = 60, seed: int
         c.execute(insert(Label.__table__).values(ticket_id="MARKUP", department=true, reviewer=REVIEWERS[0],
                                                  source="correction", prediction_id=pid, undone=False,
                                                  created_at=t + timedelta(seconds=1)))
-    return {**totals, "versions": versions, "markup_pair": (predicted, true)}
+    return {**totals, "held_out": held_out, "versions": versions, "markup_pair": (predicted, true)}

@@ -14,9 +14,9 @@ from router.store import connect
 
 TTL = int(config.load().get("dashboards", {}).get("cache_ttl_s", 60))
 
-FIRST_STEPS = ("Import labeled history and train a model first:\n\n"
+FIRST_STEPS = ("请先导入已标注的历史工单并训练模型：\n\n"
                "```\nrouter import data/sample/history.jsonl\nrouter train\n```")
-ROUTE_FIRST = ("No routed tickets yet. Route a day's tickets with the current model:\n\n"
+ROUTE_FIRST = ("还没有分派过的工单。请用当前模型分派一天的工单：\n\n"
                "```\nrouter classify data/sample/day.jsonl\n```")
 
 
@@ -25,6 +25,19 @@ class Ctx:
     cfg: config.Section
     catalog: Catalog
     url: str
+    tz: str      # [queue] timezone: the pages' days and times
+
+    def local(self, t):
+        """A stored UTC time (or a Series of them) as wall-clock time in the centre's zone."""
+        return queries.local(t, self.tz)
+
+    @property
+    def zone(self) -> str:
+        """The zone's name as a caption says it."""
+        return "北京时间" if self.tz in ("Asia/Shanghai", "PRC") else self.tz
+
+    def stamp(self, t) -> str:
+        return f"{self.local(t):%Y-%m-%d %H:%M}" if t is not None else "-"
 
 
 @st.cache_resource
@@ -34,7 +47,7 @@ def _catalog(path: str) -> Catalog:
 
 def page(title: str) -> Ctx:
     """Set up a page: layout, title, config, catalogue and store (with a clear error if broken)."""
-    st.set_page_config(page_title=f"{title} - router", layout="wide")
+    st.set_page_config(page_title=f"{title} - 工单分派", layout="wide")
     st.title(title)
     try:
         cfg = config.load()
@@ -42,9 +55,9 @@ def page(title: str) -> Ctx:
         url = config.store_url(cfg)
         connect(url, cfg.store.busy_timeout_ms)
     except (CatalogError, FileNotFoundError, ValueError) as e:
-        st.error(f"Cannot open the router's configuration: {e}")
+        st.error(f"无法读取分派系统的配置：{e}")
         st.stop()
-    return Ctx(cfg, catalog, url)
+    return Ctx(cfg, catalog, url, str(cfg.get("queue", {}).get("timezone", "Asia/Shanghai")))
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
@@ -84,4 +97,4 @@ def how_many(text: str, n: int, default: int) -> int:
 
 
 def label(catalog: Catalog, dept: str) -> str:
-    return f"{catalog.name(dept)} ({dept})"
+    return f"{catalog.name(dept)}（{dept}）"

@@ -41,8 +41,9 @@ class Item:
 class Counts:
     mine: int = 0                    # my decisions today (labels + skips)
     confirmed: int = 0               # my labels today by source
-    corrected: int = 0
+    corrected: int = 0               # another department than the model's top one
     audited: int = 0
+    no_fit: int = 0                  # "no department fits" (a label without department), any source
     skipped: int = 0
     team: int = 0                    # everyone's labels today
     pending: int = 0                 # tickets still waiting
@@ -161,19 +162,22 @@ def release(engine, reviewer: str) -> int:
 
 
 def counts(engine, reviewer: str, tz: str = "Asia/Shanghai") -> Counts:
-    """Today's work (midnight in `tz`): this reviewer's decisions by kind, the team's labels,
-    and how many tickets are still pending."""
+    """Today's work (midnight in `tz`): this reviewer's decisions by kind (each in one kind: a
+    "no department fits" counts as no_fit, not as a correction or an audit), the team's
+    labels, and how many tickets are still pending."""
     since = day_start(tz)
     c = Counts()
     with Session(engine) as s:
-        mine = s.exec(select(Label.source, func.count()).where(
+        none = Label.department == None  # noqa: E711
+        mine = s.exec(select(Label.source, none, func.count()).where(
             Label.reviewer == reviewer, Label.created_at >= since, Label.undone == False,  # noqa: E712
-            Label.source.in_(SOURCES)).group_by(Label.source)).all()
-        by = dict(mine)
+            Label.source.in_(SOURCES)).group_by(Label.source, none)).all()
+        by = {src: n for src, no_dept, n in mine if not no_dept}
         c.confirmed, c.corrected, c.audited = by.get("confirmation", 0), by.get("correction", 0), by.get("audit", 0)
+        c.no_fit = sum(n for _, no_dept, n in mine if no_dept)
         c.skipped = s.exec(select(func.count()).select_from(QueueItem).where(
             QueueItem.claimed_by == reviewer, QueueItem.status == "skipped", QueueItem.done_at >= since)).one()
-        c.mine = c.confirmed + c.corrected + c.audited + c.skipped
+        c.mine = c.confirmed + c.corrected + c.audited + c.no_fit + c.skipped
         c.team = s.exec(select(func.count()).select_from(Label).where(
             Label.created_at >= since, Label.undone == False, Label.source.in_(SOURCES))).one()  # noqa: E712
         c.pending = s.exec(select(func.count()).select_from(QueueItem).where(QueueItem.status == "pending")).one()

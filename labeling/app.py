@@ -3,8 +3,9 @@
     router label                       # or: streamlit run labeling/app.py
 
 Sign in with a name (and the password when ROUTER_LABELING__PASSWORD is set); each ticket
-shows its text (plain text, never rendered), the model's top 3 departments with their
-probabilities and duties. Keys 1/2/3 accept a suggestion, S skips, N flags "no department
+shows when and how it came in (time in [queue] timezone, channel), its text (plain text, never
+rendered), the model's top 3 departments with their probabilities, then the decision buttons,
+then the suggestions' duties (with a district's places). Keys 1/2/3 accept a suggestion, S skips, N flags "no department
 fits", U undoes the last decision; any other department can be picked from a searchable list.
 Each decision is written to the store at once (labeling/actions.py).
 """
@@ -14,14 +15,17 @@ from __future__ import annotations
 import hmac
 import os
 import re
+from datetime import timezone
+from zoneinfo import ZoneInfo
 
 import streamlit as st
+from sqlmodel import Session
 
 from labeling import actions
 from labeling.actions import NO_FIT, SKIP, DecisionError
 from router import config
 from router.catalog import load_catalog
-from router.store import connect
+from router.store import Ticket, connect
 
 _MD = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
@@ -88,12 +92,25 @@ def take_back(engine, reviewer: str, claim_minutes: float) -> None:
     st.session_state.flash = ("info", "已撤销上一步。") if qid else ("warning", "没有可以撤销的操作。")
 
 
+CHANNELS = {"phone": "电话", "web": "网站", "wechat": "微信", "app": "App", "email": "邮件", "sms": "短信"}
+
+# Laptop screens (1024x700): less padding at the top, suggestion names wrap instead of being cut
+# off, long ticket texts scroll inside their box, so the decision buttons stay above the fold.
+STYLE = """<style>
+[data-testid="stMainBlockContainer"] { padding-top: 3.5rem; padding-bottom: 2rem; }
+[class*="st-key-accept_"] button { height: auto; min-height: 2.75rem; }
+[class*="st-key-accept_"] button p { white-space: normal; overflow-wrap: anywhere; text-align: left; }
+.st-key-ticket_text { max-height: 9.5rem; overflow-y: auto; }
+[class*="st-key-duties_"] { font-size: 0.875rem; }
+</style>"""
+
+
 def sidebar(engine, reviewer: str, tz: str) -> None:
     c = actions.counts(engine, reviewer, tz)
     with st.sidebar:
         st.text(f"标注人：{reviewer}")
         st.metric("我今日已处理", c.mine)
-        st.text(f"确认 {c.confirmed} · 纠正 {c.corrected} · 抽检 {c.audited} · 跳过 {c.skipped}")
+        st.text(f"确认 {c.confirmed} · 纠正 {c.corrected} · 无合适部门 {c.no_fit}\n抽检 {c.audited} · 跳过 {c.skipped}")
         st.metric("全组今日标注", c.team)
         st.metric("待处理工单", c.pending)
         total = c.mine + c.pending
@@ -111,8 +128,27 @@ def show_flash() -> None:
         getattr(st, kind)(plain(msg))
 
 
-def ticket_view(engine, catalog, reviewer: str, item: actions.Item) -> None:
-    st.text(f"工单编号：{item.ticket_id}" + ("    （抽检：模型较有把握，请核实）" if item.reason == "audit" else ""))
+def received(engine, ticket_id: str, tz: str) -> str:
+    """The ticket's received time in `tz` and its channel, for the line above its text."""
+    with Session(engine) as s:
+        t = s.get(Ticket, ticket_id)
+    at = t.received_at if t else None
+    when = "受理时间未知" if at is None else \
+        f"受理 {(at if at.tzinfo else at.replace(tzinfo=timezone.utc)).astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M}"
+    return f"{when} · {CHANNELS.get(t.channel, t.channel) if t and t.channel else '渠道未知'}"
+
+
+def duties(catalog, dept: str) -> None:
+    """A department's duties and, for a district, its places (plain text)."""
+    d = catalog.by_id.get(dept)
+    st.text(d.duties if d else "（目录中无此部门）")
+    if d and d.places:
+        st.text("辖区地名：" + "、".join(d.places))
+
+
+def ticket_view(engine, catalog, reviewer: str, item: actions.Item, tz: str) -> None:
+    st.text(f"工单 {item.ticket_id} · {received(engine, item.ticket_id, tz)}"
+            + ("    （抽检：模型较有把握，请核实）" if item.reason == "audit" else ""))
     if item.title:
         st.text(f"标题：{item.title}")
     with st.container(border=True, key="ticket_text"):
@@ -121,12 +157,18 @@ def ticket_view(engine, catalog, reviewer: str, item: actions.Item) -> None:
     st.markdown("##### 模型建议")
     cols = st.columns(3)
     for i, ((dept, p), col) in enumerate(zip(item.top[:3], cols), start=1):
-        with col:
-            st.button(f"{i} · {plain(catalog.name(dept))}　{p:.0%}", key=f"accept_{i}", shortcut=str(i),
-                      type="primary" if i == 1 else "secondary", width="stretch",
-                      on_click=act, args=(engine, catalog, reviewer, item.queue_id, dept))
-            d = catalog.by_id.get(dept)
-            st.text(d.duties if d else "（目录中无此部门）")
+        col.button(f"{i} · {plain(catalog.name(dept))}　{p:.0%}", key=f"accept_{i}", shortcut=str(i),
+                   type="primary" if i == 1 else "secondary", width="stretch",
+                   on_click=act, args=(engine, catalog, reviewer, item.queue_id, dept))
+
+
+def details(engine, catalog, reviewer: str, item: actions.Item) -> None:
+    """Below the decision buttons: the suggestions' duties, and any other department."""
+    st.markdown("##### 部门职责")
+    for i, ((dept, _), col) in enumerate(zip(item.top[:3], st.columns(3)), start=1):
+        with col, st.container(key=f"duties_{i}"):
+            st.markdown(f"**{plain(catalog.name(dept))}**")
+            duties(catalog, dept)
 
     st.markdown("##### 改派其他部门")
     pick_col, go_col = st.columns([4, 1], vertical_alignment="bottom")
@@ -137,7 +179,7 @@ def ticket_view(engine, catalog, reviewer: str, item: actions.Item) -> None:
         st.button("改派", key="correct", width="stretch", on_click=correct,
                   args=(engine, catalog, reviewer, item.queue_id))
     if choice:
-        st.text(catalog.by_id[choice].duties)
+        duties(catalog, choice)
 
 
 def main() -> None:
@@ -148,21 +190,23 @@ def main() -> None:
         sign_in(password)
         return
     sidebar(engine, reviewer, tz)
-    st.title("工单分派标注")
+    st.html(STYLE)
     show_flash()
     item = actions.next_item(engine, reviewer, claim_minutes)
     if item is None:
         st.info("队列已清空，暂无待处理工单。")
     else:
-        ticket_view(engine, catalog, reviewer, item)
+        ticket_view(engine, catalog, reviewer, item, tz)
     qid = item.queue_id if item else None
-    a, b, c, _ = st.columns([1, 1, 1, 3])
+    a, b, c = st.columns(3)
     a.button("跳过", key="skip", shortcut="S", disabled=item is None, width="stretch",
              on_click=act, args=(engine, catalog, reviewer, qid, SKIP))
     b.button("无合适部门", key="no_fit", shortcut="N", disabled=item is None, width="stretch",
              on_click=act, args=(engine, catalog, reviewer, qid, NO_FIT))
     c.button("撤销上一步", key="undo", shortcut="U", width="stretch",
              on_click=take_back, args=(engine, reviewer, claim_minutes))
+    if item is not None:
+        details(engine, catalog, reviewer, item)
 
 
 main()

@@ -24,6 +24,7 @@ class Department:
     aliases: tuple[str, ...] = ()
     active: bool = True
     merged_into: str | None = None
+    places: tuple[str, ...] = ()     # a district's streets, towns, villages, estates, roads: what tells it apart
 
 
 @dataclass
@@ -89,10 +90,13 @@ def load_catalog(path: str | Path) -> Catalog:
             raise CatalogError(f"{where}: duplicate id {d['id']!r} (also #{ids[d['id']]})")
         if d["name"] in names:
             raise CatalogError(f"{where}: duplicate name {d['name']!r} (also #{names[d['name']]})")
+        places = d.get("places") or []
+        if not isinstance(places, list) or not all(isinstance(p, str) and p.strip() for p in places):
+            raise CatalogError(f"{where}: 'places' must be a list of non-empty names")
         ids[d["id"]], names[d["name"]] = i + 1, i + 1
         depts.append(Department(d["id"], d["name"].strip(), d["duties"].strip(),
                                 tuple(d.get("aliases") or ()), bool(d.get("active", True)),
-                                d.get("merged_into")))
+                                d.get("merged_into"), tuple(p.strip() for p in places)))
     for d in depts:
         if d.merged_into and d.merged_into not in ids:
             raise CatalogError(f"{path}: {d.id} is merged into unknown id {d.merged_into!r}")

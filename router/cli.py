@@ -358,7 +358,9 @@ def _serve(c: Ctx, config: Optional[Path], section: str, package, port, address,
     app_file = Path(list(package.__path__)[0]) / "app.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.port", str(port),
            "--server.address", address, "--server.headless", "true",
-           "--browser.gatherUsageStats", "false", *extra]
+           "--browser.gatherUsageStats", "false",
+           "--client.toolbarMode", "viewer",  # the menu without developer items: no Deploy button
+           *extra]
     sys.stdout.flush()
     os.execve(sys.executable, cmd, env)  # streamlit takes over this process: signals reach it directly
 

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboards import queries, seed
 from router import ROOT, config
-from router.store import Label, Prediction, QueueItem, connect, now
+from router.store import Label, Prediction, QueueItem, Ticket, connect, now
 
 APP = str(ROOT / "dashboards" / "app.py")
 PAGES = ["views/0_Overview.py", "views/1_F1_by_department.py", "views/2_Confusion.py",
@@ -117,7 +117,7 @@ def test_pages_with_few_departments(cfg, engine, catalog):
         s.commit()
     for page in (PAGES[1], PAGES[5]):
         at = render(page)
-        assert not [w for w in at.slider if "departments" in w.label], page
+        assert not [w for w in at.slider if "部门数" in w.label], page
         assert len(at.dataframe[0].value) == 3, page
 
 
@@ -125,8 +125,9 @@ def test_overview(store):
     engine, info = store
     at = render(PAGES[0])
     m = metrics(at)
-    assert m["tickets"] == f"{info['tickets'] + 1:,}"
-    assert m["model versions"] == "2"
+    assert m["工单"] == f"{info['tickets'] + info['held_out'] + 1:,}"
+    assert m["模型版本"] == "2"
+    assert "北京时间" in at.caption[0].value
 
 
 def test_f1_page_worst_first_with_change(store, catalog):
@@ -141,7 +142,7 @@ def test_f1_page_worst_first_with_change(store, catalog):
     prev = queries.versions(engine)[0]["metrics"]["per_department_f1"]
     d = worst["department"]
     assert worst["change"] == pytest.approx(rep["per_department"][d]["f1"] - prev[d])
-    assert metrics(at)["macro-F1"] == f"{rep['macro']['f1']:.3f}"
+    assert metrics(at)["宏平均 F1"] == f"{rep['macro']['f1']:.3f}"
     assert charts(at) == 2  # F1 with its change, and F1 over versions
 
 
@@ -156,6 +157,17 @@ def test_confusion_page_pairs_open_plain_text_tickets(store, catalog):
     top = pairs.iloc[0]
     assert top["tickets"] == (cm - np.diag(np.diag(cm))).max()
     assert cm[labels.index(top["true"]), labels.index(top["predicted"])] == top["tickets"]
+    held = at.dataframe[1].value  # the held-out tickets of the top pair, with their text from the store
+    assert len(held) == top["tickets"]
+    with Session(engine) as s:
+        for tid, text in zip(held["ticket"], held["text"]):
+            assert s.get(Ticket, tid).text == text
+            assert s.exec(select(Label.department).where(Label.ticket_id == tid)).one() == top["true"]
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    shown = spec["encoding"]["y"]["sort"]
+    assert len(shown) == 20  # only the most-confused departments, so the labels can be read
+    errors = cm.sum(axis=1) + cm.sum(axis=0) - 2 * np.diag(cm)
+    assert catalog.name(labels[int(errors.argmax())]) in shown
     at.radio[0].set_value(at.radio[0].options[1]).run()
     assert not at.exception
     pairs = at.dataframe[0].value
@@ -176,11 +188,11 @@ def test_calibration_page(store):
     rep = current_report(engine)
     m = metrics(at)
     assert m["ECE"] == f"{rep['ece']:.3f}"
-    day = now().replace(hour=0, minute=0, second=0, microsecond=0)
+    day = queries.window(1, now(), "Asia/Shanghai")[0]  # today in Beijing, not in UTC
     with Session(engine) as s:
         conf = list(s.exec(select(Prediction.confidence).where(Prediction.created_at >= day)))
-    assert m["predictions"] == f"{len(conf):,}"
-    assert m["below the threshold 0.6"] == f"{sum(c < 0.6 for c in conf):,}"
+    assert m["分派条数"] == f"{len(conf):,}"
+    assert m["低于阈值 0.6"] == f"{sum(c < 0.6 for c in conf):,}"
     assert charts(at) == 2
 
 
@@ -193,9 +205,9 @@ def test_review_queue_page(store):
         audits = s.exec(select(Label.department, Prediction.department).join(
             Prediction, Prediction.id == Label.prediction_id).where(
             Label.source == "audit", Label.undone == False)).all()  # noqa: E712
-    assert m["open now"] == f"{pending:,}"
+    assert m["当前待处理"] == f"{pending:,}"
     k = sum(a == b for a, b in audits)
-    assert m["agreement, all audits"] == f"{k / len(audits):.1%}"
+    assert m["一致率（全部抽检）"] == f"{k / len(audits):.1%}"
     lo, hi = queries.wilson(k, len(audits))
     assert any(f"{lo:.1%} - {hi:.1%}" in c.value for c in at.caption)
     assert charts(at) == 3
@@ -205,7 +217,7 @@ def test_review_queue_page(store):
 def test_drift_page(store):
     engine, _ = store
     at = render(PAGES[5])
-    jsd = float(metrics(at)["Jensen-Shannon divergence"])
+    jsd = float(metrics(at)["JS 散度"])
     assert 0.005 < jsd < 1  # the seeded recent days lean towards three departments
     mix = at.dataframe[0].value
     assert mix["recent_share"].sum() == pytest.approx(1) and mix["training_share"].sum() == pytest.approx(1)
@@ -215,25 +227,29 @@ def test_drift_page(store):
 def test_history_page(store):
     at = render(PAGES[6])
     m = metrics(at)
-    assert (m["versions"], m["promotions"], m["rollbacks"]) == ("2", "3", "1")
-    assert m["current"] == "baseline-20260101-000001-000"
-    events = at.dataframe[1].value
-    assert list(events["action"]) == ["promoted", "rolled_back", "promoted", "kept_candidate", "promoted"]
-    assert "misrouted" in events.iloc[1]["reason"]
-    assert any("rollback" in w.value for w in at.warning)
+    assert (m["版本数"], m["上线次数"], m["回滚次数"]) == ("2", "3", "1")
+    assert "在用模型：**baseline-20260101-000001-000**" in [x.value for x in at.markdown]
+    events = at.table[0].value
+    assert list(events["决策"]) == ["上线", "回滚", "上线", "未上线（保留为候选）", "上线"]
+    assert "misrouted" in events.iloc[1]["理由"]
+    assert any("回滚" in w.value for w in at.warning)
 
 
 # --- the aggregations against brute force ---------------------------------------------------
 
 def test_queue_size_walks_back_to_the_true_open_count(store):
-    engine, _ = store
+    check_queue_size(store[0])
+
+
+def check_queue_size(engine):
     end = now()
-    start, _ = queries.window(20, end)
-    size = queries.queue_size(engine, start, end)
+    start, _ = queries.window(20, end, "Asia/Shanghai")
+    size = queries.queue_size(engine, start, end, "Asia/Shanghai")
     with Session(engine) as s:
         items = s.exec(select(QueueItem)).all()
-    for row in size.itertuples():
-        eod = row.day.to_pydatetime().replace(tzinfo=end.tzinfo) + timedelta(days=1)
+    assert len(size) == 20 and size["day"].iloc[-1].date() == queries.local(end, "Asia/Shanghai").date()
+    for row in size.itertuples():  # the end of each Beijing day, in the store's naive UTC
+        eod = row.day.to_pydatetime().replace(tzinfo=end.tzinfo) + timedelta(days=1) - timedelta(hours=8)
         truth = sum(q.created_at < eod and (q.status == "pending" or q.done_at >= eod) for q in items)
         assert row.open == truth, row.day
 
@@ -265,6 +281,7 @@ def test_pages_on_postgresql(tmp_path, monkeypatch, catalog):
         for t in reversed(SQLModel.metadata.sorted_tables):
             c.execute(t.delete())
     seed.demo(engine, config.load(), catalog, n=1500)
+    check_queue_size(engine)  # Beijing days on PostgreSQL too
     for page in PAGES:
         at = render(page)
         assert not at.info or page == PAGES[2], [i.value for i in at.info]
@@ -272,3 +289,52 @@ def test_pages_on_postgresql(tmp_path, monkeypatch, catalog):
     with Session(engine) as s:
         conf = list(s.exec(select(Prediction.confidence)))
     assert hist["tickets"].tolist() == np.histogram(conf, bins=20, range=(0, 1))[0].tolist()
+
+
+def test_f1_page_unchanged_model_shows_no_arrows(cfg, engine, catalog):
+    """A retrained version with the same scores: deltas without arrows, a readable change axis."""
+    from streamlit.proto.Metric_pb2 import Metric
+
+    from router import registry
+    from router.store import ModelVersion
+    from training import evaluate
+
+    rng = np.random.default_rng(3)
+    ids = catalog.ids[:6]
+    rep = evaluate.report(rng.dirichlet(np.ones(6), 60), [ids[i % 6] for i in range(60)], ids, catalog)
+    for v in ("v1", "v2"):
+        folder = config.home(cfg) / "models" / v
+        evaluate.save(rep, folder, v)
+        registry.register(engine, ModelVersion(version=v, kind="baseline", path=str(folder),
+                                               metrics=evaluate.summary(rep)))
+        registry.promote(engine, v, "test")
+    at = render(PAGES[1])
+    for m in at.metric:
+        assert m.value != "-" and m.proto.delta == "+0.000", m.label
+        assert m.proto.direction == Metric.MetricDirection.NONE, m.label
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    axis = spec["hconcat"][1]["encoding"]["x"]
+    assert axis["scale"]["domain"] == [-0.05, 0.05] and axis["axis"]["format"] == "+.2f"
+
+
+def test_queue_days_are_beijing_days_and_the_chart_starts_with_the_queue(engine):
+    evening = (now() - timedelta(days=2)).replace(hour=17, minute=30)  # 01:30 the next day in Beijing
+    with Session(engine) as s:
+        s.add_all([Ticket(id=f"t{i}", text="路灯不亮") for i in range(2)])
+        s.flush()
+        s.add_all([QueueItem(ticket_id=f"t{i}", status="pending", created_at=t)
+                   for i, t in enumerate((evening, now()))])
+        s.commit()
+    start, end = queries.window(3, evening + timedelta(hours=1), "Asia/Shanghai")
+    size = queries.queue_size(engine, start, end, "Asia/Shanghai")
+    day = evening.date() + timedelta(days=1)
+    assert [d.date() for d in size["day"]] == [day - timedelta(days=2), day - timedelta(days=1), day]
+    assert size["added"].tolist() == [0, 0, 1]
+    start, end = queries.window(3, evening + timedelta(hours=1))
+    assert queries.queue_size(engine, start, end)["day"].iloc[-1].date() == evening.date()  # UTC days
+    at = render(PAGES[4])
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    days = spec["layer"][0]["encoding"]["x"]["sort"]
+    first = queries.local(evening, "Asia/Shanghai").date()
+    assert days[0] == f"{first:%m-%d}"  # not weeks of zeros before the first queued ticket
+    assert days[-1] == f"{queries.local(now(), 'Asia/Shanghai'):%m-%d}"

@@ -130,3 +130,42 @@ def test_router_label_serves_the_app_on_the_configured_store(engine, home):
         proc.terminate()
         out = proc.communicate(timeout=20)[0]
     assert f"labeling app for sqlite:///{home}/router.db on http://127.0.0.1:{port}" in out
+
+
+def test_received_time_channel_and_district_places(engine, catalog):
+    """The ticket's received time in Beijing time and its channel; a district's places."""
+    from datetime import datetime, timezone
+
+    from sqlmodel import Session
+
+    from router.store import Ticket
+
+    district = ("T0", "沙湾村有人在宅基地上盖房", [("district-linjiang", 0.40), ("district-donghu", 0.35),
+                                                ("county-qingshi", 0.25)], "low_confidence", 1.0)
+    seed(engine, [district])
+    with Session(engine) as s:
+        t = s.get(Ticket, "T0")
+        t.received_at, t.channel = datetime(2026, 11, 25, 16, 10, tzinfo=timezone.utc), "wechat"
+        s.add(t)
+        s.commit()
+    at = start()
+    assert "工单 T0 · 受理 2026-11-26 00:10 · 微信" in texts(at)        # 16:10 UTC is 00:10 the next day
+    places = catalog.by_id["district-linjiang"].places
+    assert "沙湾村" in places and "滨江花园" in places
+    assert "辖区地名：" + "、".join(places) in texts(at)
+    assert "辖区地名：" + "、".join(catalog.by_id["district-donghu"].places) in texts(at)
+
+
+def test_no_fit_is_counted_apart_from_corrections(engine):
+    from labeling import actions
+
+    seed(engine)
+    at = start()
+    at.button(key="no_fit").click().run()                                 # T1: no department fits
+    at.selectbox(key="other").select("housing")
+    at.button(key="correct").click().run()                                # T2: a correction
+    at.button(key="no_fit").click().run()                                 # T3
+    at.button(key="no_fit").click().run()                                 # T4, an audit: no department fits
+    c = actions.counts(engine, "张三")
+    assert (c.mine, c.confirmed, c.corrected, c.no_fit, c.audited) == (4, 0, 1, 3, 0)
+    assert "确认 0 · 纠正 1 · 无合适部门 3\n抽检 0 · 跳过 0" in texts(at)

@@ -35,6 +35,20 @@ def report(proba: np.ndarray, y_true: list[str], classes: list[str], catalog: Ca
     return out
 
 
+def misrouted(proba: np.ndarray, y_true: list[str], classes: list[str], ids: list[str],
+              per_pair: int = 20) -> list[dict]:
+    """Held-out tickets the model got wrong, at most `per_pair` per (true, predicted) pair, most
+    confident first: what the dashboards open for a confused pair."""
+    pred = proba.argmax(axis=1)
+    out, seen = [], {}
+    for k in np.argsort(-proba.max(axis=1), kind="stable"):
+        t, p = y_true[k], classes[pred[k]]
+        if t != p and seen.get((t, p), 0) < per_pair:
+            seen[(t, p)] = seen.get((t, p), 0) + 1
+            out.append({"ticket": ids[k], "true": t, "predicted": p, "confidence": round(float(proba[k, pred[k]]), 4)})
+    return out
+
+
 def compare(new: dict, old: dict | None) -> dict:
     """Per-department F1 change of `new` against `old` (both `report` dicts)."""
     if not old:

@@ -89,6 +89,7 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
     if hasattr(clf, "temperature"):
         clf.temperature = temperature
     rep = evaluate.report(proba, test_set.labels, classes, catalog)
+    rep["misrouted"] = evaluate.misrouted(proba, test_set.labels, classes, test_set.ids)
     rep["calibration"] = {"temperature": temperature, "n_calibration": len(cal_set),
                           "ece_before": ece(raw, np.array([pos[y] for y in test_set.labels])),
                           "ece_after": rep["ece"]}

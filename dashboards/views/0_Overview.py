@@ -5,27 +5,28 @@ import streamlit as st
 from dashboards import ui
 from dashboards.app import PAGES
 
-ctx = ui.page("Ticket router dashboards")
+ctx = ui.page("工单分派看板")
 n = ui.query("counts", ctx.url)
 if not any(n.values()):
-    ui.guide("The store is empty. " + ui.FIRST_STEPS + "\n\nthen route tickets with "
-             "`router classify data/sample/day.jsonl`.")
+    ui.guide("库中还没有数据。" + ui.FIRST_STEPS + "\n\n然后分派工单："
+             "`router classify data/sample/day.jsonl`。")
 
 vs = ui.query("versions", ctx.url)
 cur = next((v for v in vs if v["status"] == "current"), None)
 cols = st.columns(5)
-cols[0].metric("tickets", f"{n['tickets']:,}")
-cols[1].metric("predictions", f"{n['predictions']:,}")
-cols[2].metric("labels", f"{n['labels']:,}")
-cols[3].metric("pending in the queue", f"{n['pending']:,}")
-cols[4].metric("model versions", n["models"])
+cols[0].metric("工单", f"{n['tickets']:,}", help="库中的全部工单（导入的历史工单与分派过的工单）")
+cols[1].metric("模型分派", f"{n['predictions']:,}", help="模型给出的分派结果条数")
+cols[2].metric("人工标注", f"{n['labels']:,}", help="导入的历史标注与标注员的确认、纠正、抽检")
+cols[3].metric("待复核", f"{n['pending']:,}", help="复核队列中等待标注员处理的工单")
+cols[4].metric("模型版本", n["models"])
 if cur is None:
-    st.info("No current model. " + ui.FIRST_STEPS)
+    st.info("还没有在用的模型。" + ui.FIRST_STEPS)
 else:
     m = cur["metrics"]
-    st.caption(f"current model **{cur['version']}** ({cur['kind']}): accuracy {m.get('accuracy', 0):.3f}, "
-               f"macro-F1 {m.get('macro_f1', 0):.3f}, ECE {m.get('ece', 0):.3f}")
+    st.caption(f"在用模型 **{cur['version']}**（{cur['kind']}）：准确率 {m.get('accuracy', 0):.3f}，"
+               f"宏平均 F1 {m.get('macro_f1', 0):.3f}，ECE {m.get('ece', 0):.3f}；"
+               f"训练于 {ctx.stamp(cur['created_at'])}（{ctx.zone}）")
 
-st.subheader("Pages")
+st.subheader("各页内容")
 for path, title, _, text in PAGES[1:]:
-    st.page_link(path, label=f"{title}: {text}")
+    st.page_link(path, label=f"{title}：{text}")

@@ -7,71 +7,90 @@ import streamlit as st
 
 from dashboards import queries, ui
 
-ctx = ui.page("Per-department F1")
+ctx = ui.page("各部门 F1")
 vs, cur, prev = ui.models(ctx)
 if cur is None:
-    ui.guide("No current model yet. " + ui.FIRST_STEPS)
+    ui.guide("还没有在用的模型。" + ui.FIRST_STEPS)
 
 rep = ui.report(cur["path"])
 if rep is None:
-    st.warning(f"{cur['version']} has no report.json in {cur['path']}: precision and recall are missing.")
+    st.warning(f"{cur['version']} 在 {cur['path']} 下没有 report.json：缺少精确率和召回率。")
     m = cur["metrics"]
     rep = {"per_department": {d: {"precision": None, "recall": None, "f1": f,
                                   "support": m.get("per_department_support", {}).get(d)}
                               for d, f in m.get("per_department_f1", {}).items()}}
 m, pm = cur["metrics"], (prev or {}).get("metrics", {})
 
-
-def delta(key):
-    return f"{m[key] - pm[key]:+.3f}" if key in m and key in pm else None
-
-
+HELP = {"accuracy": "留出测试集上分派正确的比例",
+        "macro_f1": "各部门 F1 的平均值，每个部门同等权重，小部门做得差也会拉低它",
+        "weighted_f1": "按各部门工单数加权的 F1",
+        "ece": "期望校准误差：置信度与实际准确率的平均差距，越小越好"}
 cols = st.columns(4)
 for col, key, name in zip(cols, ("accuracy", "macro_f1", "weighted_f1", "ece"),
-                          ("accuracy", "macro-F1", "weighted F1", "ECE")):
-    col.metric(name, f"{m[key]:.3f}" if key in m else "-", delta(key),
-               delta_color="inverse" if key == "ece" else "normal")
-st.caption(f"current model **{cur['version']}**, held-out set of {m.get('n', '?')} tickets; "
-           + (f"changes against **{prev['version']}**, the version it replaced." if prev
-              else "no earlier version to compare with."))
+                          ("准确率", "宏平均 F1", "加权 F1", "ECE")):
+    d = m[key] - pm[key] if key in m and key in pm else None
+    flat = d is not None and round(d, 3) == 0  # no arrow for "no change"
+    col.metric(name, f"{m[key]:.3f}" if key in m else "-", None if d is None else f"{d:+.3f}",
+               delta_color="off" if flat else ("inverse" if key == "ece" else "normal"),
+               delta_arrow="off" if flat else "auto", help=HELP[key])
+st.caption(f"在用模型 **{cur['version']}**，留出测试集 {m.get('n', '?')} 条工单；"
+           + (f"变化相对于它替换的版本 **{prev['version']}**。" if prev else "没有可比较的上一版本。"))
 
 df = ui.named(ctx.catalog, queries.per_department(rep, pm or None), "department")
-worst = ui.how_many("departments in the chart (worst first)", len(df), 25)
+worst = ui.how_many("图中部门数（由差到好）", len(df), 25)
 top = df.head(worst)
 order = list(top["department_name"])
-y = alt.Y("department_name:N", sort=order, title=None, axis=alt.Axis(labelLimit=240, labelOverlap=False))
-tips = ["department", "department_name", alt.Tooltip("f1:Q", format=".3f"),
-        alt.Tooltip("previous_f1:Q", format=".3f"), alt.Tooltip("change:Q", format="+.3f"), "support"]
+y = alt.Y("department_name:N", sort=order, title=None, axis=alt.Axis(labelLimit=190, labelOverlap=False))
+tips = [alt.Tooltip("department_name:N", title="部门"), alt.Tooltip("department:N", title="编号"),
+        alt.Tooltip("f1:Q", format=".3f", title="F1"), alt.Tooltip("previous_f1:Q", format=".3f", title="上一版本 F1"),
+        alt.Tooltip("change:Q", format="+.3f", title="变化"), alt.Tooltip("support:Q", title="测试工单数")]
+h = 22 * len(top)
 f1 = (alt.Chart(top).mark_bar(color="#4c78a8").encode(
           x=alt.X("f1:Q", title="F1", scale=alt.Scale(domain=[0, 1])), y=y, tooltip=tips)
-      + alt.Chart(top).mark_tick(color="black", thickness=2).encode(x="previous_f1:Q", y=y))
-change = alt.Chart(top).mark_bar().encode(
-    x=alt.X("change:Q", title="change vs previous"), y=alt.Y("department_name:N", sort=order, axis=None),
-    color=alt.condition("datum.change < 0", alt.value("#d62728"), alt.value("#2ca02c")), tooltip=tips)
-h = 22 * len(top)
-st.altair_chart(alt.hconcat(f1.properties(width=520, height=h), change.properties(width=200, height=h)),
-                width="content")
-st.caption("Bars: F1 of the current model; black ticks: F1 of the previous version.")
+      + alt.Chart(top).mark_tick(color="black", thickness=2).encode(x="previous_f1:Q", y=y)
+      ).properties(width=230, height=h)
+changed = top.dropna(subset=["change"]).assign(
+    direction=lambda x: ["升" if c > 0.0005 else "降" if c < -0.0005 else "不变" for c in x["change"]])
+if changed.empty:
+    chart = f1
+    st.caption("蓝条：在用模型的 F1。没有上一版本，无法显示变化。")
+else:
+    span = max(0.05, float(changed["change"].abs().max()))  # symmetric, never a zero-width axis
+    change = alt.Chart(changed).mark_bar().encode(
+        x=alt.X("change:Q", title="变化", scale=alt.Scale(domain=[-span, span]),
+                axis=alt.Axis(format="+.2f", tickCount=5)),
+        y=alt.Y("department_name:N", sort=order, axis=None, scale=alt.Scale(domain=order)),
+        color=alt.Color("direction:N", legend=None, scale=alt.Scale(domain=["升", "降", "不变"],
+                                                                   range=["#2ca02c", "#d62728", "#999999"])),
+        tooltip=tips).properties(width=110, height=h)
+    chart = alt.hconcat(f1, change, spacing=8)
+    st.caption("蓝条：在用模型的 F1；黑色短线：上一版本的 F1。右侧：F1 的变化（绿升红降，灰色为不变）。")
+st.altair_chart(chart, width="content")
+pct = st.column_config.NumberColumn
 st.dataframe(df, hide_index=True, column_config={
-    "f1": st.column_config.NumberColumn("F1", format="%.3f"),
-    "precision": st.column_config.NumberColumn(format="%.3f"),
-    "recall": st.column_config.NumberColumn(format="%.3f"),
-    "previous_f1": st.column_config.NumberColumn("previous F1", format="%.3f"),
-    "change": st.column_config.NumberColumn("change", format="%+.3f")})
+    "department": st.column_config.TextColumn("编号"), "department_name": st.column_config.TextColumn("部门"),
+    "f1": pct("F1", format="%.3f"), "precision": pct("精确率", format="%.3f"),
+    "recall": pct("召回率", format="%.3f"), "support": pct("测试工单数"),
+    "previous_f1": pct("上一版本 F1", format="%.3f"), "change": pct("变化", format="%+.3f")})
 
-st.subheader("F1 over model versions")
+st.subheader("各版本的 F1")
 hist = queries.f1_by_version(vs)
-macro = [{"version": v["version"], "created_at": v["created_at"], "f1": v["metrics"].get("macro_f1")}
-         for v in vs if "macro_f1" in v["metrics"]]
-pick = st.multiselect("departments", list(df["department"]), default=list(df["department"].head(5)),
+hist["created_at"] = ctx.local(hist["created_at"]) if len(hist) else hist["created_at"]
+macro = pd.DataFrame([{"version": v["version"], "created_at": ctx.local(v["created_at"]),
+                       "f1": v["metrics"].get("macro_f1")} for v in vs if "macro_f1" in v["metrics"]],
+                     columns=["version", "created_at", "f1"])
+pick = st.multiselect("部门", list(df["department"]), default=list(df["department"].head(5)),
                       format_func=lambda d: ui.label(ctx.catalog, d))
 lines = hist[hist["department"].isin(pick)].assign(
     series=lambda x: [ctx.catalog.name(d) for d in x["department"]])
+x = alt.X("created_at:T", title=f"训练时间（{ctx.zone}）", axis=alt.Axis(format="%m-%d %H:%M"))
 series = alt.Chart(lines).mark_line(point=True).encode(
-    x=alt.X("created_at:T", title="trained at"), y=alt.Y("f1:Q", title="F1", scale=alt.Scale(domain=[0, 1])),
-    color=alt.Color("series:N", title="department"),
-    tooltip=["version", "series", alt.Tooltip("f1:Q", format=".3f")])
-mac = alt.Chart(pd.DataFrame(macro)).mark_line(point=True, strokeDash=[6, 3], color="black").encode(
-    x="created_at:T", y="f1:Q", tooltip=["version", alt.Tooltip("f1:Q", format=".3f", title="macro-F1")])
+    x=x, y=alt.Y("f1:Q", title="F1", scale=alt.Scale(domain=[0, 1])),
+    color=alt.Color("series:N", title="部门", legend=alt.Legend(orient="bottom", columns=3, labelLimit=220)),
+    tooltip=[alt.Tooltip("version:N", title="版本"), alt.Tooltip("series:N", title="部门"),
+             alt.Tooltip("f1:Q", format=".3f")])
+mac = alt.Chart(macro).mark_line(point=True, strokeDash=[6, 3], color="black").encode(
+    x=x, y="f1:Q", tooltip=[alt.Tooltip("version:N", title="版本"),
+                            alt.Tooltip("f1:Q", format=".3f", title="宏平均 F1")])
 st.altair_chart((series + mac).properties(height=320), width="stretch")
-st.caption("Dashed black: macro-F1. Every version's F1 is measured on its own held-out split.")
+st.caption("黑色虚线：宏平均 F1。每个版本的 F1 都在它自己的留出测试集上测得。")

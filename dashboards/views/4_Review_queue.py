@@ -8,73 +8,91 @@ import streamlit as st
 from dashboards import queries, ui
 from router.store import now
 
-ctx = ui.page("Review queue")
+REASONS = {"low_confidence": "低置信度", "audit": "抽检", "over_budget": "超出每日预算"}
+
+ctx = ui.page("复核队列")
 if not ui.query("has_rows", ctx.url, "queueitem"):
-    ui.guide("The review queue has never held a ticket. `router classify` queues tickets whose "
-             f"confidence is below classify.threshold ({ctx.cfg.classify.threshold:g}). "
-             + ui.ROUTE_FIRST)
+    ui.guide("复核队列还从未有过工单。`router classify` 会把置信度低于 classify.threshold "
+             f"（{ctx.cfg.classify.threshold:g}）的工单放入队列。" + ui.ROUTE_FIRST)
 
-days = st.slider("days", 7, 180, 30)
-start, end = queries.window(days, now().replace(minute=0, second=0, microsecond=0))
-size = ui.query("queue_size", ctx.url, start, end)
+days = st.slider("显示天数", 7, 180, 30)
+start, end = queries.window(days, now().replace(minute=0, second=0, microsecond=0), ctx.tz)
+first = ui.query("first_queued_at", ctx.url)
+# the chart starts on the day the queue got its first item, not with weeks of zeros before it
+since, _ = queries.window(1, queries.utc(first), ctx.tz)
+size = ui.query("queue_size", ctx.url, max(start, since), end, ctx.tz)
 reasons = ui.query("pending_by_reason", ctx.url)
-cols = st.columns(3)
-cols[0].metric("open now", f"{int(size['open'].iloc[-1]):,}")
+cols = st.columns(4)
+cols[0].metric("当前待处理", f"{int(size['open'].iloc[-1]):,}", help="队列中尚未处理的工单")
 for col, (reason, k) in zip(cols[1:], reasons.itertuples(index=False)):
-    col.metric(f"pending: {reason}", f"{k:,}")
+    col.metric(f"待处理：{REASONS.get(reason, reason)}", f"{k:,}")
 
-st.subheader("Queue size (open items at the end of each UTC day)")
-base = alt.Chart(size).encode(x=alt.X("day:T", title=None))
-flow = size.melt("day", ["added", "closed"], "flow", "items")
-st.altair_chart(
-    (base.mark_area(opacity=0.3).encode(y=alt.Y("open:Q", title="items"), tooltip=["day:T", "open"])
-     + alt.Chart(flow).mark_line(point=True).encode(x="day:T", y="items:Q", color="flow:N",
-                                                    tooltip=["day:T", "flow", "items"])
-     ).properties(height=280), width="stretch")
+st.subheader("队列规模")
+size["date"] = size["day"].dt.strftime("%m-%d")
+flow = size.melt(["day", "date"], ["added", "closed"], "flow", "items")
+flow["flow"] = flow["flow"].map({"added": "新进入", "closed": "已处理"})
+x = alt.X("date:O", title=f"日期（{ctx.zone}）", sort=list(size["date"]), axis=alt.Axis(labelAngle=0, labelOverlap=True))
+bars = alt.Chart(flow).mark_bar(opacity=0.7).encode(
+    x=x, xOffset="flow:N", y=alt.Y("items:Q", title="工单数"),
+    color=alt.Color("flow:N", title=None, scale=alt.Scale(domain=["新进入", "已处理", "日终待处理"],
+                                                          range=["#4c78a8", "#2ca02c", "#e45756"])),
+    tooltip=[alt.Tooltip("date:O", title="日期"), alt.Tooltip("flow:N", title="类别"),
+             alt.Tooltip("items:Q", title="工单数")])
+line = alt.Chart(size.assign(kind="日终待处理")).mark_line(point=True, color="#e45756").encode(
+    x=x, y="open:Q", color="kind:N",
+    tooltip=[alt.Tooltip("date:O", title="日期"), alt.Tooltip("open:Q", title="日终待处理")])
+st.altair_chart((bars + line).properties(height=280), width="stretch")
+st.caption("每天新进入和已处理的工单（柱），以及每天结束时仍待处理的工单（线）"
+           + (f"；队列从 {ctx.stamp(first)[:10]} 起才有工单，此前的日子不画。" if since > start else "。"))
 
-st.subheader("Decisions per reviewer per day")
-dec = ui.query("decisions", ctx.url, start)
+st.subheader("每位标注员每天的处理量")
+dec = ui.query("decisions", ctx.url, start, ctx.tz)
 if dec.empty:
-    st.info(f"No dispatcher decisions in the last {days} days: they appear once dispatchers work the "
-            "queue in the labeling app.")
+    st.info(f"近 {days} 天没有标注员的处理记录：标注员在标注应用中处理队列后会出现在这里。")
 else:
+    dec["date"] = dec["day"].dt.strftime("%m-%d")
     st.altair_chart(alt.Chart(dec).mark_bar().encode(
-        x=alt.X("day:T", title=None), y=alt.Y("decisions:Q"), color="reviewer:N",
-        tooltip=["day:T", "reviewer", "decisions"]).properties(height=260), width="stretch")
+        x=alt.X("date:O", title=f"日期（{ctx.zone}）", axis=alt.Axis(labelAngle=0, labelOverlap=True)),
+        y=alt.Y("decisions:Q", title="处理条数"), color=alt.Color("reviewer:N", title="标注员"),
+        tooltip=[alt.Tooltip("date:O", title="日期"), alt.Tooltip("reviewer:N", title="标注员"),
+                 alt.Tooltip("decisions:Q", title="处理条数")]).properties(height=260), width="stretch")
     table = dec.pivot_table(index="reviewer", values="decisions", aggfunc=["sum", "mean"]).reset_index()
     table.columns = ["reviewer", "decisions", "per active day"]
     st.dataframe(table.sort_values("decisions", ascending=False), hide_index=True,
-                 column_config={"per active day": st.column_config.NumberColumn(format="%.1f")})
+                 column_config={"reviewer": st.column_config.TextColumn("标注员"),
+                                "decisions": st.column_config.NumberColumn("处理条数"),
+                                "per active day": st.column_config.NumberColumn("每个工作日", format="%.1f")})
 
-st.subheader("Audit: agreement of a random sample with the model")
-audit = ui.query("audit_daily", ctx.url)
+st.subheader("抽检：随机样本与模型的一致率")
+audit = ui.query("audit_daily", ctx.url, ctx.tz)
 if audit.empty:
-    st.info("No audit labels yet: a random share of confident tickets is queued as 'audit'; once "
-            "dispatchers label them, their agreement with the model estimates its accuracy without the "
-            "queue's bias towards hard tickets.")
+    st.info("还没有抽检标注：模型较有把握的工单会按一定比例随机进入队列（抽检）；标注员处理后，"
+            "他们与模型的一致率就是模型准确率的无偏估计（不受队列偏向难题的影响）。")
     st.stop()
 k, n = int(audit["agree"].sum()), int(audit["audited"].sum())
 lo, hi = queries.wilson(k, n)
-recent = audit[audit["day"] >= pd.Timestamp(start.date())]
+recent = audit[audit["day"] >= pd.Timestamp(ctx.local(start).date())]
 rk, rn = int(recent["agree"].sum()), int(recent["audited"].sum())
 rlo, rhi = queries.wilson(rk, rn)
 c1, c2 = st.columns(2)
-c1.metric("agreement, all audits", f"{k / n:.1%}", help=f"95% Wilson interval {lo:.1%} - {hi:.1%}")
-c1.caption(f"{k:,} of {n:,} audited tickets; 95% CI **{lo:.1%} - {hi:.1%}**")
-c2.metric(f"agreement, last {days} days", f"{rk / rn:.1%}" if rn else "-")
-c2.caption(f"{rk:,} of {rn:,}; 95% CI **{rlo:.1%} - {rhi:.1%}**" if rn else "no audits in the window")
+c1.metric("一致率（全部抽检）", f"{k / n:.1%}", help=f"95% Wilson 置信区间 {lo:.1%} - {hi:.1%}")
+c1.caption(f"{n:,} 条抽检中 {k:,} 条一致；95% 置信区间 **{lo:.1%} - {hi:.1%}**")
+c2.metric(f"一致率（近 {days} 天）", f"{rk / rn:.1%}" if rn else "-")
+c2.caption(f"{rn:,} 条中 {rk:,} 条；95% 置信区间 **{rlo:.1%} - {rhi:.1%}**" if rn else "这段时间没有抽检")
 weekly = audit.set_index("day")[["audited", "agree"]].resample("W-MON", label="left", closed="left").sum()
 weekly = weekly[weekly["audited"] > 0].reset_index()
 ci = [queries.wilson(a, b) for a, b in zip(weekly["agree"], weekly["audited"])]
 weekly["agreement"] = weekly["agree"] / weekly["audited"]
 weekly["low"], weekly["high"] = [c[0] for c in ci], [c[1] for c in ci]
-wb = alt.Chart(weekly).encode(x=alt.X("day:T", title="week"))
-st.altair_chart((wb.mark_area(opacity=0.25).encode(y=alt.Y("low:Q", title="agreement",
+wb = alt.Chart(weekly).encode(x=alt.X("day:T", title="周（周一起）", axis=alt.Axis(format="%m-%d")))
+st.altair_chart((wb.mark_area(opacity=0.25).encode(y=alt.Y("low:Q", title="一致率", axis=alt.Axis(format="%"),
                                                            scale=alt.Scale(zero=False)), y2="high:Q")
                  + wb.mark_line(point=True).encode(
-                     y="agreement:Q", tooltip=["day:T", "audited", "agree",
-                                               alt.Tooltip("agreement:Q", format=".1%"),
-                                               alt.Tooltip("low:Q", format=".1%"),
-                                               alt.Tooltip("high:Q", format=".1%")])
+                     y="agreement:Q", tooltip=[alt.Tooltip("day:T", title="周", format="%Y-%m-%d"),
+                                               alt.Tooltip("audited:Q", title="抽检"),
+                                               alt.Tooltip("agree:Q", title="一致"),
+                                               alt.Tooltip("agreement:Q", format=".1%", title="一致率"),
+                                               alt.Tooltip("low:Q", format=".1%", title="区间下限"),
+                                               alt.Tooltip("high:Q", format=".1%", title="区间上限")])
                  ).properties(height=260), width="stretch")
-st.caption("Weekly agreement with its 95% Wilson interval (band).")
+st.caption("每周的一致率及其 95% Wilson 置信区间（阴影）。")

@@ -7,51 +7,69 @@ import streamlit as st
 
 from dashboards import ui
 
-ctx = ui.page("Model history")
+ACTIONS = {"promoted": "上线", "rolled_back": "回滚", "kept_candidate": "未上线（保留为候选）"}
+STATUS = {"current": "在用", "candidate": "候选", "retired": "已退役"}
+
+ctx = ui.page("模型历史")
 vs = ui.query("versions", ctx.url)
 if not vs:
-    ui.guide("No model versions yet. " + ui.FIRST_STEPS)
-ev = ui.query("events", ctx.url)
+    ui.guide("还没有模型版本。" + ui.FIRST_STEPS)
+ev = ui.query("events", ctx.url).copy()
+ev["at"] = ctx.local(ev["at"]) if len(ev) else ev["at"]
+ev["action_name"] = ev["action"].map(lambda a: ACTIONS.get(a, a))
 
-table = pd.DataFrame([{"version": v["version"], "kind": v["kind"], "status": v["status"],
-                       "created_at": v["created_at"], "promoted_at": v["promoted_at"],
+table = pd.DataFrame([{"version": v["version"], "kind": v["kind"], "status": STATUS.get(v["status"], v["status"]),
+                       "created_at": ctx.local(v["created_at"]), "promoted_at": ctx.local(v["promoted_at"]),
                        "accuracy": v["metrics"].get("accuracy"), "macro_f1": v["metrics"].get("macro_f1"),
                        "ece": v["metrics"].get("ece"), "train_tickets": v["data_snapshot"].get("n_train"),
                        "test_tickets": v["data_snapshot"].get("n_test")} for v in vs])
-cols = st.columns([3, 1, 1, 1])
-cur = table[table["status"] == "current"]
-cols[0].metric("current", cur["version"].iloc[0] if len(cur) else "none")
-cols[1].metric("versions", len(table))
-cols[2].metric("promotions", int((ev["action"] == "promoted").sum()))
-cols[3].metric("rollbacks", int((ev["action"] == "rolled_back").sum()))
+cur = table[table["status"] == "在用"]
+st.markdown(f"在用模型：**{cur['version'].iloc[0] if len(cur) else '无'}**")
+cols = st.columns(3)
+cols[0].metric("版本数", len(table))
+cols[1].metric("上线次数", int((ev["action"] == "promoted").sum()))
+cols[2].metric("回滚次数", int((ev["action"] == "rolled_back").sum()))
 
-st.subheader("Macro-F1 by version")
+st.subheader("各版本的宏平均 F1")
+x = alt.X("created_at:T", title=f"训练时间（{ctx.zone}）", axis=alt.Axis(format="%m-%d %H:%M"))
 st.altair_chart(alt.Chart(table).mark_line(point=alt.OverlayMarkDef(size=90, filled=True)).encode(
-    x=alt.X("created_at:T", title="trained at"), y=alt.Y("macro_f1:Q", title="macro-F1",
-                                                         scale=alt.Scale(zero=False)),
-    tooltip=["version", "status", alt.Tooltip("macro_f1:Q", format=".3f"),
-             alt.Tooltip("accuracy:Q", format=".3f")]).properties(height=260)
+    x=x, y=alt.Y("macro_f1:Q", title="宏平均 F1", scale=alt.Scale(zero=False)),
+    tooltip=[alt.Tooltip("version:N", title="版本"), alt.Tooltip("status:N", title="状态"),
+             alt.Tooltip("macro_f1:Q", format=".3f", title="宏平均 F1"),
+             alt.Tooltip("accuracy:Q", format=".3f", title="准确率")]).properties(height=260)
     + alt.Chart(table).mark_point(size=160, filled=True).encode(
-        x="created_at:T", y="macro_f1:Q", color=alt.Color("status:N",
-                                                          scale=alt.Scale(domain=["current", "candidate", "retired"],
-                                                                          range=["#2ca02c", "#ff7f0e", "#999999"]))),
+        x="created_at:T", y="macro_f1:Q",
+        color=alt.Color("status:N", title="状态", scale=alt.Scale(domain=list(STATUS.values()),
+                                                                range=["#2ca02c", "#ff7f0e", "#999999"]))),
     width="stretch")
 
-st.subheader("Versions")
-fmt = st.column_config.NumberColumn(format="%.4f")
-st.dataframe(table.sort_values("created_at", ascending=False), hide_index=True,
-             column_config={"accuracy": fmt, "macro_f1": st.column_config.NumberColumn("macro-F1", format="%.4f"),
-                            "ece": st.column_config.NumberColumn("ECE", format="%.4f")})
+st.subheader("版本")
+num = st.column_config.NumberColumn
+when = f"（{ctx.zone}）"
+st.dataframe(table.sort_values("created_at", ascending=False), hide_index=True, column_config={
+    "version": st.column_config.TextColumn("版本", width="large", pinned=True),
+    "kind": st.column_config.TextColumn("类型"), "status": st.column_config.TextColumn("状态"),
+    "created_at": st.column_config.DatetimeColumn("训练时间" + when, format="YYYY-MM-DD HH:mm"),
+    "promoted_at": st.column_config.DatetimeColumn("上线时间" + when, format="YYYY-MM-DD HH:mm"),
+    "accuracy": num("准确率", format="%.4f"), "macro_f1": num("宏平均 F1", format="%.4f"),
+    "ece": num("ECE", format="%.4f"), "train_tickets": num("训练工单"), "test_tickets": num("测试工单")})
 
-st.subheader("Promotion decisions and rollbacks")
+st.subheader("上线决策与回滚")
 if ev.empty:
-    st.info("No registry events yet.")
+    st.info("注册表中还没有记录。")
 else:
     st.altair_chart(alt.Chart(ev).mark_point(size=140, filled=True).encode(
-        x=alt.X("at:T", title=None), y=alt.Y("action:N", title=None), color="action:N",
-        tooltip=["at:T", "version", "action", "reason"]).properties(height=160), width="stretch")
+        x=alt.X("at:T", title=f"时间（{ctx.zone}）", axis=alt.Axis(format="%m-%d %H:%M")),
+        y=alt.Y("action_name:N", title=None, axis=alt.Axis(labelLimit=200)),
+        color=alt.Color("action_name:N", legend=None),
+        tooltip=[alt.Tooltip("at:T", title="时间", format="%Y-%m-%d %H:%M"), alt.Tooltip("version:N", title="版本"),
+                 alt.Tooltip("action_name:N", title="决策"), alt.Tooltip("reason:N", title="理由")]
+    ).properties(height=160), width="stretch")
     rb = ev[ev["action"] == "rolled_back"]
     if len(rb):
-        st.warning(f"{len(rb)} rollback(s); latest {rb['at'].iloc[0]:%Y-%m-%d %H:%M} UTC to "
-                   f"{rb['version'].iloc[0]}: {rb['reason'].iloc[0]}")
-    st.dataframe(ev, hide_index=True, column_config={"at": st.column_config.DatetimeColumn("at (UTC)")})
+        st.warning(f"共回滚 {len(rb)} 次；最近一次在 {rb['at'].iloc[0]:%Y-%m-%d %H:%M}（{ctx.zone}），"
+                   f"回滚到 {rb['version'].iloc[0]}：{rb['reason'].iloc[0]}")
+    # a table, not a grid: long version names and reasons wrap instead of being cut off
+    st.table(ev.assign(at=ev["at"].dt.strftime("%Y-%m-%d %H:%M"))[["at", "version", "action_name", "reason"]]
+             .rename(columns={"at": "时间" + when, "version": "版本", "action_name": "决策", "reason": "理由"}),
+             hide_index=True)
