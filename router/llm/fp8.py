@@ -10,6 +10,9 @@ the few positions whose next-token distribution is scored.
 
 from __future__ import annotations
 
+import warnings
+import weakref
+
 import torch
 from torch import nn
 
@@ -31,18 +34,23 @@ def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return (x.float() / scale).clamp(-MAX, MAX).to(E4M3), scale
 
 
-_quant = quantize_rows   # replaced by a compiled (fused) version on CUDA, see _fused
+_compiled = None
+_last = None      # (weakref to the last input, its version, its float8 rows, scales)
 
 
-def _fused():
-    """One fused kernel for quantize_rows on CUDA (eager it is six passes over the activations)."""
-    global _quant
-    if _quant is quantize_rows:
+def fused_quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """quantize_rows as one compiled kernel on CUDA (eager it is six passes over the activations);
+    eager, with a warning, where torch.compile cannot run."""
+    global _compiled
+    if _compiled is None:
+        _compiled = torch.compile(quantize_rows, dynamic=True)
+    if _compiled is not quantize_rows:
         try:
-            _quant = torch.compile(quantize_rows, dynamic=True)
-        except Exception:  # no compiler: eager
-            _quant = quantize_rows
-    return _quant
+            return _compiled(x)
+        except Exception as e:  # no Triton / compiler here
+            warnings.warn(f"FP8: torch.compile failed ({str(e).splitlines()[0][:200]}); quantizing eagerly")
+            _compiled = quantize_rows
+    return quantize_rows(x)
 
 
 class FP8Linear(nn.Module):
@@ -55,11 +63,16 @@ class FP8Linear(nn.Module):
         self.register_buffer("weight", w)                     # (out, in) e4m3
         self.register_buffer("scale", s.reshape(1, -1))       # (1, out) float32
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach(), requires_grad=False)
-        self.quant = _fused() if w.is_cuda else quantize_rows
+        self.quant = fused_quantize_rows if w.is_cuda else quantize_rows
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        global _last
         shape = x.shape
-        q, s = self.quant(x.reshape(-1, shape[-1]))
+        if _last is not None and _last[0]() is x and _last[1] == x._version:
+            q, s = _last[2:]                  # q/k/v (and gate/up) read the same input: quantized once
+        else:
+            q, s = self.quant(x.reshape(-1, shape[-1]))
+            _last = (weakref.ref(x), x._version, q, s)
         y = torch._scaled_mm(q, self.weight.t(), scale_a=s, scale_b=self.scale, out_dtype=x.dtype)
         if self.bias is not None:
             y += self.bias

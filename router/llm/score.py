@@ -190,15 +190,13 @@ class Scorer:
         self.trie = build_trie(prompt.label_ids, prompt.end_id)
         self.kv = prefix_cache(model, prompt.prefix) if cache_prefix else None
         self.split = bool(self.kv is not None and (_split_supported(model) if split is None else split))
+        self.kernel = None
         if self.split:
             from transformers import AttentionInterface
 
             AttentionInterface.register(SPLIT, split_prefix_attention)
             k0 = self.kv[0][0]
-            self.kernel = pick_kernel(k0.device, k0.shape[1], k0.shape[-1], k0.dtype) if kernel == "auto" else kernel
-            for layer, kv in zip(_parts(model)[0].layers, self.kv):
-                layer.self_attn.router_prefix = kv
-                layer.self_attn.router_kernel = self.kernel
+            self._use_kernel(pick_kernel(k0.device, k0.shape[1], k0.shape[-1], k0.dtype) if kernel == "auto" else kernel)
         # Every token some label uses, and where each (node, token) step reads from.
         self.vocab = sorted({t for s in self.trie.steps for _, t in s})
         col = {t: i for i, t in enumerate(self.vocab)}
@@ -209,15 +207,27 @@ class Scorer:
         self._col = torch.tensor([p[2] for p in pairs], device=dev)
         self._vocab = torch.tensor(self.vocab, device=dev)
 
+    def _use_kernel(self, kernel: str) -> None:
+        self.kernel = kernel
+        for layer, kv in zip(_parts(self.model)[0].layers, self.kv):
+            layer.self_attn.router_prefix = kv
+            layer.self_attn.router_kernel = kernel
+
     @torch.no_grad()
     def batch(self, tickets: Sequence[Sequence[int]]) -> torch.Tensor:
         """(B, n_labels) float32 log-probabilities for tickets given as token ids (their part only)."""
         if self.split:
+            self._use_kernel(self.kernel)  # the layers may hold another Scorer's prefix (same model)
             try:
                 return self._batch(tickets)
             except torch.cuda.OutOfMemoryError:
                 raise
-            except RuntimeError as e:  # a GPU or torch build without the flash kernel: use the KV cache
+            except RuntimeError as e:
+                if self.kernel == "cudnn":  # cuDNN refused these sizes: the flash kernel from now on
+                    warnings.warn(f"cuDNN prefix attention failed ({str(e).splitlines()[0]}); using flash")
+                    self._use_kernel("flash")
+                    return self.batch(tickets)
+                # a GPU or torch build without the flash kernel: use the KV cache
                 warnings.warn(f"split prefix attention unavailable ({str(e).splitlines()[0]}); using the KV cache")
                 self.split = False
         return self._batch(tickets)
