@@ -4,6 +4,12 @@
     model, tokenizer = load_model("/models/base", adapter="/models/v3/adapter")        # + LoRA
     model, tokenizer = load_model("/models/smol", gguf_file="SmolLM2.Q4_1.gguf")       # GGUF
     model, tokenizer = load_model(path, device="cpu")                                  # tests
+    model, tokenizer = load_model(base, adapter=a, precision="fp8")   # adapter merged, FP8 linears
+
+precision: "nf4" (4-bit weights, bf16 compute), "bf16" (float32 on CPU), "fp8" (bf16 load, adapter
+merged, decoder linears in FP8: router/llm/fp8.py) or "auto": fp8 on GPUs that have FP8 tensor
+cores (compute capability >= 8.9: measured faster than NF4 there, bench/gpu_llm.py), nf4 on other
+GPUs, full precision on CPU.
 
 The signature is stable: training (training/sft.py) loads its base model through it too.
 Problems a user can fix (no such model, no adapter, no GPU, no bitsandbytes) raise LoadError
@@ -19,7 +25,8 @@ import torch
 from router.llm import LoadError
 
 DEFAULT_BASE = "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
-__all__ = ["load_model", "pick_device", "quantization", "LoadError", "DEFAULT_BASE"]
+__all__ = ["load_model", "pick_device", "pick_precision", "quantization", "LoadError", "DEFAULT_BASE"]
+PRECISIONS = ("auto", "nf4", "bf16", "fp8")
 
 
 def pick_device(device: str = "auto") -> str:
@@ -29,6 +36,31 @@ def pick_device(device: str = "auto") -> str:
         raise LoadError(f"device {device!r} asked for, but no CUDA GPU is visible "
                         "(check nvidia-smi, CUDA_VISIBLE_DEVICES, and that torch is a CUDA build)")
     return device
+
+
+def pick_precision(precision: str | None, device: str, quantize: bool | None = None) -> str:
+    """nf4 | bf16 | fp8 for `device`; "auto" (or None) follows `quantize` when it is set, else the GPU."""
+    precision = precision or "auto"
+    if precision not in PRECISIONS:
+        raise LoadError(f"[llm] precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    cuda = device.startswith("cuda")
+    if precision == "auto":
+        if quantize is not None:
+            return "nf4" if quantize else "bf16"
+        if not cuda:
+            return "bf16"
+        from router.llm import fp8
+
+        return "fp8" if fp8.supported(device) else "nf4"
+    if precision == "nf4" and not cuda:
+        raise LoadError("4-bit (NF4) loading needs a CUDA GPU; on CPU load unquantized (precision bf16)")
+    if precision == "fp8":
+        from router.llm import fp8
+
+        if not fp8.supported(device):
+            raise LoadError(f"precision fp8 needs FP8 matrix products (a GPU of compute capability >= 8.9, "
+                            f"e.g. H100, L4, RTX 4090); {device} has none: use nf4 or bf16")
+    return precision
 
 
 def quantization(quantize: bool = True):
@@ -62,7 +94,7 @@ def _check_source(model_id: str, gguf_file: str | None) -> None:
 
 def load_model(model_id: str = DEFAULT_BASE, adapter: str | Path | None = None, gguf_file: str | None = None,
                device: str = "auto", quantize: bool | None = None, dtype: torch.dtype | None = None,
-               trainable: bool = False):
+               trainable: bool = False, precision: str | None = None):
     """(model, tokenizer) ready for inference (eval mode), or for training with `trainable=True`.
 
     model_id   Hugging Face id or local folder
@@ -72,15 +104,21 @@ def load_model(model_id: str = DEFAULT_BASE, adapter: str | Path | None = None, 
     quantize   NF4 4-bit; default: on CUDA yes, on CPU no (bitsandbytes 4-bit needs a GPU)
     dtype      weights' dtype when not quantized; default bf16 on CUDA, float32 on CPU
     trainable  leave the adapter's weights trainable (for continued fine-tuning)
+    precision  nf4 | bf16 | fp8 | auto (module docstring); when given it decides `quantize`
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = pick_device(device)
     cuda = device.startswith("cuda")
+    if precision is not None:
+        precision = pick_precision(precision, device, quantize)
+        if precision == "fp8" and trainable:
+            raise LoadError("precision fp8 is for serving; train with nf4 or bf16")
+        quantize = precision == "nf4"
     quantize = cuda if quantize is None else quantize
     if quantize and not cuda:
         raise LoadError("4-bit (NF4) loading needs a CUDA GPU; on CPU load unquantized (quantize=False)")
-    dtype = dtype or (torch.bfloat16 if cuda else torch.float32)
+    dtype = dtype or (torch.bfloat16 if cuda or precision == "fp8" else torch.float32)
     model_id = str(model_id)
     _check_source(model_id, gguf_file)
     if adapter is not None and not (Path(adapter) / "adapter_config.json").exists():
@@ -97,6 +135,10 @@ def load_model(model_id: str = DEFAULT_BASE, adapter: str | Path | None = None, 
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter), is_trainable=trainable)
+    if precision == "fp8":
+        from router.llm.fp8 import to_fp8
+
+        model = to_fp8(model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.train(trainable)

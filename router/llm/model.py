@@ -44,7 +44,8 @@ class LLMClassifier(Classifier):
     def __init__(self, classes: Sequence[str] | None = None, cfg=None, catalog: Catalog | None = None,
                  base: str | None = None, adapter: str | Path | None = None, gguf_file: str | None = None,
                  template: dict | None = None, temperature: float | None = None, decode: str | None = None,
-                 device: str | None = None, batch_size: int | None = None, quantize=None):
+                 device: str | None = None, batch_size: int | None = None, quantize=None,
+                 precision: str | None = None):
         if catalog is None:
             raise ValueError("the LLM router needs the department catalogue (names and duties) for its prompt")
         llm = {**_default_llm(), **_section(cfg, "llm")}
@@ -63,6 +64,7 @@ class LLMClassifier(Classifier):
         self.device = device or llm.get("device", "auto")
         q = llm.get("quantize", "auto") if quantize is None else quantize
         self.quantize = None if q in ("auto", None) else bool(q)
+        self.precision = precision or llm.get("precision", "auto")     # nf4 | bf16 | fp8 | auto (load.py)
         self.batch_size = int(batch_size or llm.get("batch_size", 32))
         self.cfg = cfg
         self._model = self._tokenizer = self._prompt = self._scorer = None
@@ -74,7 +76,8 @@ class LLMClassifier(Classifier):
             from router.llm.prompt import build_prompt
 
             self._model, self._tokenizer = load_model(self.base, adapter=self.adapter, gguf_file=self.gguf_file,
-                                                      device=self.device, quantize=self.quantize)
+                                                      device=self.device, quantize=self.quantize,
+                                                      precision=self.precision)
             self._prompt = build_prompt(self._tokenizer, self.catalog, self.template, list(self.classes_))
         return self._model
 
@@ -208,7 +211,7 @@ class LLMClassifier(Classifier):
     @classmethod
     def load(cls, folder, cfg=None, device: str | None = None) -> "LLMClassifier":
         """A saved version. What the model is comes from meta.json; how to run it ([llm] device,
-        quantize, batch_size, decode) from `cfg`, by default the current config."""
+        precision, quantize, batch_size, decode) from `cfg`, by default the current config."""
         if cfg is None:
             from router import config
 

@@ -17,8 +17,9 @@ Three things keep it cheap:
     scorer = Scorer(model, prompt)
     logp = scorer.logprobs(texts, batch_size=32)   # (n, n_labels), log P(label | ticket)
 
-Cost on an H100 (bench/gpu_llm.py): with 1-2-token labels ("number") scoring runs at ~80% of a
-plain forward pass over the tickets alone; department names (143 trie nodes) cost ~1.6x more.
+Cost on an H100 (bench/gpu_llm.py, default prompt: 5,251-token prefix, number labels: 7 trie nodes):
+67-78% of a plain forward pass over the tickets alone; the trie tokens and the attention over the
+prefix are the difference.
 """
 
 from __future__ import annotations
@@ -112,33 +113,45 @@ def _shared_prefix_layer():
 SPLIT = "router_split_prefix"
 
 
+def _prefix_attention(q, k, v, scale: float, kernel: str):
+    """(output, log-sum-exp) of q (1, h, S, D) over k, v (1, h, P, D), no mask."""
+    if kernel == "cudnn":
+        o, lse = torch.ops.aten._scaled_dot_product_cudnn_attention(q, k, v, None, True, 0.0, False, False,
+                                                                    scale=scale)[:2]
+    elif kernel == "flash":
+        o, lse = torch.ops.aten._scaled_dot_product_flash_attention(q, k, v, scale=scale)[:2]
+    else:
+        o, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, scale=scale)
+    return o, lse.reshape(q.shape[:3])
+
+
 def split_prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """Attention of a batch over the shared prefix plus each row's own tokens, in two exact parts.
 
-    The prefix part runs as ONE sequence of B*T queries against the prefix's keys (batch 1, no mask,
-    a flash kernel that also returns the log-sum-exp); the per-row part (ticket + trie nodes, under
-    the tree mask) is small and computed directly. The two softmaxes are merged by their log-sum-exp,
-    which gives exactly the attention over [prefix, row]. The prefix is never copied per row.
-    `module.router_prefix` holds that layer's prefix keys/values (1, kv_heads, P, D).
+    The prefix part runs as ONE unmasked attention call against the prefix's keys (batch 1): the B*T
+    queries of the g query heads that share a key/value head are laid end to end, so grouped-query
+    attention needs no copy of the prefix (a flash or cuDNN kernel that also returns the log-sum-exp).
+    The per-row part (ticket + trie nodes, under the tree mask) is small and computed directly in
+    float32. The two softmaxes are merged by their log-sum-exp, which gives exactly the attention
+    over [prefix, row]. `module.router_prefix` holds that layer's prefix keys/values (1, kv_heads, P, D),
+    `module.router_kernel` the prefix kernel ("cudnn", "flash" or "cpu").
     """
     pk, pv = module.router_prefix
     B, H, T, D = query.shape
-    g = H // key.shape[1]
+    KV = key.shape[1]
+    g = H // KV
     scale = scaling if scaling is not None else D ** -0.5
-    q1 = query.transpose(0, 1).reshape(1, H, B * T, D)
-    k1, v1 = pk.repeat_interleave(g, dim=1), pv.repeat_interleave(g, dim=1)
-    if query.is_cuda:
-        o1, l1 = torch.ops.aten._scaled_dot_product_flash_attention(q1, k1, v1, scale=scale)[:2]
-    else:
-        o1, l1 = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q1, k1, v1, scale=scale)
-    o1 = o1.reshape(H, B, T, D).transpose(0, 1).float()
-    l1 = l1.reshape(H, B, T).transpose(0, 1).float()
-    k2, v2 = key.repeat_interleave(g, dim=1).float(), value.repeat_interleave(g, dim=1).float()
-    s2 = torch.matmul(query.float(), k2.transpose(-1, -2)) * scale + attention_mask.float()
+    q = query.reshape(B, KV, g, T, D)
+    q1 = q.permute(1, 2, 0, 3, 4).reshape(1, KV, g * B * T, D)
+    o1, l1 = _prefix_attention(q1, pk, pv, scale, module.router_kernel)
+    o1 = o1.reshape(KV, g, B, T, D).permute(2, 0, 1, 3, 4).float()            # (B, KV, g, T, D)
+    l1 = l1.reshape(KV, g, B, T).permute(2, 0, 1, 3).float()                  # (B, KV, g, T)
+    s2 = torch.matmul(q.reshape(B, KV, g * T, D).float(), key.float().transpose(-1, -2)) * scale
+    s2 = s2.reshape(B, KV, g, T, T) + attention_mask.float()[:, :, None]      # (B, 1, 1, T, T) mask
     l2 = torch.logsumexp(s2, dim=-1)
-    o2 = torch.matmul(torch.softmax(s2, dim=-1), v2)
+    o2 = torch.matmul(torch.softmax(s2, dim=-1).reshape(B, KV, g * T, T), value.float()).reshape(B, KV, g, T, D)
     w = torch.sigmoid(l1 - l2).unsqueeze(-1)                   # share of the prefix in each row's softmax
-    out = (o2 + w * (o1 - o2)).to(query.dtype)
+    out = (o2 + w * (o1 - o2)).to(query.dtype).reshape(B, H, T, D)
     return out.transpose(1, 2).contiguous(), None
 
 
@@ -149,21 +162,42 @@ def _split_supported(model) -> bool:
     return model.device.type == "cuda" and torch.cuda.get_device_capability(model.device)[0] >= 8
 
 
+def pick_kernel(device, kv_heads: int, head_dim: int, dtype=torch.bfloat16) -> str:
+    """The prefix-attention kernel: "cpu" on CPU; on CUDA cuDNN where it runs and agrees with flash
+    (it is the faster one on Hopper), else flash."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return "cpu"
+    g = torch.Generator(device=device).manual_seed(0)
+    q, k, v = (torch.randn((1, kv_heads, n, head_dim), generator=g, device=device, dtype=dtype)
+               for n in (300, 1000, 1000))
+    ref = _prefix_attention(q, k, v, head_dim ** -0.5, "flash")
+    try:
+        got = _prefix_attention(q, k, v, head_dim ** -0.5, "cudnn")
+    except RuntimeError:
+        return "flash"
+    ok = all(torch.allclose(a.float(), b.float(), atol=2e-2, rtol=2e-2) for a, b in zip(ref, got))
+    return "cudnn" if ok else "flash"
+
+
 class Scorer:
-    def __init__(self, model, prompt, cache_prefix: bool = True, split: bool | None = None):
+    def __init__(self, model, prompt, cache_prefix: bool = True, split: bool | None = None,
+                 kernel: str = "auto"):
         """cache_prefix: compute the prefix once (else it is part of every row: the reference path).
         split: attend to the prefix with split_prefix_attention (default where supported), else
-        through a KV cache whose prefix is joined to each batch layer by layer."""
+        through a KV cache whose prefix is joined to each batch layer by layer.
+        kernel: the split path's prefix kernel, "auto" (pick_kernel), "cudnn", "flash" or "cpu"."""
         self.model, self.prompt = model, prompt
         self.trie = build_trie(prompt.label_ids, prompt.end_id)
         self.kv = prefix_cache(model, prompt.prefix) if cache_prefix else None
         self.split = bool(self.kv is not None and (_split_supported(model) if split is None else split))
+        self.kernel = None
         if self.split:
             from transformers import AttentionInterface
 
             AttentionInterface.register(SPLIT, split_prefix_attention)
-            for layer, kv in zip(_parts(model)[0].layers, self.kv):
-                layer.self_attn.router_prefix = kv
+            k0 = self.kv[0][0]
+            self._use_kernel(pick_kernel(k0.device, k0.shape[1], k0.shape[-1], k0.dtype) if kernel == "auto" else kernel)
         # Every token some label uses, and where each (node, token) step reads from.
         self.vocab = sorted({t for s in self.trie.steps for _, t in s})
         col = {t: i for i, t in enumerate(self.vocab)}
@@ -174,15 +208,27 @@ class Scorer:
         self._col = torch.tensor([p[2] for p in pairs], device=dev)
         self._vocab = torch.tensor(self.vocab, device=dev)
 
+    def _use_kernel(self, kernel: str) -> None:
+        self.kernel = kernel
+        for layer, kv in zip(_parts(self.model)[0].layers, self.kv):
+            layer.self_attn.router_prefix = kv
+            layer.self_attn.router_kernel = kernel
+
     @torch.no_grad()
     def batch(self, tickets: Sequence[Sequence[int]]) -> torch.Tensor:
         """(B, n_labels) float32 log-probabilities for tickets given as token ids (their part only)."""
         if self.split:
+            self._use_kernel(self.kernel)  # the layers may hold another Scorer's prefix (same model)
             try:
                 return self._batch(tickets)
             except torch.cuda.OutOfMemoryError:
                 raise
-            except RuntimeError as e:  # a GPU or torch build without the flash kernel: use the KV cache
+            except RuntimeError as e:
+                if self.kernel == "cudnn":  # cuDNN refused these sizes: the flash kernel from now on
+                    warnings.warn(f"cuDNN prefix attention failed ({str(e).splitlines()[0]}); using flash")
+                    self._use_kernel("flash")
+                    return self.batch(tickets)
+                # a GPU or torch build without the flash kernel: use the KV cache
                 warnings.warn(f"split prefix attention unavailable ({str(e).splitlines()[0]}); using the KV cache")
                 self.split = False
         return self._batch(tickets)
@@ -196,14 +242,16 @@ class Scorer:
             tickets = [list(self.prompt.prefix) + list(t) for t in tickets]
         B, N = len(tickets), trie.size
         P = 0 if self.kv is None else self.kv[0][0].shape[-2]
-        lens = torch.tensor([len(t) for t in tickets], device=dev)
-        L = int(lens.max())
+        n = [len(t) for t in tickets]
+        L = max(n)
         T = L + N
         pad = self.prompt.tokenizer.pad_token_id or 0
-        ids = torch.full((B, T), pad, dtype=torch.long, device=dev)
+        host = np.full((B, T), pad, dtype=np.int64)           # built on the host, copied once
         for b, t in enumerate(tickets):  # left padding: every ticket ends at column L-1
-            ids[b, L - len(t):L] = torch.tensor(t, device=dev)
-        ids[:, L:] = torch.tensor(trie.tokens, dtype=torch.long, device=dev)
+            host[b, L - len(t):L] = t
+        host[:, L:] = trie.tokens
+        ids = torch.from_numpy(host).to(dev, non_blocking=True)
+        lens = torch.tensor(n, device=dev)
         # Positions: a ticket continues the prefix; a trie node at depth d follows the ticket by d.
         col = torch.arange(L, device=dev)[None, :]
         start = (L - lens)[:, None]
@@ -267,6 +315,7 @@ class Scorer:
         tickets = [self.prompt.ticket(t) for t in texts]
         order = sorted(range(len(tickets)), key=lambda i: (len(tickets[i]), i))
         out = np.zeros((len(tickets), len(self.trie.steps)), dtype=np.float64)
+        done = []            # (indices, results on the device): copied at the end, so the GPU never waits
         i, size = 0, max(1, int(batch_size))
         while i < len(order):
             idx = order[i:i + size]
@@ -278,8 +327,10 @@ class Scorer:
                 torch.cuda.empty_cache()
                 size //= 2
                 continue
-            out[idx] = res.double().cpu().numpy()
+            done.append((idx, res))
             i += len(idx)
             if advance:
                 advance(len(idx))
+        for idx, res in done:
+            out[idx] = res.double().cpu().numpy()
         return out
