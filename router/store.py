@@ -104,6 +104,7 @@ class ModelEvent(SQLModel, table=True):
 
 class User(SQLModel, table=True):
     """A dispatcher's account for the labeling app (`router users add`)."""
+    __tablename__ = "account"  # "user" is reserved in PostgreSQL
     name: str = Field(primary_key=True)
     password_hash: str                         # argon2id, salted (argon2-cffi)
     role: str = "dispatcher"                   # dispatcher | lead

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from router import registry
 from router.store import Label, ModelVersion, Prediction, QueueItem, Ticket, connect, migrate
 
-TABLES = {"ticket", "prediction", "queueitem", "label", "modelversion", "modelevent", "alembic_version"}
+TABLES = {"ticket", "prediction", "queueitem", "label", "modelversion", "modelevent", "account", "alembic_version"}
 
 
 def _roundtrip(engine, tmp_path):
