@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from labeling import actions  # noqa: E402
+from router import store  # noqa: E402
 from router.store import Label, Prediction, QueueItem, Session, SQLModel, Ticket, connect, migrate, now  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
@@ -152,6 +153,7 @@ def reviewer(url: str, name: str, n: int, seed: int, result: str) -> None:
             if ok:
                 log["events"].append(["u", qid])
     log["end"] = time.time()
+    log["retried"] = store.retried[0]
     Path(result).write_text(json.dumps(log))
 
 
@@ -197,6 +199,7 @@ def check(url: str, logs: list[dict]) -> dict:
             "undos": sum(e[0] == "u" for lg in logs for e in lg["events"]),
             "standing_decisions": len(final),
             "lost_decisions": len(lost), "bad_undos": bad_undos,
+            "retried_transactions": sum(lg.get("retried", 0) for lg in logs),
             "undone_labels_expected": sum(undone_labels.values()), "undone_labels_in_store": all_undone,
             "double_claims": sum(1 for v in claimed_by.values() if len(v) > 1)}
 
@@ -255,7 +258,8 @@ def main(reviewers: int = typer.Option(10, help="reviewer processes"),
     tab = Table(title=f"{reviewers} reviewers x {decisions} decisions with classify + retrain writing ({backend})")
     tab.add_column("measured")
     tab.add_column("value", justify="right")
-    for k in ("decisions", "undos", "errors", "lost_decisions", "double_claims", "classify_runs_during",
+    for k in ("decisions", "undos", "errors", "lost_decisions", "double_claims", "retried_transactions",
+              "classify_runs_during",
               "retrain_runs_during", "classify_failed_runs", "retrain_failed_runs", "work_seconds",
               "decisions_per_second"):
         tab.add_row(k, str(res[k]))

@@ -162,6 +162,9 @@ def transient(e: BaseException) -> bool:
     return "database is locked" in msg or "database table is locked" in msg or "database is busy" in msg
 
 
+retried = [0]  # transactions this process has tried again (bench/concurrency.py reports it)
+
+
 def retry(f=None, *, tries: int = 6, first: float = 0.05):
     """Run `f` again after a transient store error, with jittered exponential backoff
     (0.05, 0.1, 0.2 ... s, on top of the busy timeout each try already waited)."""
@@ -176,6 +179,7 @@ def retry(f=None, *, tries: int = 6, first: float = 0.05):
             except DBAPIError as e:
                 if i == tries - 1 or not transient(e):
                     raise
+                retried[0] += 1
                 time.sleep(first * 2 ** i * random.uniform(0.5, 1.5))
     return run
 
