@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:
 from labeling import actions  # noqa: E402
 from router import store  # noqa: E402
 from router.store import Label, Prediction, QueueItem, Session, SQLModel, Ticket, connect, migrate, now  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
 SAMPLE = ROOT / "data" / "sample"
@@ -204,6 +205,10 @@ def check(url: str, logs: list[dict]) -> dict:
             "double_claims": sum(1 for v in claimed_by.values() if len(v) > 1)}
 
 
+def _masked(arg: str) -> str:
+    return make_url(arg).render_as_string(hide_password=True) if "://" in arg else arg
+
+
 def main(reviewers: int = typer.Option(10, help="reviewer processes"),
          decisions: int = typer.Option(1000, help="decisions per reviewer"),
          url: str = typer.Option("", help="store URL (emptied first); default: SQLite in a temporary folder"),
@@ -245,7 +250,8 @@ def main(reviewers: int = typer.Option(10, help="reviewer processes"),
                setup_seconds=round(setup_s, 1), work_seconds=round(work_s, 1),
                decisions_per_second=round(res["decisions"] / work_s, 1),
                machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-               date=now().strftime("%Y-%m-%d"), command="python bench/concurrency.py " + " ".join(sys.argv[1:]),
+               date=now().strftime("%Y-%m-%d"),
+               command="python bench/concurrency.py " + " ".join(_masked(a) for a in sys.argv[1:]),
                folder=str(folder))
     res["ok"] = (res["errors"] == 0 and res["lost_decisions"] == 0 and res["bad_undos"] == 0 and res["double_claims"] == 0
                  and res["decisions"] == reviewers * decisions and res["reviewer_processes_failed"] == 0
