@@ -2,6 +2,9 @@
 it, count the day's work. Every call is one short transaction, so a decision is in the store
 the moment the dispatcher makes it, and two dispatchers never hold the same ticket: a claim
 is a conditional UPDATE that only one of them can win; it expires after `claim_minutes`.
+Writes hold SQLite's write lock from their first statement (`store.writing`) and are retried
+with backoff when the store is locked longer than the busy timeout (`store.retry`), so they
+wait for `router classify` or `router retrain` instead of failing.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from sqlalchemy import func, or_, update
 from sqlmodel import Session, select
 
 from router.queue import day_start
-from router.store import Label, Prediction, QueueItem, Ticket, now
+from router.store import Label, Prediction, QueueItem, Ticket, now, retry, writing
 
 SKIP = "__skip__"
 NO_FIT = "__no_fit__"
@@ -53,6 +56,7 @@ def _free(t: datetime):
     return or_(QueueItem.claimed_until == None, QueueItem.claimed_until < t)  # noqa: E711
 
 
+@retry
 def next_item(engine, reviewer: str, claim_minutes: float = 10) -> Item | None:
     """The ticket this reviewer should see now, claimed for them: the one they already hold
     (after a reload or an undo), else the highest-priority unclaimed pending ticket."""
@@ -60,7 +64,7 @@ def next_item(engine, reviewer: str, claim_minutes: float = 10) -> Item | None:
         raise ValueError("a reviewer name is needed to claim tickets")
     t = now()
     until = t + timedelta(minutes=claim_minutes)
-    with Session(engine) as s:
+    with writing(engine) as s:
         qid = s.exec(select(QueueItem.id).where(
             QueueItem.claimed_by == reviewer, QueueItem.status == "pending", QueueItem.claimed_until >= t)
             .order_by(QueueItem.claimed_until.desc(), QueueItem.id.desc()).limit(1)).first()
@@ -68,9 +72,10 @@ def next_item(engine, reviewer: str, claim_minutes: float = 10) -> Item | None:
             s.execute(update(QueueItem).where(QueueItem.id == qid).values(claimed_until=until))
             s.commit()
             return _load(s, qid)
-        for _ in range(20):  # lost races: someone else claimed our candidate first
+        for _ in range(20):  # PostgreSQL: lost races, someone else claimed our candidate first
             qid = s.exec(select(QueueItem.id).where(QueueItem.status == "pending", _free(t))
-                         .order_by(QueueItem.priority.desc(), QueueItem.id).limit(1)).first()
+                         .order_by(QueueItem.priority.desc(), QueueItem.id).limit(1)
+                         .with_for_update(skip_locked=True)).first()  # PostgreSQL: skip others' candidates
             if qid is None:
                 return None
             won = s.execute(update(QueueItem).where(QueueItem.id == qid, QueueItem.status == "pending", _free(t))
@@ -90,13 +95,16 @@ def _load(s: Session, qid: int) -> Item:
                 top, q.claimed_until)
 
 
+@retry
 def decide(engine, reviewer: str, queue_id: int, choice: str) -> Label | None:
     """Record a decision on a claimed ticket: a department id (accepting a suggestion or
     correcting it), NO_FIT ("no department fits": a label with department None) or SKIP.
     Label source: audit for audit samples, confirmation when the choice is the model's top
     department, correction otherwise. Returns the label (None for a skip)."""
+    if not reviewer:
+        raise ValueError("a reviewer name is needed to decide")
     t = now()
-    with Session(engine) as s:
+    with writing(engine) as s:
         q = s.get(QueueItem, queue_id)
         if q is None:
             raise DecisionError(f"queue item {queue_id} does not exist")
@@ -124,16 +132,19 @@ def decide(engine, reviewer: str, queue_id: int, choice: str) -> Label | None:
         return label
 
 
+@retry
 def undo(engine, reviewer: str, claim_minutes: float = 10) -> int | None:
     """Take back this reviewer's last decision: its label is marked undone and the ticket
     goes back to pending, claimed by them (so it is shown next). Returns the queue item id,
-    or None when there is nothing to undo."""
+    or None when there is nothing to undo. Only `reviewer`'s own decisions are looked at."""
+    if not reviewer:
+        raise ValueError("a reviewer name is needed to undo")
     t = now()
-    with Session(engine) as s:
+    with writing(engine) as s:
         last = None
         for status in ("done", "skipped"):
             q = s.exec(select(QueueItem).where(QueueItem.claimed_by == reviewer, QueueItem.status == status)
-                       .order_by(QueueItem.done_at.desc(), QueueItem.id.desc()).limit(1)).first()
+                       .order_by(QueueItem.done_at.desc(), QueueItem.id.desc()).limit(1).with_for_update()).first()
             if q is not None and (last is None or (q.done_at, q.id) > (last.done_at, last.id)):
                 last = q
         if last is None:
@@ -152,9 +163,10 @@ def undo(engine, reviewer: str, claim_minutes: float = 10) -> int | None:
         return last.id
 
 
+@retry
 def release(engine, reviewer: str) -> int:
     """Give back this reviewer's claims (on sign-out); returns how many."""
-    with Session(engine) as s:
+    with writing(engine) as s:
         n = s.execute(update(QueueItem).where(QueueItem.claimed_by == reviewer, QueueItem.status == "pending")
                       .values(claimed_until=None)).rowcount
         s.commit()

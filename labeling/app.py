@@ -2,8 +2,8 @@
 
     router label                       # or: streamlit run labeling/app.py
 
-Sign in with a name (and the password when ROUTER_LABELING__PASSWORD is set); each ticket
-shows when and how it came in (time in [queue] timezone, channel), its text (plain text, never
+Sign in with your account (`router users add`), or as [labeling] auth says (router/users.py); each
+ticket shows when and how it came in (time in [queue] timezone, channel), its text (plain text, never
 rendered), the model's top 3 departments with their probabilities, then the decision buttons,
 then the suggestions' duties (with a district's places). Keys 1/2/3 accept a suggestion, S skips, N flags "no department
 fits", U undoes the last decision; any other department can be picked from a searchable list.
@@ -12,8 +12,8 @@ Each decision is written to the store at once (labeling/actions.py).
 
 from __future__ import annotations
 
-import hmac
-import os
+import logging
+import math
 import re
 from datetime import timezone
 from zoneinfo import ZoneInfo
@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from labeling import actions
 from labeling.actions import NO_FIT, SKIP, DecisionError
-from router import config
+from router import config, users
 from router.catalog import load_catalog
 from router.store import Ticket, connect
 
@@ -36,34 +36,75 @@ def plain(s: str) -> str:
 
 
 @st.cache_resource(show_spinner=False)
-def resources(url: str, catalog_path: str, busy_ms: int):
+def resources(url: str, catalog_path: str, busy_ms: int, log_path: str):
+    log = logging.getLogger("router.users")  # sign-ins and failures, never a password
+    if not any(getattr(h, "baseFilename", None) == log_path for h in log.handlers):
+        h = logging.FileHandler(log_path, encoding="utf-8")
+        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(h)
+        log.setLevel(logging.INFO)
     return connect(url, busy_ms), load_catalog(catalog_path)
 
 
 def settings():
     cfg = config.load()
+    logs = config.home(cfg) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     engine, catalog = resources(config.store_url(cfg), str(config.resolve(cfg.paths.catalog)),
-                                cfg.store.busy_timeout_ms)
+                                cfg.store.busy_timeout_ms, str((logs / "labeling.log").resolve()))
     lab = cfg.get("labeling", {})
-    # The password comes from the environment as typed (config would parse "123456" as a number).
-    password = os.environ.get("ROUTER_LABELING__PASSWORD", str(lab.get("password", "") or ""))
-    return cfg, engine, catalog, password, float(lab.get("claim_minutes", 10)), \
+    return cfg, engine, catalog, float(lab.get("claim_minutes", 10)), \
         cfg.get("queue", {}).get("timezone", "Asia/Shanghai")
 
 
-def sign_in(password: str) -> None:
+def sign_in(engine, cfg) -> None:
+    """The sign-in form; sets st.session_state.reviewer (and role) only for a good sign-in."""
     st.title("工单分派标注")
+    try:
+        mode, password = users.auth_mode(cfg, engine)
+    except users.UserError as e:
+        st.error(f"登录设置有误：{plain(e)}")
+        return
+    if mode == "accounts" and not users.any_users(engine):
+        st.error("尚未创建账号：请管理员运行 router users add 姓名。")
+        return
     with st.form("sign_in"):
         name = st.text_input("姓名", max_chars=40, placeholder="请输入您的姓名")
-        given = st.text_input("密码", type="password") if password else ""
+        given = st.text_input("密码", type="password") if mode != "names" else ""
         if st.form_submit_button("开始标注", type="primary"):
+            ip = st.context.ip_address
+            ip = ip if isinstance(ip, str) else None  # None on localhost (and in AppTest)
             if not name.strip():
                 st.error("请填写姓名。")
-            elif password and not hmac.compare_digest(given.encode(), password.encode()):
-                st.error("密码错误。")
+                return
+            got = (users.sign_in(engine, name, given, ip) if mode == "accounts" else
+                   users.check_shared(name, given, password, ip) if mode == "shared_password" else
+                   users.SignIn(name.strip()))
+            if got.wait_s:
+                st.error(f"密码错误次数过多，请 {math.ceil(got.wait_s)} 秒后再试。")
+            elif got.name is None:
+                st.error("姓名或密码错误。" if mode == "accounts" else "密码错误。")
             else:
-                st.session_state.reviewer = name.strip()
+                st.session_state.reviewer, st.session_state.role = got.name, got.role
+                st.session_state.auth = mode
                 st.rerun()
+
+
+def signed_in(engine, cfg) -> str | None:
+    """The signed-in reviewer; None (signed out) once their account is gone or the mode changed."""
+    reviewer = st.session_state.get("reviewer")
+    if reviewer and st.session_state.get("auth") == "accounts" and users.get(engine, reviewer) is None:
+        reviewer = None
+    if reviewer:
+        try:
+            if users.auth_mode(cfg, engine)[0] != st.session_state.get("auth"):
+                reviewer = None
+        except users.UserError:
+            reviewer = None
+    if not reviewer:
+        for k in ("reviewer", "role", "auth"):
+            st.session_state.pop(k, None)
+    return reviewer
 
 
 def act(engine, catalog, reviewer: str, queue_id: int, choice: str | None) -> None:
@@ -184,10 +225,10 @@ def details(engine, catalog, reviewer: str, item: actions.Item) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="工单分派标注", layout="wide")
-    cfg, engine, catalog, password, claim_minutes, tz = settings()
-    reviewer = st.session_state.get("reviewer")
+    cfg, engine, catalog, claim_minutes, tz = settings()
+    reviewer = signed_in(engine, cfg)
     if not reviewer:
-        sign_in(password)
+        sign_in(engine, cfg)
         return
     sidebar(engine, reviewer, tz)
     st.html(STYLE)

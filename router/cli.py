@@ -21,6 +21,8 @@ app = typer.Typer(help="Route hotline tickets to departments, and learn from dis
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 models_app = typer.Typer(help="Model versions: list, promote, roll back.", invoke_without_command=True)
 app.add_typer(models_app, name="models")
+users_app = typer.Typer(help="Dispatchers' accounts for the labeling app.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 err = Console(stderr=True)
 
 
@@ -311,6 +313,74 @@ def retrain(
     raise typer.Exit(out.code)
 
 
+def _new_password() -> str:
+    """Asked twice on the terminal, never echoed (or one line from standard input when piped)."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt("password", hide_input=True, confirmation_prompt=True)
+
+
+def _users(f, *args, **kw):
+    from router import users
+
+    try:
+        return f(*args, **kw)
+    except users.UserError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+
+
+@users_app.command("add")
+def users_add(name: str = typer.Argument(..., help="the name the dispatcher signs in with"),
+              role: str = typer.Option("dispatcher", help="dispatcher | lead"), config: Optional[Path] = ConfigOpt):
+    """Create an account; the password is asked for (never echoed) and stored as a salted argon2id hash."""
+    from router import users
+
+    c = _ctx(config)
+    _users(users.validate, name, role, None)
+    u = _users(users.add, c.engine, name, _new_password(), role)
+    err.print(f"added {u.role} {u.name}; the labeling app now asks for accounts (unless [labeling] auth says otherwise)")
+
+
+@users_app.command("passwd")
+def users_passwd(name: str, role: Optional[str] = typer.Option(None, help="change the role too"),
+                 config: Optional[Path] = ConfigOpt):
+    """Set a new password (and clear the failed sign-ins that delay the next try)."""
+    from router import users
+
+    c = _ctx(config)
+    if users.get(c.engine, name) is None:
+        err.print(f"[red]error:[/red] no user {name!r}")
+        raise typer.Exit(2)
+    u = _users(users.set_password, c.engine, name, _new_password(), role)
+    err.print(f"new password for {u.role} {u.name}")
+
+
+@users_app.command("remove")
+def users_remove(name: str, config: Optional[Path] = ConfigOpt):
+    """Delete an account (their labels stay); their open app sessions end at the next click."""
+    from router import users
+
+    _users(users.remove, _ctx(config).engine, name)
+    err.print(f"removed {name}")
+
+
+@users_app.command("list")
+def users_list(config: Optional[Path] = ConfigOpt):
+    """Accounts with their role and failed sign-ins since the last good one."""
+    from router import users
+
+    c = _ctx(config)
+    t = Table(box=box.SIMPLE)
+    for col in ("name", "role", "created", "failed sign-ins"):
+        t.add_column(col)
+    for u in users.all_users(c.engine):
+        t.add_row(u.name, u.role, f"{u.created_at:%Y-%m-%d}", str(u.failed_sign_ins))
+    Console().print(t)
+    mode = _users(users.auth_mode, c.cfg, c.engine)[0]
+    err.print(f"labeling sign-in: {mode}")
+
+
 @app.command()
 def dashboard(
     port: Optional[int] = typer.Option(None, help="port (default: dashboards.port, 8501)"),
@@ -331,14 +401,19 @@ def label(
     config: Optional[Path] = ConfigOpt,
 ):
     """Serve the labeling app (Streamlit): dispatchers work the review queue in the browser.
-    A password is asked when ROUTER_LABELING__PASSWORD is set."""
+    Sign-in as [labeling] auth says: accounts (router users add), a shared password, or names only."""
     import labeling
+    from router import users
 
-    _serve(_ctx(config), config, "labeling", labeling, port, address, 8502, ["--client.toolbarMode", "viewer"])
+    c = _ctx(config)
+    mode = _users(users.auth_mode, c.cfg, c.engine)[0]
+    _serve(c, config, "labeling", labeling, port, address, 8502, ["--client.toolbarMode", "viewer"],
+           {"accounts": " (sign-in: accounts)", "shared_password": " (sign-in: shared password)",
+            "names": " (sign-in: names only, no password)"}[mode])
 
 
 def _serve(c: Ctx, config: Optional[Path], section: str, package, port, address, default_port: int,
-           extra: list[str]) -> None:
+           extra: list[str], locked: str = "") -> None:
     """Hand this process over to `streamlit run <package>/app.py` on the configured store."""
     import os
 
@@ -351,8 +426,6 @@ def _serve(c: Ctx, config: Optional[Path], section: str, package, port, address,
         env["ROUTER_CONFIG"] = str(config.resolve())
     env["ROUTER_STORE__URL"] = config_mod.store_url(c.cfg)  # the same store, whatever the app's cwd
     url = make_url(env["ROUTER_STORE__URL"]).render_as_string(hide_password=True)
-    locked = " (password required)" if section == "labeling" and (
-        env.get("ROUTER_LABELING__PASSWORD") or opts.get("password")) else ""
     what = "dashboards" if section == "dashboards" else f"{section} app"
     err.print(f"{what} for {url} on http://{address}:{port}{locked} (Ctrl+C stops)")
     app_file = Path(list(package.__path__)[0]) / "app.py"

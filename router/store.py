@@ -2,15 +2,25 @@
 
 SQLite by default (WAL, busy timeout); any SQLAlchemy URL works. The schema is owned by
 Alembic migrations (router/migrations); `connect` brings a database up to date.
+
+Concurrency: a transaction that reads and then writes (claim, decide, undo) runs in
+`writing(engine)`, which takes SQLite's write lock when it begins (BEGIN IMMEDIATE, waiting up to
+the busy timeout) so it never has to upgrade a read snapshot another writer has made stale;
+`retry` repeats a transaction with backoff when the store still reports a lock or deadlock.
 """
 
 from __future__ import annotations
 
+import functools
+import random
+import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
 from sqlalchemy import JSON, Column, Index, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Field, Session, SQLModel, create_engine
 
 
@@ -92,6 +102,17 @@ class ModelEvent(SQLModel, table=True):
     created_at: datetime = Field(default_factory=now)
 
 
+class User(SQLModel, table=True):
+    """A dispatcher's account for the labeling app (`router users add`)."""
+    __tablename__ = "account"  # "user" is reserved in PostgreSQL
+    name: str = Field(primary_key=True)
+    password_hash: str                         # argon2id, salted (argon2-cffi)
+    role: str = "dispatcher"                   # dispatcher | lead
+    failed_sign_ins: int = 0                   # wrong passwords since the last good one
+    last_failed_at: Optional[datetime] = None
+    created_at: datetime = Field(default_factory=now)
+
+
 def _sqlite_pragmas(dbapi_conn, _record):
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -108,8 +129,59 @@ def make_engine(url: str, busy_timeout_ms: int = 5000):
         engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000,
                                                   "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_begin(conn):
+    """Transactions opened by `writing` begin with BEGIN IMMEDIATE; the others keep pysqlite's
+    own BEGIN, sent before their first write (reads before it see the newest data)."""
+    if conn.get_execution_options().get("write_lock"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@contextmanager
+def writing(engine):
+    """A Session for one read-then-write transaction that holds the write lock from its start
+    on SQLite (other writers wait for it; its reads cannot go stale before it writes). On
+    PostgreSQL an ordinary transaction: use conditional UPDATEs or SELECT ... FOR UPDATE there."""
+    with Session(engine) as s:
+        s.connection(execution_options={"write_lock": True})
+        yield s
+
+
+def transient(e: BaseException) -> bool:
+    """A lock or deadlock error that the same transaction, tried again, can get past."""
+    if not isinstance(e, DBAPIError):
+        return False
+    code = getattr(e.orig, "sqlstate", None)  # psycopg: serialization failure, deadlock, lock timeout
+    if code in ("40001", "40P01", "55P03"):
+        return True
+    msg = str(e.orig).lower()
+    return "database is locked" in msg or "database table is locked" in msg or "database is busy" in msg
+
+
+retried = [0]  # transactions this process has tried again (bench/concurrency.py reports it)
+
+
+def retry(f=None, *, tries: int = 6, first: float = 0.05):
+    """Run `f` again after a transient store error, with jittered exponential backoff
+    (0.05, 0.1, 0.2 ... s, on top of the busy timeout each try already waited)."""
+    if f is None:
+        return functools.partial(retry, tries=tries, first=first)
+
+    @functools.wraps(f)
+    def run(*args, **kw):
+        for i in range(tries):
+            try:
+                return f(*args, **kw)
+            except DBAPIError as e:
+                if i == tries - 1 or not transient(e):
+                    raise
+                retried[0] += 1
+                time.sleep(first * 2 ** i * random.uniform(0.5, 1.5))
+    return run
 
 
 def migrate(url: str) -> None:
@@ -142,5 +214,6 @@ def open_store(cfg=None):
     return connect(config.store_url(cfg), cfg.store.busy_timeout_ms)
 
 
-__all__ = ["Ticket", "Prediction", "QueueItem", "Label", "ModelVersion", "ModelEvent",
-           "Session", "SQLModel", "connect", "open_store", "make_engine", "migrate", "now"]
+__all__ = ["Ticket", "Prediction", "QueueItem", "Label", "ModelVersion", "ModelEvent", "User",
+           "Session", "SQLModel", "connect", "open_store", "make_engine", "migrate", "now", "writing", "retry",
+           "transient"]

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from router import registry
 from router.store import Label, ModelVersion, Prediction, QueueItem, Ticket, connect, migrate
 
-TABLES = {"ticket", "prediction", "queueitem", "label", "modelversion", "modelevent", "alembic_version"}
+TABLES = {"ticket", "prediction", "queueitem", "label", "modelversion", "modelevent", "account", "alembic_version"}
 
 
 def _roundtrip(engine, tmp_path):
@@ -86,3 +86,46 @@ def test_migrations_match_the_models(tmp_path):
     engine = connect(f"sqlite:///{tmp_path}/m.db")
     with engine.connect() as c:
         assert compare_metadata(MigrationContext.configure(c), SQLModel.metadata) == []
+
+
+def test_writing_takes_the_write_lock_at_begin_and_retry_waits_it_out(tmp_path):
+    """A `writing` transaction holds SQLite's write lock from its first statement (a read), so
+    other writers wait; `retry` gets a transaction past a lock held longer than the busy timeout."""
+    import sqlite3
+    import threading
+    import time
+
+    from router.store import make_engine, retry, writing
+
+    path = tmp_path / "w.db"
+    connect(f"sqlite:///{path}")
+    other = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+    with Session(connect(f"sqlite:///{path}")) as s:          # a plain session's read takes no lock
+        s.exec(select(Ticket)).all()
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+    with writing(connect(f"sqlite:///{path}")) as s:
+        s.exec(select(Ticket)).all()
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+
+    engine = make_engine(f"sqlite:///{path}", busy_timeout_ms=20)
+    other.execute("BEGIN IMMEDIATE")                          # someone holds the lock for 0.4 s
+    threading.Timer(0.4, lambda: other.execute("COMMIT")).start()
+    tries = []
+
+    def add():
+        tries.append(time.monotonic())
+        with writing(engine) as s:
+            s.add(Ticket(id="r1", text="x"))
+            s.commit()
+
+    retry(add)()
+    assert len(tries) > 1
+    with Session(engine) as s:
+        assert s.get(Ticket, "r1") is not None
+    from sqlalchemy.exc import OperationalError
+    other.execute("BEGIN IMMEDIATE")                          # a lock that outlasts every try still fails
+    with pytest.raises(OperationalError, match="locked"):
+        retry(tries=2, first=0.01)(add)()
+    other.execute("ROLLBACK")

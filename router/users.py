@@ -1,0 +1,248 @@
+"""Who may sign in to the labeling app: dispatchers' accounts (salted argon2id hashes in the
+store, with a role), the sign-in mode, and a growing delay after wrong passwords.
+
+Modes ([labeling] auth):
+- accounts: each dispatcher signs in with their own name and password (`router users add`);
+- shared_password: any name, one shared password (ROUTER_LABELING__PASSWORD);
+- names: any name, no password: a single trusted desk only;
+- auto (default): accounts once any exist, else shared_password when a password is set, else names.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import update
+from sqlmodel import Session, func, select
+
+from router.store import User, now, retry, writing
+
+ROLES = ("dispatcher", "lead")
+MODES = ("accounts", "shared_password", "names")
+MIN_PASSWORD = 8
+FREE_FAILURES = 3       # wrong passwords in a row before the delay starts (per name)
+IP_FREE_FAILURES = 10   # ... per client address, over all names
+MAX_DELAY_S = 300       # the delay doubles with each further failure, up to this
+
+log = logging.getLogger("router.users")
+_hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile, 16-byte random salt per hash
+_dummy: list[str] = []      # a hash to verify against for unknown names, so they cost the same time
+
+
+class UserError(ValueError):
+    """A bad account request (unknown or existing name, bad role, weak password) or sign-in setting."""
+
+
+def delay(failures: int, free: int = FREE_FAILURES) -> float:
+    """Seconds a name must wait after `failures` wrong passwords in a row: 0, 0, 0, 1, 2, 4, ... 300."""
+    return 0.0 if failures < free else float(min(2 ** (failures - free), MAX_DELAY_S))
+
+
+def validate(name: str, role: str, password: str | None) -> str:
+    name = name.strip()
+    if not name or len(name) > 40 or any(c.isspace() and c != " " for c in name) or not name.isprintable():
+        raise UserError(f"bad name {name!r}: 1-40 printable characters")
+    if role not in ROLES:
+        raise UserError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+    if password is not None and len(password) < MIN_PASSWORD:
+        raise UserError(f"the password needs at least {MIN_PASSWORD} characters")
+    return name
+
+
+def add(engine, name: str, password: str, role: str = "dispatcher") -> User:
+    name = validate(name, role, password)
+    with Session(engine) as s:
+        if s.get(User, name) is not None:
+            raise UserError(f"user {name!r} already exists (router users passwd changes the password)")
+        u = User(name=name, password_hash=_hasher.hash(password), role=role)
+        s.add(u)
+        s.commit()
+        s.refresh(u)
+        return u
+
+
+def set_password(engine, name: str, password: str, role: str | None = None) -> User:
+    """A new password (and role, when given); clears the failed sign-ins."""
+    with Session(engine) as s:
+        u = s.get(User, name)
+        if u is None:
+            raise UserError(f"no user {name!r}")
+        validate(name, role or u.role, password)
+        u.password_hash, u.failed_sign_ins, u.last_failed_at = _hasher.hash(password), 0, None
+        u.role = role or u.role
+        s.add(u)
+        s.commit()
+        s.refresh(u)
+        return u
+
+
+def remove(engine, name: str) -> None:
+    with Session(engine) as s:
+        u = s.get(User, name)
+        if u is None:
+            raise UserError(f"no user {name!r}")
+        s.delete(u)
+        s.commit()
+
+
+def all_users(engine) -> list[User]:
+    with Session(engine) as s:
+        return list(s.exec(select(User).order_by(User.name)))
+
+
+def get(engine, name: str) -> User | None:
+    with Session(engine) as s:
+        return s.get(User, name)
+
+
+def any_users(engine) -> bool:
+    with Session(engine) as s:
+        return s.exec(select(func.count()).select_from(User)).one() > 0
+
+
+class Throttle:
+    """In-process failure counts for keys the store does not hold (client addresses, unknown
+    names, names under a shared password): the same growing delay as accounts."""
+
+    def __init__(self):
+        self._fails: dict[str, tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, key: str, free: int = FREE_FAILURES) -> float:
+        with self._lock:
+            n, last = self._fails.get(key, (0, 0.0))
+        return max(0.0, last + delay(n, free) - time.monotonic()) if n else 0.0
+
+    def failed(self, key: str) -> int:
+        with self._lock:
+            n = self._fails.get(key, (0, 0.0))[0] + 1
+            self._fails[key] = (n, time.monotonic())
+            if len(self._fails) > 100_000:  # bound the memory a flood of names can take
+                self._fails.pop(next(iter(self._fails)))
+            return n
+
+    def reset(self, key: str) -> None:
+        with self._lock:
+            self._fails.pop(key, None)
+
+
+throttle = Throttle()
+
+
+@dataclass
+class SignIn:
+    name: str | None = None    # who is signed in (None: refused)
+    role: str = "dispatcher"
+    wait_s: float = 0.0        # refused without checking: try again after this many seconds
+
+
+def _refused(name: str, ip: str | None, failures: int, why: str) -> None:
+    log.warning("sign-in failed: name=%r ip=%s failures=%d (%s); next try in %.0f s",
+                name, ip or "local", failures, why, delay(failures))
+
+
+def _ip_wait(ip: str | None) -> float:
+    return throttle.wait(f"ip:{ip}", IP_FREE_FAILURES) if ip else 0.0
+
+
+def sign_in(engine, name: str, password: str, ip: str | None = None) -> SignIn:
+    """Check a dispatcher's own password. While a name (or address) is in its delay after wrong
+    passwords, attempts are refused unchecked. Failures are logged without the password."""
+    name = name.strip()
+    t = now()
+    u = get(engine, name)
+    failures, last = (u.failed_sign_ins, u.last_failed_at) if u else (0, None)
+    wait = max(_ip_wait(ip), throttle.wait(f"name:{name}") if u is None else
+               (last + timedelta(seconds=delay(failures)) - t).total_seconds() if failures and last else 0.0)
+    if wait > 0:
+        log.warning("sign-in refused: name=%r ip=%s still waiting %.0f s after %d failures",
+                    name, ip or "local", wait, failures)
+        return SignIn(wait_s=wait)
+    if not _dummy:
+        _dummy.append(_hasher.hash(os.urandom(16).hex()))
+    try:
+        ok = _hasher.verify(u.password_hash if u else _dummy[0], password) and u is not None
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if ip:
+        throttle.reset(f"ip:{ip}") if ok else throttle.failed(f"ip:{ip}")
+    if not ok:
+        if u is None:
+            _refused(name, ip, throttle.failed(f"name:{name}"), "unknown name")
+        else:
+            _refused(name, ip, _count_failure(engine, name), "wrong password")
+        return SignIn()
+    _signed_in(engine, u, password)
+    log.info("signed in: name=%r ip=%s role=%s", name, ip or "local", u.role)
+    return SignIn(u.name, u.role)
+
+
+@retry
+def _count_failure(engine, name: str) -> int:
+    with writing(engine) as s:
+        s.execute(update(User).where(User.name == name)
+                  .values(failed_sign_ins=User.failed_sign_ins + 1, last_failed_at=now()))
+        n = s.exec(select(User.failed_sign_ins).where(User.name == name)).one()
+        s.commit()
+        return n
+
+
+@retry
+def _signed_in(engine, u: User, password: str) -> None:
+    """Clear the failures; re-hash a password stored with older parameters."""
+    values = {"failed_sign_ins": 0, "last_failed_at": None}
+    if _hasher.check_needs_rehash(u.password_hash):
+        values["password_hash"] = _hasher.hash(password)
+    if u.failed_sign_ins or len(values) > 2:
+        with writing(engine) as s:
+            s.execute(update(User).where(User.name == u.name).values(**values))
+            s.commit()
+
+
+def check_shared(name: str, given: str, password: str, ip: str | None = None) -> SignIn:
+    """Shared-password mode: any name, the one password; the same delay per name and address."""
+    import hmac
+
+    name = name.strip()
+    wait = max(_ip_wait(ip), throttle.wait(f"shared:{name}"))
+    if wait > 0:
+        return SignIn(wait_s=wait)
+    if hmac.compare_digest(given.encode(), password.encode()):
+        throttle.reset(f"shared:{name}")
+        if ip:
+            throttle.reset(f"ip:{ip}")
+        return SignIn(name)
+    if ip:
+        throttle.failed(f"ip:{ip}")
+    _refused(name, ip, throttle.failed(f"shared:{name}"), "wrong shared password")
+    return SignIn()
+
+
+def auth_mode(cfg, engine, env=None) -> tuple[str, str]:
+    """(sign-in mode, shared password) from [labeling] auth and password. The password comes
+    from ROUTER_LABELING__PASSWORD as typed when that is set (config would read "123456" as a
+    number); set but empty is an error, so it cannot silently turn off router.toml's password."""
+    env = os.environ if env is None else env
+    lab = cfg.get("labeling", {})
+    if "ROUTER_LABELING__PASSWORD" in env:
+        password = env["ROUTER_LABELING__PASSWORD"]
+        if not password:
+            raise UserError("ROUTER_LABELING__PASSWORD is set but empty: unset it to use [labeling] password "
+                            "from router.toml, or set [labeling] auth = \"names\" for names-only sign-in")
+    else:
+        password = str(lab.get("password", "") or "")
+    mode = str(lab.get("auth", "auto") or "auto")
+    if mode == "auto":
+        mode = "accounts" if any_users(engine) else ("shared_password" if password else "names")
+    if mode not in MODES:
+        raise UserError(f"[labeling] auth = {mode!r}: use auto, {', '.join(MODES)}")
+    if mode == "shared_password" and not password:
+        raise UserError("[labeling] auth = \"shared_password\" needs a password: set ROUTER_LABELING__PASSWORD")
+    return mode, password

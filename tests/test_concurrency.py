@@ -1,0 +1,50 @@
+"""Ten reviewer processes claim, decide, undo and sign out while `router classify` and
+`router retrain` write to the same store: no errors, no lost decisions, no ticket claimed by
+two reviewers (bench/concurrency.py does the work and the checks; 100 decisions each here,
+1,000 each for the figures in the README)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from router import ROOT
+
+
+def stress(tmp_path, url: str = "", decisions: int = 100) -> dict:
+    out = tmp_path / "res.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "concurrency.py"), "--decisions", str(decisions),
+                        "--out", str(out), *(["--url", url] if url else [])],
+                       env={**env, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}, capture_output=True, text=True,
+                       timeout=1800)
+    assert out.exists(), r.stdout + r.stderr
+    res = json.loads(out.read_text())
+    assert r.returncode == 0, (res, r.stdout[-3000:])
+    return res
+
+
+def check(res: dict, decisions: int = 100) -> None:
+    assert res["errors"] == 0 and res["error_kinds"] == {}
+    assert res["decisions"] == 10 * decisions and res["lost_decisions"] == 0 and res["bad_undos"] == 0
+    assert res["double_claims"] == 0
+    assert res["undone_labels_in_store"] == res["undone_labels_expected"] > 0
+    assert res["classify_runs_during"] >= 1 and res["retrain_runs_during"] >= 1
+    assert res["classify_failed_runs"] == 0 and res["retrain_failed_runs"] == 0
+
+
+def test_reviewers_with_classify_and_retrain_on_sqlite(tmp_path):
+    check(stress(tmp_path))
+
+
+def test_reviewers_with_classify_and_retrain_on_postgresql(tmp_path):
+    url = os.environ.get("ROUTER_TEST_PG_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide PostgreSQL (ROUTER_TEST_PG_URL); see .ci/run")
+        pytest.skip("no PostgreSQL: set ROUTER_TEST_PG_URL")
+    check(stress(tmp_path, url))
