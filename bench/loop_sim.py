@@ -171,7 +171,7 @@ def check(engine, when: str, decisions: list | None = None) -> None:
 
 
 SUMMARY = re.compile(r"routed (\d+), queued for review (\d+) \(confidence < [\d.]+\) \+ (\d+) audits"
-                     r"(?:, (\d+) already waiting)?")
+                     r"(?: \+ (\d+) no-fit)?(?:, (\d+) already waiting)?")
 
 
 def check_run(engine, when: str, output: Path, printed: str, items_before: int) -> dict:
@@ -184,21 +184,25 @@ def check_run(engine, when: str, output: Path, printed: str, items_before: int) 
     m = SUMMARY.search(" ".join(printed.split()))
     if not m:
         raise Broken(f"{when}: no summary line in the output of router classify:\n{printed[-500:]}")
-    routed, low, audits, waiting = (int(x or 0) for x in m.groups())
+    routed, low, audits, no_fit, waiting = (int(x or 0) for x in m.groups())
     rows = [json.loads(x) for x in output.read_text(encoding="utf-8").splitlines()]
     with Session(engine) as s:
         new = s.exec(select(QueueItem.ticket_id, QueueItem.reason).where(QueueItem.id > items_before)).all()
     made = Counter(r for _, r in new)
-    if made["low_confidence"] != low or made["audit"] != audits:
-        raise Broken(f"{when}: summary says {low} queued + {audits} audits, the run created "
-                     f"{made['low_confidence']} + {made['audit']} queue rows")
+    if made["low_confidence"] != low or made["audit"] != audits or made["no_fit"] != no_fit:
+        raise Broken(f"{when}: summary says {low} queued + {audits} audits + {no_fit} no-fit, the run created "
+                     f"{made['low_confidence']} + {made['audit']} + {made['no_fit']} queue rows")
     said = {r["id"] for r in rows if r["queued"]}
-    if len(said) != low + audits + waiting:
-        raise Broken(f"{when}: {len(said)} rows say queued, the summary {low} + {audits} + {waiting} waiting")
+    if len(said) != low + audits + no_fit + waiting:
+        raise Broken(f"{when}: {len(said)} rows say queued, the summary {low} + {audits} + {no_fit} no-fit "
+                     f"+ {waiting} waiting")
+    flagged = [r["id"] for r in rows if r["department"] == "none" and not r["queued"]]
+    if flagged:
+        raise Broken(f"{when}: no-fit tickets not queued: {flagged[:5]}")
     silent = [t for t, r in new if r == "audit" and t not in said]
     if silent:
         raise Broken(f"{when}: audited tickets say queued: false: {silent[:5]}")
-    return {"routed": routed, "queued": low, "audits": audits, "waiting": waiting}
+    return {"routed": routed, "queued": low, "audits": audits, "no_fit": no_fit, "waiting": waiting}
 
 
 # ---- one centre over the days --------------------------------------------------------------
@@ -326,8 +330,9 @@ def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, 
     for d, day in enumerate(setup.days[:days] if days else setup.days, start=1):
         rows, counts = c.classify(day, f"day{d:02d}")
         truth = [setup.truth.get(r["id"], "") for r in rows]
-        auto = [r["confidence"] >= ROUTE for r in rows]  # routed without review at the default threshold
-        right = [r["department"] == t for r, t in zip(rows, truth)]
+        # routed without review at the default threshold (no-fit tickets always go to the queue)
+        auto = [r["confidence"] >= ROUTE and r["department"] != "none" for r in rows]
+        right = [r["department"] == (t or "none") for r, t in zip(rows, truth)]
         worked = c.review(budget, rng)
         labels += worked["reviewed"]
         if stress:  # the same file again, then again after a rollback and a promotion

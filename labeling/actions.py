@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, update
 from sqlmodel import Session, select
 
+from router.catalog import NONE
 from router.queue import day_start
 from router.store import Label, Prediction, QueueItem, Ticket, now, retry, writing
 
@@ -33,7 +34,7 @@ class Item:
     ticket_id: str
     text: str
     title: str | None
-    reason: str                      # low_confidence | audit
+    reason: str                      # low_confidence | audit | no_fit
     prediction_id: int | None
     model_version: str | None
     top: list[tuple[str, float]] = field(default_factory=list)  # [(department, p)], best first
@@ -118,11 +119,10 @@ def decide(engine, reviewer: str, queue_id: int, choice: str) -> Label | None:
             raise DecisionError(f"ticket {q.ticket_id} was already decided or is claimed by {q.claimed_by}")
         label = None
         if choice != SKIP:
-            dept = None if choice == NO_FIT else choice
+            dept = None if choice in (NO_FIT, NONE) else choice  # NONE: the model's "no department fits"
             top = s.exec(select(Prediction.department).where(Prediction.id == q.prediction_id)).first() \
                 if q.prediction_id else None
-            source = "audit" if q.reason == "audit" else ("confirmation" if dept is not None and dept == top
-                                                          else "correction")
+            source = "audit" if q.reason == "audit" else ("confirmation" if (dept or NONE) == top else "correction")
             label = Label(ticket_id=q.ticket_id, department=dept, reviewer=reviewer, source=source,
                           prediction_id=q.prediction_id, created_at=t)
             s.add(label)

@@ -24,7 +24,8 @@ from sqlmodel import Session
 from labeling import actions
 from labeling.actions import NO_FIT, SKIP, DecisionError
 from router import config, users
-from router.catalog import load_catalog
+from router.catalog import NONE, load_catalog
+from router.nofit import NONE_DUTIES
 from router.store import Ticket, connect
 
 _MD = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
@@ -182,14 +183,14 @@ def received(engine, ticket_id: str, tz: str) -> str:
 def duties(catalog, dept: str) -> None:
     """A department's duties and, for a district, its places (plain text)."""
     d = catalog.by_id.get(dept)
-    st.text(d.duties if d else "（目录中无此部门）")
+    st.text(d.duties if d else (NONE_DUTIES if dept == NONE else "（目录中无此部门）"))
     if d and d.places:
         st.text("辖区地名：" + "、".join(d.places))
 
 
 def ticket_view(engine, catalog, reviewer: str, item: actions.Item, tz: str) -> None:
-    st.text(f"工单 {item.ticket_id} · {received(engine, item.ticket_id, tz)}"
-            + ("    （抽检：模型较有把握，请核实）" if item.reason == "audit" else ""))
+    note = {"audit": "    （抽检：模型较有把握，请核实）", "no_fit": "    （模型判断：无合适部门，请核实）"}
+    st.text(f"工单 {item.ticket_id} · {received(engine, item.ticket_id, tz)}" + note.get(item.reason, ""))
     if item.title:
         st.text(f"标题：{item.title}")
     with st.container(border=True, key="ticket_text"):

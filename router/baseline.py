@@ -2,6 +2,7 @@
 
 Character n-grams need no word segmentation, so it works for Chinese as it is.
 Probabilities come from CalibratedClassifierCV (Platt scaling on cross-validated scores).
+The SVMs' margins (averaged over the calibration folds) give the no-fit score (router/nofit.py).
 With 70 one-vs-rest sigmoids those are badly calibrated, so training fits a temperature on
 their log-probabilities (training.calibrate) and predict_proba applies it: softmax(log p / T).
 """
@@ -69,6 +70,22 @@ class BaselineClassifier(Classifier):
         if not texts:
             return np.zeros((0, len(self.classes_)))
         return expand(temper(self.model.predict_proba(texts), self.temperature), self.fitted_, self.classes_)
+
+    def proba_and_margins(self, texts):
+        """(predict_proba, SVM margins over the fitted classes, the fitted classes): one pass
+        over the features, for the out-of-scope score (router/nofit.py)."""
+        if self.model is None:
+            raise RuntimeError("model is not fitted")
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, len(self.classes_))), np.zeros((0, len(self.fitted_))), self.fitted_
+        X = self.model[:-1].transform(texts)
+        cal = self.model[-1]
+        proba = expand(temper(cal.predict_proba(X), self.temperature), self.fitted_, self.classes_)
+        m = np.mean([c.estimator.decision_function(X) for c in cal.calibrated_classifiers_], axis=0)
+        if m.ndim == 1:  # two classes: one margin, for the second
+            m = np.column_stack([-m, m])
+        return proba, m, self.fitted_
 
     def save(self, folder):
         folder = Path(folder)

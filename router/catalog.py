@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+NONE = "none"            # reserved id: "no department fits" (a dispatcher's N, a model's reject class)
+NONE_NAME = "无合适部门"
+
+
 class CatalogError(ValueError):
     pass
 
@@ -47,7 +51,7 @@ class Catalog:
 
     def name(self, dept_id: str) -> str:
         d = self.by_id.get(dept_id)
-        return d.name if d else dept_id
+        return d.name if d else (NONE_NAME if dept_id == NONE else dept_id)
 
     def canonical(self, dept_id: str) -> str:
         """Follow merges, so labels given to a merged department count for its successor."""
@@ -86,6 +90,8 @@ def load_catalog(path: str | Path) -> Catalog:
         for key in ("id", "name", "duties"):
             if not isinstance(d.get(key), str) or not d[key].strip():
                 raise CatalogError(f"{where}: missing or empty '{key}'")
+        if d["id"] == NONE:
+            raise CatalogError(f"{where}: the id {NONE!r} is reserved for \"no department fits\"")
         if d["id"] in ids:
             raise CatalogError(f"{where}: duplicate id {d['id']!r} (also #{ids[d['id']]})")
         if d["name"] in names:

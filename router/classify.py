@@ -14,8 +14,8 @@ from router import config, registry
 from router.catalog import Catalog
 import numpy as np
 
-from router import queue
-from router.classifier import model_input, top_k
+from router import nofit, queue
+from router.classifier import model_input
 from router.io import JsonlWriter, Reject, TicketIn, done_ids, read_tickets
 from router.queue import Enqueued, Policy, policy
 from router.store import Prediction, Ticket
@@ -30,6 +30,7 @@ class Summary:
     skipped: int = 0          # already in the output (--resume)
     queued: int = 0           # new low-confidence queue items
     audits: int = 0           # new audit items (confident tickets sampled for an unbiased accuracy)
+    no_fit: int = 0           # new no-fit items (department "none": no department fits, router/nofit.py)
     waiting: int = 0          # tickets already waiting: their item now shows this run's prediction
     decided: int = 0          # tickets a dispatcher already decided: never queued again
     over_budget: int = 0      # queue items set aside by the daily budget
@@ -50,9 +51,11 @@ def parse_time(s: str | None) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=CST)
 
 
-def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: Policy) -> Enqueued:
+def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: Policy,
+                flagged=None) -> Enqueued:
     """Tickets, predictions and queue items of one batch in one transaction.
-    `tops` holds each ticket's [(department, probability), ...], best first; `pol` the queue policy.
+    `tops` holds each ticket's [(department, probability), ...], best first; `pol` the queue policy;
+    `flagged` marks the no-fit tickets (their top is ("none", confidence)).
     A ticket already predicted by `version` (a resumed or repeated run) is not predicted again."""
     ids = [t.id for t in batch]
     with Session(engine) as s:
@@ -73,8 +76,10 @@ def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: P
             keep.append(i)
         s.add_all(preds)
         s.flush()
+        nofit_conf = None if flagged is None else \
+            np.array([tops[i][0][1] if flagged[i] else np.nan for i in keep], dtype=float)
         done = queue.enqueue(s, [ids[i] for i in keep], proba[keep], [p.id for p in preds], pol,
-                             texts=[model_input(batch[i].text, batch[i].title) for i in keep])
+                             texts=[model_input(batch[i].text, batch[i].title) for i in keep], nofit=nofit_conf)
         again = [ids[i] for i in range(len(batch)) if ids[i] in predicted]
         if again:  # say truthfully whether a repeated ticket waits in the queue
             done.waiting += list(queue.open_items(s, again))
@@ -82,11 +87,12 @@ def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: P
     return done
 
 
-def prioritize(engine, clf, version: str, pol: Policy) -> int:
+def prioritize(engine, clf, version: str, pol: Policy, no_fit: tuple = (None, True)) -> int:
     """Order the waiting tickets with the configured strategy, as the benchmarks measure it:
     the `pol.window` best picks of `strategy.query` over the waiting pool come first, the rest
     follow by score. With `pol.rerank`, tickets routed by another model are re-scored (and
-    re-predicted, so dispatchers see the current model's suggestions). Returns the pool size."""
+    re-predicted, so dispatchers see the current model's suggestions; `no_fit` = (threshold,
+    enabled) of the no-fit decision for those). Returns the pool size."""
     strategy = make_strategy(pol.strategy)
     window = pol.window or 200
     with Session(engine) as s:
@@ -107,8 +113,9 @@ def prioritize(engine, clf, version: str, pol: Policy) -> int:
                     new_preds[k] = have[p.ticket_ids[k]].id
             todo = [k for k in stale if k not in new_preds]
             if todo:
-                proba[todo] = clf.predict_proba([texts[k] for k in todo])
-                tops = top_k(proba[todo], classes, len(p.tops[0]) if p.tops and p.tops[0] else 3)
+                proba[todo], score = nofit.scores(clf, [texts[k] for k in todo])
+                tops, _ = nofit.route(proba[todo], score, classes, len(p.tops[0]) if p.tops and p.tops[0] else 3,
+                                      *no_fit)
                 preds = [Prediction(ticket_id=p.ticket_ids[k], model_version=version, department=top[0][0],
                                     confidence=top[0][1], topk=[list(x) for x in top]) for k, top in zip(todo, tops)]
                 s.add_all(preds)
@@ -145,7 +152,10 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
              threshold: float, batch_size: int = 64, k: int = 3, version: str | None = None,
              resume: bool = False, progress=None, cfg=None) -> Summary:
     mv, clf = registry.load(engine, version)
-    pol = policy(cfg if cfg is not None else config.load(), threshold=threshold)  # once per run
+    cfg = cfg if cfg is not None else config.load()
+    pol = policy(cfg, threshold=threshold)  # once per run
+    nf = nofit.settings(cfg)
+    nofit_thr = nofit.threshold(nf, nofit.model_threshold(mv))
     classes = [str(c) for c in clf.classes_]
     summary = Summary(model_version=mv.version)
     done = done_ids(output) if resume and output not in (None, "-") else set()
@@ -162,11 +172,12 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
     with JsonlWriter(output, append=resume) as out:
         for i in range(0, len(todo), batch_size):
             batch = todo[i:i + batch_size]
-            proba = clf.predict_proba([model_input(t.text, t.title) for t in batch])
-            tops = top_k(proba, classes, k)
-            done = store_batch(engine, batch, proba, tops, mv.version, pol)
+            proba, score = nofit.scores(clf, [model_input(t.text, t.title) for t in batch])
+            tops, flagged = nofit.route(proba, score, classes, k, nofit_thr, nf.enabled)
+            done = store_batch(engine, batch, proba, tops, mv.version, pol, flagged)
             summary.queued += len(done.low)
             summary.audits += len(done.audit)
+            summary.no_fit += len(done.nofit)
             summary.waiting += len(done.waiting)
             summary.decided += len(done.decided)
             summary.over_budget += done.dropped
@@ -185,7 +196,7 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
             if progress:
                 progress.advance(task, len(batch))
     if summary.routed:
-        prioritize(engine, clf, mv.version, pol)
+        prioritize(engine, clf, mv.version, pol, (nofit_thr, nf.enabled))
         summary.over_budget += _trim(engine, pol)
     summary.seconds = time.perf_counter() - start
     return summary

@@ -90,6 +90,7 @@ def classify(
         t.add_row(d, c.catalog.name(d), str(n))
     err.print(t)
     err.print(f"routed {s.routed}, queued for review {s.queued} (confidence < {thr}) + {s.audits} audits"
+              + (f" + {s.no_fit} no-fit" if s.no_fit else "")
               + (f", {s.waiting} already waiting" if s.waiting else "")
               + (f", {s.decided} already decided by a dispatcher" if s.decided else "")
               + (f", {s.over_budget} over the daily budget" if s.over_budget else "") + ", "
@@ -227,8 +228,10 @@ def train(
             err.print(f"[red]error:[/red] {e}")
             raise typer.Exit(2)
     print_report(res.report, c.catalog)
+    nf = res.report["nofit"]
     err.print(f"model {res.version.version}: accuracy {res.report['accuracy']:.4f}, macro-F1 "
-              f"{res.report['macro']['f1']:.4f}, ECE {res.report['ece']:.4f}; report in {res.version.path}"
+              f"{res.report['macro']['f1']:.4f}, ECE {res.report['ece']:.4f}; no department fits: precision "
+              f"{nf['precision']:.3f}, recall {nf['recall']:.3f} ({nf['support']} held-out); report in {res.version.path}"
               + ("; now current (first model)" if res.promoted else "; candidate (see `router models`)"))
 
 

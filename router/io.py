@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
-from router.catalog import Catalog
+from router.catalog import NONE, NONE_NAME, Catalog
 
 FIELDS = ("id", "text", "title", "received_at", "channel", "label")
 # Column headers seen in dispatch-centre exports, mapped onto our fields.
@@ -29,6 +29,9 @@ HEADER_ALIASES = {
     "渠道": "channel", "来源": "channel", "来源渠道": "channel",
     "承办部门": "label", "部门": "label", "department": "label",
 }
+
+
+NO_FIT_LABELS = {NONE, NONE_NAME}  # a label meaning "no department fits" (or a non-empty `no_fit` field)
 
 
 class TicketFileError(ValueError):
@@ -43,7 +46,7 @@ class TicketIn:
     title: str | None = None
     received_at: str | None = None
     channel: str | None = None
-    label: str | None = None          # a department id (names and former names are mapped)
+    label: str | None = None          # a department id (names and former names are mapped); "none": no department fits
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -94,7 +97,9 @@ def _validate(rec: dict, line: int, raw: str, seen: set, catalog: Catalog | None
         except ValueError:
             return Reject(line, f"ticket {tid}: 'received_at' {received!r} is not an ISO date-time", raw)
     label = _str(rec.get("label"))
-    if label is not None and catalog is not None:
+    if label is None and _str(rec.get("no_fit")) or label is not None and label.casefold() in NO_FIT_LABELS:
+        label = NONE  # a dispatcher's "no department fits" (Label.department None in the store)
+    elif label is not None and catalog is not None:
         dept = catalog.lookup(label)
         if dept is None:
             return Reject(line, f"ticket {tid}: unknown department {label!r}", raw)

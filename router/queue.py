@@ -5,7 +5,10 @@ The queue only stores; the order comes from a query strategy (router/strategies.
 threshold go in with the strategy's score as priority; a near-duplicate of a ticket already
 waiting (same burst pipe, same street) gets its priority cut, so one incident does not fill
 the queue. A small random sample of confident tickets goes in as an `audit` (labels on an
-unbiased sample: the measured accuracy of confident predictions). At the end of a run
+unbiased sample: the measured accuracy of confident predictions). A ticket the router judged
+"no department fits" (router/nofit.py) goes in as `no_fit`, whatever its confidence, ahead of
+the others (priority 2 + its no-fit confidence): it is routed nowhere until a dispatcher
+confirms or routes it; the budget does not drop it. At the end of a run
 `classify.prioritize` re-orders the waiting tickets with the configured strategy (`pool`,
 `set_priorities`). The daily budget keeps at most `budget` low-confidence tickets of a day
 pending: the lowest priorities are dropped (status `over_budget`).
@@ -74,11 +77,12 @@ class Enqueued:
     audit: list[str] = field(default_factory=list)     # new audit items
     waiting: list[str] = field(default_factory=list)   # already had an open item: refreshed
     decided: list[str] = field(default_factory=list)   # a dispatcher already decided: not queued
+    nofit: list[str] = field(default_factory=list)     # new no-fit items
     dropped: int = 0                                   # pending items set over_budget by this batch
 
     @property
     def queued(self) -> set[str]:
-        return {*self.low, *self.audit, *self.waiting}
+        return {*self.low, *self.audit, *self.nofit, *self.waiting}
 
 
 def decided(session: Session, ids) -> set[str]:
@@ -93,10 +97,12 @@ def open_items(session: Session, ids) -> dict[str, QueueItem]:
 
 
 def enqueue(session: Session, ticket_ids, proba: np.ndarray, prediction_ids, pol: "Policy",
-            texts=None) -> Enqueued:
-    """Queue the tickets of one routed batch: low confidence ones, and a random `audit_rate`
-    share of the confident ones. Decided tickets are left out; a ticket already waiting gets
-    its item refreshed with the new prediction. `texts` enables the near-duplicate check."""
+            texts=None, nofit=None) -> Enqueued:
+    """Queue the tickets of one routed batch: no-fit ones, low confidence ones, and a random
+    `audit_rate` share of the confident ones. Decided tickets are left out; a ticket already
+    waiting gets its item refreshed with the new prediction (a waiting item becomes `no_fit`
+    or goes back to `low_confidence` with it; audits stay audits). `texts` enables the
+    near-duplicate check; `nofit` holds each no-fit ticket's confidence, NaN for the others."""
     ticket_ids, prediction_ids = list(ticket_ids), list(prediction_ids)
     out = Enqueued()
     if not ticket_ids:
@@ -104,6 +110,7 @@ def enqueue(session: Session, ticket_ids, proba: np.ndarray, prediction_ids, pol
     done, waiting = decided(session, ticket_ids), open_items(session, ticket_ids)
     conf = proba.max(axis=1)
     scores = np.asarray(make_strategy(pol.strategy).scores(proba), dtype=float)
+    nofit = np.full(len(ticket_ids), np.nan) if nofit is None else np.asarray(nofit, dtype=float)
     # a seeded run draws differently for every batch (one generator per batch would repeat)
     rng = np.random.default_rng(None if pol.seed is None else [pol.seed, zlib.crc32(ticket_ids[0].encode("utf-8", "surrogatepass"))])
     low = []
@@ -113,10 +120,16 @@ def enqueue(session: Session, ticket_ids, proba: np.ndarray, prediction_ids, pol
         elif tid in waiting:
             item = waiting[tid]
             item.prediction_id = prediction_ids[i]
-            if item.reason == "low_confidence":
-                item.priority = float(scores[i])
+            if item.reason != "audit" and not np.isnan(nofit[i]):
+                item.reason, item.priority = "no_fit", 2.0 + float(nofit[i])
+            elif item.reason in ("low_confidence", "no_fit"):
+                item.reason, item.priority = "low_confidence", float(scores[i])
             session.add(item)
             out.waiting.append(tid)
+        elif not np.isnan(nofit[i]):
+            session.add(QueueItem(ticket_id=tid, prediction_id=prediction_ids[i], reason="no_fit",
+                                  priority=2.0 + float(nofit[i])))
+            out.nofit.append(tid)
         elif conf[i] < pol.threshold:
             low.append(i)
         elif rng.random() < pol.audit_rate:

@@ -56,7 +56,7 @@ class QueueItem(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     ticket_id: str = Field(foreign_key="ticket.id", index=True)
     prediction_id: Optional[int] = Field(default=None, foreign_key="prediction.id")
-    reason: str = "low_confidence"          # low_confidence | audit
+    reason: str = "low_confidence"          # low_confidence | audit | no_fit
     priority: float = Field(default=0.0, index=True)  # higher is shown first
     status: str = Field(default="pending", index=True)  # pending | done | skipped | over_budget | superseded
     claimed_by: Optional[str] = None

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from router.catalog import Catalog
+from router.catalog import NONE, Catalog
 from router.classifier import model_input
 from router.classify import parse_time
 from router.io import load_tickets
@@ -21,7 +21,7 @@ from router.store import Label, Ticket
 class Labeled:
     ids: list[str] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)      # model inputs: title + text (classifier.model_input)
-    labels: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)     # department ids; NONE: no department fits
     sources: list[str] = field(default_factory=list)
     times: list[datetime | None] = field(default_factory=list)
 
@@ -34,7 +34,7 @@ class Labeled:
 
 
 def from_store(engine, catalog: Catalog) -> Labeled:
-    """The newest decision per ticket (undone ones and "no department fits" left out),
+    """The newest decision per ticket (undone ones left out; "no department fits" as NONE),
     merged departments mapped onto their successor, retired departments dropped."""
     active = set(catalog.ids)
     with Session(engine) as s:
@@ -46,10 +46,8 @@ def from_store(engine, catalog: Catalog) -> Labeled:
         latest[label.ticket_id] = (label, model_input(text, title))
     out = Labeled()
     for tid, (label, text) in sorted(latest.items()):
-        if label.department is None:
-            continue
-        dept = catalog.canonical(label.department)
-        if dept not in active:
+        dept = NONE if label.department is None else catalog.canonical(label.department)
+        if dept not in active and dept != NONE:
             continue
         out.ids.append(tid)
         out.texts.append(text)
@@ -78,7 +76,8 @@ def import_labeled(engine, path: str, catalog: Catalog, source: str = "import") 
         s.flush()  # tickets before their labels (foreign key)
         for t in ok:
             if t.id not in labeled:
-                s.add(Label(ticket_id=t.id, department=t.label, reviewer="import", source=source))
+                s.add(Label(ticket_id=t.id, department=None if t.label == NONE else t.label,
+                            reviewer="import", source=source))
                 added += 1
         s.commit()
     return added, rejects

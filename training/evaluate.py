@@ -1,5 +1,5 @@
 """Evaluation report: accuracy, macro/weighted P/R/F1, per-department P/R/F1/support,
-ECE, confusion matrix; saved as JSON + Markdown + PNG next to the model."""
+no-fit ("no department fits") precision/recall/AUROC, ECE, confusion matrix; saved as JSON + Markdown + PNG next to the model."""
 
 from __future__ import annotations
 
@@ -9,15 +9,24 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
+from router import nofit
 from router.calibration import ece, reliability
 from router.catalog import Catalog
 
 
-def report(proba: np.ndarray, y_true: list[str], classes: list[str], catalog: Catalog | None = None) -> dict:
+def report(proba: np.ndarray, y_true: list[str], classes: list[str], catalog: Catalog | None = None,
+           y_pred: list[str] | None = None, score: np.ndarray | None = None) -> dict:
+    """`y_pred`: the routed departments (with the no-fit decision, router/nofit.py); default the
+    top class. `score`: the out-of-scope score, for the no-fit AUROC. Held-out labels the model
+    has no class for (e.g. no-fit before it learnt them) count as never predicted."""
     classes = [str(c) for c in classes]
+    missing = sorted(set(y_true) - set(classes))
+    if missing:
+        proba = np.hstack([proba, np.zeros((len(proba), len(missing)))])
+        classes = classes + missing
     pos = {c: i for i, c in enumerate(classes)}
-    y_idx = np.array([pos[y] for y in y_true])
-    y_pred = [classes[j] for j in proba.argmax(axis=1)]
+    y_idx = np.array([pos[y] for y in y_true], dtype=int)
+    y_pred = list(y_pred) if y_pred is not None else [classes[j] for j in proba.argmax(axis=1)]
     present = sorted(set(y_true) | set(y_pred), key=pos.get)
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=present, zero_division=0)
     out = {"n": len(y_true), "accuracy": float(accuracy_score(y_true, y_pred)), "ece": ece(proba, y_idx),
@@ -32,6 +41,7 @@ def report(proba: np.ndarray, y_true: list[str], classes: list[str], catalog: Ca
         for c, pi, ri, fi, si in zip(present, p, r, f, s)}
     cm = confusion_matrix(y_true, y_pred, labels=present)
     out["confusion"] = {"labels": present, "matrix": cm.tolist()}
+    out["nofit"] = nofit.metrics(y_true, y_pred, score)
     return out
 
 
@@ -80,10 +90,21 @@ def _extras(rep: dict) -> list[str]:
     return out + [""] if out else out
 
 
+def _nofit_line(rep: dict) -> list[str]:
+    n = rep.get("nofit")
+    if not n:
+        return []
+    auroc = f", AUROC of the score {n['auroc']:.4f}" if "auroc" in n else ""
+    thr = f" (threshold {n['threshold']:.3f}, {n.get('threshold_source', '')})" if n.get("threshold") is not None else ""
+    return [f"- no department fits: precision {n['precision']:.4f}, recall {n['recall']:.4f} "
+            f"({n['support']} no-fit held-out tickets, {n['flagged']} flagged){auroc}{thr}", ""]
+
+
 def markdown(rep: dict, title: str) -> str:
     lines = [f"# {title}", "",
              f"n = {rep['n']}, accuracy **{rep['accuracy']:.4f}**, macro-F1 **{rep['macro']['f1']:.4f}**, "
              f"weighted-F1 {rep['weighted']['f1']:.4f}, ECE {rep['ece']:.4f}", "",
+             *_nofit_line(rep),
              *_extras(rep),
              "| department | name | precision | recall | F1 | support | ΔF1 |", "|---|---|---|---|---|---|---|"]
     delta = rep.get("delta_f1", {})
@@ -124,7 +145,10 @@ def save(rep: dict, folder: Path, title: str) -> None:
 
 def summary(rep: dict) -> dict:
     """The headline numbers stored in the registry row."""
+    n = rep.get("nofit", {})
     return {"n": rep["n"], "accuracy": rep["accuracy"], "macro_f1": rep["macro"]["f1"],
             "weighted_f1": rep["weighted"]["f1"], "ece": rep["ece"],
+            "nofit_precision": n.get("precision"), "nofit_recall": n.get("recall"),
+            "nofit_support": n.get("support"),
             "per_department_f1": {d: m["f1"] for d, m in rep["per_department"].items()},
             "per_department_support": {d: m["support"] for d, m in rep["per_department"].items()}}

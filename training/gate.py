@@ -7,7 +7,9 @@ compared through its old report). The candidate is refused when
     change is below that (a few hundred held-out tickets over 70 departments move macro-F1 by
     a few points by chance: the 30-day loop saw 40% of nights refused on noise alone), or
   - any department with at least `min_support` held-out tickets loses more than
-    `max_department_f1_drop` F1.
+    `max_department_f1_drop` F1, or
+  - with at least `nofit_min_support` no-fit held-out tickets, its no-fit recall or precision
+    is lower by more than `max_nofit_drop`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.metrics import f1_score
 
-from router import registry
+from router import nofit, registry
 from router.catalog import Catalog
 from router.store import ModelVersion
 from training import evaluate
@@ -32,15 +34,20 @@ class Decision:
 
 
 def score(engine, mv: ModelVersion, texts: list[str]):
-    """Probabilities of model version `mv` (its stored temperature applied) and its classes."""
+    """Probabilities of model version `mv` (its stored temperature applied), its out-of-scope
+    score (router/nofit.py) and its classes."""
     _, clf = registry.load(engine, mv.version)
-    return clf.predict_proba(texts), [str(c) for c in clf.classes_]
+    proba, ood = nofit.scores(clf, texts)
+    return proba, ood, [str(c) for c in clf.classes_]
 
 
-def rescore(engine, mv: ModelVersion, texts: list[str], labels: list[str], catalog: Catalog | None = None) -> dict:
-    """The report of model version `mv` on these tickets."""
-    proba, classes = score(engine, mv, texts)
-    return evaluate.report(proba, labels, classes, catalog)
+def rescore(engine, mv: ModelVersion, texts: list[str], labels: list[str], catalog: Catalog | None = None,
+            cfg=None) -> dict:
+    """The report of model version `mv` on these tickets, routed as `router classify` does."""
+    proba, ood, classes = score(engine, mv, texts)
+    st = nofit.settings(cfg)
+    pred = nofit.decide(proba, ood, classes, nofit.threshold(st, nofit.model_threshold(mv)), st.enabled)
+    return evaluate.report(proba, labels, classes, catalog, pred, ood)
 
 
 def bootstrap_change(truth, new, old, q: float, rounds: int = 300, seed: int = 0) -> float:
@@ -57,7 +64,7 @@ def bootstrap_change(truth, new, old, q: float, rounds: int = 300, seed: int = 0
 
 def decide(candidate: dict, current: dict | None, max_macro_f1_drop: float = 0.005,
            max_department_f1_drop: float = 0.05, min_support: int = 10, confidence: float = 0.0,
-           paired=None, **_) -> Decision:
+           paired=None, max_nofit_drop: float = 0.05, nofit_min_support: int = 10, **_) -> Decision:
     """Compare two `evaluate.report` dicts computed on the same tickets. `paired`: (true labels,
     candidate's predictions, current's predictions) on those tickets, for the bootstrap."""
     if current is None:
@@ -78,6 +85,9 @@ def decide(candidate: dict, current: dict | None, max_macro_f1_drop: float = 0.0
         f"; {confidence:.0%} bootstrap bound {optimistic:+.4f})" if optimistic != change else ")")
     if optimistic < -max_macro_f1_drop:
         return Decision(False, f"{head}: drops more than the allowed {max_macro_f1_drop}", change, drops)
+    worse = _nofit_drops(candidate, current, max_nofit_drop, nofit_min_support)
+    if worse:
+        return Decision(False, f"{head}, but {worse}", change, drops)
     if drops:
         worst = ", ".join(f"{d} {v:+.3f}" for d, v in sorted(drops.items(), key=lambda kv: kv[1])[:5])
         return Decision(False, f"{head}, but F1 fell by more than {max_department_f1_drop} for "
@@ -85,6 +95,17 @@ def decide(candidate: dict, current: dict | None, max_macro_f1_drop: float = 0.0
                         change, drops)
     return Decision(True, f"{head}; no department with >= {min_support} held-out tickets lost more "
                           f"than {max_department_f1_drop} F1", change)
+
+
+def _nofit_drops(candidate: dict, current: dict, max_drop: float, min_support: int) -> str:
+    """Why the candidate is worse at "no department fits" ('' when it is not)."""
+    new, old = candidate.get("nofit"), current.get("nofit")
+    if not new or not old or old["support"] < min_support:
+        return ""
+    worse = [f"no-fit {m} {old[m]:.3f} -> {new[m]:.3f}" for m in ("recall", "precision")
+             if new[m] < old[m] - max_drop]
+    return (", ".join(worse) + f" (more than {max_drop} worse on {old['support']} no-fit held-out tickets)") \
+        if worse else ""
 
 
 def apply(engine, version: str, decision: Decision) -> bool:

@@ -3,7 +3,7 @@
 The same steps for every kind of model; the kind only decides which Classifier is built.
 
     held-out test  = split(data, test_size, seed)                (stable as data grows)
-    calibration    = split(rest, calibration_size, seed + 1)     (fits the temperature)
+    calibration    = split(rest, calibration_size, seed + 1)     (fits the temperature and the no-fit threshold)
     fit            = replay.mix(the remainder, since the last version)
 """
 
@@ -15,7 +15,7 @@ from datetime import datetime
 
 import numpy as np
 
-from router import classifier, config, registry
+from router import classifier, config, nofit, registry
 from router.calibration import ece
 from router.catalog import Catalog
 from router.store import ModelVersion
@@ -33,10 +33,19 @@ class Trained:
     test: Labeled = field(default_factory=Labeled)
 
 
-def build(kind: str, cfg, catalog: Catalog) -> classifier.Classifier:
+def build(kind: str, cfg, catalog: Catalog, no_fit: bool = False) -> classifier.Classifier:
+    """A new model over the catalogue's departments, plus the `none` class when `no_fit`
+    (the training data has "no department fits" labels)."""
+    classes = catalog.ids + ([nofit.NONE] if no_fit else [])
     if kind == "baseline":
-        return classifier.make("baseline", classes=catalog.ids, **dict(cfg.baseline))
-    return classifier.make(kind, classes=catalog.ids, cfg=cfg, catalog=catalog)
+        return classifier.make("baseline", classes=classes, **dict(cfg.baseline))
+    return classifier.make(kind, classes=classes, cfg=cfg, catalog=nofit.with_none(catalog) if no_fit else catalog)
+
+
+def routed(proba, score, classes, labels, catalog, thr, enabled) -> dict:
+    """The report of routing as `router classify` does it (no-fit decision included)."""
+    pred = nofit.decide(proba, score, classes, thr, enabled)
+    return evaluate.report(proba, labels, classes, catalog, pred, score)
 
 
 def newest(test: Labeled, sources, n: int) -> list[int]:
@@ -47,8 +56,10 @@ def newest(test: Labeled, sources, n: int) -> list[int]:
 
 
 def _headline(rep: dict) -> dict:
+    n = rep.get("nofit", {})
     return {"n": rep["n"], "accuracy": rep["accuracy"], "macro_f1": rep["macro"]["f1"],
-            "weighted_f1": rep["weighted"]["f1"], "ece": rep["ece"]}
+            "weighted_f1": rep["weighted"]["f1"], "ece": rep["ece"],
+            "nofit_precision": n.get("precision"), "nofit_recall": n.get("recall")}
 
 
 def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
@@ -74,21 +85,36 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
     version = registry.new_version(kind)
     folder = config.home(cfg) / "models" / version
     say(f"{version}: fitting on {len(fit_set)} tickets, calibrating on {len(cal_set)}, testing on {len(test_set)}")
-    clf = build(kind, cfg, catalog).fit(fit_set.texts, fit_set.labels)
+    clf = build(kind, cfg, catalog, nofit.NONE in fit_set.labels).fit(fit_set.texts, fit_set.labels)
     classes = [str(c) for c in clf.classes_]
     pos = {c: i for i, c in enumerate(classes)}
 
     # Temperature on the calibration slice; the test set only reports ECE before / after.
     if hasattr(clf, "temperature"):
         clf.temperature = 1.0
-    temperature = 1.0
+    temperature, cal_raw, cal_score = 1.0, None, None
     if len(cal_set):
-        temperature = calibrate.fit(clf.predict_proba(cal_set.texts), np.array([pos[y] for y in cal_set.labels]))
-    raw = clf.predict_proba(test_set.texts)
+        cal_raw, cal_score = nofit.predict(clf, cal_set.texts)
+        temperature = calibrate.fit(cal_raw, np.array([pos[y] for y in cal_set.labels]))
+    raw, score = nofit.predict(clf, test_set.texts)
     proba = calibrate.apply(raw, temperature)
     if hasattr(clf, "temperature"):
         clf.temperature = temperature
-    rep = evaluate.report(proba, test_set.labels, classes, catalog)
+
+    # No department fits: the threshold that catches target_recall of the calibration slice's no-fit tickets.
+    st, fitted, n_cal_nofit = nofit.settings(cfg), None, sum(y == nofit.NONE for y in cal_set.labels)
+    if score is None:
+        score = nofit.proba_score(proba, classes)
+    if st.enabled and st.target_recall > 0 and n_cal_nofit >= max(1, st.min_examples):
+        if cal_score is None:
+            cal_score = nofit.proba_score(calibrate.apply(cal_raw, temperature), classes)
+        fitted = nofit.fit_threshold(cal_score, np.array(cal_set.labels) == nofit.NONE, st.target_recall)
+    thr = nofit.threshold(st, fitted)
+    rep = routed(proba, score, classes, test_set.labels, catalog, thr, st.enabled)
+    rep["nofit"].update(threshold=thr, n_calibration=n_cal_nofit, threshold_source=(
+        "off" if not st.enabled else "config" if thr is not None and thr != fitted else
+        f"fitted to recall {st.target_recall} on {n_cal_nofit} calibration tickets" if fitted is not None
+        else f"none class only (< {st.min_examples} no-fit calibration tickets)"))
     rep["misrouted"] = evaluate.misrouted(proba, test_set.labels, classes, test_set.ids)
     rep["calibration"] = {"temperature": temperature, "n_calibration": len(cal_set),
                           "ece_before": ece(raw, np.array([pos[y] for y in test_set.labels])),
@@ -96,22 +122,25 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
     recent = newest(test_set, tuple(rt["weighted_sources"]), rt["newest_corrections"])
     if recent:
         sub = test_set.subset(recent)
-        rep["newest_corrections"] = _headline(evaluate.report(proba[recent], sub.labels, classes, catalog))
+        rep["newest_corrections"] = _headline(routed(proba[recent], score[recent], classes, sub.labels, catalog,
+                                                     thr, st.enabled))
 
     # The current model, re-scored on the same held-out tickets.
     prev, cur_rep = registry.current(engine), None
     if prev is not None:
         try:
-            cur_proba, cur_classes = gate_mod.score(engine, prev, test_set.texts)
+            cur_proba, cur_score, cur_classes = gate_mod.score(engine, prev, test_set.texts)
         except Exception as e:  # its files are gone or its kind cannot load here
             rep["current"] = {"version": prev.version, "error": f"could not re-score: {e}"}
         else:
-            cur_rep = evaluate.report(cur_proba, test_set.labels, cur_classes, catalog)
+            cur_thr = nofit.threshold(st, nofit.model_threshold(prev))
+            cur_rep = routed(cur_proba, cur_score, cur_classes, test_set.labels, catalog, cur_thr, st.enabled)
             rep["current"] = {"version": prev.version, **_headline(cur_rep)}
             rep["delta_f1"] = evaluate.compare(rep, cur_rep)
             if recent:
-                rep["current"]["newest_corrections"] = _headline(evaluate.report(
-                    cur_proba[recent], test_set.subset(recent).labels, cur_classes, catalog))
+                rep["current"]["newest_corrections"] = _headline(routed(
+                    cur_proba[recent], cur_score[recent], cur_classes, test_set.subset(recent).labels, catalog,
+                    cur_thr, st.enabled))
 
     clf.save(folder)
     evaluate.save(rep, folder, f"{version}: held-out report")
@@ -122,7 +151,9 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
             "since": since.isoformat() if since else None, **(snapshot or {})}
     mv = registry.register(engine, ModelVersion(
         version=version, kind=kind, path=str(folder.resolve()), status="candidate",
-        base=getattr(clf, "base", None), data_snapshot=snap, config=dict(cfg.get(kind, {})),
+        base=getattr(clf, "base", None), data_snapshot=snap,
+        config={**dict(cfg.get(kind, {})), "nofit": {"threshold": fitted, "target_recall": st.target_recall,
+                                                     "n_calibration": n_cal_nofit}},
         metrics={**evaluate.summary(rep), "ece_uncalibrated": rep["calibration"]["ece_before"]},
         temperature=float(temperature)))
 
@@ -135,9 +166,9 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
             decision = gate_mod.Decision(True, f"current model {prev.version} could not be re-scored "
                                                f"({rep['current']['error']})")
         else:
-            pick = lambda pr, cl: [cl[j] for j in pr.argmax(axis=1)]  # noqa: E731
-            decision = gate_mod.decide(rep, cur_rep, paired=(test_set.labels, pick(proba, classes),
-                                                             pick(cur_proba, cur_classes)), **gt)
+            decision = gate_mod.decide(rep, cur_rep, paired=(
+                test_set.labels, nofit.decide(proba, score, classes, thr, st.enabled),
+                nofit.decide(cur_proba, cur_score, cur_classes, cur_thr, st.enabled)), **gt)
         promoted = gate_mod.apply(engine, version, decision)
         mv = registry.get(engine, version)
     else:
