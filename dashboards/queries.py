@@ -300,6 +300,27 @@ def audit_daily(engine, tz: str = "UTC") -> pd.DataFrame:
     return df
 
 
+def nofit_daily(engine, start: datetime, tz: str = "UTC") -> pd.DataFrame:
+    """Per day in `tz` since `start`: predictions made and those the router flagged "no department
+    fits" (department none), and dispatchers' labels and their no-fit ones (N); rates in [0, 1]."""
+    pd_, ld = _day(engine, Prediction.created_at, tz), _day(engine, Label.created_at, tz)
+    none = func.sum(case((Prediction.department == "none", 1), else_=0))
+    routed = _all(engine, select(pd_, func.count(), none).where(Prediction.created_at >= utc(start)).group_by(pd_))
+    unfit = func.sum(case((Label.department == None, 1), else_=0))  # noqa: E711
+    labels = _all(engine, select(ld, func.count(), unfit).where(
+        Label.created_at >= utc(start), Label.source != "import", Label.undone == False).group_by(ld))  # noqa: E712
+    a = pd.DataFrame(routed, columns=["day", "routed", "flagged"])
+    b = pd.DataFrame(labels, columns=["day", "labels", "no_fit_labels"])
+    a["day"], b["day"] = a["day"].astype(str), b["day"].astype(str)
+    df = a.merge(b, on="day", how="outer").fillna(0)
+    df["day"] = pd.to_datetime(df["day"])
+    for c in ("routed", "flagged", "labels", "no_fit_labels"):
+        df[c] = df[c].astype(int)
+    df["flagged_rate"] = df["flagged"] / df["routed"].where(df["routed"] > 0)
+    df["label_rate"] = df["no_fit_labels"] / df["labels"].where(df["labels"] > 0)
+    return df.sort_values("day").reset_index(drop=True)
+
+
 def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for k successes in n trials."""
     if n == 0:

@@ -210,7 +210,7 @@ def test_review_queue_page(store):
     assert m["一致率（全部抽检）"] == f"{k / len(audits):.1%}"
     lo, hi = queries.wilson(k, len(audits))
     assert any(f"{lo:.1%} - {hi:.1%}" in c.value for c in at.caption)
-    assert charts(at) == 3
+    assert charts(at) == 4  # queue size, decisions, no-fit rate, audit
     assert set(at.dataframe[0].value["reviewer"]) == set(seed.REVIEWERS)
 
 

@@ -133,3 +133,52 @@ def test_no_fit_end_to_end(light, tmp_path, catalog):
     d = gate.decide(worse, cur, nofit_min_support=10)
     assert not d.promote and "no-fit recall" in d.reason
     assert gate.decide(cur, cur).promote
+
+
+def test_dashboard_no_fit_rate_per_day(engine):
+    from datetime import datetime, timezone
+
+    from dashboards import queries
+    from router.store import Label, Prediction, Ticket
+
+    d1, d2 = datetime(2026, 11, 2, 3, tzinfo=timezone.utc), datetime(2026, 11, 3, 3, tzinfo=timezone.utc)
+    with Session(engine) as s:
+        for i in range(6):
+            s.add(Ticket(id=f"t{i}", text="x"))
+        s.flush()
+        for i, (day, dept) in enumerate([(d1, "none"), (d1, "water"), (d1, "water"), (d1, "gas"),
+                                         (d2, "none"), (d2, "none")]):
+            s.add(Prediction(ticket_id=f"t{i}", model_version="v", department=dept, confidence=0.5, created_at=day))
+        s.add_all([Label(ticket_id="t0", department=None, source="correction", created_at=d1),
+                   Label(ticket_id="t1", department="water", source="confirmation", created_at=d1),
+                   Label(ticket_id="t2", department=None, source="import", created_at=d1),     # not a decision
+                   Label(ticket_id="t4", department=None, source="audit", created_at=d2, undone=True)])
+        s.commit()
+    df = queries.nofit_daily(engine, datetime(2026, 11, 1, tzinfo=timezone.utc), "Asia/Shanghai")
+    assert [str(d.date()) for d in df["day"]] == ["2026-11-02", "2026-11-03"]   # 03:00 UTC = 11:00 in 上海
+    assert df["routed"].tolist() == [4, 2] and df["flagged"].tolist() == [1, 2]
+    assert df["flagged_rate"].tolist() == [0.25, 1.0]
+    assert df["labels"].tolist() == [2, 0] and df["no_fit_labels"].tolist() == [1, 0]
+    assert df["label_rate"].iloc[0] == 0.5 and np.isnan(df["label_rate"].iloc[1])
+
+
+def test_llm_gets_a_no_fit_answer_among_its_labels(tmp_path, cfg, catalog):
+    """`router train --kind llm` on data with no-fit labels: 无合适部门 is one of the answers it
+    scores (tiny random Qwen2 on CPU), its probability feeds the out-of-scope score, and the
+    option survives save/load."""
+    from router.classifier import load
+    from router.llm.tiny import tiny_model
+    from training.train import build
+
+    texts = [d.name + "：" + d.duties for d in catalog.departments] + [nofit.NONE_DUTIES]
+    cfg["llm"].update(base=str(tiny_model(tmp_path / "qwen2", texts)), device="cpu")
+    cfg["prompt"].update(department="{label}. {name}", max_ticket_tokens=64)
+    clf = build("llm", cfg, catalog, no_fit=True)
+    assert list(clf.classes_)[-1] == NONE and clf.labels[-1] == str(len(catalog.ids) + 1)
+    assert f"{len(catalog.ids) + 1}. 无合适部门" in clf.prompt.text("喂？")
+    proba, score = nofit.scores(clf, ["喂？喂？", "小区停水了"])
+    assert proba.shape == (2, len(catalog.ids) + 1) and np.allclose(proba.sum(axis=1), 1)
+    assert np.allclose(score, nofit.proba_score(proba, list(clf.classes_))) and ((0 < score) & (score < 1)).all()
+    clf.save(tmp_path / "m")
+    back = load(tmp_path / "m")
+    assert list(back.classes_) == list(clf.classes_) and back.catalog.name(NONE) == "无合适部门"

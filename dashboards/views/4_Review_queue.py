@@ -8,7 +8,7 @@ import streamlit as st
 from dashboards import queries, ui
 from router.store import now
 
-REASONS = {"low_confidence": "低置信度", "audit": "抽检", "over_budget": "超出每日预算"}
+REASONS = {"low_confidence": "低置信度", "audit": "抽检", "no_fit": "无合适部门", "over_budget": "超出每日预算"}
 
 ctx = ui.page("复核队列")
 if not ui.query("has_rows", ctx.url, "queueitem"):
@@ -62,6 +62,20 @@ else:
                  column_config={"reviewer": st.column_config.TextColumn("标注员"),
                                 "decisions": st.column_config.NumberColumn("处理条数"),
                                 "per active day": st.column_config.NumberColumn("每个工作日", format="%.1f")})
+
+st.subheader("无合适部门：每日占比")
+nf = ui.query("nofit_daily", ctx.url, start, ctx.tz)
+if nf.empty:
+    st.info(f"最近 {days} 天没有路由过的工单。")
+else:
+    rates = nf.melt("day", ["flagged_rate", "label_rate"], "rate", "share").dropna()
+    rates["rate"] = rates["rate"].map({"flagged_rate": "模型判为无合适部门", "label_rate": "标注员标为无合适部门"})
+    st.altair_chart(alt.Chart(rates).mark_line(point=True).encode(
+        x=alt.X("day:T", title=f"日期（{ctx.zone}）"), y=alt.Y("share:Q", title="占比", axis=alt.Axis(format="%")),
+        color=alt.Color("rate:N", title=None),
+        tooltip=[alt.Tooltip("day:T", title="日期"), alt.Tooltip("rate:N", title="类别"),
+                 alt.Tooltip("share:Q", title="占比", format=".1%")]).properties(height=220), width="stretch")
+    st.caption("模型路由的工单中判为无合适部门（以 no_fit 进入队列）的占比，以及标注员决定中标为无合适部门（N）的占比。")
 
 st.subheader("抽检：随机样本与模型的一致率")
 audit = ui.query("audit_daily", ctx.url, ctx.tz)
