@@ -47,7 +47,7 @@ def test_csv_with_chinese_headers_and_bad_row(tmp_path, catalog):
     ok, bad = load_tickets(p, catalog)
     assert [(t.id, t.text, t.label) for t in ok] == [("1", "路灯不亮", None), ("3", "多行\n内容", "police")]
     assert [r.line for r in bad] == [3, 6]
-    assert "empty" in bad[0].reason and "utf-8" in bad[1].reason
+    assert "empty" in bad[0].reason and "UTF-8" in bad[1].reason
 
 
 def test_xlsx_roundtrip_and_broken_workbook(tmp_path, catalog):
