@@ -105,12 +105,13 @@ def _str(v) -> str | None:
 
 def _validate(rec: dict, line: int, raw: str, seen: set, catalog: Catalog | None,
               require_label: bool) -> TicketIn | Reject:
+    alias = {k: HEADER_ALIASES.get(k.strip() if isinstance(k, str) else k, k) for k in rec}
     for k, v in rec.items():
-        if isinstance(v, str) and "\x00" in v:
-            rec[k] = v = v.replace("\x00", "")  # PostgreSQL text cannot hold NUL: removed for every store
         if (isinstance(k, str) and _SURROGATE.search(k)) or (isinstance(v, str) and _SURROGATE.search(v)):
             return Reject(line, f"field {_name(k)} holds an invalid character (a lone UTF-16 surrogate)", raw)
-    fields = {HEADER_ALIASES.get(k.strip() if isinstance(k, str) else k, k): v for k, v in rec.items()}
+        if isinstance(v, str) and "\x00" in v and alias[k] != "id":
+            rec[k] = v.replace("\x00", "")  # PostgreSQL text cannot hold NUL: removed, for every store alike
+    fields = {alias[k]: v for k, v in rec.items()}
     tid, text = fields.get("id"), fields.get("text")
     if tid is not None and not isinstance(tid, (str, int, float)) or isinstance(tid, bool):
         return Reject(line, f"'id' must be a string or a number, not {type(tid).__name__}", raw)
@@ -145,7 +146,7 @@ def _validate(rec: dict, line: int, raw: str, seen: set, catalog: Catalog | None
     if require_label and label is None:
         return Reject(line, f"ticket {tid}: no 'label' (training needs labeled tickets)", raw)
     seen.add(tid)
-    return TicketIn(tid, text.strip(), line, _str(fields.get("title")), received,
+    return TicketIn(tid, text.strip().replace("\r\n", "\n"), line, _str(fields.get("title")), received,
                     _str(fields.get("channel")), label, rec, raw)
 
 
