@@ -406,17 +406,18 @@ class TicketReader:
     def __init__(self, path: str | Path, catalog: Catalog | None = None, require_label: bool = False,
                  encoding: str | None = None, stdin: IO[bytes] | None = None):
         self.path, self.catalog, self.require_label = str(path), catalog, require_label
-        self.fmt = detect_format(self.path)
-        self.info = {"encoding": check_encoding(encoding)}
-        self.stdin = stdin
         if self.path != "-":
             p = Path(self.path)
             if p.is_dir():
                 raise TicketFileError(f"{p}: is a folder, not a ticket file")
+            detect_format(self.path)
             if not p.exists():
                 raise TicketFileError(f"{p}: no such file")
             if not os.access(p, os.R_OK):
                 raise TicketFileError(f"{p}: not readable (permission denied)")
+        self.fmt = detect_format(self.path)
+        self.info = {"encoding": check_encoding(encoding)}
+        self.stdin = stdin
 
     @property
     def encoding(self) -> str | None:
