@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,24 @@ from router.catalog import load_catalog
 from router.store import connect
 
 SAMPLE = ROOT / "data" / "sample"
+
+
+def _state(folder: Path) -> dict:
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*")} if folder.exists() else {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_state_untouched(tmp_path_factory):
+    """Tests never write into the checkout's own state folder: a default home for the session, and a
+    check at the end that nothing under <checkout>/.router changed."""
+    before = _state(ROOT / ".router")
+    old = os.environ.get("ROUTER_PATHS__HOME")
+    os.environ["ROUTER_PATHS__HOME"] = str(tmp_path_factory.mktemp("session-home"))
+    yield
+    os.environ.pop("ROUTER_PATHS__HOME") if old is None else os.environ.update(ROUTER_PATHS__HOME=old)
+    after = _state(ROOT / ".router")
+    changed = sorted(str(p.relative_to(ROOT)) for p in after if before.get(p) != after[p])
+    assert not changed, f"tests wrote into the checkout's .router/: {changed[:5]}"
 
 
 @pytest.fixture
