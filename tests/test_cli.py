@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from router.cli import app
-from router.store import Prediction, QueueItem, Ticket, connect
+from router.store import ModelVersion, Prediction, QueueItem, Ticket, connect
 from tests.conftest import SAMPLE, read_jsonl, write_jsonl
 
 runner = CliRunner()
@@ -253,3 +253,40 @@ def test_help_shows_brackets_and_argument_names():
     res = invoke("classify", "--help")
     assert "classify [OPTIONS] FILE" in res.output and "{" not in res.output
     assert "3 nothing routed" in res.output and "[classify] threshold" in res.output
+
+
+def test_poison_lines_on_postgresql(trained, tmp_path, monkeypatch):
+    """The poison lines that broke a day's run on PostgreSQL (NUL, years 1 and 9999, lone surrogates)
+    end as routed (NUL removed) or rejected; the rest of the day is routed and stored."""
+    url = os.environ.get("ROUTER_TEST_PG_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide PostgreSQL (ROUTER_TEST_PG_URL); see .ci/run")
+        pytest.skip("no PostgreSQL: set ROUTER_TEST_PG_URL")
+    from sqlmodel import SQLModel
+
+    from router import registry
+    pg = connect(url)
+    with pg.begin() as c:  # a clean slate each run
+        for t in reversed(SQLModel.metadata.sorted_tables):
+            c.execute(t.delete())
+    mv = registry.current(connect(f"sqlite:///{trained}/router.db"))
+    registry.register(pg, ModelVersion(**mv.model_dump(exclude={"status", "promoted_at"})))
+    registry.promote(pg, mv.version)
+    rows = day_rows(8, "pg")
+    src = tmp_path / "day.jsonl"
+    poison = ['{"id": "n1", "text": "燃气\\u0000泄漏", "title": "标\\u0000题"}',
+              '{"id": "y1", "text": "x", "received_at": "0001-01-01T00:00:00"}',
+              '{"id": "y2", "text": "x", "received_at": "9999-12-31T23:59:59"}',
+              '{"id": "s1", "text": "a \\ud800 b"}']
+    src.write_text("\n".join(poison + [json.dumps(r, ensure_ascii=False) for r in rows]) + "\n", encoding="utf-8")
+    monkeypatch.setenv("ROUTER_STORE__URL", url)
+    res = invoke("classify", str(src))
+    assert res.exit_code == 4, res.output
+    assert [r["line"] for r in read_jsonl(tmp_path / "day.rejects.jsonl")] == [2, 3, 4]
+    assert [r["id"] for r in read_jsonl(tmp_path / "day.routed.jsonl")] == ["n1"] + [r["id"] for r in rows]
+    with Session(pg) as s:
+        assert s.get(Ticket, "n1").text == "燃气泄漏" and s.get(Ticket, "n1").title == "标题"
+        assert s.exec(select(func.count()).select_from(Prediction)).one() == 9
+    assert invoke("classify", str(src), "--resume").exit_code == 4
+    assert len(read_jsonl(tmp_path / "day.routed.jsonl")) == 9
