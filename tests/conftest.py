@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -20,14 +19,11 @@ def _state(folder: Path) -> dict:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def checkout_state_untouched(tmp_path_factory):
-    """Tests never write into the checkout's own state folder: a default home for the session, and a
-    check at the end that nothing under <checkout>/.router changed."""
+def checkout_state_untouched():
+    """Tests never write into the checkout's own state folder: nothing under <checkout>/.router may
+    change during the session (use the `home` fixture, tmp_path and config overrides)."""
     before = _state(ROOT / ".router")
-    old = os.environ.get("ROUTER_PATHS__HOME")
-    os.environ["ROUTER_PATHS__HOME"] = str(tmp_path_factory.mktemp("session-home"))
     yield
-    os.environ.pop("ROUTER_PATHS__HOME") if old is None else os.environ.update(ROUTER_PATHS__HOME=old)
     after = _state(ROOT / ".router")
     changed = sorted(str(p.relative_to(ROOT)) for p in after if before.get(p) != after[p])
     assert not changed, f"tests wrote into the checkout's .router/: {changed[:5]}"
