@@ -62,6 +62,12 @@ class TicketIn:
     row: dict = field(default_factory=dict, repr=False)  # the input record, columns as in the file
     raw: str = field(default="", repr=False)             # the input line as it was
 
+    @property
+    def extra(self) -> dict:
+        """The input's other fields (not among FIELDS, after header aliases)."""
+        return {k: v for k, v in self.row.items()
+                if HEADER_ALIASES.get(k.strip() if isinstance(k, str) else k, k) not in FIELDS}
+
     def as_dict(self) -> dict:
         d = {"id": self.id, "text": self.text}
         for k in ("title", "received_at", "channel", "label"):
