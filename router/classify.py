@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, select
 
-from router import config, registry
+from router import config, queue, registry
 from router.catalog import Catalog
-import numpy as np
-
-from router import nofit, queue
+from router import nofit
 from router.classifier import model_input
-from router.io import JsonlWriter, Reject, TicketIn, done_ids, read_tickets
+from router.io import JsonlWriter, Reject, RoutedWriter, TicketIn, TicketReader, done_ids, parse_time
 from router.queue import Enqueued, Policy, policy
 from router.store import Prediction, Ticket
 from router.strategies import Diverse, featurize, make_strategy
 
-CST = timezone(timedelta(hours=8))  # naive times in hotline exports are China Standard Time
+__all__ = ["classify", "store_batch", "stored_ids", "prioritize", "parse_time", "default_output", "default_rejects",
+           "Summary", "StoreError"]
+
+
+class StoreError(RuntimeError):
+    """The store cannot be reached or written (not a problem of one ticket)."""
 
 
 @dataclass
@@ -42,13 +46,6 @@ class Summary:
     @property
     def rate(self) -> float:
         return self.routed / self.seconds if self.seconds else 0.0
-
-
-def parse_time(s: str | None) -> datetime | None:
-    if not s:
-        return None
-    t = datetime.fromisoformat(s.replace("/", "-"))
-    return t if t.tzinfo else t.replace(tzinfo=CST)
 
 
 def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: Policy,
@@ -148,9 +145,68 @@ def _stored_proba(tops: list[list], classes: list[str]) -> np.ndarray:
     return out
 
 
+def stored_ids(engine, batch: list[TicketIn]) -> list[str]:
+    """Each ticket's id in the store: its own, unless the store holds that id with another text (a later
+    day's file reusing ids); then `<id>~2` (`~3`, ...): the first such id that is free or holds this text,
+    so a rerun or --resume finds the same ticket again."""
+    with Session(engine) as s:
+        have = dict(s.exec(select(Ticket.id, Ticket.text).where(Ticket.id.in_([t.id for t in batch]))).all())
+        out = []
+        for t in batch:
+            if have.get(t.id, t.text) == t.text:
+                out.append(t.id)
+                continue
+            taken = dict(s.exec(select(Ticket.id, Ticket.text).where(
+                Ticket.id.startswith(t.id + "~", autoescape=True))).all())
+            n = 2
+            while taken.get(f"{t.id}~{n}", t.text) != t.text:
+                n += 1
+            out.append(f"{t.id}~{n}")
+    return out
+
+
+def _brief(e: Exception) -> str:
+    """An error in one line, without the statement's parameters (ticket texts are personal data)."""
+    orig = e.orig if isinstance(e, DBAPIError) and e.orig is not None else e
+    if isinstance(e, SQLAlchemyError) and not isinstance(e, DBAPIError) and e.__cause__ is not None:
+        orig = e.__cause__
+    msg = str(orig).split("\n", 1)[0].split("[SQL:", 1)[0].strip()
+    return f"{type(orig).__name__}: {msg[:200]}"
+
+
+def _store(engine, batch, proba, tops, version, pol, rejects: list, flagged=None) -> tuple[list[int], Enqueued]:
+    """store_batch, and when the store refuses the batch, each ticket alone: a ticket it still refuses
+    becomes a reject naming its line and the problem. Returns (stored positions, what was queued)."""
+    try:
+        return list(range(len(batch))), store_batch(engine, batch, proba, tops, version, pol, flagged)
+    except (OperationalError, InterfaceError, DisconnectionError) as e:
+        raise StoreError(_brief(e)) from None
+    except (SQLAlchemyError, ValueError, OverflowError):
+        pass
+    kept, done = [], Enqueued()
+    for i, t in enumerate(batch):
+        try:
+            one = store_batch(engine, [t], proba[i:i + 1], tops[i:i + 1], version, pol,
+                              None if flagged is None else flagged[i:i + 1])
+        except (OperationalError, InterfaceError, DisconnectionError) as e:
+            raise StoreError(_brief(e)) from None
+        except (SQLAlchemyError, ValueError, OverflowError) as e:
+            rejects.append(Reject(t.line, f"ticket {t.id}: the store refused it ({_brief(e)})", t.raw))
+            continue
+        kept.append(i)
+        for f in ("low", "audit", "nofit", "waiting", "decided"):
+            getattr(done, f).extend(getattr(one, f))
+        done.dropped += one.dropped
+    return kept, done
+
+
 def classify(engine, catalog: Catalog, source: str, output: str | None, rejects: str | None,
              threshold: float, batch_size: int = 64, k: int = 3, version: str | None = None,
-             resume: bool = False, progress=None, cfg=None) -> Summary:
+             resume: bool = False, progress=None, cfg=None, encoding: str | None = None) -> Summary:
+    """Stream `source` through the model a batch at a time: rows to `output` (JSONL, CSV or Excel by its
+    suffix), bad lines to `rejects`. Raises TicketFileError for an unreadable file, StoreError when the
+    store fails."""
+    reader = TicketReader(source, catalog, encoding=encoding)
     mv, clf = registry.load(engine, version)
     cfg = cfg if cfg is not None else config.load()
     pol = policy(cfg, threshold=threshold)  # once per run
@@ -158,23 +214,20 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
     nofit_thr = nofit.threshold(nf, nofit.model_threshold(mv))
     classes = [str(c) for c in clf.classes_]
     summary = Summary(model_version=mv.version)
-    done = done_ids(output) if resume and output not in (None, "-") else set()
     rejected_before = done_ids(rejects, key="line") if resume and rejects else set()
-    items = list(read_tickets(source, catalog))
-    todo = [t for t in items if isinstance(t, TicketIn) and t.id not in done]
-    bad = [r for r in items if isinstance(r, Reject)]
-    summary.skipped = sum(isinstance(t, TicketIn) for t in items) - len(todo)
-    summary.rejected = len(bad)
     start = time.perf_counter()
+    task = progress.add_task("routing", total=None) if progress else None
+    out = RoutedWriter(output or "-", append=resume)
+    done_before = out.done() if resume else set()
     with JsonlWriter(rejects, append=resume) as rej:
-        rej.write_many(r.as_dict() for r in bad if r.line not in rejected_before)
-    task = progress.add_task("routing", total=len(todo)) if progress else None
-    with JsonlWriter(output, append=resume) as out:
-        for i in range(0, len(todo), batch_size):
-            batch = todo[i:i + batch_size]
+        bad: list[Reject] = []
+
+        def route(batch: list[TicketIn]) -> None:
             proba, score = nofit.scores(clf, [model_input(t.text, t.title) for t in batch])
             tops, flagged = nofit.route(proba, score, classes, k, nofit_thr, nf.enabled)
-            done = store_batch(engine, batch, proba, tops, mv.version, pol, flagged)
+            keys = stored_ids(engine, batch)
+            kept, done = _store(engine, [replace(t, id=key) for t, key in zip(batch, keys)],
+                                proba, tops, mv.version, pol, bad, flagged)
             summary.queued += len(done.low)
             summary.audits += len(done.audit)
             summary.no_fit += len(done.nofit)
@@ -183,18 +236,45 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
             summary.over_budget += done.dropped
             queued = done.queued
             rows = []
-            for t, top in zip(batch, tops):
+            for i in kept:
+                t, top = batch[i], tops[i]
                 dept, conf = top[0]
                 summary.per_department[dept] += 1
                 rows.append({"id": t.id, "department": dept, "department_name": catalog.name(dept),
-                             "confidence": round(conf, 4), "queued": t.id in queued,
+                             "confidence": round(conf, 4), "queued": keys[i] in queued,
                              "top": [{"department": d, "name": catalog.name(d), "p": round(p, 4)}
                                      for d, p in top],
-                             "model_version": mv.version})
-            out.write_many(rows)
-            summary.routed += len(batch)
+                             "model_version": mv.version}
+                            | ({"stored_id": keys[i]} if keys[i] != t.id else {}))
+            out.write([batch[i] for i in kept], rows)
+            summary.routed += len(rows)
+            flush_rejects()
             if progress:
                 progress.advance(task, len(batch))
+
+        def flush_rejects() -> None:
+            summary.rejected += len(bad)
+            rej.write_many(r.as_dict() for r in bad if r.line not in rejected_before)
+            bad.clear()
+
+        try:
+            batch: list[TicketIn] = []
+            for item in reader:
+                if isinstance(item, Reject):
+                    bad.append(item)
+                elif item.id in done_before:
+                    summary.skipped += 1
+                else:
+                    batch.append(item)
+                    if len(batch) >= batch_size:
+                        route(batch)
+                        batch = []
+            if batch:
+                route(batch)
+            flush_rejects()
+            out.finish(reader.encoding)
+        finally:
+            out.close()
     if summary.routed:
         prioritize(engine, clf, mv.version, pol, (nofit_thr, nf.enabled))
         summary.over_budget += _trim(engine, pol)
@@ -210,12 +290,21 @@ def _trim(engine, pol: Policy) -> int:
 
 
 def default_output(source: str) -> str:
+    """<input>.routed.jsonl beside the input: `day.jsonl` -> `day.routed.jsonl`, `cn.csv` ->
+    `cn.csv.routed.jsonl` (so cn.csv and cn.xlsx never share an output)."""
     if source == "-":
         return "-"
     p = Path(source)
-    return str(p.with_name(p.stem + ".routed.jsonl"))
+    stem = p.stem if p.suffix.lower() == ".jsonl" else p.name
+    return str(p.with_name(stem + ".routed.jsonl"))
 
 
 def default_rejects(source: str, output: str) -> str:
-    base = Path(output if output != "-" else (source if source != "-" else "stdin"))
-    return str(base.with_name(base.stem.replace(".routed", "") + ".rejects.jsonl"))
+    """<output without .routed.jsonl / .jsonl>.rejects.jsonl (from the input's name when writing to stdout)."""
+    base = Path(output if output != "-" else (default_output(source) if source != "-" else "stdin.jsonl"))
+    name = base.name
+    for suffix in (".routed.jsonl", ".jsonl"):
+        if name.lower().endswith(suffix):
+            name = name[:-len(suffix)]
+            break
+    return str(base.with_name(name + ".rejects.jsonl"))

@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -17,13 +18,30 @@ from router import config as config_mod
 from router.catalog import CatalogError, load_catalog
 from router.io import TicketFileError
 
+# Help strings are plain text (rich markup would swallow "[retrain]" and "[llm]").
 app = typer.Typer(help="Route hotline tickets to departments, and learn from dispatchers' corrections.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-models_app = typer.Typer(help="Model versions: list, promote, roll back.", invoke_without_command=True)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None)
+models_app = typer.Typer(help="Model versions: list, promote, roll back.", invoke_without_command=True,
+                         rich_markup_mode=None)
 app.add_typer(models_app, name="models")
-users_app = typer.Typer(help="Dispatchers' accounts for the labeling app.", no_args_is_help=True)
+users_app = typer.Typer(help="Dispatchers' accounts for the labeling app.", no_args_is_help=True,
+                        rich_markup_mode=None)
 app.add_typer(users_app, name="users")
-err = Console(stderr=True)
+err = Console(stderr=True, highlight=False)
+
+
+class Command(typer.core.TyperCommand):
+    """Usage lines name arguments as `FILE`, not typer's `{FILE}`."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        return [p[1:-1] if p.startswith("{") and p.endswith("}") else p for p in super().collect_usage_pieces(ctx)]
+
+
+def fail(message: str, code: int = 2):
+    """Print `error: message` (plain text, never markup) and exit with `code`."""
+    err.print(f"[red]error:[/red] {escape(message)}")
+    raise typer.Exit(code)
 
 
 class Ctx:
@@ -32,16 +50,27 @@ class Ctx:
     def __init__(self, config: Optional[Path]):
         self.cfg = config_mod.load(config)
         self.catalog = load_catalog(config_mod.resolve(self.cfg.paths.catalog))
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import SQLAlchemyError
+
         from router.store import open_store
-        self.engine = open_store(self.cfg)
+        url = config_mod.store_url(self.cfg)
+        try:
+            self.engine = open_store(self.cfg)
+        except (SQLAlchemyError, OSError, ImportError) as e:
+            from router.classify import _brief
+            try:
+                shown = make_url(url).render_as_string(hide_password=True)
+            except SQLAlchemyError:
+                shown = "(a malformed store.url)"
+            raise ValueError(f"cannot open the store {shown}: {_brief(e)}") from None
 
 
 def _ctx(config: Optional[Path]) -> Ctx:
     try:
         return Ctx(config)
     except (CatalogError, FileNotFoundError, ValueError) as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2)
+        fail(str(e))
 
 
 def _progress() -> Progress:
@@ -52,22 +81,36 @@ def _progress() -> Progress:
 ConfigOpt = typer.Option(None, "--config", "-c", help="TOML config file (default ./router.toml, $ROUTER_CONFIG)")
 
 
-@app.command()
+# `router classify` exit codes (README: Exit codes).
+ROUTED, USAGE, NOTHING_ROUTED, SOME_REJECTED = 0, 2, 3, 4
+
+
+@app.command(cls=Command)
 def classify(
-    source: str = typer.Argument(..., help="tickets: .jsonl, .csv or .xlsx; '-' reads standard input"),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help="routed JSONL ('-' = stdout); "
-                                         "default <input>.routed.jsonl"),
-    rejects: Optional[str] = typer.Option(None, "--rejects", help="bad lines go here; default <output>.rejects.jsonl"),
+    source: str = typer.Argument(..., metavar="FILE", help="tickets: .jsonl, .csv or .xlsx; '-' reads standard input"),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="routed tickets: .jsonl (the default), .csv "
+                                         "or .xlsx (the input's columns plus the routing columns); '-' = stdout; "
+                                         "default <input>.routed.jsonl (cn.csv -> cn.csv.routed.jsonl)"),
+    rejects: Optional[str] = typer.Option(None, "--rejects", help="bad lines go here, with their line number "
+                                          "and reason; default <output>.rejects.jsonl"),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help="input text encoding, e.g. utf-8, gb18030, "
+                                           "gbk (default: detected: UTF-8 with or without BOM, else GB18030)"),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="model version (default: current)"),
-    threshold: Optional[float] = typer.Option(None, help="queue tickets below this confidence"),
-    batch_size: Optional[int] = typer.Option(None, help="tickets per batch"),
+    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="queue tickets below this confidence, "
+                                              "0..1 (default [classify] threshold)"),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="tickets per batch (default [classify] batch_size)"),
     resume: bool = typer.Option(False, "--resume", help="skip tickets already in the output (after a crash)"),
     decode: Optional[str] = typer.Option(None, "--decode", help="LLM models: score (exact probability of every "
                                          "department, the default) | generate (outlines-constrained label)"),
     config: Optional[Path] = ConfigOpt,
 ):
-    """Route a day's tickets with the current model, store the predictions, fill the review queue."""
-    from router.classify import classify as run, default_output, default_rejects
+    """Route a day's tickets with the current model, store the predictions, fill the review queue.
+
+    Exit codes: 0 every ticket routed, 2 usage or an unreadable file, store or model,
+    3 nothing routed (an empty file, or every line rejected), 4 some lines rejected (the rest routed).
+    """
+    from router.classify import StoreError, classify as run, default_output, default_rejects
+    from router.io import check_encoding
     from router.llm import LoadError
     from router.registry import NoModelError
 
@@ -75,28 +118,44 @@ def classify(
     output = output or default_output(source)
     rejects = rejects or default_rejects(source, output)
     thr = c.cfg.classify.threshold if threshold is None else threshold
+    if not 0 <= thr <= 1:
+        fail(f"[classify] threshold must be between 0 and 1, not {thr}")
+    paths = {"input": source, "output": output, "rejects file": rejects}
+    named = {k: Path(v).resolve() for k, v in paths.items() if v != "-"}
+    for a, b in (("input", "output"), ("input", "rejects file"), ("output", "rejects file")):
+        if a in named and b in named and named[a] == named[b]:
+            fail(f"the {b} would overwrite the {a} ({paths[a]}); name another with "
+                 + ("--rejects" if b == "rejects file" else "-o"))
     try:
+        check_encoding(encoding)
         with _llm_env(config, decode), _progress() as progress:
             s = run(c.engine, c.catalog, source, output, rejects, thr, batch_size or c.cfg.classify.batch_size,
-                    c.cfg.classify.top_k, model, resume, progress, c.cfg)
+                    c.cfg.classify.top_k, model, resume, progress, c.cfg, encoding)
     except (TicketFileError, NoModelError, LoadError) as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2)
+        fail(str(e) + ("; after fixing it, rerun with --resume" if isinstance(e, TicketFileError)
+                       and "damaged at row" in str(e) else ""))
+    except StoreError as e:
+        fail(f"the store failed ({e}); what was routed so far is in {output}: rerun with --resume")
     t = Table(title=f"routed with {s.model_version}", show_lines=False)
     t.add_column("department")
     t.add_column("name")
     t.add_column("tickets", justify="right")
     for d, n in s.per_department.most_common():
-        t.add_row(d, c.catalog.name(d), str(n))
+        t.add_row(d, escape(c.catalog.name(d)), str(n))
     err.print(t)
-    err.print(f"routed {s.routed}, queued for review {s.queued} (confidence < {thr}) + {s.audits} audits"
-              + (f" + {s.no_fit} no-fit" if s.no_fit else "")
-              + (f", {s.waiting} already waiting" if s.waiting else "")
-              + (f", {s.decided} already decided by a dispatcher" if s.decided else "")
-              + (f", {s.over_budget} over the daily budget" if s.over_budget else "") + ", "
-              f"rejected {s.rejected}" + (f" -> {rejects}" if s.rejected else "")
-              + (f", skipped {s.skipped} already done" if s.skipped else "")
-              + f"; {s.rate:.0f} tickets/s" + (f"; output {output}" if output != "-" else ""))
+    err.print(escape(f"routed {s.routed}, queued for review {s.queued} (confidence < {thr}) + {s.audits} audits"
+                     + (f" + {s.no_fit} no-fit" if s.no_fit else "")
+                     + (f", {s.waiting} already waiting" if s.waiting else "")
+                     + (f", {s.decided} already decided by a dispatcher" if s.decided else "")
+                     + (f", {s.over_budget} over the daily budget" if s.over_budget else "") + ", "
+                     f"rejected {s.rejected}" + (f" -> {rejects}" if s.rejected else "")
+                     + (f", skipped {s.skipped} already done" if s.skipped else "")
+                     + f"; {s.rate:.0f} tickets/s" + (f"; output {output}" if output != "-" else "")))
+    if s.routed + s.skipped == 0:
+        err.print("[red]nothing routed[/red]" + (" (every line rejected)" if s.rejected else " (no tickets in the input)"))
+        raise typer.Exit(NOTHING_ROUTED)
+    if s.rejected:
+        raise typer.Exit(SOME_REJECTED)
 
 
 @contextmanager
@@ -106,8 +165,7 @@ def _llm_env(config: Optional[Path], decode: Optional[str]):
     import os
 
     if decode not in (None, "score", "generate"):
-        err.print(f"[red]error:[/red] --decode must be 'score' or 'generate', not {decode!r}")
-        raise typer.Exit(2)
+        fail(f"--decode must be 'score' or 'generate', not {decode!r}")
     new = {"ROUTER_LLM__DECODE": decode, "ROUTER_CONFIG": str(Path(config).resolve()) if config else None}
     old = {k: os.environ.get(k) for k in new}
     os.environ.update({k: v for k, v in new.items() if v is not None})
@@ -161,8 +219,7 @@ def zeroshot(
             metrics = evaluate.summary(rep)
             snapshot.update({"calibration_file": str(calibrate), "n_calibration": len(fit), "n_test": len(held)})
     except (LoadError, TicketFileError, ValueError) as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2)
+        fail(str(e))
     version = registry.new_version("llm")
     folder = config_mod.home(c.cfg) / "models" / version
     clf.save(folder)
@@ -179,9 +236,9 @@ def zeroshot(
     print(version)
 
 
-@app.command("import")
+@app.command("import", cls=Command)
 def import_(
-    source: str = typer.Argument(..., help="labeled tickets (.jsonl/.csv/.xlsx) to add to the store"),
+    source: str = typer.Argument(..., metavar="FILE", help="labeled tickets (.jsonl/.csv/.xlsx) to add to the store"),
     config: Optional[Path] = ConfigOpt,
 ):
     """Import labeled history into the store (tickets + labels with source 'import')."""
@@ -191,10 +248,9 @@ def import_(
     try:
         added, rejects = import_labeled(c.engine, source, c.catalog)
     except TicketFileError as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2)
+        fail(str(e))
     for r in rejects[:20]:
-        err.print(f"[yellow]line {r.line}:[/yellow] {r.reason}")
+        err.print(f"[yellow]line {r.line}:[/yellow] {escape(r.reason)}")
     err.print(f"imported {added} labeled tickets; rejected {len(rejects)}")
 
 
@@ -213,10 +269,9 @@ def train(
         try:
             labeled, rejects = data_mod.from_file(data, c.catalog)
         except TicketFileError as e:
-            err.print(f"[red]error:[/red] {e}")
-            raise typer.Exit(2)
+            fail(str(e))
         if rejects:
-            err.print(f"[yellow]{len(rejects)} lines rejected[/yellow], first: line {rejects[0].line}: {rejects[0].reason}")
+            err.print(f"[yellow]{len(rejects)} lines rejected[/yellow], first: line {rejects[0].line}: {escape(rejects[0].reason)}")
         snapshot = {"source": str(data), "n_labels": len(labeled)}
     else:
         labeled = data_mod.from_store(c.engine, c.catalog)
@@ -225,8 +280,7 @@ def train(
         try:
             res = run(c.engine, c.cfg, c.catalog, labeled, kind, snapshot)
         except ValueError as e:
-            err.print(f"[red]error:[/red] {e}")
-            raise typer.Exit(2)
+            fail(str(e))
     print_report(res.report, c.catalog)
     nf = res.report["nofit"]
     err.print(f"model {res.version.version}: accuracy {res.report['accuracy']:.4f}, macro-F1 "
@@ -263,8 +317,9 @@ def models(ctx: typer.Context, config: Optional[Path] = ConfigOpt):
     Console().print(t)
 
 
-@models_app.command()
-def promote(version: str, reason: str = typer.Option("manual promotion", help="recorded in the history"),
+@models_app.command(cls=Command)
+def promote(version: str = typer.Argument(..., metavar="VERSION", help="a version from `router models`"),
+            reason: str = typer.Option("manual promotion", help="recorded in the history"),
             config: Optional[Path] = ConfigOpt):
     """Make VERSION the current model."""
     from router import registry
@@ -273,8 +328,7 @@ def promote(version: str, reason: str = typer.Option("manual promotion", help="r
     try:
         mv = registry.promote(c.engine, version, reason)
     except registry.NoModelError as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2)
+        fail(str(e))
     err.print(f"{mv.version} is now current")
 
 
@@ -287,8 +341,7 @@ def rollback(config: Optional[Path] = ConfigOpt):
     try:
         mv = registry.rollback(c.engine)
     except registry.NoModelError as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2)
+        fail(str(e))
     err.print(f"rolled back: {mv.version} is now current")
 
 
@@ -308,8 +361,7 @@ def retrain(
     c = _ctx(config)
     kind = kind or c.cfg.retrain.kind
     if kind not in ("baseline", "llm"):
-        err.print(f"[red]error:[/red] unknown model kind {kind!r}; use baseline or llm")
-        raise typer.Exit(nightly.USAGE)
+        fail(f"unknown model kind {kind!r}; use baseline or llm", nightly.USAGE)
     out = nightly.run(c.engine, c.cfg, c.catalog, kind, force, console=err)
     if out.trained is not None:
         print_report(out.trained.report, c.catalog)

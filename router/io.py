@@ -1,19 +1,26 @@
-"""Ticket files in and out: JSONL, CSV and Excel in; JSONL out; a rejects file for bad lines.
+"""Ticket files in and out: JSONL, CSV and Excel in; JSONL, CSV or Excel out; a rejects file for bad lines.
 
-Every input line ends either as a `TicketIn` or as a `Reject` naming its line and the problem,
-so nothing is dropped silently. Output is appended and flushed a batch at a time; `done_ids`
-reads back what a killed run already wrote, so `--resume` never writes a ticket twice.
+Every input line ends either as a `TicketIn` or as a `Reject` naming its line and the problem, so
+nothing is dropped silently, whatever the bytes. The input is streamed; text files are read as
+UTF-8 (with or without a BOM) or GB18030/GBK, detected or chosen. Output is appended and flushed
+a batch at a time; `done_ids` reads back what a killed run already wrote, so `--resume` never
+writes a ticket twice.
 """
 
 from __future__ import annotations
 
+import base64
+import codecs
 import csv
+import io
 import json
 import os
+import re
 import sys
 import zipfile
+from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
@@ -29,13 +36,21 @@ HEADER_ALIASES = {
     "渠道": "channel", "来源": "channel", "来源渠道": "channel",
     "承办部门": "label", "部门": "label", "department": "label",
 }
+CST = timezone(timedelta(hours=8))  # naive times in hotline exports are China Standard Time
+YEARS = (1900, 2100)                # a received_at outside these years is a typo, not a ticket
+MAX_LINE = 16 << 20                 # bytes; a longer line (or CSV record) is rejected
+MAX_ID = 200                        # characters in an id
+RAW_KEPT = 1 << 20                  # characters of an over-long line kept in the rejects file
+csv.field_size_limit(MAX_LINE)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ID_LIKE = re.compile(r"[A-Za-z0-9][\w.\-/#:]{0,63}", re.ASCII)
 
 
 NO_FIT_LABELS = {NONE, NONE_NAME}  # a label meaning "no department fits" (or a non-empty `no_fit` field)
 
 
 class TicketFileError(ValueError):
-    """The file as a whole cannot be read (missing, unknown format, broken workbook)."""
+    """The file as a whole cannot be read (missing, a folder, unknown format, broken workbook, no id column)."""
 
 
 @dataclass
@@ -47,7 +62,14 @@ class TicketIn:
     received_at: str | None = None
     channel: str | None = None
     label: str | None = None          # a department id (names and former names are mapped); "none": no department fits
-    extra: dict = field(default_factory=dict)
+    row: dict = field(default_factory=dict, repr=False)  # the input record, columns as in the file
+    raw: str = field(default="", repr=False)             # the input line as it was
+
+    @property
+    def extra(self) -> dict:
+        """The input's other fields (not among FIELDS, after header aliases)."""
+        return {k: v for k, v in self.row.items()
+                if HEADER_ALIASES.get(k.strip() if isinstance(k, str) else k, k) not in FIELDS}
 
     def as_dict(self) -> dict:
         d = {"id": self.id, "text": self.text}
@@ -62,9 +84,21 @@ class Reject:
     line: int
     reason: str
     raw: str
+    data: bytes | None = None         # the line's exact bytes, when they are not valid in the file's encoding
 
     def as_dict(self) -> dict:
-        return {"line": self.line, "reason": self.reason, "raw": self.raw}
+        d = {"line": self.line, "reason": self.reason, "raw": self.raw}
+        if self.data is not None:
+            d["raw_base64"] = base64.b64encode(self.data).decode()
+        return d
+
+
+def parse_time(s: str | None) -> datetime | None:
+    """ISO 8601 (also with '/'); naive times are China Standard Time."""
+    if not s:
+        return None
+    t = datetime.fromisoformat(s.replace("/", "-"))
+    return t if t.tzinfo else t.replace(tzinfo=CST)
 
 
 def _str(v) -> str | None:
@@ -72,7 +106,7 @@ def _str(v) -> str | None:
         return None
     if isinstance(v, float) and v.is_integer():
         v = int(v)
-    if isinstance(v, datetime):
+    if isinstance(v, (datetime, date)):
         return v.isoformat()
     s = str(v).strip()
     return s or None
@@ -80,109 +114,280 @@ def _str(v) -> str | None:
 
 def _validate(rec: dict, line: int, raw: str, seen: set, catalog: Catalog | None,
               require_label: bool) -> TicketIn | Reject:
-    rec = {HEADER_ALIASES.get(k.strip() if isinstance(k, str) else k, k): v for k, v in rec.items()}
-    tid, text = _str(rec.get("id")), rec.get("text")
+    alias = {k: HEADER_ALIASES.get(k.strip() if isinstance(k, str) else k, k) for k in rec}
+    for k, v in rec.items():
+        if (isinstance(k, str) and _SURROGATE.search(k)) or (isinstance(v, str) and _SURROGATE.search(v)):
+            return Reject(line, f"field {_name(k)} holds an invalid character (a lone UTF-16 surrogate)", raw)
+        if isinstance(v, str) and "\x00" in v and alias[k] != "id":
+            rec[k] = v.replace("\x00", "")  # PostgreSQL text cannot hold NUL: removed, for every store alike
+    fields = {alias[k]: v for k, v in rec.items()}
+    tid, text = fields.get("id"), fields.get("text")
+    if tid is not None and not isinstance(tid, (str, int, float)) or isinstance(tid, bool):
+        return Reject(line, f"'id' must be a string or a number, not {type(tid).__name__}", raw)
+    tid = _str(tid)
     if tid is None:
         return Reject(line, "missing 'id'", raw)
+    if len(tid) > MAX_ID:
+        return Reject(line, f"'id' is longer than {MAX_ID} characters", raw)
+    if any(ord(c) < 32 for c in tid):
+        return Reject(line, f"'id' {tid!r} holds control characters", raw)
     if not isinstance(text, str):
         return Reject(line, f"ticket {tid}: 'text' is missing or not a string", raw)
     if not text.strip():
         return Reject(line, f"ticket {tid}: 'text' is empty", raw)
     if tid in seen:
         return Reject(line, f"duplicate id {tid!r} (first seen earlier in the file)", raw)
-    received = _str(rec.get("received_at"))
+    received = _str(fields.get("received_at"))
     if received is not None:
         try:
-            datetime.fromisoformat(received.replace("/", "-"))
+            t = parse_time(received)
         except ValueError:
-            return Reject(line, f"ticket {tid}: 'received_at' {received!r} is not an ISO date-time", raw)
-    label = _str(rec.get("label"))
+            return Reject(line, f"ticket {tid}: 'received_at' {received[:60]!r} is not an ISO date-time", raw)
+        if not YEARS[0] <= t.year <= YEARS[1]:
+            return Reject(line, f"ticket {tid}: 'received_at' {received[:60]!r} is outside the years "
+                                f"{YEARS[0]}-{YEARS[1]}", raw)
+    label = _str(fields.get("label"))
     if label is None and _str(rec.get("no_fit")) or label is not None and label.casefold() in NO_FIT_LABELS:
         label = NONE  # a dispatcher's "no department fits" (Label.department None in the store)
     elif label is not None and catalog is not None:
         dept = catalog.lookup(label)
         if dept is None:
-            return Reject(line, f"ticket {tid}: unknown department {label!r}", raw)
+            return Reject(line, f"ticket {tid}: unknown department {label[:60]!r}", raw)
         label = dept
     if require_label and label is None:
         return Reject(line, f"ticket {tid}: no 'label' (training needs labeled tickets)", raw)
     seen.add(tid)
-    extra = {k: v for k, v in rec.items() if k not in FIELDS}
-    return TicketIn(tid, text.strip(), line, _str(rec.get("title")), received,
-                    _str(rec.get("channel")), label, extra)
+    return TicketIn(tid, text.strip().replace("\r\n", "\n"), line, _str(fields.get("title")), received,
+                    _str(fields.get("channel")), label, rec, raw)
 
 
-def _jsonl_records(stream: IO[bytes]) -> Iterator[tuple[int, dict | None, str, str | None]]:
-    """(line number, record or None, raw text, error) for each non-blank line."""
-    for n, b in enumerate(stream, 1):
+def _name(k) -> str:
+    return repr(_SURROGATE.sub("\ufffd", k)) if isinstance(k, str) else repr(k)
+
+
+# -- text files: lines, encodings ------------------------------------------------------------------
+@dataclass
+class _Line:
+    n: int
+    text: str                         # decoded, with its line break
+    err: str | None = None
+    data: bytes | None = None         # the bytes, when they could not be decoded
+
+
+def _byte_lines(stream: IO[bytes]) -> Iterator[tuple[bytes, bool]]:
+    """Physical lines with their line break; (the first MAX_LINE bytes, True) for a longer one."""
+    while b := stream.readline(MAX_LINE + 1):
+        if len(b) > MAX_LINE and not b.endswith(b"\n"):
+            while (more := stream.readline(1 << 20)) and not more.endswith(b"\n"):
+                pass
+            yield b, True
+        else:
+            yield b, False
+
+
+def detect_encoding(lines: Iterable[bytes]) -> str:
+    """UTF-8 (with or without a BOM) unless most non-ASCII lines decode only as GB18030."""
+    utf8 = gb = 0
+    for i, b in enumerate(lines):
+        if i == 0 and b.startswith(codecs.BOM_UTF8):
+            return "utf-8"
+        if b.isascii():
+            continue
         try:
-            raw = b.decode("utf-8-sig" if n == 1 else "utf-8").rstrip("\r\n")
+            b.decode("utf-8")
+            utf8 += 1
+        except UnicodeDecodeError:
+            try:
+                b.decode("gb18030")
+                gb += 1
+            except UnicodeDecodeError:
+                pass
+    return "gb18030" if gb > utf8 else "utf-8"
+
+
+def _decoded(stream: IO[bytes], encoding: str | None, info: dict) -> Iterator[_Line]:
+    """Each physical line, decoded with `encoding` (detected from the first MiB when None)."""
+    raw = _byte_lines(stream)
+    head, size = [], 0
+    if encoding is None:
+        for line in raw:
+            head.append(line)
+            size += len(line[0])
+            if size > 1 << 20 or len(head) >= 5000:
+                break
+        encoding = detect_encoding(b for b, _ in head)
+    info["encoding"] = encoding
+    for n, (b, long) in enumerate((x for part in (head, raw) for x in part), 1):
+        if n == 1 and b.startswith(codecs.BOM_UTF8) and codecs.lookup(encoding).name.startswith("utf-8"):
+            b = b[3:]
+        try:
+            text = b.decode(encoding)
         except UnicodeDecodeError as e:
-            yield n, None, b.decode("utf-8", "replace").rstrip("\r\n"), f"not valid UTF-8 ({e.reason} at byte {e.start})"
+            yield _Line(n, b.decode(encoding, "backslashreplace"), f"not valid {encoding.upper()} (byte {e.start + 1} of "
+                        f"the line: {e.reason}); try --encoding", b if not long else None)
+            continue
+        if n == 1:
+            text = text.removeprefix("\ufeff")
+        if long:
+            yield _Line(n, text[:RAW_KEPT], f"line longer than {MAX_LINE >> 20} MiB")
+        else:
+            yield _Line(n, text)
+
+
+def _jsonl_records(lines: Iterator[_Line]) -> Iterator[tuple[int, dict | None, str, str | None, bytes | None]]:
+    """(line number, record or None, raw text, error, undecodable bytes) for each non-blank line."""
+    for ln in lines:
+        raw = ln.text.rstrip("\r\n")
+        if ln.err:
+            yield ln.n, None, raw, ln.err, ln.data
             continue
         if not raw.strip():
             continue
         try:
             rec = json.loads(raw)
         except json.JSONDecodeError as e:
-            yield n, None, raw, f"malformed JSON: {e.msg} at column {e.colno}"
+            yield ln.n, None, raw, f"malformed JSON: {e.msg} at column {e.colno}", None
+            continue
+        except RecursionError:
+            yield ln.n, None, raw, "malformed JSON: nested too deeply", None
             continue
         if not isinstance(rec, dict):
-            yield n, None, raw, f"expected a JSON object, got {type(rec).__name__}"
+            yield ln.n, None, raw, f"expected a JSON object, got {type(rec).__name__}", None
             continue
-        yield n, rec, raw, None
+        yield ln.n, rec, raw, None, None
 
 
-def _csv_records(stream: IO[bytes], encoding: str) -> Iterator[tuple[int, dict | None, str, str | None]]:
-    bad: dict[int, str] = {}
+def _quote_open(line: str, inside: bool) -> bool:
+    """Whether a quoted CSV field is still open at the end of `line`, which starts `inside` one."""
+    if not inside and '"' not in line:
+        return False
+    delim, skip = -1, False
+    for m in re.finditer('[",]', line):
+        p, c = m.start(), m.group()
+        if skip:
+            skip = False
+        elif inside:
+            if c == '"':
+                skip = line.startswith('"', p + 1)  # "" is a quote inside the field
+                inside = skip
+        elif c == ",":
+            delim = p
+        elif p == delim + 1:                         # a quote at a field's start opens a quoted field
+            inside = True
+    return inside
 
-    def lines() -> Iterator[str]:
-        for n, b in enumerate(stream, 1):
+
+def _csv_records(lines: Iterator[_Line], path: str) -> Iterator[tuple[int, dict | None, str, str | None, bytes | None]]:
+    """Records of a CSV file with a header. A record may span lines inside a quoted field; a quote that
+    is never closed (the next line looks like a record, or the file ends) rejects its first line only,
+    and reading goes on from the next line, so an unbalanced quote cannot swallow the records after it."""
+    header = None
+    for ln in lines:
+        if ln.err:
+            raise TicketFileError(f"{path}: line {ln.n} (the header row): {ln.err}")
+        if ln.text.strip():
             try:
-                yield b.decode(encoding if n > 1 or encoding != "utf-8" else "utf-8-sig")
-            except UnicodeDecodeError as e:
-                bad[n] = f"not valid {encoding} ({e.reason} at byte {e.start})"
-                yield "\x00BAD\n"
-
-    reader = csv.reader(lines())
-    try:
-        header = next(reader)
-    except StopIteration:
+                header = [h.strip() for h in next(csv.reader([ln.text], strict=True))]
+            except csv.Error as e:
+                raise TicketFileError(f"{path}: line {ln.n} (the header row) is not valid CSV: {e}") from None
+            break
+    if header is None:
         return
-    header = [h.strip() for h in header]
-    for row in reader:
-        n = reader.line_num
-        raw = ",".join(row)
-        if n in bad:
-            yield n, None, raw, bad[n]
-        elif not any(c.strip() for c in row):
+    fields = [HEADER_ALIASES.get(h, h) for h in header]
+    for need in ("id", "text"):
+        if need not in fields:
+            names = [need] + [k for k, v in HEADER_ALIASES.items() if v == need]
+            raise TicketFileError(f"{path}: the header row has no {need!r} column (one of {', '.join(names)})")
+    id_col = fields.index("id")
+
+    def looks_like_record(text: str) -> bool:
+        row = next(csv.reader([text]), [])
+        return len(row) == len(header) and bool(_ID_LIKE.fullmatch(row[id_col].strip()))
+
+    pending: deque[_Line] = deque()
+    while True:
+        first = pending.popleft() if pending else next(lines, None)
+        if first is None:
+            return
+        if first.err:
+            yield first.n, None, first.text.rstrip("\r\n"), first.err, first.data
             continue
-        elif len(row) > len(header):
-            yield n, None, raw, f"{len(row)} columns but the header has {len(header)}"
-        else:
-            yield n, dict(zip(header, row)), raw, None
+        chunk, size, broken = [first], len(first.text), None
+        inside = _quote_open(first.text, False)
+        while inside:
+            ln = pending.popleft() if pending else next(lines, None)
+            if ln is None:
+                broken = "a quoted field opened on this line is never closed (unbalanced quote)"
+                break
+            if ln.err or size + len(ln.text) > MAX_LINE or looks_like_record(ln.text):
+                pending.appendleft(ln)
+                broken = (f"a quoted field opened on this line is not closed before line {ln.n}, which "
+                          "starts the next record (unbalanced quote)")
+                break
+            chunk.append(ln)
+            size += len(ln.text)
+            inside = _quote_open(ln.text, True)
+        raw = "".join(x.text for x in chunk).rstrip("\r\n")
+        if not broken:
+            try:
+                rows = list(csv.reader([x.text for x in chunk], strict=True))
+            except csv.Error as e:
+                broken = f"malformed CSV: {e}" + (" (a bare CR inside an unquoted field)" if "new-line" in str(e) else "")
+            else:
+                if not rows or not any(c.strip() for c in rows[0]):
+                    continue
+                if len(rows[0]) > len(header):
+                    broken = f"{len(rows[0])} columns but the header has {len(header)}"
+        if broken:
+            if len(chunk) > 1:  # read the lines after the first again, as records of their own
+                pending.extendleft(reversed(chunk[1:]))
+                raw = first.text.rstrip("\r\n")
+            yield first.n, None, raw, broken, None
+            continue
+        yield first.n, dict(zip(header, rows[0])), raw, None, None
 
 
-def _xlsx_records(path: Path) -> Iterator[tuple[int, dict | None, str, str | None]]:
+def _xlsx_records(path: Path) -> Iterator[tuple[int, dict | None, str, str | None, bytes | None]]:
     import openpyxl
 
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
+        ws = wb.worksheets[0]
+    except Exception as e:  # openpyxl raises many kinds (zip, XML, KeyError, ValueError) for a broken file
         raise TicketFileError(f"{path}: not a readable Excel workbook ({type(e).__name__}: {e})") from None
+    n = 0
     try:
-        rows = wb.worksheets[0].iter_rows(values_only=True)
+        ws.reset_dimensions()  # the stored dimension may be wrong ("A1"): read every row and column there is
+        rows = ws.iter_rows(values_only=True)
         header = next(rows, None)
+        n = 1
         if header is None:
             return
         header = [str(h).strip() if h is not None else "" for h in header]
+        fields = [HEADER_ALIASES.get(h, h) for h in header]
+        for need in ("id", "text"):
+            if need not in fields:
+                raise TicketFileError(f"{path}: the header row has no {need!r} column")
         for n, row in enumerate(rows, 2):
-            if row is None or all(c is None or str(c).strip() == "" for c in row):
+            if not row or all(c is None or str(c).strip() == "" for c in row):
+                continue
+            if len(row) > len(header) and any(c not in (None, "") for c in row[len(header):]):
+                yield n, None, _cells_json(dict(enumerate(row))), \
+                    f"{len(row)} columns but the header has {len(header)}", None
                 continue
             rec = {h: v for h, v in zip(header, row) if h}
-            yield n, rec, json.dumps({k: _str(v) for k, v in rec.items()}, ensure_ascii=False), None
+            yield n, rec, _cells_json(rec), None, None
+    except TicketFileError:
+        raise
+    except Exception as e:
+        raise TicketFileError(f"{path}: the workbook is damaged at row {n + 1} ({type(e).__name__}: "
+                              f"{str(e)[:200]}); rows before it were read") from None
     finally:
         wb.close()
+
+
+def _cells_json(rec: dict) -> str:
+    return json.dumps({str(k): _str(v) for k, v in rec.items()}, ensure_ascii=False)
 
 
 def detect_format(path: str) -> str:
@@ -195,36 +400,74 @@ def detect_format(path: str) -> str:
     return formats[suffix]
 
 
-def read_tickets(path: str | Path, catalog: Catalog | None = None, require_label: bool = False,
-                 encoding: str = "utf-8", stdin: IO[bytes] | None = None) -> Iterator[TicketIn | Reject]:
-    """Each input record, in order, as a valid TicketIn or a Reject. `-` reads standard input."""
-    path = str(path)
-    fmt = detect_format(path)
-    if path != "-" and not Path(path).exists():
-        raise TicketFileError(f"{path}: no such file")
-    seen: set[str] = set()
-    if fmt == "xlsx":
-        records = _xlsx_records(Path(path))
-        for n, rec, raw, err in records:
-            yield Reject(n, err, raw) if err else _validate(rec, n, raw, seen, catalog, require_label)
-        return
-    stream = (stdin or sys.stdin.buffer) if path == "-" else open(path, "rb")
+def check_encoding(encoding: str | None) -> str | None:
+    """None (detect) or a codec name; raises TicketFileError for an unknown one."""
+    if encoding in (None, "", "auto"):
+        return None
     try:
-        records = _jsonl_records(stream) if fmt == "jsonl" else _csv_records(stream, encoding)
-        for n, rec, raw, err in records:
-            yield Reject(n, err, raw) if err else _validate(rec, n, raw, seen, catalog, require_label)
-    finally:
-        if stream is not stdin and stream is not sys.stdin.buffer:
-            stream.close()
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise TicketFileError(f"unknown encoding {encoding!r}; use utf-8, utf-8-sig, gb18030 or gbk") from None
 
 
-def load_tickets(path, catalog=None, require_label=False) -> tuple[list[TicketIn], list[Reject]]:
+class TicketReader:
+    """Each input record, in order, as a valid TicketIn or a Reject. `-` reads standard input.
+    After iterating, `encoding` is the text encoding used (None for Excel)."""
+
+    def __init__(self, path: str | Path, catalog: Catalog | None = None, require_label: bool = False,
+                 encoding: str | None = None, stdin: IO[bytes] | None = None):
+        self.path, self.catalog, self.require_label = str(path), catalog, require_label
+        if self.path != "-":
+            p = Path(self.path)
+            if p.is_dir():
+                raise TicketFileError(f"{p}: is a folder, not a ticket file")
+            detect_format(self.path)
+            if not p.exists():
+                raise TicketFileError(f"{p}: no such file")
+            if not os.access(p, os.R_OK):
+                raise TicketFileError(f"{p}: not readable (permission denied)")
+        self.fmt = detect_format(self.path)
+        self.info = {"encoding": check_encoding(encoding)}
+        self.stdin = stdin
+
+    @property
+    def encoding(self) -> str | None:
+        return self.info["encoding"]
+
+    def __iter__(self) -> Iterator[TicketIn | Reject]:
+        seen: set[str] = set()
+        if self.fmt == "xlsx":
+            self.info["encoding"] = None
+            records = _xlsx_records(Path(self.path))
+            stream = None
+        else:
+            stream = (self.stdin or sys.stdin.buffer) if self.path == "-" else open(self.path, "rb")
+            lines = _decoded(stream, self.encoding, self.info)
+            records = _jsonl_records(lines) if self.fmt == "jsonl" else _csv_records(lines, self.path)
+        try:
+            for n, rec, raw, err, data in records:
+                if err:
+                    yield Reject(n, err, raw, data)
+                else:
+                    yield _validate(rec, n, raw, seen, self.catalog, self.require_label)
+        finally:
+            if stream is not None and self.path != "-":
+                stream.close()
+
+
+def read_tickets(path: str | Path, catalog: Catalog | None = None, require_label: bool = False,
+                 encoding: str | None = None, stdin: IO[bytes] | None = None) -> Iterator[TicketIn | Reject]:
+    return iter(TicketReader(path, catalog, require_label, encoding, stdin))
+
+
+def load_tickets(path, catalog=None, require_label=False, encoding=None) -> tuple[list[TicketIn], list[Reject]]:
     ok, bad = [], []
-    for item in read_tickets(path, catalog, require_label):
+    for item in read_tickets(path, catalog, require_label, encoding):
         (ok if isinstance(item, TicketIn) else bad).append(item)
     return ok, bad
 
 
+# -- output ----------------------------------------------------------------------------------------
 def done_ids(path: str | Path, key: str = "id") -> set:
     """Values of `key` in an output file a previous run wrote; drops a torn last line first."""
     path = Path(path)
@@ -250,7 +493,7 @@ class JsonlWriter:
         self.path = None if path in (None, "-") else Path(path)
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.f: IO[str] = open(self.path, "a" if append else "w", encoding="utf-8")
+            self.f: IO[str] = open(self.path, "a" if append else "w", encoding="utf-8", errors="backslashreplace")
         else:
             self.f = sys.stdout
 
@@ -271,16 +514,159 @@ class JsonlWriter:
         self.close()
 
 
-def write_xlsx(path: str | Path, rows: list[dict]) -> None:
-    """Helper for tests and demos: an .xlsx with the given rows (header from the first row's keys)."""
-    import openpyxl
+def output_format(path: str | None) -> str:
+    suffix = Path(path).suffix.lower() if path and path != "-" else ""
+    return {".csv": "csv", ".xlsx": "xlsx"}.get(suffix, "jsonl")
 
-    wb = openpyxl.Workbook()
-    ws = wb.active
-    cols = list(rows[0]) if rows else list(FIELDS[:2])
-    ws.append(cols)
+
+# Routing columns of CSV/Excel output: row key -> (English header, Chinese header).
+ROUTED_COLUMNS = {
+    "department": ("department", "派单部门编号"),
+    "department_name": ("department_name", "派单部门"),
+    "confidence": ("confidence", "置信度"),
+    "queued": ("queued", "待人工复核"),
+    "top": ("top", "候选部门"),
+    "model_version": ("model_version", "模型版本"),
+    "stored_id": ("stored_id", "入库编号"),
+}
+_CJK = re.compile("[\u3400-\u9fff]")
+_ILLEGAL_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+XLSX_CELL = 32767                      # characters an Excel cell holds
+
+
+class RoutedWriter:
+    """The routed output. JSONL: one line per ticket, appended a batch at a time. CSV/Excel: the input's
+    columns plus the routing columns (Chinese headers when the input's are Chinese); the rows are
+    journaled to `<output>.partial.jsonl` as they come (what --resume reads) and the file is written
+    from the journal when the run finishes."""
+
+    def __init__(self, path: str, append: bool = False):
+        self.path, self.fmt = path, output_format(path)
+        if self.fmt == "jsonl":
+            self.journal = None if path == "-" else Path(path)
+            self.w = JsonlWriter(path, append)
+            return
+        self.journal = Path(path).with_name(Path(path).name + ".partial.jsonl")
+        if append and not self.journal.exists() and Path(path).exists():
+            self._journal_from(Path(path))  # a finished output: carry its rows into the journal
+        if append:
+            done_ids(self.journal)  # drops a torn last line
+        self.w = JsonlWriter(self.journal, append)
+
+    def done(self) -> set:
+        return done_ids(self.journal) if self.journal else set()
+
+    def write(self, tickets: list[TicketIn], rows: list[dict]) -> None:
+        if self.fmt == "jsonl":
+            self.w.write_many(rows)
+        else:
+            self.w.write_many({"id": t.id, "in": {str(k): _cell(v) for k, v in t.row.items()},
+                               "out": _routing_cells(r)} for t, r in zip(tickets, rows))
+
+    def finish(self, encoding: str | None = None) -> None:
+        """Write the CSV/Excel file from the journal (a complete run); CSV in the input's encoding
+        (UTF-8 with a BOM, so Excel opens it, unless the input was GB18030/GBK)."""
+        self.w.close()
+        if self.fmt == "jsonl":
+            return
+        entries = [json.loads(x) for x in self.journal.read_text(encoding="utf-8").splitlines() if x.strip()]
+        cols_in = list(dict.fromkeys(k for e in entries for k in e["in"]))
+        zh = any(_CJK.search(c) for c in cols_in)
+        names = {k: v[1] if zh else v[0] for k, v in ROUTED_COLUMNS.items()}
+        names = {k: (("派单_" if zh else "routed_") + n if n in cols_in else n) for k, n in names.items()}
+        header = cols_in + list(names.values())
+        rows = ([e["in"].get(c) for c in cols_in] + [_routing_value(k, e["out"].get(k), zh) for k in names]
+                for e in entries)
+        tmp = Path(self.path).with_name(Path(self.path).name + ".tmp")
+        if self.fmt == "csv":
+            enc = encoding if encoding and not codecs.lookup(encoding).name.startswith("utf-8") else "utf-8-sig"
+            with open(tmp, "w", encoding=enc, errors="replace", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(header)
+                w.writerows([_inert(v) for v in r] for r in rows)
+        else:
+            _write_xlsx_rows(tmp, header, rows)
+        os.replace(tmp, self.path)
+        self.journal.unlink()
+
+    def close(self) -> None:
+        self.w.close()
+
+    def _journal_from(self, path: Path) -> None:
+        if self.fmt == "xlsx":
+            records = list(_xlsx_records(path))
+        else:
+            with open(path, "rb") as f:
+                records = list(_csv_records(_decoded(f, None, {}), str(path)))
+        routed = {v: k for k, (en, zh) in ROUTED_COLUMNS.items() for v in (en, zh, "routed_" + en, "派单_" + zh)}
+        with JsonlWriter(self.journal) as j:
+            for _, rec, _, err, _ in records:
+                if err or rec is None:
+                    continue
+                tid = _str(next((v for k, v in rec.items() if HEADER_ALIASES.get(k, k) == "id"), None))
+                j.write_many([{"id": tid, "in": {k: _cell(v) for k, v in rec.items() if k not in routed},
+                               "out": {routed[k]: v for k, v in rec.items() if k in routed}}])
+
+
+def _cell(v):
+    if v is None or isinstance(v, (str, int, float, bool)):
+        return v
+    if isinstance(v, (datetime, date)):
+        return v.isoformat()
+    try:
+        return json.dumps(v, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return str(v)[:RAW_KEPT]
+
+
+def _routing_cells(r: dict) -> dict:
+    out = {k: r[k] for k in ROUTED_COLUMNS if k in r}
+    if "top" in r:
+        out["top"] = "; ".join(f"{x['name']} {x['p']:.2f}" for x in r["top"])
+    return out
+
+
+def _routing_value(key: str, v, zh: bool):
+    if key == "queued" and isinstance(v, bool):
+        return ("是" if v else "否") if zh else ("yes" if v else "no")
+    return v
+
+
+def _inert(v):
+    """A CSV cell Excel will not run as a formula (ticket text is data, never code)."""
+    return "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") and not _is_number(v) else v
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def _write_xlsx_rows(path: Path, header: list, rows: Iterable[list]) -> None:
+    import openpyxl
+    from openpyxl.cell import WriteOnlyCell
+
+    wb = openpyxl.Workbook(write_only=True)
+    ws = wb.create_sheet()
+
+    def cell(v):
+        if isinstance(v, str):
+            c = WriteOnlyCell(ws, value=_ILLEGAL_XLSX.sub("", v)[:XLSX_CELL])
+            c.data_type = "s"  # never a formula, whatever the text starts with
+            return c
+        return v
+
+    ws.append([cell(h) for h in header])
     for r in rows:
-        ws.append([r.get(c) for c in cols])
+        ws.append([cell(v) for v in r])
     wb.save(path)
 
+
+def write_xlsx(path: str | Path, rows: list[dict]) -> None:
+    """Helper for tests and demos: an .xlsx with the given rows (header from the first row's keys)."""
+    cols = list(rows[0]) if rows else list(FIELDS[:2])
+    _write_xlsx_rows(Path(path), cols, ([r.get(c) for c in cols] for r in rows))
 

@@ -14,6 +14,21 @@ from router.store import connect
 SAMPLE = ROOT / "data" / "sample"
 
 
+def _state(folder: Path) -> dict:
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*")} if folder.exists() else {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_state_untouched():
+    """Tests never write into the checkout's own state folder: nothing under <checkout>/.router may
+    change during the session (use the `home` fixture, tmp_path and config overrides)."""
+    before = _state(ROOT / ".router")
+    yield
+    after = _state(ROOT / ".router")
+    changed = sorted(str(p.relative_to(ROOT)) for p in after if before.get(p) != after[p])
+    assert not changed, f"tests wrote into the checkout's .router/: {changed[:5]}"
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     """A fresh state folder; the config and CLI see it through ROUTER_PATHS__HOME."""

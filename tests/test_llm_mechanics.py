@@ -163,7 +163,8 @@ def test_missing_model_or_adapter_is_a_clear_error(tiny, tmp_path):
 def test_fit_trains_an_adapter_that_is_saved_and_loaded(tiny, catalog, tmp_path):
     from router import classifier
 
-    cfg = {"sft": {"max_steps": 2, "batch_size": 2, "grad_accum": 1, "learning_rate": 1e-3, "save_steps": 1000,
+    cfg = {"paths": {"home": str(tmp_path / "home")},  # the run's work folder goes there, not into ./.router
+           "sft": {"max_steps": 2, "batch_size": 2, "grad_accum": 1, "learning_rate": 1e-3, "save_steps": 1000,
                    "gradient_checkpointing": False, "lora_r": 4, "lora_alpha": 8, "logging_steps": 1}}
     clf = LLMClassifier(catalog=catalog, cfg=cfg, base=str(tiny), device="cpu", template=SHORT)
     texts = tickets(8)
