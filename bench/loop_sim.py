@@ -192,11 +192,17 @@ def check_run(engine, when: str, output: Path, printed: str, items_before: int) 
     if made["low_confidence"] != low or made["audit"] != audits or made["no_fit"] != no_fit:
         raise Broken(f"{when}: summary says {low} queued + {audits} audits + {no_fit} no-fit, the run created "
                      f"{made['low_confidence']} + {made['audit']} + {made['no_fit']} queue rows")
-    said = {r["id"] for r in rows if r["queued"]}
+    key = lambda r: r.get("stored_id", r["id"])  # noqa: E731  (a day reusing ids: the store's own id)
+    said = {key(r) for r in rows if r["queued"]}
     if len(said) != low + audits + no_fit + waiting:
         raise Broken(f"{when}: {len(said)} rows say queued, the summary {low} + {audits} + {no_fit} no-fit "
                      f"+ {waiting} waiting")
-    flagged = [r["id"] for r in rows if r["department"] == "none" and not r["queued"]]
+    flagged = [key(r) for r in rows if r["department"] == "none" and not r["queued"]]
+    if flagged:
+        from router.queue import decided
+
+        with Session(engine) as s:
+            flagged = sorted(set(flagged) - decided(s, flagged))  # a decided ticket is never queued again
     if flagged:
         raise Broken(f"{when}: no-fit tickets not queued: {flagged[:5]}")
     silent = [t for t, r in new if r == "audit" and t not in said]

@@ -127,11 +127,12 @@ def make_engine(url: str, busy_timeout_ms: int = 5000):
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000,
-                                                  "check_same_thread": False})
+                                                  "check_same_thread": False},
+                               hide_parameters=True)  # errors never print ticket texts
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def _sqlite_begin(conn):
