@@ -12,12 +12,10 @@ from __future__ import annotations
 import base64
 import codecs
 import csv
-import io
 import json
 import os
 import re
 import sys
-import zipfile
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,25 @@ def read_jsonl(path) -> list[dict]:
 def write_jsonl(path, rows) -> Path:
     Path(path).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return Path(path)
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """The PostgreSQL test database (ROUTER_TEST_PG_URL, which CI provides: see .ci/run)."""
+    url = os.environ.get("ROUTER_TEST_PG_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide PostgreSQL (ROUTER_TEST_PG_URL); see .ci/run")
+        pytest.skip("no PostgreSQL: set ROUTER_TEST_PG_URL")
+    return url
+
+
+def empty_store(url: str):
+    """The store at `url`, every table emptied (a clean slate each run)."""
+    from sqlmodel import SQLModel
+
+    engine = connect(url)
+    with engine.begin() as c:
+        for t in reversed(SQLModel.metadata.sorted_tables):
+            c.execute(t.delete())
+    return engine

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from router.cli import app
 from router.store import ModelVersion, Prediction, QueueItem, Ticket, connect
-from tests.conftest import SAMPLE, read_jsonl, write_jsonl
+from tests.conftest import SAMPLE, empty_store, read_jsonl, write_jsonl
 
 runner = CliRunner()
 
@@ -255,21 +255,13 @@ def test_help_shows_brackets_and_argument_names():
     assert "3 nothing routed" in res.output and "[classify] threshold" in res.output
 
 
-def test_poison_lines_on_postgresql(trained, tmp_path, monkeypatch):
+def test_poison_lines_on_postgresql(trained, tmp_path, monkeypatch, pg_url):
     """The poison lines that broke a day's run on PostgreSQL (NUL, years 1 and 9999, lone surrogates)
     end as routed (NUL removed) or rejected; the rest of the day is routed and stored."""
-    url = os.environ.get("ROUTER_TEST_PG_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide PostgreSQL (ROUTER_TEST_PG_URL); see .ci/run")
-        pytest.skip("no PostgreSQL: set ROUTER_TEST_PG_URL")
-    from sqlmodel import SQLModel
+    url = pg_url
 
     from router import registry
-    pg = connect(url)
-    with pg.begin() as c:  # a clean slate each run
-        for t in reversed(SQLModel.metadata.sorted_tables):
-            c.execute(t.delete())
+    pg = empty_store(url)
     mv = registry.current(connect(f"sqlite:///{trained}/router.db"))
     registry.register(pg, ModelVersion(**mv.model_dump(exclude={"status", "promoted_at"})))
     registry.promote(pg, mv.version)

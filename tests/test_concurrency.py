@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 from router import ROOT
 
@@ -41,10 +40,5 @@ def test_reviewers_with_classify_and_retrain_on_sqlite(tmp_path):
     check(stress(tmp_path))
 
 
-def test_reviewers_with_classify_and_retrain_on_postgresql(tmp_path):
-    url = os.environ.get("ROUTER_TEST_PG_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide PostgreSQL (ROUTER_TEST_PG_URL); see .ci/run")
-        pytest.skip("no PostgreSQL: set ROUTER_TEST_PG_URL")
-    check(stress(tmp_path, url))
+def test_reviewers_with_classify_and_retrain_on_postgresql(tmp_path, pg_url):
+    check(stress(tmp_path, pg_url))

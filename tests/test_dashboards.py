@@ -4,7 +4,6 @@ the SQL aggregations agree with counts done the slow way."""
 from __future__ import annotations
 
 import json
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,6 +21,7 @@ APP = str(ROOT / "dashboards" / "app.py")
 PAGES = ["views/0_Overview.py", "views/1_F1_by_department.py", "views/2_Confusion.py",
          "views/3_Calibration.py", "views/4_Review_queue.py", "views/5_Drift.py",
          "views/6_Model_history.py"]
+from tests.conftest import empty_store
 
 
 @pytest.fixture(scope="module")
@@ -263,23 +263,15 @@ def test_wilson_and_js_divergence():
     assert queries.js_divergence(pd.Series({"x": 1}), pd.Series({"y": 4})) == pytest.approx(1)
 
 
-def test_pages_on_postgresql(tmp_path, monkeypatch, catalog):
+def test_pages_on_postgresql(tmp_path, monkeypatch, catalog, pg_url):
     """The same aggregations on PostgreSQL (date(), CAST/floor, booleans)."""
-    url = os.environ.get("ROUTER_TEST_PG_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide PostgreSQL (ROUTER_TEST_PG_URL); see .ci/run")
-        pytest.skip("no PostgreSQL: set ROUTER_TEST_PG_URL")
-    from sqlmodel import SQLModel
+    url = pg_url
 
     monkeypatch.setenv("ROUTER_PATHS__HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ROUTER_STORE__URL", url)
     monkeypatch.delenv("ROUTER_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
-    engine = connect(url)
-    with engine.begin() as c:  # a clean slate each run
-        for t in reversed(SQLModel.metadata.sorted_tables):
-            c.execute(t.delete())
+    engine = empty_store(url)
     seed.demo(engine, config.load(), catalog, n=1500)
     check_queue_size(engine)  # Beijing days on PostgreSQL too
     for page in PAGES:

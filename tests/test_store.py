@@ -1,6 +1,5 @@
 """The store: migrations, SQLite settings, rows round-trip; PostgreSQL when one is available."""
 
-import os
 import subprocess
 import sys
 
@@ -10,6 +9,7 @@ from sqlmodel import Session, select
 
 from router import registry
 from router.store import Label, ModelVersion, Prediction, QueueItem, Ticket, connect, migrate
+from tests.conftest import empty_store
 
 TABLES = {"ticket", "prediction", "queueitem", "label", "modelversion", "modelevent", "account", "alembic_version"}
 
@@ -63,17 +63,9 @@ def test_concurrent_writers_wait_instead_of_failing(tmp_path):
         assert c.execute(text("select count(*) from ticket")).scalar() == 400
 
 
-def test_postgresql_store(tmp_path):
-    url = os.environ.get("ROUTER_TEST_PG_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide PostgreSQL (ROUTER_TEST_PG_URL); see .ci/run")
-        pytest.skip("no PostgreSQL: set ROUTER_TEST_PG_URL")
-    from sqlmodel import SQLModel
-    engine = connect(url)
-    with engine.begin() as c:  # a clean slate each run
-        for t in reversed(SQLModel.metadata.sorted_tables):
-            c.execute(t.delete())
+def test_postgresql_store(tmp_path, pg_url):
+    url = pg_url
+    engine = empty_store(url)
     _roundtrip(engine, tmp_path)
 
 
