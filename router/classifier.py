@@ -48,11 +48,16 @@ class Classifier(ABC):
     def load(cls, folder: str | Path) -> "Classifier": ...
 
 
+MAX_CHARS = 2000  # what a model reads of one ticket: tickets run ~50-500 characters; a 1 MB paste is cut
+
+
 def model_input(text: str, title: str | None = None) -> str:
     """What every model reads of a ticket, in training and in routing: its title (the
-    dispatcher sees it too; 物业乱收费 says more than the text often does), then its text."""
-    title = (title or "").strip()
-    return f"【{title}】{text}" if title and title not in text else text
+    dispatcher sees it too; 物业乱收费 says more than the text often does), then the head of
+    its text, at most MAX_CHARS in all (the store keeps the full text)."""
+    title = (title or "").strip()[:200]
+    text = f"【{title}】{text}" if title and title not in text[:MAX_CHARS] else text
+    return text[:MAX_CHARS]
 
 
 def make(kind: str, **kwargs) -> Classifier:

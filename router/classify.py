@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, select
 
@@ -17,7 +18,7 @@ from router import nofit
 from router.classifier import model_input
 from router.io import JsonlWriter, Reject, RoutedWriter, TicketIn, TicketReader, done_ids, parse_time
 from router.queue import Enqueued, Policy, policy
-from router.store import Prediction, Ticket
+from router.store import Prediction, Ticket, now
 from router.strategies import Diverse, featurize, make_strategy
 
 __all__ = ["classify", "store_batch", "stored_ids", "prioritize", "parse_time", "default_output", "default_rejects",
@@ -49,34 +50,32 @@ class Summary:
 
 
 def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: Policy,
-                flagged=None) -> Enqueued:
-    """Tickets, predictions and queue items of one batch in one transaction.
+                flagged=None, waiting: queue.Waiting | None = None) -> Enqueued:
+    """Tickets, predictions and queue items of one batch in one transaction (bulk inserts).
     `tops` holds each ticket's [(department, probability), ...], best first; `pol` the queue policy;
-    `flagged` marks the no-fit tickets (their top is ("none", confidence)).
+    `flagged` marks the no-fit tickets (their top is ("none", confidence)); `waiting` is the run's
+    cache for the near-duplicate check.
     A ticket already predicted by `version` (a resumed or repeated run) is not predicted again."""
     ids = [t.id for t in batch]
+    t0 = now()
     with Session(engine) as s:
         known = set(s.exec(select(Ticket.id).where(Ticket.id.in_(ids))))
         predicted = set(s.exec(select(Prediction.ticket_id).where(
             Prediction.ticket_id.in_(ids), Prediction.model_version == version)))
-        for t in batch:
-            if t.id not in known:
-                s.add(Ticket(id=t.id, text=t.text, title=t.title, channel=t.channel,
-                             received_at=parse_time(t.received_at)))
-        s.flush()
-        preds, keep = [], []
-        for i, (t, top) in enumerate(zip(batch, tops)):
-            if t.id in predicted:
-                continue
-            preds.append(Prediction(ticket_id=t.id, model_version=version, department=top[0][0],
-                                    confidence=top[0][1], topk=[list(x) for x in top]))
-            keep.append(i)
-        s.add_all(preds)
-        s.flush()
+        fresh = [dict(id=t.id, text=t.text, title=t.title, channel=t.channel,
+                      received_at=parse_time(t.received_at), created_at=t0) for t in batch if t.id not in known]
+        if fresh:
+            s.execute(insert(Ticket), fresh)
+        keep = [i for i in range(len(batch)) if ids[i] not in predicted]
+        rows = [dict(ticket_id=ids[i], model_version=version, department=tops[i][0][0], confidence=tops[i][0][1],
+                     topk=[list(x) for x in tops[i]], created_at=t0) for i in keep]
+        pred_ids = list(s.scalars(insert(Prediction).returning(Prediction.id, sort_by_parameter_order=True),
+                                  rows)) if rows else []
         nofit_conf = None if flagged is None else \
             np.array([tops[i][0][1] if flagged[i] else np.nan for i in keep], dtype=float)
-        done = queue.enqueue(s, [ids[i] for i in keep], proba[keep], [p.id for p in preds], pol,
-                             texts=[model_input(batch[i].text, batch[i].title) for i in keep], nofit=nofit_conf)
+        done = queue.enqueue(s, [ids[i] for i in keep], proba[keep], pred_ids, pol,
+                             texts=[model_input(batch[i].text, batch[i].title) for i in keep], nofit=nofit_conf,
+                             waiting=waiting)
         again = [ids[i] for i in range(len(batch)) if ids[i] in predicted]
         if again:  # say truthfully whether a repeated ticket waits in the queue
             done.waiting += list(queue.open_items(s, again))
@@ -174,11 +173,12 @@ def _brief(e: Exception) -> str:
     return f"{type(orig).__name__}: {msg[:200]}"
 
 
-def _store(engine, batch, proba, tops, version, pol, rejects: list, flagged=None) -> tuple[list[int], Enqueued]:
+def _store(engine, batch, proba, tops, version, pol, rejects: list, flagged=None,
+           waiting=None) -> tuple[list[int], Enqueued]:
     """store_batch, and when the store refuses the batch, each ticket alone: a ticket it still refuses
     becomes a reject naming its line and the problem. Returns (stored positions, what was queued)."""
     try:
-        return list(range(len(batch))), store_batch(engine, batch, proba, tops, version, pol, flagged)
+        return list(range(len(batch))), store_batch(engine, batch, proba, tops, version, pol, flagged, waiting)
     except (OperationalError, InterfaceError, DisconnectionError) as e:
         raise StoreError(_brief(e)) from None
     except (SQLAlchemyError, ValueError, OverflowError):
@@ -187,7 +187,7 @@ def _store(engine, batch, proba, tops, version, pol, rejects: list, flagged=None
     for i, t in enumerate(batch):
         try:
             one = store_batch(engine, [t], proba[i:i + 1], tops[i:i + 1], version, pol,
-                              None if flagged is None else flagged[i:i + 1])
+                              None if flagged is None else flagged[i:i + 1], waiting)
         except (OperationalError, InterfaceError, DisconnectionError) as e:
             raise StoreError(_brief(e)) from None
         except (SQLAlchemyError, ValueError, OverflowError) as e:
@@ -210,6 +210,7 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
     mv, clf = registry.load(engine, version)
     cfg = cfg if cfg is not None else config.load()
     pol = policy(cfg, threshold=threshold)  # once per run
+    waiting = queue.Waiting(pol.duplicate_window)  # the near-duplicate check's features, kept for the run
     nf = nofit.settings(cfg)
     nofit_thr = nofit.threshold(nf, nofit.model_threshold(mv))
     classes = [str(c) for c in clf.classes_]
@@ -227,7 +228,7 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
             tops, flagged = nofit.route(proba, score, classes, k, nofit_thr, nf.enabled)
             keys = stored_ids(engine, batch)
             kept, done = _store(engine, [replace(t, id=key) for t, key in zip(batch, keys)],
-                                proba, tops, mv.version, pol, bad, flagged)
+                                proba, tops, mv.version, pol, bad, flagged, waiting)
             summary.queued += len(done.low)
             summary.audits += len(done.audit)
             summary.no_fit += len(done.nofit)

@@ -31,6 +31,7 @@ from scipy import sparse
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
+from router.classifier import model_input
 from router.store import Label, Prediction, QueueItem, Ticket, now
 from router.strategies import Diverse, _max_sim, featurize, make_strategy
 
@@ -97,12 +98,13 @@ def open_items(session: Session, ids) -> dict[str, QueueItem]:
 
 
 def enqueue(session: Session, ticket_ids, proba: np.ndarray, prediction_ids, pol: "Policy",
-            texts=None, nofit=None) -> Enqueued:
+            texts=None, nofit=None, waiting: "Waiting | None" = None) -> Enqueued:
     """Queue the tickets of one routed batch: no-fit ones, low confidence ones, and a random
     `audit_rate` share of the confident ones. Decided tickets are left out; a ticket already
     waiting gets its item refreshed with the new prediction (a waiting item becomes `no_fit`
     or goes back to `low_confidence` with it; audits stay audits). `texts` enables the
-    near-duplicate check; `nofit` holds each no-fit ticket's confidence, NaN for the others."""
+    near-duplicate check (against `waiting`, the run's cache of waiting tickets' features);
+    `nofit` holds each no-fit ticket's confidence, NaN for the others."""
     ticket_ids, prediction_ids = list(ticket_ids), list(prediction_ids)
     out = Enqueued()
     if not ticket_ids:
@@ -137,7 +139,7 @@ def enqueue(session: Session, ticket_ids, proba: np.ndarray, prediction_ids, pol
                                   priority=float(rng.random())))
             out.audit.append(tid)
     if low:
-        priority = _priorities(session, pol, scores[low], texts and [texts[i] for i in low])
+        priority = _priorities(session, pol, scores[low], texts and [texts[i] for i in low], waiting)
         for i, pr in zip(low, priority):
             session.add(QueueItem(ticket_id=ticket_ids[i], prediction_id=prediction_ids[i],
                                   reason="low_confidence", priority=float(pr)))
@@ -147,44 +149,46 @@ def enqueue(session: Session, ticket_ids, proba: np.ndarray, prediction_ids, pol
     return out
 
 
-def _priorities(session, pol: Policy, scores: np.ndarray, texts) -> np.ndarray:
+def _priorities(session, pol: Policy, scores: np.ndarray, texts, waiting: "Waiting | None") -> np.ndarray:
     """The strategy's scores, near-duplicates of a waiting ticket (or of a more uncertain one
     in the same batch) cut by `duplicate_discount` (diverse strategies only)."""
     if not isinstance(make_strategy(pol.strategy), Diverse) or pol.duplicate_discount >= 1 or texts is None:
         return scores
     f = featurize(texts)
     order = np.argsort(-scores, kind="stable")  # within the batch, the most uncertain copy stays
-    ref = _waiting(session, pol.duplicate_window)
-    out = scores.copy()
-    for rank, j in enumerate(order):
-        sims = [_max_sim(f[j], ref)[0]] if ref is not None else []
-        if rank:
-            sims.append(_max_sim(f[j], f[order[:rank]])[0])
-        if sims and max(sims) >= pol.duplicate_similarity:
-            out[j] *= pol.duplicate_discount
-    return out
+    ranked = f[order]
+    sim = (ranked @ ranked.T).toarray()
+    dup = np.zeros(len(texts), bool)
+    dup[order] = (np.triu(sim, 1) >= pol.duplicate_similarity).any(axis=0)  # like a more uncertain one
+    ref = (waiting or Waiting(pol.duplicate_window)).features(session)
+    if ref is not None:
+        dup |= _max_sim(f, ref) >= pol.duplicate_similarity
+    return np.where(dup, scores * pol.duplicate_discount, scores)
 
 
-_features: dict[str, dict[int, sparse.csr_matrix]] = {}  # store url -> queue item id -> featurize row
+class Waiting:
+    """Features of the newest `window` pending low-confidence tickets, for the near-duplicate
+    check. One per routing run: each ticket's row is computed once, however many batches."""
 
+    def __init__(self, window: int):
+        self.window = window
+        self.ids: list[int] = []
+        self.matrix = None
 
-def _waiting(session: Session, window: int):
-    """Features of the newest `window` pending low-confidence tickets (None if there are none);
-    rows are cached per queue item, so a long classify run featurizes each ticket once."""
-    rows = session.exec(
-        select(QueueItem.id, Ticket.text).join(Ticket, QueueItem.ticket_id == Ticket.id)
-        .where(QueueItem.status == "pending", QueueItem.reason == "low_confidence")
-        .order_by(QueueItem.id.desc()).limit(window)).all()
-    if not rows:
-        return None
-    old = _features.get(str(session.get_bind().url), {})
-    new = [(i, t) for i, t in rows if i not in old]
-    if new:
-        f = featurize([t for _, t in new])
-        old.update((i, f[k]) for k, (i, _) in enumerate(new))
-    cache = {i: old[i] for i, _ in rows}  # forget tickets that left the window
-    _features[str(session.get_bind().url)] = cache
-    return sparse.vstack(list(cache.values()), format="csr")
+    def features(self, session: Session):
+        rows = session.exec(
+            select(QueueItem.id, Ticket.text, Ticket.title).join(Ticket, QueueItem.ticket_id == Ticket.id)
+            .where(QueueItem.status == "pending", QueueItem.reason == "low_confidence")
+            .order_by(QueueItem.id.desc()).limit(self.window)).all()
+        if not rows:
+            return None
+        pos = {i: k for k, i in enumerate(self.ids)}
+        kept = [pos[i] for i, _, _ in rows if i in pos]
+        new = [(i, model_input(t, h)) for i, t, h in rows if i not in pos]
+        parts = ([self.matrix[kept]] if kept else []) + ([featurize([t for _, t in new])] if new else [])
+        self.ids = [i for i, _, _ in rows if i in pos] + [i for i, _ in new]
+        self.matrix = sparse.vstack(parts, format="csr")
+        return self.matrix
 
 
 def trim_to_budget(session: Session, pol: Policy) -> int:
