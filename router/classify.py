@@ -75,7 +75,7 @@ def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: P
             np.array([tops[i][0][1] if flagged[i] else np.nan for i in keep], dtype=float)
         done = queue.enqueue(s, [ids[i] for i in keep], proba[keep], pred_ids, pol,
                              texts=[model_input(batch[i].text, batch[i].title) for i in keep], nofit=nofit_conf,
-                             waiting=waiting)
+                             cache=waiting)
         again = [ids[i] for i in range(len(batch)) if ids[i] in predicted]
         if again:  # say truthfully whether a repeated ticket waits in the queue
             done.waiting += list(queue.open_items(s, again))

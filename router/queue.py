@@ -98,12 +98,12 @@ def open_items(session: Session, ids) -> dict[str, QueueItem]:
 
 
 def enqueue(session: Session, ticket_ids, proba: np.ndarray, prediction_ids, pol: "Policy",
-            texts=None, nofit=None, waiting: "Waiting | None" = None) -> Enqueued:
+            texts=None, nofit=None, cache: "Waiting | None" = None) -> Enqueued:
     """Queue the tickets of one routed batch: no-fit ones, low confidence ones, and a random
     `audit_rate` share of the confident ones. Decided tickets are left out; a ticket already
     waiting gets its item refreshed with the new prediction (a waiting item becomes `no_fit`
     or goes back to `low_confidence` with it; audits stay audits). `texts` enables the
-    near-duplicate check (against `waiting`, the run's cache of waiting tickets' features);
+    near-duplicate check (against `cache`, the run's features of waiting tickets);
     `nofit` holds each no-fit ticket's confidence, NaN for the others."""
     ticket_ids, prediction_ids = list(ticket_ids), list(prediction_ids)
     out = Enqueued()
@@ -139,7 +139,7 @@ def enqueue(session: Session, ticket_ids, proba: np.ndarray, prediction_ids, pol
                                   priority=float(rng.random())))
             out.audit.append(tid)
     if low:
-        priority = _priorities(session, pol, scores[low], texts and [texts[i] for i in low], waiting)
+        priority = _priorities(session, pol, scores[low], texts and [texts[i] for i in low], cache)
         for i, pr in zip(low, priority):
             session.add(QueueItem(ticket_id=ticket_ids[i], prediction_id=prediction_ids[i],
                                   reason="low_confidence", priority=float(pr)))
@@ -149,7 +149,7 @@ def enqueue(session: Session, ticket_ids, proba: np.ndarray, prediction_ids, pol
     return out
 
 
-def _priorities(session, pol: Policy, scores: np.ndarray, texts, waiting: "Waiting | None") -> np.ndarray:
+def _priorities(session, pol: Policy, scores: np.ndarray, texts, cache: "Waiting | None") -> np.ndarray:
     """The strategy's scores, near-duplicates of a waiting ticket (or of a more uncertain one
     in the same batch) cut by `duplicate_discount` (diverse strategies only)."""
     if not isinstance(make_strategy(pol.strategy), Diverse) or pol.duplicate_discount >= 1 or texts is None:
@@ -160,7 +160,7 @@ def _priorities(session, pol: Policy, scores: np.ndarray, texts, waiting: "Waiti
     sim = (ranked @ ranked.T).toarray()
     dup = np.zeros(len(texts), bool)
     dup[order] = (np.triu(sim, 1) >= pol.duplicate_similarity).any(axis=0)  # like a more uncertain one
-    ref = (waiting or Waiting(pol.duplicate_window)).features(session)
+    ref = (cache if cache is not None else Waiting(pol.duplicate_window)).features(session)
     if ref is not None:
         dup |= _max_sim(f, ref) >= pol.duplicate_similarity
     return np.where(dup, scores * pol.duplicate_discount, scores)
@@ -176,17 +176,21 @@ class Waiting:
         self.matrix = None
 
     def features(self, session: Session):
-        rows = session.exec(
-            select(QueueItem.id, Ticket.text, Ticket.title).join(Ticket, QueueItem.ticket_id == Ticket.id)
-            .where(QueueItem.status == "pending", QueueItem.reason == "low_confidence")
-            .order_by(QueueItem.id.desc()).limit(self.window)).all()
-        if not rows:
+        ids = list(session.exec(
+            select(QueueItem.id).where(QueueItem.status == "pending", QueueItem.reason == "low_confidence")
+            .order_by(QueueItem.id.desc()).limit(self.window)))
+        if not ids:
             return None
         pos = {i: k for k, i in enumerate(self.ids)}
-        kept = [pos[i] for i, _, _ in rows if i in pos]
-        new = [(i, model_input(t, h)) for i, t, h in rows if i not in pos]
-        parts = ([self.matrix[kept]] if kept else []) + ([featurize([t for _, t in new])] if new else [])
-        self.ids = [i for i, _, _ in rows if i in pos] + [i for i, _ in new]
+        kept = [i for i in ids if i in pos]
+        new = [i for i in ids if i not in pos]
+        parts = [self.matrix[[pos[i] for i in kept]]] if kept else []
+        if new:  # only the tickets not seen yet are read and featurized
+            got = {i: model_input(t, h) for i, t, h in session.exec(
+                select(QueueItem.id, Ticket.text, Ticket.title).join(Ticket, QueueItem.ticket_id == Ticket.id)
+                .where(QueueItem.id.in_(new)))}
+            parts.append(featurize([got[i] for i in new]))
+        self.ids = kept + new
         self.matrix = sparse.vstack(parts, format="csr")
         return self.matrix
 
