@@ -146,10 +146,10 @@ def standard_trainer(folder: Path, data: dict, s: dict, out: Path, callbacks):
               for ids, mask in zip(data["input_ids"], data["completion_mask"])]
     ds = Dataset.from_dict({"input_ids": data["input_ids"], "labels": labels,
                             "attention_mask": [[1] * len(x) for x in data["input_ids"]]})
-    args = TrainingArguments(output_dir=str(out), per_device_train_batch_size=s["batch_size"],
-                             gradient_accumulation_steps=s["grad_accum"], learning_rate=s["learning_rate"],
+    args = TrainingArguments(output_dir=str(out), per_device_train_batch_size=s.batch_size,
+                             gradient_accumulation_steps=s.grad_accum, learning_rate=s.learning_rate,
                              lr_scheduler_type="cosine", optim="paged_adamw_8bit", bf16=True,
-                             max_steps=s["max_steps"], gradient_checkpointing=True, save_strategy="no",
+                             max_steps=s.max_steps, gradient_checkpointing=True, save_strategy="no",
                              logging_steps=10 ** 6, report_to="none", disable_tqdm=True)
     return Trainer(model=model, args=args, train_dataset=ds, data_collator=default_data_collator,
                    callbacks=callbacks)

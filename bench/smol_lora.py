@@ -15,16 +15,17 @@ def run_cfg(prompt: dict, work: str, lr: float, epochs: float, batch: int, quant
     from router import config
 
     cuda = torch.cuda.is_available()
-    cfg = config.Section({**config.load(), "prompt": config.Section(prompt)})
-    cfg["paths"] = config.Section({**cfg.paths, "home": str(work)})
-    cfg["llm"] = config.Section({**cfg.llm, "device": "auto", "quantize": bool(quantize and cuda),
-                                 "precision": "nf4" if quantize and cuda else "bf16", "gguf_file": "",
-                                 "batch_size": 64})
-    cfg["sft"] = config.Section({**cfg.sft, "learning_rate": lr, "epochs": epochs, "batch_size": batch,
-                                 "grad_accum": 1, "gradient_checkpointing": False, "max_seq": 256,
-                                 "optim": "paged_adamw_8bit" if quantize and cuda else
-                                 "adamw_torch_fused" if cuda else "adamw_torch",
-                                 "save_steps": 100_000, "logging_steps": 50})
+    cfg = config.load()
+    cfg.prompt = config.Prompt(**prompt)
+    cfg.paths.home = str(work)
+    cfg.llm = cfg.llm.model_copy(update=dict(device="auto", quantize=bool(quantize and cuda),
+                                             precision="nf4" if quantize and cuda else "bf16", gguf_file="",
+                                             batch_size=64))
+    cfg.sft = cfg.sft.model_copy(update=dict(learning_rate=lr, epochs=epochs, batch_size=batch, grad_accum=1,
+                                             gradient_checkpointing=False, max_seq=256,
+                                             optim="paged_adamw_8bit" if quantize and cuda else
+                                             "adamw_torch_fused" if cuda else "adamw_torch",
+                                             save_steps=100_000, logging_steps=50))
     return cfg
 
 

@@ -67,7 +67,7 @@ def make_versions(engine, cfg, catalog: Catalog, per_department: int = 10, seed:
         registry.register(engine, ModelVersion(
             version=version, kind="baseline", path=str(folder.resolve()), status="candidate",
             data_snapshot={"source": "synthetic", "n_train": 9 * len(y), "n_test": len(y)},
-            config=dict(cfg.baseline), metrics=evaluate.summary(rep),
+            config=cfg.baseline.model_dump(), metrics=evaluate.summary(rep),
             created_at=now() - timedelta(days=30 - 18 * i)))
         out.append(version)
         prev = rep

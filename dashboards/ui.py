@@ -12,7 +12,7 @@ from router import config
 from router.catalog import Catalog, CatalogError, load_catalog
 from router.store import connect
 
-TTL = int(config.load().get("dashboards", {}).get("cache_ttl_s", 60))
+TTL = config.load().dashboards.cache_ttl_s   # the apps are entry points: they read the settings
 
 FIRST_STEPS = ("请先导入已标注的历史工单并训练模型：\n\n"
                "```\nrouter import data/sample/history.jsonl\nrouter train\n```")
@@ -22,7 +22,7 @@ ROUTE_FIRST = ("还没有分派过的工单。请用当前模型分派一天的�
 
 @dataclass
 class Ctx:
-    cfg: config.Section
+    cfg: config.Settings
     catalog: Catalog
     url: str
     tz: str      # [queue] timezone: the pages' days and times
@@ -57,7 +57,7 @@ def page(title: str) -> Ctx:
     except (CatalogError, FileNotFoundError, ValueError) as e:
         st.error(f"无法读取分派系统的配置：{e}")
         st.stop()
-    return Ctx(cfg, catalog, url, str(cfg.get("queue", {}).get("timezone", "Asia/Shanghai")))
+    return Ctx(cfg, catalog, url, cfg.queue.timezone)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)

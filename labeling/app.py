@@ -53,9 +53,7 @@ def settings():
     logs.mkdir(parents=True, exist_ok=True)
     engine, catalog = resources(config.store_url(cfg), str(config.resolve(cfg.paths.catalog)),
                                 cfg.store.busy_timeout_ms, str((logs / "labeling.log").resolve()))
-    lab = cfg.get("labeling", {})
-    return cfg, engine, catalog, float(lab.get("claim_minutes", 10)), \
-        cfg.get("queue", {}).get("timezone", "Asia/Shanghai")
+    return cfg, engine, catalog, cfg.labeling.claim_minutes, cfg.queue.timezone
 
 
 def sign_in(engine, cfg) -> None:

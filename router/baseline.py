@@ -96,7 +96,7 @@ class BaselineClassifier(Classifier):
              "params": self.params, "temperature": self.temperature}, ensure_ascii=False, indent=1))
 
     @classmethod
-    def load(cls, folder):
+    def load(cls, folder, cfg=None):
         folder = Path(folder)
         meta = json.loads((folder / "meta.json").read_text())
         clf = cls(classes=meta["classes"], **meta["params"])

@@ -19,6 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
+from router.config import Settings
+
 # kind -> "module:Class"; the LLM is imported only when a model of that kind is loaded.
 KINDS = {
     "baseline": "router.baseline:BaselineClassifier",
@@ -45,7 +47,7 @@ class Classifier(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, folder: str | Path) -> "Classifier": ...
+    def load(cls, folder: str | Path, cfg: Settings) -> "Classifier": ...
 
 
 MAX_CHARS = 2000  # what a model reads of one ticket: tickets run ~50-500 characters; a 1 MB paste is cut
@@ -67,7 +69,9 @@ def make(kind: str, **kwargs) -> Classifier:
     return getattr(importlib.import_module(module), name)(**kwargs)
 
 
-def load(folder: str | Path) -> Classifier:
+def load(folder: str | Path, cfg: Settings | None = None) -> Classifier:
+    """The model saved in `folder`; `cfg` says how to run it (LLM: [llm] device, precision, batch_size,
+    decode), default the declared defaults."""
     folder = Path(folder)
     meta = folder / "meta.json"
     if not meta.exists():
@@ -76,7 +80,7 @@ def load(folder: str | Path) -> Classifier:
     if kind not in KINDS:
         raise ValueError(f"{folder}: unknown model kind {kind!r}")
     module, _, name = KINDS[kind].partition(":")
-    return getattr(importlib.import_module(module), name).load(folder)
+    return getattr(importlib.import_module(module), name).load(folder, cfg if cfg is not None else Settings())
 
 
 def expand(proba: np.ndarray, fitted: Sequence[str], classes: Sequence[str]) -> np.ndarray:

@@ -12,10 +12,11 @@ from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, select
 
-from router import config, queue, registry
+from router import queue, registry
 from router.catalog import Catalog
 from router import nofit
 from router.classifier import model_input
+from router.config import Settings
 from router.io import JsonlWriter, Reject, RoutedWriter, TicketIn, TicketReader, done_ids, parse_time
 from router.queue import Enqueued, Policy, policy
 from router.store import Prediction, Ticket, now
@@ -202,16 +203,15 @@ def _store(engine, batch, proba, tops, version, pol, rejects: list, flagged=None
 
 def classify(engine, catalog: Catalog, source: str, output: str | None, rejects: str | None,
              threshold: float, batch_size: int = 64, k: int = 3, version: str | None = None,
-             resume: bool = False, progress=None, cfg=None, encoding: str | None = None) -> Summary:
+             resume: bool = False, progress=None, encoding: str | None = None, *, cfg: Settings) -> Summary:
     """Stream `source` through the model a batch at a time: rows to `output` (JSONL, CSV or Excel by its
     suffix), bad lines to `rejects`. Raises TicketFileError for an unreadable file, StoreError when the
     store fails."""
     reader = TicketReader(source, catalog, encoding=encoding)
-    mv, clf = registry.load(engine, version)
-    cfg = cfg if cfg is not None else config.load()
+    mv, clf = registry.load(engine, version, cfg)
     pol = policy(cfg, threshold=threshold)  # once per run
     waiting = queue.Waiting(pol.duplicate_window)  # the near-duplicate check's features, kept for the run
-    nf = nofit.settings(cfg)
+    nf = cfg.nofit
     nofit_thr = nofit.threshold(nf, nofit.model_threshold(mv))
     classes = [str(c) for c in clf.classes_]
     summary = Summary(model_version=mv.version)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -100,8 +99,9 @@ def classify(
                                               "0..1 (default [classify] threshold)"),
     batch_size: Optional[int] = typer.Option(None, min=1, help="tickets per batch (default [classify] batch_size)"),
     resume: bool = typer.Option(False, "--resume", help="skip tickets already in the output (after a crash)"),
-    decode: Optional[str] = typer.Option(None, "--decode", help="LLM models: score (exact probability of every "
-                                         "department, the default) | generate (outlines-constrained label)"),
+    decode: Optional[config_mod.Decode] = typer.Option(None, "--decode", help="LLM models: score (exact probability "
+                                                       "of every department, the default) | generate "
+                                                       "(outlines-constrained label)"),
     config: Optional[Path] = ConfigOpt,
 ):
     """Route a day's tickets with the current model, store the predictions, fill the review queue.
@@ -115,6 +115,8 @@ def classify(
     from router.registry import NoModelError
 
     c = _ctx(config)
+    if decode is not None:
+        c.cfg.llm.decode = decode
     output = output or default_output(source)
     rejects = rejects or default_rejects(source, output)
     thr = c.cfg.classify.threshold if threshold is None else threshold
@@ -128,9 +130,9 @@ def classify(
                  + ("--rejects" if b == "rejects file" else "-o"))
     try:
         check_encoding(encoding)
-        with _llm_env(config, decode), _progress() as progress:
+        with _progress() as progress:
             s = run(c.engine, c.catalog, source, output, rejects, thr, batch_size or c.cfg.classify.batch_size,
-                    c.cfg.classify.top_k, model, resume, progress, c.cfg, encoding)
+                    c.cfg.classify.top_k, model, resume, progress, encoding, cfg=c.cfg)
     except (TicketFileError, NoModelError, LoadError) as e:
         fail(str(e) + ("; after fixing it, rerun with --resume" if isinstance(e, TicketFileError)
                        and "damaged at row" in str(e) else ""))
@@ -156,27 +158,6 @@ def classify(
         raise typer.Exit(NOTHING_ROUTED)
     if s.rejected:
         raise typer.Exit(SOME_REJECTED)
-
-
-@contextmanager
-def _llm_env(config: Optional[Path], decode: Optional[str]):
-    """LLM models read their run settings ([llm]) when loaded: pass --config and --decode on to them
-    through the environment, for the duration of the command."""
-    import os
-
-    if decode not in (None, "score", "generate"):
-        fail(f"--decode must be 'score' or 'generate', not {decode!r}")
-    new = {"ROUTER_LLM__DECODE": decode, "ROUTER_CONFIG": str(Path(config).resolve()) if config else None}
-    old = {k: os.environ.get(k) for k in new}
-    os.environ.update({k: v for k, v in new.items() if v is not None})
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @app.command()
@@ -227,7 +208,7 @@ def zeroshot(
         evaluate.save(rep, folder, f"{version}: zero-shot held-out report")
     registry.register(c.engine, ModelVersion(
         version=version, kind="llm", path=str(folder.resolve()), status="candidate", base=clf.base,
-        data_snapshot=snapshot, config=dict(c.cfg.get("llm", {})), metrics=metrics, temperature=clf.temperature))
+        data_snapshot=snapshot, config=c.cfg.llm.model_dump(mode="json"), metrics=metrics, temperature=clf.temperature))
     if promote or registry.current(c.engine) is None:
         registry.promote(c.engine, version, "zero-shot LLM" + (" (first model)" if not promote else ""))
     err.print(f"registered {version} (zero-shot {clf.base})" + (f": accuracy {metrics['accuracy']:.4f}, "
@@ -257,7 +238,7 @@ def import_(
 @app.command()
 def train(
     data: Optional[str] = typer.Option(None, "--data", "-d", help="train on this labeled file instead of the store"),
-    kind: str = typer.Option("baseline", help="model kind: baseline | llm"),
+    kind: config_mod.Kind = typer.Option(config_mod.Kind.baseline, help="model kind"),
     config: Optional[Path] = ConfigOpt,
 ):
     """Train a model version on labeled tickets (90/10 split, seed 42) and report per department."""
@@ -278,7 +259,7 @@ def train(
         snapshot = {"source": "store", "n_labels": len(labeled)}
     with err.status(f"training {kind} on {len(labeled)} labeled tickets"):
         try:
-            res = run(c.engine, c.cfg, c.catalog, labeled, kind, snapshot)
+            res = run(c.engine, c.cfg, c.catalog, labeled, kind.value, snapshot)
         except ValueError as e:
             fail(str(e))
     print_report(res.report, c.catalog)
@@ -347,7 +328,7 @@ def rollback(config: Optional[Path] = ConfigOpt):
 
 @app.command()
 def retrain(
-    kind: Optional[str] = typer.Option(None, help="model kind: baseline | llm (default [retrain] kind)"),
+    kind: Optional[config_mod.Kind] = typer.Option(None, help="model kind (default [retrain] kind)"),
     force: bool = typer.Option(False, "--force", help="train even with fewer than [retrain] min_new_labels new labels"),
     config: Optional[Path] = ConfigOpt,
 ):
@@ -359,10 +340,7 @@ def retrain(
     from training import nightly
 
     c = _ctx(config)
-    kind = kind or c.cfg.retrain.kind
-    if kind not in ("baseline", "llm"):
-        fail(f"unknown model kind {kind!r}; use baseline or llm", nightly.USAGE)
-    out = nightly.run(c.engine, c.cfg, c.catalog, kind, force, console=err)
+    out = nightly.run(c.engine, c.cfg, c.catalog, (kind or c.cfg.retrain.kind).value, force, console=err)
     if out.trained is not None:
         print_report(out.trained.report, c.catalog)
     raise typer.Exit(out.code)
@@ -438,21 +416,21 @@ def users_list(config: Optional[Path] = ConfigOpt):
 
 @app.command()
 def dashboard(
-    port: Optional[int] = typer.Option(None, help="port (default: dashboards.port, 8501)"),
-    address: Optional[str] = typer.Option(None, help="address to bind (default: dashboards.address, localhost)"),
+    port: Optional[int] = typer.Option(None, help="port (default [dashboards] port)"),
+    address: Optional[str] = typer.Option(None, help="address to bind (default [dashboards] address)"),
     config: Optional[Path] = ConfigOpt,
 ):
     """Serve the monitoring dashboards (Streamlit) on the configured store."""
     import dashboards
 
-    _serve(_ctx(config), config, "dashboards", dashboards, port, address, 8501,
+    _serve(_ctx(config), config, "dashboards", dashboards, port, address,
            ["--server.fileWatcherType", "none"])
 
 
 @app.command()
 def label(
-    port: Optional[int] = typer.Option(None, help="port (default: labeling.port, 8502)"),
-    address: Optional[str] = typer.Option(None, help="address to bind (default: labeling.address, localhost)"),
+    port: Optional[int] = typer.Option(None, help="port (default [labeling] port)"),
+    address: Optional[str] = typer.Option(None, help="address to bind (default [labeling] address)"),
     config: Optional[Path] = ConfigOpt,
 ):
     """Serve the labeling app (Streamlit): dispatchers work the review queue in the browser.
@@ -462,20 +440,20 @@ def label(
 
     c = _ctx(config)
     mode = _users(users.auth_mode, c.cfg, c.engine)[0]
-    _serve(c, config, "labeling", labeling, port, address, 8502, ["--client.toolbarMode", "viewer"],
+    _serve(c, config, "labeling", labeling, port, address, ["--client.toolbarMode", "viewer"],
            {"accounts": " (sign-in: accounts)", "shared_password": " (sign-in: shared password)",
             "names": " (sign-in: names only, no password)"}[mode])
 
 
-def _serve(c: Ctx, config: Optional[Path], section: str, package, port, address, default_port: int,
+def _serve(c: Ctx, config: Optional[Path], section: str, package, port, address,
            extra: list[str], locked: str = "") -> None:
     """Hand this process over to `streamlit run <package>/app.py` on the configured store."""
     import os
 
     from sqlalchemy.engine import make_url
 
-    opts = c.cfg.get(section, {})
-    port, address = port or opts.get("port", default_port), address or opts.get("address", "localhost")
+    opts = getattr(c.cfg, section)
+    port, address = port or opts.port, address or opts.address
     env = dict(os.environ)
     if config:
         env["ROUTER_CONFIG"] = str(config.resolve())
@@ -491,6 +469,17 @@ def _serve(c: Ctx, config: Optional[Path], section: str, package, port, address,
            *extra]
     sys.stdout.flush()
     os.execve(sys.executable, cmd, env)  # streamlit takes over this process: signals reach it directly
+
+
+@app.command("config")
+def config_(defaults: bool = typer.Option(False, "--defaults", help="the declared defaults, not the effective settings"),
+            config: Optional[Path] = ConfigOpt):
+    """Print the effective settings as TOML, with each key's help (secrets hidden)."""
+    try:
+        cfg = config_mod.Settings() if defaults else config_mod.load(config)
+    except (FileNotFoundError, ValueError) as e:
+        fail(str(e))
+    print(config_mod.dump(cfg), end="")
 
 
 def main():

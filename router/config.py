@@ -1,65 +1,291 @@
-"""One place for configuration: embedded defaults, a TOML file, then environment overrides."""
+"""Every setting, declared once: type, default and help. Built once at an entry point (the CLI, the
+two Streamlit apps, the benchmarks) with `load()` and passed down.
+
+Layers, lowest first: these defaults, a TOML file (./router.toml, $ROUTER_CONFIG or --config), then
+environment variables ROUTER_<SECTION>__<KEY>, typed by the field (a password "123456" stays a string):
+    ROUTER_STORE__URL=postgresql+psycopg://router@localhost/router
+    ROUTER_CLASSIFY__THRESHOLD=0.7
+`router config` prints the effective settings (secrets hidden); README's listing is `router config --defaults`.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import textwrap
 import tomllib
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings.sources.utils import parse_env_vars
 
 from router import ROOT
 
-DEFAULTS = Path(__file__).with_name("defaults.toml")
 ENV_PREFIX = "ROUTER_"
 
 
-class Section(dict):
-    """A dict whose keys read as attributes: cfg.store.url."""
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            raise AttributeError(f"config has no key {key!r}") from None
+class Kind(StrEnum):
+    baseline = "baseline"
+    llm = "llm"
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+class Decode(StrEnum):
+    score = "score"          # exact probability of every department
+    generate = "generate"    # outlines-constrained label
 
 
-def _parse(value: str) -> Any:
-    """Environment values are TOML literals when they parse (numbers, booleans, lists), else strings."""
-    try:
-        return tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
-        return value
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-def _sections(d: dict) -> Section:
-    return Section({k: _sections(v) if isinstance(v, dict) else v for k, v in d.items()})
+class Paths(Section):
+    home: str = Field(".router", description="state: database, models, logs, locks")
+    catalog: str = Field("data/departments.json", description="relative paths resolve against the checkout")
 
 
-def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> Section:
+class Store(Section):
+    url: str = Field("", description="any SQLAlchemy URL; empty = sqlite:///<home>/router.db")
+    busy_timeout_ms: int = 5000
+
+
+class Classify(Section):
+    threshold: float = Field(0.6, description="below this confidence a ticket goes to the review queue")
+    top_k: int = 3
+    batch_size: int = Field(512, description="tickets per batch: one model call and one store transaction")
+
+
+class Baseline(Section):
+    ngram_min: int = 1
+    ngram_max: int = 4
+    max_features: int = 300000
+    C: float = Field(20.0, description="LinearSVC(C = C / 10) (router/baseline.py)")
+    calibration_folds: int = 3
+
+
+class Train(Section):
+    seed: int = 42
+    test_size: float = 0.1
+
+
+class LLM(Section):
+    base: str = Field("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
+                      description="Hugging Face id or local folder of the base model")
+    gguf_file: str = Field("", description="a .gguf file inside `base`, for GGUF checkpoints")
+    device: str = Field("auto", description="auto (CUDA if present) | cuda | cpu")
+    precision: str = Field("auto", description="serving: nf4 | bf16 | fp8 (LoRA merged, FP8 linears) | auto: fp8 on "
+                           "GPUs with FP8 (compute capability >= 8.9; faster than NF4, bench/gpu_llm.py), nf4 on "
+                           "other GPUs, full precision on CPU")
+    quantize: bool | Literal["auto"] = Field("auto", description="training's base (QLoRA): auto (NF4 on CUDA) | "
+                                             "true | false; with precision = \"auto\", true/false also pick "
+                                             "nf4/bf16 for serving")
+    batch_size: int = Field(128, description="tickets per forward pass (halved on CUDA out-of-memory); peak for the "
+                            "7B with the default prompt: NF4 8.2 GiB, FP8 11.2 GiB (bench/gpu_llm.py)")
+    decode: Decode = Field(Decode.score, description="score: exact probability of every department | "
+                           "generate: outlines-constrained label")
+    temperature: float = Field(1.0, description="softmax temperature over department log-probabilities "
+                               "(calibrate fits it)")
+
+
+class Prompt(Section):
+    """The routing prompt (router/llm/prompt.py), rendered through the model's chat template.
+    {city}: the catalogue's city; {departments}: one `department` line per department; {ticket}: the ticket."""
+    model_config = ConfigDict(extra="ignore")   # templates saved by older versions may carry other keys
+    system: str = Field("", description="optional system message (R1-distilled models work best without)")
+    user: str = ("你是{city}12345政务服务便民热线的派单员。请阅读市民反映的工单，从下列部门中选出应当承办的一个部门，"
+                 "只回答部门编号。\n\n可选部门及其职责：\n{departments}\n\n工单内容：{ticket}")
+    department: str = Field("{label}. {name}：{duties}",
+                            description="one line per department: {label}, {name}, {id}, {duties}")
+    label: str = Field("number", description="what the model answers: \"number\" (1..N in catalogue order: 1-2 "
+                       "tokens, the fastest to score), the department's \"name\" (more natural zero-shot, ~2x "
+                       "slower to score) or its \"id\"; keep `user` and `department` in step")
+    think: str = Field("auto", description="close an empty <think></think> block before the answer: auto | yes | no")
+    max_ticket_tokens: int = Field(512, description="longer tickets are cut (the head is kept)")
+
+
+class SFT(Section):
+    """QLoRA fine-tuning of the LLM router (router/llm/sft.py), seed-recipe defaults.
+    On a machine without CUDA: no quantization, fp32, optim adamw_torch (chosen automatically)."""
+    lora_r: int = 64
+    lora_alpha: int = 64
+    lora_dropout: float = 0.05
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    max_seq: int = Field(896, description="tokens per example (prompt + label); longer prompts are cut")
+    batch_size: int = Field(2, description="examples per device step")
+    grad_accum: int = Field(8, description="steps per optimizer update (effective batch 16)")
+    learning_rate: float = 5e-5
+    scheduler: str = Field("cosine", description="lr_scheduler_type")
+    warmup_ratio: float = 0.03
+    optim: str = Field("paged_adamw_8bit", description="any transformers optim name; CUDA-only ones fall back on CPU")
+    epochs: float = 1.0
+    max_steps: int = Field(-1, description="> 0 overrides epochs")
+    gradient_checkpointing: bool | Literal["selective"] = Field(
+        True, description="true | false | \"selective\" (trl: keep matmul outputs, recompute the rest)")
+    bf16: bool = Field(True, description="on CUDA (ignored on CPU)")
+    save_steps: int = Field(200, description="checkpoint every N optimizer steps (resume after a crash)")
+    save_total_limit: int = 2
+    logging_steps: int = 10
+    seed: int = 42
+    share_prefix: bool = Field(True, description="encode the shared instruction prefix once per optimizer step "
+                               "(no gradient through it); max_seq then bounds ticket + answer only")
+
+
+class Gate(Section):
+    """Promotion gate (training/gate.py): candidate and current model are scored on the same held-out set."""
+    max_macro_f1_drop: float = Field(0.005, description="refuse when macro-F1 falls by more than this")
+    max_department_f1_drop: float = Field(0.05, description="... or any department with enough support loses "
+                                          "more F1 than this")
+    min_support: int = Field(10, description="held-out tickets a department needs for its own check")
+    confidence: float = Field(0.9, description="refuse on macro-F1 only when even this quantile of a paired "
+                              "bootstrap of the change is a drop beyond max_macro_f1_drop (0 = plain comparison)")
+    max_nofit_drop: float = Field(0.05, description="... or \"no department fits\" loses more recall or "
+                                  "precision than this")
+    nofit_min_support: int = Field(10, description="held-out no-fit tickets needed for that check")
+
+
+class Nofit(Section):
+    """"No department fits" (router/nofit.py): a ticket whose out-of-scope score reaches the threshold,
+    or whose top class is the model's `none` class (learnt from dispatchers' N labels and imported
+    `"no_fit": kind` / label "none" / "无合适部门"), gets department "none" and goes to the review
+    queue with reason no_fit. Score in [0, 1]; 0.5 = "none" as likely as the best department."""
+    enabled: bool = Field(True, description="false: always route to the best department, never flag")
+    threshold: float = Field(0.0, description="> 0: flag at this score, over the threshold fitted with the model")
+    target_recall: float = Field(0.85, description="training fits each model's threshold on its calibration "
+                                 "slice to flag this share of the no-fit tickets there")
+    min_examples: int = Field(5, description="fewer no-fit tickets in that slice: no fitted threshold, only the "
+                              "`none` class flags (and nothing before no-fit labels exist)")
+
+
+class Retrain(Section):
+    """Nightly retrain (`router retrain`, training/nightly.py); also used by `router train`."""
+    kind: Kind = Field(Kind.baseline, description="model kind trained when --kind is not given")
+    min_new_labels: int = Field(50, description="fewer new labels since the last version of that kind: do nothing")
+    old_sample: int = Field(0, description="older labeled tickets replayed per run; 0 = all of them")
+    recent_weight: float = Field(2, description="new labels from weighted_sources count this many times")
+    weighted_sources: list[str] = ["correction", "audit"]
+    calibration_size: float = Field(0.1, description="share of the training tickets held back to fit the "
+                                    "temperature")
+    newest_corrections: int = Field(200, description="the newest held-out corrections, reported on their own")
+
+
+class Dashboards(Section):
+    port: int = Field(8501, description="`router dashboard` serves on this port")
+    address: str = Field("localhost", description="and binds this address (\"0.0.0.0\" to serve the network)")
+    cache_ttl_s: int = Field(60, description="seconds a page reuses a query result before asking the store again")
+
+
+class Queue(Section):
+    """Review queue (router/queue.py), filled by `router classify` with tickets below [classify] threshold."""
+    strategy: str = Field("diverse", description="order: least_confidence | margin | entropy | diverse (margin, "
+                          "near-duplicates last)")
+    daily_budget: int = Field(0, description="at most this many low-confidence tickets a day (the best by "
+                              "priority); 0 = no limit")
+    audit_rate: float = Field(0.02, description="share of confident tickets queued as random audits "
+                              "(unbiased accuracy)")
+    duplicate_similarity: float = Field(0.8, description="char n-gram cosine at which two tickets count as "
+                                        "near-duplicates")
+    duplicate_discount: float = Field(0.2, description="a near-duplicate's priority is multiplied by this")
+    duplicate_window: int = Field(2000, description="compared against this many newest waiting tickets")
+    timezone: str = Field("Asia/Shanghai", description="where \"today\" starts, for the budget and the day's counts")
+    seed: int | None = Field(None, description="audit sampling seed (unset = fresh randomness; simulations fix it)")
+    window: int = Field(200, description="the strategy orders this many waiting tickets; the rest by score")
+    rerank: bool = Field(True, description="re-score waiting tickets routed by an older model")
+
+
+class Labeling(Section):
+    """The labeling app (`router label`, labeling/app.py)."""
+    port: int = Field(8502, description="`router label` serves on this port")
+    address: str = Field("localhost", description="and binds this address (\"0.0.0.0\" to serve the network)")
+    claim_minutes: float = Field(10, description="a shown ticket is reserved for its dispatcher this long")
+    auth: str = Field("auto", description="sign-in: accounts (each dispatcher's own password, `router users add`) | "
+                      "shared_password (any name + the password below) | names (any name, no password: one "
+                      "trusted desk only) | auto: accounts once any exist, else shared_password when a password "
+                      "is set, else names")
+    password: SecretStr = Field(SecretStr(""), description="the shared password; set it with env "
+                                "ROUTER_LABELING__PASSWORD, not in a file. That variable set but empty is an "
+                                "error (it never turns a password off)")
+
+
+class Settings(BaseModel):
+    """Every setting. `Settings()` is the declared defaults; `load()` adds the file and the environment."""
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    paths: Paths = Field(default_factory=Paths)
+    store: Store = Field(default_factory=Store)
+    classify: Classify = Field(default_factory=Classify)
+    baseline: Baseline = Field(default_factory=Baseline)
+    train: Train = Field(default_factory=Train)
+    llm: LLM = Field(default_factory=LLM)
+    prompt: Prompt = Field(default_factory=Prompt)
+    sft: SFT = Field(default_factory=SFT)
+    gate: Gate = Field(default_factory=Gate)
+    nofit: Nofit = Field(default_factory=Nofit)
+    retrain: Retrain = Field(default_factory=Retrain)
+    dashboards: Dashboards = Field(default_factory=Dashboards)
+    queue: Queue = Field(default_factory=Queue)
+    labeling: Labeling = Field(default_factory=Labeling)
+
+
+class _Env(EnvSettingsSource):
+    """The environment source, reading `env` (os.environ unless given)."""
+
+    def __init__(self, settings_cls, env: Mapping[str, str]):
+        self._env = env
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self):
+        return parse_env_vars(self._env, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+def _brief(e: ValidationError) -> str:
+    return "; ".join(f"[{x['loc'][0]}] {'.'.join(map(str, x['loc'][1:]))}: {x['msg']}" for x in e.errors())
+
+
+def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """The settings: defaults < TOML file (path, $ROUTER_CONFIG or ./router.toml) < ROUTER_* environment."""
     env = os.environ if env is None else env
-    cfg = tomllib.loads(DEFAULTS.read_text())
     path = path or env.get("ROUTER_CONFIG") or ("router.toml" if Path("router.toml").exists() else None)
-    if path:
-        p = Path(path)
-        if not p.exists():
-            raise FileNotFoundError(f"config file {p} does not exist")
-        try:
-            cfg = _merge(cfg, tomllib.loads(p.read_text()))
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"config file {p}: {e}") from None
-    for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
-            continue
-        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
-        cfg.setdefault(section, {})[key] = _parse(value)
-    return _sections(cfg)
+    if path and not Path(path).exists():
+        raise FileNotFoundError(f"config file {path} does not exist")
+
+    class Sources(BaseSettings):
+        model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore")
+
+        @classmethod
+        def settings_customise_sources(cls, settings_cls, init_settings, **_):
+            toml = [TomlConfigSettingsSource(settings_cls, toml_file=Path(path))] if path else []
+            return init_settings, _Env(settings_cls, env), *toml
+
+    try:
+        loaded = create_model("Loaded", __base__=Sources, **{k: (f.annotation, f) for k, f in
+                                                             Settings.model_fields.items()})
+        return Settings.model_validate(loaded().model_dump())
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"config file {path}: {e}") from None
+    except ValidationError as e:
+        raise ValueError(f"config{f' file {path}' if path else ''}: {_brief(e)}") from None
+
+
+def dump(cfg: Settings, comments: bool = True) -> str:
+    """The settings as TOML, with each field's help as a comment; secrets show as "***" when set."""
+    out = []
+    for name, field in Settings.model_fields.items():
+        section = getattr(cfg, name)
+        out.append(f"\n[{name}]")
+        if comments and type(section).__doc__:
+            out += [f"# {line.strip()}" for line in type(section).__doc__.strip().splitlines()]
+        for key, f in type(section).model_fields.items():
+            v = getattr(section, key)
+            v = ("***" if v.get_secret_value() else "") if isinstance(v, SecretStr) else v
+            line = f"{key} = {json.dumps(v, ensure_ascii=False)}" if v is not None else f"# {key} = (unset)"
+            if not (comments and f.description):
+                out.append(line)
+            elif len(line) < 40 and len(f.description) < 70:
+                out.append(f"{line:<40}# {f.description}")
+            else:
+                out += [f"# {c}" for c in textwrap.wrap(f.description, 108)] + [line]
+    return "\n".join(out).lstrip() + "\n"
 
 
 def resolve(p: str | Path) -> Path:
@@ -70,11 +296,11 @@ def resolve(p: str | Path) -> Path:
     return ROOT / p if (ROOT / p).exists() else p
 
 
-def home(cfg: Section) -> Path:
+def home(cfg: Settings) -> Path:
     h = Path(cfg.paths.home)
     h.mkdir(parents=True, exist_ok=True)
     return h
 
 
-def store_url(cfg: Section) -> str:
+def store_url(cfg: Settings) -> str:
     return cfg.store.url or f"sqlite:///{home(cfg) / 'router.db'}"

@@ -18,25 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from router.config import Nofit
 from router.catalog import NONE, NONE_NAME  # noqa: F401  (re-exported)
 from router.classifier import top_k
 
 
-@dataclass
-class Settings:
-    """The [nofit] config section."""
-    enabled: bool = True
-    threshold: float = 0.0         # > 0: a fixed threshold, over the model's fitted one
-    target_recall: float = 0.85    # training fits the model's threshold to catch this share of no-fit tickets
-    min_examples: int = 5          # fewer no-fit tickets in the calibration slice: no fitted threshold
-
-
-def settings(cfg) -> Settings:
-    s = dict(cfg.get("nofit", {})) if cfg is not None else {}
-    return Settings(**{k: v for k, v in s.items() if k in Settings.__dataclass_fields__})
-
-
-def threshold(st: Settings, fitted: float | None) -> float | None:
+def threshold(st: Nofit, fitted: float | None) -> float | None:
     """The threshold in force: the configured one, else the model's fitted one; None = only the
     `none` class flags tickets."""
     if st.threshold and st.threshold > 0:

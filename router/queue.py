@@ -31,37 +31,21 @@ from scipy import sparse
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
+from router import config
 from router.classifier import model_input
 from router.store import Label, Prediction, QueueItem, Ticket, now
 from router.strategies import Diverse, _max_sim, featurize, make_strategy
 
 
-@dataclass
-class Policy:
-    """How `enqueue` fills the queue; built from the [queue] config section by `policy(cfg)`."""
-    threshold: float = 0.6
-    strategy: str = "diverse"
-    daily_budget: int = 0                # 0 = no limit
-    audit_rate: float = 0.02             # share of confident tickets queued as audits
-    duplicate_similarity: float = 0.8    # cosine of char n-grams above which tickets are near-duplicates
-    duplicate_discount: float = 0.2      # a near-duplicate's priority is multiplied by this
-    duplicate_window: int = 2000         # compare against this many newest pending tickets
-    timezone: str = "Asia/Shanghai"      # where "today" is (budget, counts)
-    seed: int | None = None              # audit sampling seed (None = fresh randomness)
-    window: int = 200                    # the strategy orders this many waiting tickets; the rest by score
-    rerank: bool = True                  # re-score waiting tickets routed by an older model
+class Policy(config.Queue):
+    """How `enqueue` fills the queue: the [queue] settings (router/config.py) and the [classify]
+    threshold; built from the settings by `policy(cfg)`."""
+    threshold: float = config.Classify.model_fields["threshold"].default
 
 
-def policy(cfg, **over) -> Policy:
-    q = dict(cfg.get("queue", {}))
-    keys = Policy.__dataclass_fields__
-    p = Policy(**{k: v for k, v in q.items() if k in keys})
-    if "threshold" not in q and "classify" in cfg:
-        p.threshold = cfg.classify.threshold
-    for k, v in over.items():
-        if v is not None:
-            setattr(p, k, v)
-    return p
+def policy(cfg: config.Settings, **over) -> Policy:
+    return Policy(**cfg.queue.model_dump(), threshold=cfg.classify.threshold).model_copy(
+        update={k: v for k, v in over.items() if v is not None})
 
 
 def day_start(tz: str, at: datetime | None = None) -> datetime:

@@ -88,13 +88,14 @@ def rollback(engine, reason: str = "manual rollback") -> ModelVersion:
     return promote(engine, prev.version, reason, action="rolled_back")
 
 
-def load(engine, version: str | None = None) -> tuple[ModelVersion, classifier.Classifier]:
-    """The model of `version`, or the current one; a clear error when there is none."""
+def load(engine, version: str | None = None, cfg=None) -> tuple[ModelVersion, classifier.Classifier]:
+    """The model of `version`, or the current one; a clear error when there is none. `cfg` (the
+    settings) says how to run it, default the declared defaults."""
     mv = get(engine, version) if version else current(engine)
     if mv is None:
         raise NoModelError(f"no model version {version!r}; see `router models`" if version else
                            "no current model: train one first with `router train`")
-    clf = classifier.load(mv.path)
+    clf = classifier.load(mv.path, cfg)
     if mv.temperature and mv.temperature != 1.0 and hasattr(clf, "temperature"):
         clf.temperature = mv.temperature
     return mv, clf

@@ -207,11 +207,10 @@ def connect(url: str, busy_timeout_ms: int = 5000):
     return _engines[url]
 
 
-def open_store(cfg=None):
-    """The engine named by config (SQLite under paths.home unless store.url is set)."""
+def open_store(cfg):
+    """The engine named by the settings (SQLite under paths.home unless store.url is set)."""
     from router import config
 
-    cfg = cfg or config.load()
     return connect(config.store_url(cfg), cfg.store.busy_timeout_ms)
 
 

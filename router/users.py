@@ -226,19 +226,16 @@ def check_shared(name: str, given: str, password: str, ip: str | None = None) ->
 
 
 def auth_mode(cfg, engine, env=None) -> tuple[str, str]:
-    """(sign-in mode, shared password) from [labeling] auth and password. The password comes
-    from ROUTER_LABELING__PASSWORD as typed when that is set (config would read "123456" as a
-    number); set but empty is an error, so it cannot silently turn off router.toml's password."""
+    """(sign-in mode, shared password) from [labeling] auth and password (the settings read
+    ROUTER_LABELING__PASSWORD over router.toml). That variable set but empty is an error, so it
+    cannot silently turn off router.toml's password."""
     env = os.environ if env is None else env
-    lab = cfg.get("labeling", {})
-    if "ROUTER_LABELING__PASSWORD" in env:
-        password = env["ROUTER_LABELING__PASSWORD"]
-        if not password:
-            raise UserError("ROUTER_LABELING__PASSWORD is set but empty: unset it to use [labeling] password "
-                            "from router.toml, or set [labeling] auth = \"names\" for names-only sign-in")
-    else:
-        password = str(lab.get("password", "") or "")
-    mode = str(lab.get("auth", "auto") or "auto")
+    lab = cfg.labeling
+    if env.get("ROUTER_LABELING__PASSWORD") == "":
+        raise UserError("ROUTER_LABELING__PASSWORD is set but empty: unset it to use [labeling] password "
+                        "from router.toml, or set [labeling] auth = \"names\" for names-only sign-in")
+    password = lab.password.get_secret_value()
+    mode = lab.auth or "auto"
     if mode == "auto":
         mode = "accounts" if any_users(engine) else ("shared_password" if password else "names")
     if mode not in MODES:

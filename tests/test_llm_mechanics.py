@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from router import ROOT
+from router.config import Settings
 from router.llm import LoadError
 from router.llm.generate import generate_labels
 from router.llm.load import load_model
@@ -163,9 +164,9 @@ def test_missing_model_or_adapter_is_a_clear_error(tiny, tmp_path):
 def test_fit_trains_an_adapter_that_is_saved_and_loaded(tiny, catalog, tmp_path):
     from router import classifier
 
-    cfg = {"paths": {"home": str(tmp_path / "home")},  # the run's work folder goes there, not into ./.router
-           "sft": {"max_steps": 2, "batch_size": 2, "grad_accum": 1, "learning_rate": 1e-3, "save_steps": 1000,
-                   "gradient_checkpointing": False, "lora_r": 4, "lora_alpha": 8, "logging_steps": 1}}
+    cfg = Settings(paths={"home": str(tmp_path / "home")},  # the run's work folder goes there, not into ./.router
+                   sft={"max_steps": 2, "batch_size": 2, "grad_accum": 1, "learning_rate": 1e-3, "save_steps": 1000,
+                        "gradient_checkpointing": False, "lora_r": 4, "lora_alpha": 8, "logging_steps": 1})
     clf = LLMClassifier(catalog=catalog, cfg=cfg, base=str(tiny), device="cpu", template=SHORT)
     texts = tickets(8)
     before = clf.predict_proba(texts)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from router.config import Settings
 from router.llm import LoadError
 from router.llm.fp8 import FP8Linear, quantize_rows, supported
 from router.llm.load import load_model, pick_precision
@@ -81,7 +82,7 @@ def test_fp8_merges_the_lora_adapter(tiny, lm, prompt, tmp_path):  # noqa: F811
 
 
 def test_classifier_reads_precision_from_config(tiny, catalog):  # noqa: F811
-    clf = LLMClassifier(catalog=catalog, cfg={"llm": {"precision": "fp8"}}, base=str(tiny), device="cpu",
+    clf = LLMClassifier(catalog=catalog, cfg=Settings(llm={"precision": "fp8"}), base=str(tiny), device="cpu",
                         template=SHORT)
     p = clf.predict_proba(tickets(3))
     assert np.allclose(p.sum(1), 1) and isinstance(clf._model.get_decoder().layers[0].mlp.up_proj, FP8Linear)

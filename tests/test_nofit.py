@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from router import nofit, registry
+from router import config, nofit, registry
 from router.catalog import NONE
 from router.cli import app
 from router.io import load_tickets
@@ -76,12 +76,12 @@ def test_no_fit_end_to_end(light, tmp_path, catalog):
     nf = read_jsonl(SAMPLE / "nofit.jsonl")
     train_nf, day_nf = nf[:140], nf[140:]
     cli("import", str(write_jsonl(tmp_path / "h.jsonl", history + train_nf)))
-    data = from_store(open_store(), catalog)
+    data = from_store(open_store(config.load()), catalog)
     assert data.labels.count(NONE) == 140
 
     res = cli("train")
     assert "no department fits: precision" in res.output
-    engine = open_store()
+    engine = open_store(config.load())
     mv, clf = registry.load(engine)
     assert NONE in list(clf.classes_)
     assert mv.config["nofit"]["threshold"] is not None          # fitted on the calibration slice
@@ -171,8 +171,8 @@ def test_llm_gets_a_no_fit_answer_among_its_labels(tmp_path, cfg, catalog):
     from training.train import build
 
     texts = [d.name + "：" + d.duties for d in catalog.departments] + [nofit.NONE_DUTIES]
-    cfg["llm"].update(base=str(tiny_model(tmp_path / "qwen2", texts)), device="cpu")
-    cfg["prompt"].update(department="{label}. {name}", max_ticket_tokens=64)
+    cfg.llm.base, cfg.llm.device = str(tiny_model(tmp_path / "qwen2", texts)), "cpu"
+    cfg.prompt.department, cfg.prompt.max_ticket_tokens = "{label}. {name}", 64
     clf = build("llm", cfg, catalog, no_fit=True)
     assert list(clf.classes_)[-1] == NONE and clf.labels[-1] == str(len(catalog.ids) + 1)
     assert f"{len(catalog.ids) + 1}. 无合适部门" in clf.prompt.text("喂？")

@@ -27,7 +27,7 @@ def cfg(home):
     from router import config
 
     c = config.load()
-    c["baseline"].update(C=2.0, ngram_max=3, max_features=30000)
+    c.baseline = c.baseline.model_copy(update=dict(C=2.0, ngram_max=3, max_features=30000))
     return c
 
 

@@ -41,9 +41,9 @@ def tiny(tmp_path_factory, catalog):
 
 @pytest.fixture
 def tcfg(cfg):
-    c = config.Section(dict(cfg))
-    c["prompt"] = config.Section(tiny_llm.PROMPT)
-    c["llm"] = config.Section({**cfg.llm, "device": "cpu"})
+    c = cfg.model_copy(deep=True)
+    c.prompt = config.Prompt(**tiny_llm.PROMPT)
+    c.llm.device = "cpu"
     return c
 
 

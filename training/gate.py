@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.metrics import f1_score
 
+from router.config import Settings
 from router import nofit, registry
 from router.catalog import Catalog
 from router.store import ModelVersion
@@ -33,10 +34,10 @@ class Decision:
     drops: dict = field(default_factory=dict)  # department -> F1 change, for those over the limit
 
 
-def score(engine, mv: ModelVersion, texts: list[str]):
+def score(engine, mv: ModelVersion, texts: list[str], cfg=None):
     """Probabilities of model version `mv` (its stored temperature applied), its out-of-scope
     score (router/nofit.py) and its classes."""
-    _, clf = registry.load(engine, mv.version)
+    _, clf = registry.load(engine, mv.version, cfg)
     proba, ood = nofit.scores(clf, texts)
     return proba, ood, [str(c) for c in clf.classes_]
 
@@ -44,8 +45,8 @@ def score(engine, mv: ModelVersion, texts: list[str]):
 def rescore(engine, mv: ModelVersion, texts: list[str], labels: list[str], catalog: Catalog | None = None,
             cfg=None) -> dict:
     """The report of model version `mv` on these tickets, routed as `router classify` does."""
-    proba, ood, classes = score(engine, mv, texts)
-    st = nofit.settings(cfg)
+    proba, ood, classes = score(engine, mv, texts, cfg)
+    st = (cfg if cfg is not None else Settings()).nofit
     pred = nofit.decide(proba, ood, classes, nofit.threshold(st, nofit.model_threshold(mv)), st.enabled)
     return evaluate.report(proba, labels, classes, catalog, pred, ood)
 

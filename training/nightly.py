@@ -103,7 +103,7 @@ def new_labels(engine, last: ModelVersion | None) -> int:
 
 def run(engine, cfg, catalog: Catalog, kind: str | None = None, force: bool = False, console=None) -> Outcome:
     """One nightly run; never raises, returns the exit code and a one-line message."""
-    kind = kind or cfg.retrain.kind
+    kind = str(kind or cfg.retrain.kind)
     log = logger(cfg)
     say = console.print if console is not None else (lambda *a, **k: None)
 

@@ -29,24 +29,15 @@ from typing import Sequence
 
 import torch
 
-# [sft] keys and their defaults (router/defaults.toml holds the same, with comments)
-DEFAULTS = dict(lora_r=64, lora_alpha=64, lora_dropout=0.05,
-                target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-                max_seq=896, batch_size=2, grad_accum=8, learning_rate=5e-5, scheduler="cosine",
-                warmup_ratio=0.03, optim="paged_adamw_8bit", epochs=1.0, max_steps=-1,
-                gradient_checkpointing=True, bf16=True, save_steps=200, save_total_limit=2,
-                logging_steps=10, seed=42, share_prefix=True)
+from router.config import SFT, Settings
+
 CUDA_ONLY_OPTIMS = ("8bit", "paged", "bnb")
 
 
-def settings(cfg=None, **overrides) -> dict:
-    """[sft] from config over the defaults, then keyword overrides."""
-    s = {**DEFAULTS, **dict((cfg.get("sft", {}) if cfg is not None else {}))}
-    s.update({k: v for k, v in overrides.items() if v is not None})
-    unknown = set(s) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown [sft] setting(s): {', '.join(sorted(unknown))}")
-    return s
+def settings(cfg: Settings | None = None, **overrides) -> SFT:
+    """The [sft] settings (default: the declared defaults), then keyword overrides (unknown keys are an error)."""
+    base = cfg.sft if cfg is not None else SFT()
+    return SFT(**{**base.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
 
 
 def examples(prompt, texts: Sequence[str], labels: Sequence[str], max_seq: int, share_prefix: bool = False) -> dict:
@@ -81,34 +72,34 @@ def last_checkpoint(folder: Path) -> str | None:
 def lora_config(s: dict):
     from peft import LoraConfig
 
-    return LoraConfig(r=s["lora_r"], lora_alpha=s["lora_alpha"], lora_dropout=s["lora_dropout"],
-                      target_modules=list(s["target_modules"]), bias="none", task_type="CAUSAL_LM")
+    return LoraConfig(r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout,
+                      target_modules=list(s.target_modules), bias="none", task_type="CAUSAL_LM")
 
 
 def sft_config(s: dict, out_dir: Path, cuda: bool, n_examples: int | None = None, progress: bool = True):
     """SFTConfig from [sft]; CUDA-only choices (bf16, bitsandbytes optimizers) fall back on CPU."""
     from trl import SFTConfig
 
-    optim = s["optim"]
+    optim = s.optim
     if not cuda and any(k in optim for k in CUDA_ONLY_OPTIMS):
         optim = "adamw_torch"
     warmup = 0
     if n_examples:
-        steps = s["max_steps"] if s["max_steps"] > 0 else math.ceil(
-            math.ceil(n_examples / s["batch_size"]) / s["grad_accum"] * s["epochs"])
-        warmup = math.ceil(steps * s["warmup_ratio"])
+        steps = s.max_steps if s.max_steps > 0 else math.ceil(
+            math.ceil(n_examples / s.batch_size) / s.grad_accum * s.epochs)
+        warmup = math.ceil(steps * s.warmup_ratio)
     return SFTConfig(
-        output_dir=str(out_dir / "checkpoints"), per_device_train_batch_size=s["batch_size"],
-        gradient_accumulation_steps=s["grad_accum"], learning_rate=s["learning_rate"],
-        lr_scheduler_type=s["scheduler"], warmup_steps=warmup, optim=optim,
-        num_train_epochs=s["epochs"], max_steps=s["max_steps"], bf16=bool(cuda and s["bf16"]), fp16=False,
-        gradient_checkpointing=bool(s["gradient_checkpointing"]),
+        output_dir=str(out_dir / "checkpoints"), per_device_train_batch_size=s.batch_size,
+        gradient_accumulation_steps=s.grad_accum, learning_rate=s.learning_rate,
+        lr_scheduler_type=s.scheduler, warmup_steps=warmup, optim=optim,
+        num_train_epochs=s.epochs, max_steps=s.max_steps, bf16=bool(cuda and s.bf16), fp16=False,
+        gradient_checkpointing=bool(s.gradient_checkpointing),
         gradient_checkpointing_kwargs=({"use_reentrant": False, "selective": True}
-                                       if s["gradient_checkpointing"] == "selective" else
-                                       {"use_reentrant": False} if s["gradient_checkpointing"] else None),
-        max_length=s["max_seq"], completion_only_loss=True, packing=False,
-        save_strategy="steps", save_steps=s["save_steps"], save_total_limit=s["save_total_limit"],
-        logging_steps=s["logging_steps"], logging_first_step=True, report_to="none", seed=s["seed"],
+                                       if s.gradient_checkpointing == "selective" else
+                                       {"use_reentrant": False} if s.gradient_checkpointing else None),
+        max_length=s.max_seq, completion_only_loss=True, packing=False,
+        save_strategy="steps", save_steps=s.save_steps, save_total_limit=s.save_total_limit,
+        logging_steps=s.logging_steps, logging_first_step=True, report_to="none", seed=s.seed,
         disable_tqdm=not progress, dataloader_num_workers=0, use_cpu=not cuda,
         remove_unused_columns=True)
 
@@ -221,22 +212,21 @@ def finetune(model_id: str, texts: Sequence[str], labels: Sequence[str], catalog
     if len(texts) != len(labels) or not texts:
         raise ValueError(f"need as many labels as texts, and at least one: {len(texts)} texts, {len(labels)} labels")
     s = settings(cfg, **overrides)
-    llm = dict(cfg.get("llm", {})) if cfg is not None else {}
-    device = pick_device(llm.get("device", "auto"))
+    llm = cfg.llm
+    device = pick_device(llm.device)
     cuda = device.startswith("cuda")
-    quantize = llm.get("quantize", "auto")
-    quantize = cuda if quantize in ("auto", None) else bool(quantize)
-    gguf_file = gguf_file or llm.get("gguf_file") or None
+    quantize = cuda if llm.quantize in ("auto", None) else bool(llm.quantize)
+    gguf_file = gguf_file or llm.gguf_file or None
     model, tokenizer = load_model(model_id, gguf_file=gguf_file, device=device, quantize=quantize,
                                   dtype=torch.bfloat16 if cuda else torch.float32)
-    prompt = build_prompt(tokenizer, catalog, cfg.get("prompt") if cfg is not None else None, classes)
+    prompt = build_prompt(tokenizer, catalog, cfg.prompt, classes)
     unknown = sorted(set(labels) - set(prompt.classes))
     if unknown:
         raise ValueError(f"labels not among the prompt's departments: {unknown[:5]}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    share = bool(s["share_prefix"])
-    tr = trainer(model, tokenizer, examples(prompt, texts, labels, s["max_seq"], share), s, out_dir, cuda,
+    share = bool(s.share_prefix)
+    tr = trainer(model, tokenizer, examples(prompt, texts, labels, s.max_seq, share), s, out_dir, cuda,
                  callbacks, progress, prefix=prompt.prefix if share else None)
     ckpt = last_checkpoint(out_dir / "checkpoints") if resume else None
     tr.train(resume_from_checkpoint=ckpt)

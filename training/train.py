@@ -38,7 +38,7 @@ def build(kind: str, cfg, catalog: Catalog, no_fit: bool = False) -> classifier.
     (the training data has "no department fits" labels)."""
     classes = catalog.ids + ([nofit.NONE] if no_fit else [])
     if kind == "baseline":
-        return classifier.make("baseline", classes=classes, **dict(cfg.baseline))
+        return classifier.make("baseline", classes=classes, **cfg.baseline.model_dump())
     return classifier.make(kind, classes=classes, cfg=cfg, catalog=nofit.with_none(catalog) if no_fit else catalog)
 
 
@@ -70,17 +70,17 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
     since: labels newer than this are "new" (replay mixes them with older ones); None = all new.
     gate:  promote through the gate (training.gate); otherwise only the first model is promoted.
     """
-    rt, gt = cfg.retrain, cfg.gate  # config.load always merges the embedded defaults
+    rt, gt = cfg.retrain, cfg.gate
     if len(data) < 2:
         raise ValueError("no labeled tickets to train on: import history with `router import` "
                          "or label tickets in the app")
     say = console.print if console is not None else (lambda *a, **k: None)
     tr, te = split(data, cfg.train.test_size, cfg.train.seed)
     train_set, test_set = data.subset(tr), data.subset(te)
-    fit_idx, cal_idx = (split(train_set, rt["calibration_size"], cfg.train.seed + 1)
-                        if rt["calibration_size"] > 0 else (list(range(len(train_set))), []))
+    fit_idx, cal_idx = (split(train_set, rt.calibration_size, cfg.train.seed + 1)
+                        if rt.calibration_size > 0 else (list(range(len(train_set))), []))
     fit_set, cal_set = train_set.subset(fit_idx), train_set.subset(cal_idx)
-    fit_set = replay.mix(fit_set, since, rt["old_sample"], rt["recent_weight"], tuple(rt["weighted_sources"]),
+    fit_set = replay.mix(fit_set, since, rt.old_sample, rt.recent_weight, tuple(rt.weighted_sources),
                          cfg.train.seed)
     version = registry.new_version(kind)
     folder = config.home(cfg) / "models" / version
@@ -102,7 +102,7 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
         clf.temperature = temperature
 
     # No department fits: the threshold that catches target_recall of the calibration slice's no-fit tickets.
-    st, fitted, n_cal_nofit = nofit.settings(cfg), None, sum(y == nofit.NONE for y in cal_set.labels)
+    st, fitted, n_cal_nofit = cfg.nofit, None, sum(y == nofit.NONE for y in cal_set.labels)
     if score is None:
         score = nofit.proba_score(proba, classes)
     if st.enabled and st.target_recall > 0 and n_cal_nofit >= max(1, st.min_examples):
@@ -119,7 +119,7 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
     rep["calibration"] = {"temperature": temperature, "n_calibration": len(cal_set),
                           "ece_before": ece(raw, np.array([pos[y] for y in test_set.labels])),
                           "ece_after": rep["ece"]}
-    recent = newest(test_set, tuple(rt["weighted_sources"]), rt["newest_corrections"])
+    recent = newest(test_set, tuple(rt.weighted_sources), rt.newest_corrections)
     if recent:
         sub = test_set.subset(recent)
         rep["newest_corrections"] = _headline(routed(proba[recent], score[recent], classes, sub.labels, catalog,
@@ -129,7 +129,7 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
     prev, cur_rep = registry.current(engine), None
     if prev is not None:
         try:
-            cur_proba, cur_score, cur_classes = gate_mod.score(engine, prev, test_set.texts)
+            cur_proba, cur_score, cur_classes = gate_mod.score(engine, prev, test_set.texts, cfg)
         except Exception as e:  # its files are gone or its kind cannot load here
             rep["current"] = {"version": prev.version, "error": f"could not re-score: {e}"}
         else:
@@ -152,7 +152,7 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
     mv = registry.register(engine, ModelVersion(
         version=version, kind=kind, path=str(folder.resolve()), status="candidate",
         base=getattr(clf, "base", None), data_snapshot=snap,
-        config={**dict(cfg.get(kind, {})), "nofit": {"threshold": fitted, "target_recall": st.target_recall,
+        config={**getattr(cfg, kind).model_dump(mode="json"), "nofit": {"threshold": fitted, "target_recall": st.target_recall,
                                                      "n_calibration": n_cal_nofit}},
         metrics={**evaluate.summary(rep), "ece_uncalibrated": rep["calibration"]["ece_before"]},
         temperature=float(temperature)))
@@ -168,7 +168,7 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
         else:
             decision = gate_mod.decide(rep, cur_rep, paired=(
                 test_set.labels, nofit.decide(proba, score, classes, thr, st.enabled),
-                nofit.decide(cur_proba, cur_score, cur_classes, cur_thr, st.enabled)), **gt)
+                nofit.decide(cur_proba, cur_score, cur_classes, cur_thr, st.enabled)), **gt.model_dump())
         promoted = gate_mod.apply(engine, version, decision)
         mv = registry.get(engine, version)
     else:

@@ -24,8 +24,7 @@ import torch
 
 from router.llm import LoadError
 
-DEFAULT_BASE = "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
-__all__ = ["load_model", "pick_device", "pick_precision", "quantization", "LoadError", "DEFAULT_BASE"]
+__all__ = ["load_model", "pick_device", "pick_precision", "quantization", "LoadError"]
 PRECISIONS = ("auto", "nf4", "bf16", "fp8")
 
 
@@ -92,7 +91,7 @@ def _check_source(model_id: str, gguf_file: str | None) -> None:
         raise LoadError(f"{p} is not a Hugging Face model folder: no config.json{hint}")
 
 
-def load_model(model_id: str = DEFAULT_BASE, adapter: str | Path | None = None, gguf_file: str | None = None,
+def load_model(model_id: str, adapter: str | Path | None = None, gguf_file: str | None = None,
                device: str = "auto", quantize: bool | None = None, dtype: torch.dtype | None = None,
                trainable: bool = False, precision: str | None = None):
     """(model, tokenizer) ready for inference (eval mode), or for training with `trainable=True`.

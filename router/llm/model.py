@@ -24,48 +24,38 @@ import numpy as np
 from router.calibration import ece, fit_temperature, softmax
 from router.catalog import Catalog, Department
 from router.classifier import Classifier
+from router.config import Prompt as Template, Settings
 
 PROGRESS_MIN = 256   # show a progress bar from this many tickets on
-
-
-def _section(cfg, name: str) -> dict:
-    return dict(cfg.get(name, {})) if cfg is not None else {}
-
-
-def _default_llm() -> dict:
-    import tomllib
-
-    return tomllib.loads((Path(__file__).parents[1] / "defaults.toml").read_text())["llm"]
 
 
 class LLMClassifier(Classifier):
     kind = "llm"
 
-    def __init__(self, classes: Sequence[str] | None = None, cfg=None, catalog: Catalog | None = None,
+    def __init__(self, classes: Sequence[str] | None = None, cfg: Settings | None = None, catalog: Catalog | None = None,
                  base: str | None = None, adapter: str | Path | None = None, gguf_file: str | None = None,
                  template: dict | None = None, temperature: float | None = None, decode: str | None = None,
                  device: str | None = None, batch_size: int | None = None, quantize=None,
                  precision: str | None = None):
         if catalog is None:
             raise ValueError("the LLM router needs the department catalogue (names and duties) for its prompt")
-        llm = {**_default_llm(), **_section(cfg, "llm")}
+        cfg = cfg if cfg is not None else Settings()
+        llm = cfg.llm
         self.catalog = catalog
         self.classes_ = np.array(list(classes) if classes is not None else catalog.ids, dtype=object)
-        self.base = str(base or llm["base"])
-        self.gguf_file = gguf_file or llm.get("gguf_file") or None
+        self.base = str(base or llm.base)
+        self.gguf_file = gguf_file or llm.gguf_file or None
         self.adapter = str(adapter) if adapter else None
-        from router.llm.prompt import default_template
-
-        self.template = {**default_template(), **_section(cfg, "prompt"), **(template or {})}
-        self.temperature = float(temperature if temperature is not None else llm.get("temperature", 1.0))
-        self.decode = decode or llm.get("decode", "score")
+        self.template = {**cfg.prompt.model_dump(), **(template or {})}
+        self.temperature = float(temperature if temperature is not None else llm.temperature)
+        self.decode = str(decode or llm.decode)
         if self.decode not in ("score", "generate"):
             raise ValueError(f"decode must be 'score' or 'generate', not {self.decode!r}")
-        self.device = device or llm.get("device", "auto")
-        q = llm.get("quantize", "auto") if quantize is None else quantize
+        self.device = device or llm.device
+        q = llm.quantize if quantize is None else quantize
         self.quantize = None if q in ("auto", None) else bool(q)
-        self.precision = precision or llm.get("precision", "auto")     # nf4 | bf16 | fp8 | auto (load.py)
-        self.batch_size = int(batch_size or llm.get("batch_size", 32))
+        self.precision = precision or llm.precision     # nf4 | bf16 | fp8 | auto (load.py)
+        self.batch_size = int(batch_size or llm.batch_size)
         self.cfg = cfg
         self._model = self._tokenizer = self._prompt = self._scorer = None
 
@@ -175,15 +165,15 @@ class LLMClassifier(Classifier):
         except ImportError as e:
             raise NotImplementedError(f"LLM fine-tuning needs training/sft.py (issue 4): {e}") from None
         # A folder named by the data, under the state home: a crashed run resumes from its checkpoints.
-        home = Path(dict(dict(self.cfg or {}).get("paths", {})).get("home", ".router"))
+        home = Path(self.cfg.paths.home)
         key = hashlib.sha1("\x1f".join([self.base, *texts, "\x1e", *labels]).encode()).hexdigest()[:12]
         self._work = home / "work" / f"llm-{key}"
         self._work.mkdir(parents=True, exist_ok=True)
         # Train on exactly this classifier's prompt and device, whatever the config file says.
-        run_cfg = dict(self.cfg or {})
-        run_cfg["prompt"] = dict(self.template)
-        run_cfg["llm"] = {**dict(run_cfg.get("llm", {})), "device": self.device,
-                          "quantize": "auto" if self.quantize is None else self.quantize}
+        run_cfg = self.cfg.model_copy(deep=True)
+        run_cfg.prompt = Template(**self.template)
+        run_cfg.llm.device = self.device
+        run_cfg.llm.quantize = "auto" if self.quantize is None else self.quantize
         adapter = finetune(self.base, list(texts), list(labels), self.catalog, run_cfg, self._work,
                            gguf_file=self.gguf_file, classes=list(self.classes_))
         self.adapter = str(adapter)
@@ -209,13 +199,9 @@ class LLMClassifier(Classifier):
         (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
 
     @classmethod
-    def load(cls, folder, cfg=None, device: str | None = None) -> "LLMClassifier":
+    def load(cls, folder, cfg: Settings, device: str | None = None) -> "LLMClassifier":
         """A saved version. What the model is comes from meta.json; how to run it ([llm] device,
-        precision, quantize, batch_size, decode) from `cfg`, by default the current config."""
-        if cfg is None:
-            from router import config
-
-            cfg = config.load()
+        precision, quantize, batch_size, decode) from the settings `cfg`."""
         folder = Path(folder)
         meta = json.loads((folder / "meta.json").read_text())
         catalog = Catalog([Department(d["id"], d["name"], d["duties"]) for d in meta["departments"]],

@@ -17,20 +17,14 @@ training uses the very same ids.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Mapping, Sequence
 
 from router.catalog import Catalog
+from router.config import Prompt as Template
 
 SLOT = "\x00TICKET\x00"   # stands for the ticket while rendering the chat template
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-
-
-def default_template() -> dict:
-    """The [prompt] section of router/defaults.toml."""
-    return tomllib.loads((Path(__file__).parents[1] / "defaults.toml").read_text())["prompt"]
 
 
 @dataclass
@@ -84,32 +78,32 @@ def _render(tokenizer, messages: list[dict], think: str) -> str:
     return text
 
 
-def build_prompt(tokenizer, catalog: Catalog, template: Mapping | None = None,
+def build_prompt(tokenizer, catalog: Catalog, template: Template | Mapping | None = None,
                  classes: Sequence[str] | None = None) -> Prompt:
     """The prompt for `classes` (default: the catalogue's active departments).
 
-    template keys ([prompt] in config): system, user (with {city}, {departments}, {ticket}),
+    template: the [prompt] settings (router/config.py) or a dict of some of them: system, user (with {city}, {departments}, {ticket}),
     department (one line per department: {label}, {name}, {id}, {duties}), label ("name", "id" or
     "number": 1, 2, ... in class order; then let `department` show the name too, e.g. "{label}. {name}"),
     think ("auto", "yes", "no"), max_ticket_tokens.
     """
-    t = {**default_template(), **dict(template or {})}
+    t = template if isinstance(template, Template) else Template(**dict(template or {}))
     classes = list(classes) if classes is not None else catalog.ids
     kinds = {"name": lambda i, c: catalog.name(c), "id": lambda i, c: c, "number": lambda i, c: str(i + 1)}
-    if t["label"] not in kinds:
-        raise ValueError(f"[prompt] label must be one of {', '.join(kinds)}, not {t['label']!r}")
-    labels = [kinds[t["label"]](i, c) for i, c in enumerate(classes)]
+    if t.label not in kinds:
+        raise ValueError(f"[prompt] label must be one of {', '.join(kinds)}, not {t.label!r}")
+    labels = [kinds[t.label](i, c) for i, c in enumerate(classes)]
     if len(set(labels)) != len(labels):
         raise ValueError("two departments have the same label; labels must be distinct")
-    if t["user"].count("{ticket}") != 1:
+    if t.user.count("{ticket}") != 1:
         raise ValueError("[prompt] user must contain {ticket} exactly once")
-    lines = "\n".join(t["department"].format(label=lab, name=catalog.name(c), id=c,
+    lines = "\n".join(t.department.format(label=lab, name=catalog.name(c), id=c,
                                              duties=catalog.by_id[c].duties if c in catalog.by_id else "")
                       for c, lab in zip(classes, labels))
-    user = t["user"].format(city=catalog.city, departments=lines, ticket=SLOT)
-    messages = ([{"role": "system", "content": t["system"]}] if t.get("system") else []) + \
+    user = t.user.format(city=catalog.city, departments=lines, ticket=SLOT)
+    messages = ([{"role": "system", "content": t.system}] if t.system else []) + \
         [{"role": "user", "content": user}]
-    text = _render(tokenizer, messages, t.get("think", "auto"))
+    text = _render(tokenizer, messages, t.think)
     before, after = text.split(SLOT)
     enc = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]  # noqa: E731
     end_id = tokenizer.eos_token_id
@@ -117,4 +111,4 @@ def build_prompt(tokenizer, catalog: Catalog, template: Mapping | None = None,
         raise ValueError("the tokenizer has no end-of-sequence token to end an answer with")
     return Prompt(tokenizer=tokenizer, classes=classes, labels=labels, prefix=enc(before), suffix=enc(after),
                   label_ids=[enc(lab) for lab in labels], end_id=end_id,
-                  max_ticket_tokens=int(t.get("max_ticket_tokens", 512)), text_prefix=before, text_suffix=after)
+                  max_ticket_tokens=t.max_ticket_tokens, text_prefix=before, text_suffix=after)
