@@ -38,7 +38,7 @@ from router.llm.generate import generate_labels  # noqa: E402
 from router.llm.load import load_model  # noqa: E402
 from router.llm.prompt import build_prompt  # noqa: E402
 from router.llm.score import Scorer  # noqa: E402
-from router.llm.tiny import QWEN_7B_SHAPE  # noqa: E402
+from tests.tiny_think import QWEN_7B_SHAPE  # noqa: E402
 
 SHAPE_TINY = dict(vocab_size=152064, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                   num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False)

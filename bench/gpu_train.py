@@ -1,5 +1,5 @@
 """QLoRA training step on the 7B shape (DeepSeek-R1-Distill-Qwen-7B, random weights): peak GPU
-memory and tokens/s of OUR step (training/sft.py: trl SFTTrainer, NF4 base, bf16 LoRA, loss on
+memory and tokens/s of OUR step (router/llm/sft.py: trl SFTTrainer, NF4 base, bf16 LoRA, loss on
 the answer tokens through trl's fused LM head, no fp32 up-casting) against the standard
 transformers + peft path (prepare_model_for_kbit_training, full-vocabulary loss), same run.
 
@@ -9,7 +9,7 @@ transformers + peft path (prepare_model_for_kbit_training, full-vocabulary loss)
 Batch 2 x 896 tokens, LoRA r=64 on q/k/v/o/gate/up/down, paged 8-bit AdamW, accumulation 8
 (one optimizer step = 16 sequences); the answer is the last 8 tokens of each sequence.
 The *_prefix variants train the same 896-token sequences as 796 shared instruction tokens
-(encoded once per optimizer step, as training/sft.py does with share_prefix) + 100 own tokens;
+(encoded once per optimizer step, as router/llm/sft.py does with share_prefix) + 100 own tokens;
 their tokens/s counts all 896 prompt tokens of each sequence, like the others.
 Each variant runs in its own process (clean peak-memory figures). Writes
 bench/results/gpu_train.json (and $OUT/gpu_train.json when $OUT is set) and prints a table.
@@ -31,13 +31,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from router.llm.tiny import QWEN_7B_SHAPE  # noqa: E402
+from tests.tiny_think import QWEN_7B_SHAPE  # noqa: E402
 
 TINY = dict(vocab_size=4096, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
             num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False)
 VARIANTS = {
     "standard": "transformers+peft: prepare_model_for_kbit_training, full-vocabulary loss",
-    "ours": "training/sft.py: SFTTrainer, answer-only fused loss, bf16 LoRA, checkpointing",
+    "ours": "router/llm/sft.py: SFTTrainer, answer-only fused loss, bf16 LoRA, checkpointing",
     "ours_selective": "ours with trl's selective activation checkpointing",
     "ours_no_ckpt": "ours without activation checkpointing",
     "ours_prefix": "ours, shared instruction prefix (share_prefix): prefix encoded once per optimizer step",
@@ -82,7 +82,7 @@ class Timer:
 def worker(variant: str, folder: Path, steps: int, warmup: int, seq: int, batch: int, accum: int) -> dict:
     from transformers import TrainerCallback
 
-    from training import sft
+    from router.llm import sft
 
     timer = Timer()
 
@@ -136,7 +136,7 @@ def standard_trainer(folder: Path, data: dict, s: dict, out: Path, callbacks):
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments, default_data_collator
 
     from router.llm.load import quantization
-    from training.sft import lora_config
+    from router.llm.sft import lora_config
 
     model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.bfloat16,
                                                  quantization_config=quantization(True), device_map={"": "cuda"})

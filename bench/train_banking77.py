@@ -1,4 +1,4 @@
-"""SmolLM2-135M-Instruct fine-tuned with OUR path (training/sft.py through the LLM router's
+"""SmolLM2-135M-Instruct fine-tuned with OUR path (router/llm/sft.py through the LLM router's
 LLMClassifier.fit, scored by its exact label scoring) on Banking77, next to the CPU baseline on
 the same split: stratified 80/20 of ../shared/datasets/banking77/train.csv, seed 42 (the split
 of bench/baseline_banking77.py).

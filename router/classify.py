@@ -22,7 +22,7 @@ from router.queue import Enqueued, Policy, policy
 from router.store import Prediction, Ticket, now
 from router.strategies import Diverse, featurize, make_strategy
 
-__all__ = ["classify", "store_batch", "stored_ids", "prioritize", "parse_time", "default_output", "default_rejects",
+__all__ = ["classify", "store_batch", "stored_ids", "prioritize", "default_output", "default_rejects",
            "Summary", "StoreError"]
 
 

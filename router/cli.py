@@ -1,4 +1,5 @@
-"""The `router` command line."""
+"""The `router` command line: the composition root. It builds the settings once (router/config.py)
+and is the one module under router/ that imports training/, labeling/ and dashboards/."""
 
 from __future__ import annotations
 

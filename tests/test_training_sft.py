@@ -1,4 +1,4 @@
-"""training/sft.py on a tiny random Qwen2 (CPU): the loss falls, a separable set is learnt,
+"""router/llm/sft.py on a tiny random Qwen2 (CPU): the loss falls, a separable set is learnt,
 the loss covers only the answer, an interrupted run resumes from its checkpoint."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from router import config
 from router.llm.load import load_model
 from router.llm.prompt import build_prompt
 from tests import tiny_llm
-from training import sft
+from router.llm import sft
 
 CLASSES = ["police", "water-supply", "housing", "education"]
 KEYS = {"police": "偷窃 被盗 报警", "water-supply": "停水 水管 水压", "housing": "物业 房屋 维修",

