@@ -35,6 +35,10 @@ class BaselineClassifier(Classifier):
         self.model = None
         self.temperature = 1.0
 
+    @classmethod
+    def from_settings(cls, cfg, classes, catalog=None):
+        return cls(classes=classes, **cfg.baseline.model_dump())
+
     def fit(self, texts, labels):
         p = self.params
         texts, labels = list(texts), np.asarray(labels, dtype=object)

@@ -31,6 +31,12 @@ KINDS = {
 class Classifier(ABC):
     kind: str = ""
     classes_: np.ndarray
+    temperature: float = 1.0     # predict_proba = softmax(log p / temperature); training fits it
+
+    @classmethod
+    @abstractmethod
+    def from_settings(cls, cfg: Settings, classes: Sequence[str], catalog) -> "Classifier":
+        """A new, unfitted model over `classes` with its [kind] settings."""
 
     @abstractmethod
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> "Classifier": ...
@@ -67,6 +73,14 @@ def make(kind: str, **kwargs) -> Classifier:
         raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(KINDS)}")
     module, _, name = KINDS[kind].partition(":")
     return getattr(importlib.import_module(module), name)(**kwargs)
+
+
+def build(kind: str, cfg: Settings, classes: Sequence[str], catalog) -> Classifier:
+    """A new model of `kind` from the settings (training builds every kind this way)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(KINDS)}")
+    module, _, name = KINDS[kind].partition(":")
+    return getattr(importlib.import_module(module), name).from_settings(cfg, classes, catalog)
 
 
 def load(folder: str | Path, cfg: Settings | None = None) -> Classifier:

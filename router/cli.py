@@ -178,7 +178,7 @@ def zeroshot(
     from router.llm import LoadError
     from router.llm.model import LLMClassifier
     from router.store import ModelVersion
-    from training import data as data_mod, evaluate
+    from training import data as data_mod, evaluate, gate
 
     c = _ctx(config)
     try:
@@ -210,8 +210,10 @@ def zeroshot(
     registry.register(c.engine, ModelVersion(
         version=version, kind="llm", path=str(folder.resolve()), status="candidate", base=clf.base,
         data_snapshot=snapshot, config=c.cfg.llm.model_dump(mode="json"), metrics=metrics, temperature=clf.temperature))
-    if promote or registry.current(c.engine) is None:
-        registry.promote(c.engine, version, "zero-shot LLM" + (" (first model)" if not promote else ""))
+    if promote:
+        registry.promote(c.engine, version, "zero-shot LLM")
+    else:
+        gate.promote_first(c.engine, version, "zero-shot LLM (first model)")
     err.print(f"registered {version} (zero-shot {clf.base})" + (f": accuracy {metrics['accuracy']:.4f}, "
               f"macro-F1 {metrics['macro_f1']:.4f}, ECE {metrics['ece']:.4f}" if metrics else "")
               + ("; now current" if registry.current(c.engine).version == version else "; candidate"))

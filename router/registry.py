@@ -96,6 +96,6 @@ def load(engine, version: str | None = None, cfg=None) -> tuple[ModelVersion, cl
         raise NoModelError(f"no model version {version!r}; see `router models`" if version else
                            "no current model: train one first with `router train`")
     clf = classifier.load(mv.path, cfg)
-    if mv.temperature and mv.temperature != 1.0 and hasattr(clf, "temperature"):
+    if mv.temperature and mv.temperature != 1.0:
         clf.temperature = mv.temperature
     return mv, clf

@@ -10,6 +10,8 @@ compared through its old report). The candidate is refused when
     `max_department_f1_drop` F1, or
   - with at least `nofit_min_support` no-fit held-out tickets, its no-fit recall or precision
     is lower by more than `max_nofit_drop`.
+It is promoted without comparison when there is no current model (`promote_first`: the store's
+first model, trained or zero-shot) or when the current model cannot be re-scored here.
 """
 
 from __future__ import annotations
@@ -65,9 +67,13 @@ def bootstrap_change(truth, new, old, q: float, rounds: int = 300, seed: int = 0
 
 def decide(candidate: dict, current: dict | None, max_macro_f1_drop: float = 0.005,
            max_department_f1_drop: float = 0.05, min_support: int = 10, confidence: float = 0.0,
-           paired=None, max_nofit_drop: float = 0.05, nofit_min_support: int = 10, **_) -> Decision:
+           paired=None, max_nofit_drop: float = 0.05, nofit_min_support: int = 10,
+           unscored: tuple[str, str] | None = None, **_) -> Decision:
     """Compare two `evaluate.report` dicts computed on the same tickets. `paired`: (true labels,
-    candidate's predictions, current's predictions) on those tickets, for the bootstrap."""
+    candidate's predictions, current's predictions) on those tickets, for the bootstrap.
+    `unscored`: (current version, why) when the current model could not be re-scored: promote."""
+    if current is None and unscored:
+        return Decision(True, f"current model {unscored[0]} could not be re-scored ({unscored[1]})")
     if current is None:
         return Decision(True, "no current model to compare with")
     new, old = candidate["macro"]["f1"], current["macro"]["f1"]
@@ -107,6 +113,14 @@ def _nofit_drops(candidate: dict, current: dict, max_drop: float, min_support: i
              if new[m] < old[m] - max_drop]
     return (", ".join(worse) + f" (more than {max_drop} worse on {old['support']} no-fit held-out tickets)") \
         if worse else ""
+
+
+def promote_first(engine, version: str, reason: str) -> bool:
+    """The store's first model is promoted with no gate (there is nothing to compare it with)."""
+    if registry.current(engine) is not None:
+        return False
+    registry.promote(engine, version, reason)
+    return True
 
 
 def apply(engine, version: str, decision: Decision) -> bool:

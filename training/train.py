@@ -37,9 +37,7 @@ def build(kind: str, cfg, catalog: Catalog, no_fit: bool = False) -> classifier.
     """A new model over the catalogue's departments, plus the `none` class when `no_fit`
     (the training data has "no department fits" labels)."""
     classes = catalog.ids + ([nofit.NONE] if no_fit else [])
-    if kind == "baseline":
-        return classifier.make("baseline", classes=classes, **cfg.baseline.model_dump())
-    return classifier.make(kind, classes=classes, cfg=cfg, catalog=nofit.with_none(catalog) if no_fit else catalog)
+    return classifier.build(kind, cfg, classes, nofit.with_none(catalog) if no_fit else catalog)
 
 
 def routed(proba, score, classes, labels, catalog, thr, enabled) -> dict:
@@ -90,16 +88,14 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
     pos = {c: i for i, c in enumerate(classes)}
 
     # Temperature on the calibration slice; the test set only reports ECE before / after.
-    if hasattr(clf, "temperature"):
-        clf.temperature = 1.0
+    clf.temperature = 1.0
     temperature, cal_raw, cal_score = 1.0, None, None
     if len(cal_set):
         cal_raw, cal_score = nofit.predict(clf, cal_set.texts)
         temperature = calibrate.fit(cal_raw, np.array([pos[y] for y in cal_set.labels]))
     raw, score = nofit.predict(clf, test_set.texts)
     proba = calibrate.apply(raw, temperature)
-    if hasattr(clf, "temperature"):
-        clf.temperature = temperature
+    clf.temperature = temperature
 
     # No department fits: the threshold that catches target_recall of the calibration slice's no-fit tickets.
     st, fitted, n_cal_nofit = cfg.nofit, None, sum(y == nofit.NONE for y in cal_set.labels)
@@ -158,17 +154,14 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
         temperature=float(temperature)))
 
     decision = None
-    if prev is None:
-        mv = registry.promote(engine, version, "first trained model")
-        promoted = True
+    if gate_mod.promote_first(engine, version, "first trained model"):
+        mv, promoted = registry.get(engine, version), True
     elif gate:
-        if cur_rep is None:
-            decision = gate_mod.Decision(True, f"current model {prev.version} could not be re-scored "
-                                               f"({rep['current']['error']})")
-        else:
-            decision = gate_mod.decide(rep, cur_rep, paired=(
-                test_set.labels, nofit.decide(proba, score, classes, thr, st.enabled),
-                nofit.decide(cur_proba, cur_score, cur_classes, cur_thr, st.enabled)), **gt.model_dump())
+        paired = None if cur_rep is None else (
+            test_set.labels, nofit.decide(proba, score, classes, thr, st.enabled),
+            nofit.decide(cur_proba, cur_score, cur_classes, cur_thr, st.enabled))
+        decision = gate_mod.decide(rep, cur_rep, paired=paired, **gt.model_dump(),
+                                   unscored=(prev.version, rep["current"]["error"]) if cur_rep is None else None)
         promoted = gate_mod.apply(engine, version, decision)
         mv = registry.get(engine, version)
     else:

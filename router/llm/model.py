@@ -59,6 +59,10 @@ class LLMClassifier(Classifier):
         self.cfg = cfg
         self._model = self._tokenizer = self._prompt = self._scorer = None
 
+    @classmethod
+    def from_settings(cls, cfg: Settings, classes, catalog) -> "LLMClassifier":
+        return cls(classes=classes, cfg=cfg, catalog=catalog)
+
     # -- the model, loaded on first use -------------------------------------------------------
     def _load(self):
         if self._model is None:
