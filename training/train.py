@@ -10,7 +10,7 @@ The same steps for every kind of model; the kind only decides which Classifier i
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -30,7 +30,6 @@ class Trained:
     promoted: bool
     decision: gate_mod.Decision | None = None
     current_report: dict | None = None
-    test: Labeled = field(default_factory=Labeled)
 
 
 def build(kind: str, cfg, catalog: Catalog, no_fit: bool = False) -> classifier.Classifier:
@@ -166,4 +165,4 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
         mv = registry.get(engine, version)
     else:
         promoted = False
-    return Trained(mv, rep, promoted, decision, cur_rep, test_set)
+    return Trained(mv, rep, promoted, decision, cur_rep)
