@@ -34,7 +34,7 @@ def fit(clf, texts, labels, budget_s: float | None = None) -> dict:
     far is kept); returns train_s, steps done and steps planned."""
     from transformers import TrainerCallback
 
-    import training.sft as sft
+    import router.llm.sft as sft
 
     class Budget(TrainerCallback):
         steps = planned = 0
