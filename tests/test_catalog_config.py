@@ -45,6 +45,6 @@ def test_config_layers(tmp_path):
     f.write_text("[classify]\nthreshold = 0.8\n")
     cfg = config.load(f, env={"ROUTER_CLASSIFY__TOP_K": "5", "ROUTER_STORE__URL": "postgresql://x/y"})
     assert cfg.classify.threshold == 0.8 and cfg.classify.top_k == 5
-    assert cfg.store.url == "postgresql://x/y" and cfg.classify.batch_size == 64
+    assert cfg.store.url == "postgresql://x/y" and cfg.classify.batch_size == 512  # the declared default
     with pytest.raises(FileNotFoundError):
         config.load(tmp_path / "missing.toml", env={})
