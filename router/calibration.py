@@ -49,18 +49,12 @@ def temper(proba: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
-    """The temperature minimising held-out negative log-likelihood (golden-section on log T)."""
+    """The temperature minimising held-out negative log-likelihood (bounded search on log T)."""
+    from scipy.optimize import minimize_scalar
+
     def nll(log_t: float) -> float:
         p = softmax(logits, float(np.exp(log_t)))
         return float(-np.log(p[np.arange(len(y)), y] + 1e-12).mean())
 
-    lo, hi = np.log(0.05), np.log(20.0)
-    g = (np.sqrt(5) - 1) / 2
-    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-    for _ in range(60):
-        if nll(a) < nll(b):
-            hi = b
-        else:
-            lo = a
-        a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-    return float(np.exp((lo + hi) / 2))
+    res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded", options={"xatol": 1e-6})
+    return float(np.exp(res.x))

@@ -116,21 +116,21 @@ def markdown(rep: dict, title: str) -> str:
 
 
 def confusion_png(rep: dict, path: Path) -> None:
+    """The row-normalised confusion matrix as a picture (sklearn's ConfusionMatrixDisplay)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
 
     labels, cm = rep["confusion"]["labels"], np.array(rep["confusion"]["matrix"], dtype=float)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     size = max(6, len(labels) * 0.18)
     fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
-    ax.set_yticks(range(len(labels)), labels, fontsize=6)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"confusion (row-normalised), accuracy {rep['accuracy']:.3f}")
+    ConfusionMatrixDisplay(norm, display_labels=labels).plot(
+        ax=ax, cmap="Blues", include_values=False, colorbar=False, xticks_rotation=90, im_kw={"vmin": 0, "vmax": 1})
+    ax.tick_params(labelsize=6)
+    ax.set(xlabel="predicted", ylabel="true", title=f"confusion (row-normalised), accuracy {rep['accuracy']:.3f}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
