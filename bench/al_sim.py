@@ -44,13 +44,11 @@ from rich.console import Console
 from rich.table import Table
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import train_test_split
-from sklearn.pipeline import make_union
 from sklearn.preprocessing import normalize
-from sklearn.svm import LinearSVC
 
 from router import ROOT
+from router.baseline import svm, vectorizer
 from router.strategies import Diverse, Entropy, LeastConfidence, Margin, RandomSampling
 
 DEFAULT = ROOT.parent / "shared" / "datasets" / "banking77" / "train.csv"
@@ -67,10 +65,7 @@ def strategies(seed: int) -> dict:
 
 
 def features(texts):
-    vec = make_union(
-        TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True, max_features=300000),
-        TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b"))
-    return vec.fit_transform(texts).tocsr()
+    return vectorizer().fit_transform(texts).tocsr()
 
 
 def fit(X, y, folds: int = 3, C: float = 20.0):
@@ -79,8 +74,7 @@ def fit(X, y, folds: int = 3, C: float = 20.0):
     extra = [i for c, n in zip(classes, counts) if n < folds for i in np.flatnonzero(y == c).tolist() * (folds - 1)]
     if extra:
         X, y = sp.vstack([X, X[extra]]), np.concatenate([y, y[extra]])
-    svm = LinearSVC(C=C / 10, class_weight="balanced")
-    return CalibratedClassifierCV(svm, method="sigmoid", cv=folds).fit(X, y)
+    return CalibratedClassifierCV(svm(C), method="sigmoid", cv=folds).fit(X, y)
 
 
 def space(X, dims: int = 300):

@@ -24,6 +24,20 @@ from router.calibration import temper
 from router.classifier import Classifier, expand
 
 
+def vectorizer(ngram_min: int = 1, ngram_max: int = 4, max_features: int = 300000):
+    """The baseline's features: character n-grams (no word segmentation needed for Chinese)
+    plus word 1-2-grams, sublinear TF-IDF."""
+    return make_union(
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(ngram_min, ngram_max), sublinear_tf=True,
+                        max_features=max_features),
+        TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b"))
+
+
+def svm(C: float = 20.0) -> LinearSVC:
+    """The baseline's linear SVM. `[baseline] C` is ten times the SVM's C (C = 20 is LinearSVC(C=2))."""
+    return LinearSVC(C=C / 10, class_weight="balanced")
+
+
 class BaselineClassifier(Classifier):
     kind = "baseline"
 
@@ -51,14 +65,8 @@ class BaselineClassifier(Classifier):
                  for i in np.flatnonzero(labels == c).tolist() * (k - 1)]
         texts += [texts[i] for i in extra]
         labels = np.concatenate([labels, labels[extra]]) if extra else labels
-        features = make_union(
-            TfidfVectorizer(analyzer="char_wb", ngram_range=(p["ngram_min"], p["ngram_max"]),
-                            sublinear_tf=True, max_features=p["max_features"]),
-            TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True,
-                            token_pattern=r"(?u)\b\w+\b"),
-        )
-        svm = LinearSVC(C=p["C"] / 10, class_weight="balanced")
-        self.model = make_pipeline(features, CalibratedClassifierCV(svm, method="sigmoid", cv=k))
+        self.model = make_pipeline(vectorizer(p["ngram_min"], p["ngram_max"], p["max_features"]),
+                                   CalibratedClassifierCV(svm(p["C"]), method="sigmoid", cv=k))
         self.model.fit(texts, labels)
         self.fitted_ = [str(c) for c in self.model.classes_]
         self.classes_ = np.array(self.classes if self.classes is not None else self.fitted_, dtype=object)
