@@ -362,8 +362,7 @@ def _users(f, *args, **kw):
     try:
         return f(*args, **kw)
     except users.UserError as e:
-        err.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2)
+        fail(str(e))
 
 
 @users_app.command("add")
@@ -386,8 +385,7 @@ def users_passwd(name: str, role: Optional[str] = typer.Option(None, help="chang
 
     c = _ctx(config)
     if users.get(c.engine, name) is None:
-        err.print(f"[red]error:[/red] no user {name!r}")
-        raise typer.Exit(2)
+        fail(f"no user {name!r}")
     u = _users(users.set_password, c.engine, name, _new_password(), role)
     err.print(f"new password for {u.role} {u.name}")
 
