@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import zipfile
 from datetime import datetime
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from typer.testing import CliRunner
 from router.cli import app
 from router.io import Reject, TicketFileError, TicketIn, read_tickets
 from tests.conftest import SAMPLE, read_jsonl
+from tests.test_io import _rezip
 
 SEED, PER_FORMAT = 20240611, 80
 TEXTS = [r["text"] for r in read_jsonl(SAMPLE / "day.jsonl")[:200]]
@@ -173,12 +173,7 @@ def _xlsx_case(rng, path: Path, k: int) -> Case:
 
 
 def _edit(path: Path, part: str, fn) -> None:
-    with zipfile.ZipFile(path) as z:
-        files = {n: z.read(n) for n in z.namelist()}
-    files[part] = fn(files[part].decode()).encode()
-    with zipfile.ZipFile(path, "w") as z:
-        for n, b in files.items():
-            z.writestr(n, b)
+    _rezip(path, path, part, fn)
 
 
 @pytest.fixture(scope="module")
