@@ -34,7 +34,7 @@ PROMPT = {"system": "", "think": "no", "label": "name", "department": "- {label}
 
 @pytest.fixture(scope="module")
 def smol():
-    from router.llm import smollm2
+    from tests import smollm2
 
     try:
         return smollm2.ensure()
