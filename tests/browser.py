@@ -28,6 +28,36 @@ def require_chromium() -> None:
         pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)")
 
 
+@contextmanager
+def chromium(profile: Path, width: int, height: int):
+    """A page of headless Chromium (locale zh-CN) with a `width` x `height` viewport."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(str(profile), executable_path=str(CHROMIUM), headless=True,
+                                                   args=FLAGS, locale="zh-CN",
+                                                   viewport={"width": width, "height": height})
+        try:
+            yield ctx.new_page()
+        finally:
+            ctx.close()
+
+
+def idle(page, timeout: int = 30_000) -> None:
+    """Wait until the Streamlit script run has finished (once the run has visibly started)."""
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
+
+
+def artifacts(name: str) -> Path:
+    """tests/artifacts/<name>/ (or $ROUTER_TEST_ARTIFACTS/<name>/), for screenshots."""
+    from router import ROOT
+
+    base = os.environ.get("ROUTER_TEST_ARTIFACTS")
+    out = (Path(base) if base else ROOT / "tests" / "artifacts") / name
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -11,28 +11,20 @@ names): missing, the test fails in CI and is skipped on a developer machine (env
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
 from dashboards import seed
-from router import ROOT
-from tests.browser import CHROMIUM, FLAGS, free_port, require_chromium, serve
+from tests.browser import artifacts, chromium, free_port, require_chromium, serve
+from tests.browser import idle as browser_idle
 
 PAGES = [("f1", "各部门 F1", 2), ("", "工单分派看板", 0),
          ("confusion", "混淆分析", 1), ("calibration", "置信度校准", 2), ("queue", "复核队列", 3),
          ("drift", "分布漂移", 2), ("history", "模型历史", 2)]  # url path, title, charts
 # a deep link first: a fresh server must serve it without a "Page not found" dialog
 SIZES = [(1024, 700), (1400, 900)]
-
-
-def artifacts() -> Path:
-    base = os.environ.get("ROUTER_TEST_ARTIFACTS")
-    out = Path(base) / "dashboards" if base else ROOT / "tests" / "artifacts" / "dashboards"
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 @pytest.fixture
@@ -50,7 +42,7 @@ def served(cfg, engine, catalog, tmp_path):
 
 
 def idle(page) -> None:
-    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=60_000)
+    browser_idle(page, timeout=60_000)
 
 
 def shoot(page, path: Path, width: int, height: int) -> None:
@@ -65,55 +57,39 @@ def shoot(page, path: Path, width: int, height: int) -> None:
 
 @pytest.mark.parametrize("width,height", SIZES)
 def test_every_page_renders_in_chromium(served, tmp_path, width, height):
-    from playwright.sync_api import sync_playwright
-
-    out = artifacts()
-    with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
-                                                   args=FLAGS, headless=True, locale="zh-CN",
-                                                   viewport={"width": width, "height": height})
-        try:
-            page = ctx.new_page()
-            for path, title, n_charts in PAGES:
-                page.goto(f"{served}/{path}")
-                idle(page)
-                page.get_by_role("heading", name=title).first.wait_for(timeout=30_000)
-                if n_charts:
-                    page.wait_for_function(
-                        f"document.querySelectorAll('.vega-embed canvas, .vega-embed svg').length >= {n_charts}",
-                        timeout=30_000)
-                page.wait_for_timeout(500)
-                assert page.locator("[data-testid='stException']").count() == 0, path
-                assert page.get_by_text("Page not found").count() == 0, path
-                assert page.locator("[data-testid='stAppDeployButton']").count() == 0, path
-                assert page.get_by_role("button", name="Deploy").count() == 0, path
-                shoot(page, out / f"{path or 'overview'}_{width}x{height}.png", width, height)
-        finally:
-            ctx.close()
+    out = artifacts("dashboards")
+    with chromium(tmp_path / "profile", width, height) as page:
+        for path, title, n_charts in PAGES:
+            page.goto(f"{served}/{path}")
+            idle(page)
+            page.get_by_role("heading", name=title).first.wait_for(timeout=30_000)
+            if n_charts:
+                page.wait_for_function(
+                    f"document.querySelectorAll('.vega-embed canvas, .vega-embed svg').length >= {n_charts}",
+                    timeout=30_000)
+            page.wait_for_timeout(500)
+            assert page.locator("[data-testid='stException']").count() == 0, path
+            assert page.get_by_text("Page not found").count() == 0, path
+            assert page.locator("[data-testid='stAppDeployButton']").count() == 0, path
+            assert page.get_by_role("button", name="Deploy").count() == 0, path
+            shoot(page, out / f"{path or 'overview'}_{width}x{height}.png", width, height)
 
 
 def test_selecting_a_held_out_pair_opens_its_tickets(served, tmp_path, catalog):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
-                                                   args=FLAGS, headless=True, locale="zh-CN",
-                                                   viewport={"width": 1400, "height": 900})
-        try:
-            page = ctx.new_page()
-            page.goto(f"{served}/confusion")
-            idle(page)
-            first = page.locator("h3", has_text="分派到").first
-            expect(first).to_be_visible(timeout=30_000)
-            before = first.inner_text()
-            grid = page.locator("[data-testid='stDataFrame']").first
-            grid.scroll_into_view_if_needed()
-            box = grid.bounding_box()
-            page.mouse.click(box["x"] + 12, box["y"] + 35 + 35 * 2 + 17)  # the third pair's row marker
-            idle(page)
-            expect(page.locator("h3", has_text="分派到").first).not_to_have_text(before, timeout=30_000)
-            assert page.get_by_text("这一对的留出工单未记录").count() == 0
-            assert page.locator("[data-testid='stDataFrame']").count() == 2  # the pairs, and the tickets
-            shoot(page, artifacts() / "confusion_pair_selected_1400x900.png", 1400, 900)
-        finally:
-            ctx.close()
+    with chromium(tmp_path / "profile", 1400, 900) as page:
+        page.goto(f"{served}/confusion")
+        idle(page)
+        first = page.locator("h3", has_text="分派到").first
+        expect(first).to_be_visible(timeout=30_000)
+        before = first.inner_text()
+        grid = page.locator("[data-testid='stDataFrame']").first
+        grid.scroll_into_view_if_needed()
+        box = grid.bounding_box()
+        page.mouse.click(box["x"] + 12, box["y"] + 35 + 35 * 2 + 17)  # the third pair's row marker
+        idle(page)
+        expect(page.locator("h3", has_text="分派到").first).not_to_have_text(before, timeout=30_000)
+        assert page.get_by_text("这一对的留出工单未记录").count() == 0
+        assert page.locator("[data-testid='stDataFrame']").count() == 2  # the pairs, and the tickets
+        shoot(page, artifacts("dashboards") / "confusion_pair_selected_1400x900.png", 1400, 900)

@@ -11,18 +11,16 @@ is skipped on a developer machine (env CI unset).
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
 
 from router import ROOT
 from router.store import Label, QueueItem, Ticket
-from tests.browser import CHROMIUM, FLAGS, free_port, require_chromium, serve
+from tests.browser import artifacts, chromium, free_port, idle, require_chromium, serve
 from tests.test_labeling_actions import seed
 
 
@@ -46,29 +44,13 @@ def served(engine, tmp_path):
         yield url, ids
 
 
-def artifacts() -> Path:
-    base = os.environ.get("ROUTER_TEST_ARTIFACTS")
-    out = Path(base) / "labeling" if base else ROOT / "tests" / "artifacts" / "labeling"
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def idle(page) -> None:
-    """Wait until the app's script run has finished (call it once the run has visibly started)."""
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=30000)
-
-
 def test_dispatcher_works_the_queue_in_chromium(served, engine, catalog, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     expect.set_options(timeout=20000)
 
     url, ids = served
-    with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
-                                                   headless=True, args=FLAGS, viewport={"width": 1400, "height": 1000},
-                                                   locale="zh-CN")
-        page = ctx.new_page()
+    with chromium(tmp_path / "profile", 1400, 1000) as page:
         page.set_default_timeout(30000)
         page.goto(url)
         page.get_by_label("姓名").fill("王五")
@@ -96,8 +78,7 @@ def test_dispatcher_works_the_queue_in_chromium(served, engine, catalog, tmp_pat
         page.get_by_role("button", name="撤销上一步").click()
         expect(raw).to_be_visible()                              # the corrected ticket is back
         expect(page.get_by_text("已撤销上一步。")).to_be_visible()
-        page.screenshot(path=str(artifacts() / "labeling_e2e.png"), full_page=True)
-        ctx.close()
+        page.screenshot(path=str(artifacts("labeling") / "labeling_e2e.png"), full_page=True)
 
     with Session(engine) as s:
         rows = [(r.ticket_id, r.department, r.source, r.reviewer, r.undone) for r in s.exec(select(Label).order_by(Label.id))]
@@ -128,29 +109,22 @@ def fits(page, width: int, height: int) -> None:
 
 @pytest.mark.parametrize("width,height", [(1024, 700), (1400, 900)])
 def test_laptop_screen_shows_the_whole_decision(served, tmp_path, width, height):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     url, _ = served
-    with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
-                                                   headless=True, args=FLAGS, locale="zh-CN",
-                                                   viewport={"width": width, "height": height})
-        try:
-            page = ctx.new_page()
-            page.goto(url)
-            page.get_by_label("姓名").fill("王五")
-            page.get_by_role("button", name="开始标注").click()
-            expect(page.get_by_text("小区门口的井盖丢了，晚上很危险")).to_be_visible(timeout=30000)
-            idle(page)
-            expect(page.get_by_text("工单 T1 · 受理 2026-11-26 08:05 · 电话")).to_be_visible()
-            assert page.locator("[data-testid='stAppDeployButton']").count() == 0
-            fits(page, width, height)
-            page.screenshot(path=str(artifacts() / f"labeling_{width}x{height}.png"))  # what the screen shows
-            page.locator(".st-key-no_fit button").click()
-            expect(page.get_by_text("已标记：无合适部门")).to_be_visible(timeout=30000)
-            idle(page)
-            expect(page.get_by_text("确认 0 · 纠正 0 · 无合适部门 1", exact=False)).to_be_visible()
-            fits(page, width, height)
-            page.screenshot(path=str(artifacts() / f"labeling_{width}x{height}_after_no_fit.png"))
-        finally:
-            ctx.close()
+    with chromium(tmp_path / "profile", width, height) as page:
+        page.goto(url)
+        page.get_by_label("姓名").fill("王五")
+        page.get_by_role("button", name="开始标注").click()
+        expect(page.get_by_text("小区门口的井盖丢了，晚上很危险")).to_be_visible(timeout=30000)
+        idle(page)
+        expect(page.get_by_text("工单 T1 · 受理 2026-11-26 08:05 · 电话")).to_be_visible()
+        assert page.locator("[data-testid='stAppDeployButton']").count() == 0
+        fits(page, width, height)
+        page.screenshot(path=str(artifacts("labeling") / f"labeling_{width}x{height}.png"))  # what the screen shows
+        page.locator(".st-key-no_fit button").click()
+        expect(page.get_by_text("已标记：无合适部门")).to_be_visible(timeout=30000)
+        idle(page)
+        expect(page.get_by_text("确认 0 · 纠正 0 · 无合适部门 1", exact=False)).to_be_visible()
+        fits(page, width, height)
+        page.screenshot(path=str(artifacts("labeling") / f"labeling_{width}x{height}_after_no_fit.png"))
