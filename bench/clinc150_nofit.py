@@ -36,7 +36,7 @@ import numpy as np
 from router import nofit
 from router.baseline import BaselineClassifier
 from router.calibration import temper
-from training import calibrate
+from router import calibration
 
 ROOT = Path(__file__).resolve().parents[1]
 # ../shared next to the checkout (or next to a folder holding worktrees)
@@ -72,7 +72,7 @@ def fitted(fit: list, tune: list, val: list) -> dict:
     fit_s = time.perf_counter() - t0
     tp, ts = nofit.predict(clf, [t for t, _ in tune])
     known = [k for k, (_, y) in enumerate(tune) if y in pos]
-    temperature = calibrate.fit(tp[known], np.array([pos[tune[k][1]] for k in known]))
+    temperature = calibration.fit_proba(tp[known], np.array([pos[tune[k][1]] for k in known]))
     vp, vs = nofit.predict(clf, [t for t, _ in val])
     return {"classes": classes, "tune_score": ts, "proba": temper(vp, temperature), "score": vs,
             "temperature": temperature, "fit_seconds": round(fit_s, 1), "n_fit": len(fit)}
@@ -91,13 +91,13 @@ def llm_fitted(a, fit: list, tune: list, val: list) -> dict:
     catalog = nofit.with_none(Catalog([Department(c, c.replace("_", " "), "") for c in intents]))
     classes = intents + [NONE]
     cfg = smol_lora.run_cfg(PROMPT, a.work, a.llm_lr, a.llm_epochs, a.llm_batch)
-    clf = LLMClassifier(classes=classes, cfg=cfg, catalog=catalog, base=a.llm, batch_size=64)
+    clf = LLMClassifier.from_settings(cfg, classes, catalog, base=a.llm, batch_size=64)
     trained = smol_lora.fit(clf, [t for t, _ in fit], [y for _, y in fit], a.budget_s)
     print("fine-tuned", trained, flush=True)
     pos = {c: k for k, c in enumerate(classes)}
     tp = softmax(clf.logprobs([t for t, _ in tune]))
     known = [k for k, (_, y) in enumerate(tune) if y != NONE]
-    temperature = calibrate.fit(tp[known], np.array([pos[tune[k][1]] for k in known]))
+    temperature = calibration.fit_proba(tp[known], np.array([pos[tune[k][1]] for k in known]))
     t0 = time.perf_counter()
     vp = temper(softmax(clf.logprobs([t for t, _ in val])), temperature)
     score_s = time.perf_counter() - t0

@@ -81,7 +81,7 @@ def main():
     from router.baseline import BaselineClassifier
     from router.catalog import Catalog, Department
     from router.llm.model import LLMClassifier
-    from training import calibrate
+    from router import calibration
 
     tr, te, classes = split(a.data, a.limit)
     catalog = Catalog([Department(c, c.replace("_", " "), "") for c in classes])
@@ -93,25 +93,25 @@ def main():
 
     t0 = time.perf_counter()
     base = BaselineClassifier(classes=classes).fit(fit.text.tolist(), fit.category.tolist())
-    t_cal = calibrate.fit(base.predict_proba(cal.text.tolist()), np.array([classes.index(c) for c in cal.category]))
+    t_cal = calibration.fit_proba(base.predict_proba(cal.text.tolist()), np.array([classes.index(c) for c in cal.category]))
     raw = base.predict_proba(te.text.tolist())
-    res["baseline"] = {**scores(calibrate.apply(raw, t_cal), te.category.tolist(), list(base.classes_)),
+    res["baseline"] = {**scores(calibration.temper(raw, t_cal), te.category.tolist(), list(base.classes_)),
                        "ece_uncalibrated": scores(raw, te.category.tolist(), list(base.classes_))["ece"],
                        "temperature": t_cal, "fit_s": round(time.perf_counter() - t0, 1)}
     print("baseline", {k: v for k, v in res["baseline"].items() if k != "per_class_f1"}, flush=True)
 
     cuda = torch.cuda.is_available()
     cfg = smol_lora.run_cfg(PROMPT, a.work, a.lr, a.epochs, a.batch, a.quantize)
-    clf = LLMClassifier(classes=classes, cfg=cfg, catalog=catalog, base=a.model, gguf_file=a.gguf_file)
+    clf = LLMClassifier.from_settings(cfg, classes, catalog, base=a.model, gguf_file=a.gguf_file or "")
     trained = smol_lora.fit(clf, fit.text, fit.category, a.budget_s)
     train_s = trained["train_s"]
     print("fine-tuned", trained, flush=True)
     clf.temperature = 1.0
-    t_llm = calibrate.fit(clf.predict_proba(cal.text.tolist()), np.array([classes.index(c) for c in cal.category]))
+    t_llm = calibration.fit_proba(clf.predict_proba(cal.text.tolist()), np.array([classes.index(c) for c in cal.category]))
     t0 = time.perf_counter()
     raw = clf.predict_proba(te.text.tolist())
     score_s = time.perf_counter() - t0
-    res["smollm2_lora"] = {**scores(calibrate.apply(raw, t_llm), te.category.tolist(), classes),
+    res["smollm2_lora"] = {**scores(calibration.temper(raw, t_llm), te.category.tolist(), classes),
                            "ece_uncalibrated": scores(raw, te.category.tolist(), classes)["ece"],
                            "temperature": t_llm, "train_s": round(train_s, 1),
                            "test_queries_per_s": round(len(te) / score_s, 1),
@@ -181,8 +181,9 @@ def precision_check(clf, warm: list, te, classes, precisions) -> dict:
         torch.cuda.reset_peak_memory_stats()
     for p in precisions:
         t0 = time.perf_counter()
-        c = LLMClassifier(classes=classes, cfg=clf.cfg, catalog=clf.catalog, base=clf.base, adapter=clf.adapter,
-                          gguf_file=clf.gguf_file, template=clf.template, precision=p, batch_size=clf.batch_size)
+        c = LLMClassifier.from_settings(clf.cfg, classes, clf.catalog, base=clf.base, adapter=clf.adapter,
+                                       gguf_file=clf.gguf_file, template=clf.template, precision=p,
+                                       batch_size=clf.batch_size)
         c.logprobs(warm[:256])
         warm_s = time.perf_counter() - t0
         times = []

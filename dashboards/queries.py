@@ -21,7 +21,7 @@ from sqlalchemy import Integer, case, cast, func, select
 
 from sqlmodel import Session
 
-from router.store import Label, ModelEvent, ModelVersion, Prediction, QueueItem, Ticket
+from router.store import ItemStatus, Label, ModelEvent, ModelVersion, Prediction, QueueItem, Source, Ticket
 
 
 def _all(engine, stmt) -> list:
@@ -71,7 +71,7 @@ def counts(engine) -> dict:
             "predictions": _one(engine, select(func.count()).select_from(Prediction)),
             "labels": _one(engine, select(func.count()).select_from(Label)),
             "pending": _one(engine, select(func.count()).select_from(QueueItem)
-                            .where(QueueItem.status == "pending")),
+                            .where(QueueItem.status == ItemStatus.pending)),
             "models": _one(engine, select(func.count()).select_from(ModelVersion))}
 
 
@@ -255,11 +255,11 @@ def queue_size(engine, start: datetime, end: datetime, tz: str = "UTC") -> pd.Da
     """Per day in `tz` from start to end: items added, items closed, and open items at the end
     of the day. Walks back from today's pending count, so only the window is read."""
     start, end = utc(start), utc(end)
-    pending = _one(engine, select(func.count()).select_from(QueueItem).where(QueueItem.status == "pending"))
+    pending = _one(engine, select(func.count()).select_from(QueueItem).where(QueueItem.status == ItemStatus.pending))
     da, dd = _day(engine, QueueItem.created_at, tz), _day(engine, QueueItem.done_at, tz)
     added = _by_day(_all(engine, select(da, func.count()).where(QueueItem.created_at >= start).group_by(da)))
     closed = _by_day(_all(engine, select(dd, func.count())
-                          .where(QueueItem.done_at >= start, QueueItem.status != "pending").group_by(dd)))
+                          .where(QueueItem.done_at >= start, QueueItem.status != ItemStatus.pending).group_by(dd)))
     days = pd.date_range(local(start, tz).date(), local(end, tz).date(), freq="D")
     df = pd.DataFrame({"day": days, "added": added.reindex(days, fill_value=0).values,
                        "closed": closed.reindex(days, fill_value=0).values})
@@ -269,7 +269,7 @@ def queue_size(engine, start: datetime, end: datetime, tz: str = "UTC") -> pd.Da
 
 
 def pending_by_reason(engine) -> pd.DataFrame:
-    stmt = (select(QueueItem.reason, func.count()).where(QueueItem.status == "pending")
+    stmt = (select(QueueItem.reason, func.count()).where(QueueItem.status == ItemStatus.pending)
             .group_by(QueueItem.reason))
     return pd.DataFrame(_all(engine, stmt), columns=["reason", "items"])
 
@@ -278,7 +278,7 @@ def decisions(engine, start: datetime, tz: str = "UTC") -> pd.DataFrame:
     """Dispatchers' labels (not imports, not undone) per day in `tz` and reviewer since `start`."""
     d = _day(engine, Label.created_at, tz)
     stmt = (select(d, Label.reviewer, func.count())
-            .where(Label.created_at >= utc(start), Label.source != "import", Label.undone == False)  # noqa: E712
+            .where(Label.created_at >= utc(start), Label.source != Source.imported, Label.undone == False)  # noqa: E712
             .group_by(d, Label.reviewer))
     df = pd.DataFrame(_all(engine, stmt), columns=["day", "reviewer", "decisions"])
     df["day"] = pd.to_datetime(df["day"].astype(str))
@@ -292,7 +292,7 @@ def audit_daily(engine, tz: str = "UTC") -> pd.DataFrame:
     d = _day(engine, Label.created_at, tz)
     agree = func.sum(case((Label.department == Prediction.department, 1), else_=0))
     stmt = (select(d, func.count(), agree).join(Prediction, Prediction.id == Label.prediction_id)
-            .where(Label.source == "audit", Label.undone == False)  # noqa: E712
+            .where(Label.source == Source.audit, Label.undone == False)  # noqa: E712
             .group_by(d))
     df = pd.DataFrame(_all(engine, stmt), columns=["day", "audited", "agree"])
     df["day"] = pd.to_datetime(df["day"].astype(str))
@@ -308,7 +308,7 @@ def nofit_daily(engine, start: datetime, tz: str = "UTC") -> pd.DataFrame:
     routed = _all(engine, select(pd_, func.count(), none).where(Prediction.created_at >= utc(start)).group_by(pd_))
     unfit = func.sum(case((Label.department == None, 1), else_=0))  # noqa: E711
     labels = _all(engine, select(ld, func.count(), unfit).where(
-        Label.created_at >= utc(start), Label.source != "import", Label.undone == False).group_by(ld))  # noqa: E712
+        Label.created_at >= utc(start), Label.source != Source.imported, Label.undone == False).group_by(ld))  # noqa: E712
     a = pd.DataFrame(routed, columns=["day", "routed", "flagged"])
     b = pd.DataFrame(labels, columns=["day", "labels", "no_fit_labels"])
     a["day"], b["day"] = a["day"].astype(str), b["day"].astype(str)

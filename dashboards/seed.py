@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from router import config, registry
 from router.catalog import Catalog
-from router.store import Label, ModelEvent, ModelVersion, Prediction, QueueItem, Ticket, now
+from router.store import Action, ItemStatus, Label, ModelEvent, ModelVersion, Prediction, QueueItem, Reason, Source, Ticket, VersionStatus, now
 from training import evaluate
 
 REVIEWERS = ["wang.li", "zhang.wei", "chen.jing", "liu.yang", "zhao.min"]
@@ -52,7 +52,7 @@ def make_versions(engine, cfg, catalog: Catalog, per_department: int = 10, seed:
             {"id": i, "text": catalog.by_id[classes[j]].duties[:40], "title": None, "received_at": t,
              "channel": "phone", "created_at": t} for i, j in zip(ids, y)])
         c.execute(insert(Label.__table__), [
-            {"ticket_id": i, "department": classes[j], "reviewer": "", "source": "import", "prediction_id": None,
+            {"ticket_id": i, "department": classes[j], "reviewer": "", "source": Source.imported, "prediction_id": None,
              "undone": False, "created_at": t} for i, j in zip(ids, y)])
     out, prev = [], None
     for i, accuracy in enumerate((0.75, 0.88)):
@@ -65,7 +65,7 @@ def make_versions(engine, cfg, catalog: Catalog, per_department: int = 10, seed:
             rep["delta_f1"] = evaluate.compare(rep, prev)
         evaluate.save(rep, folder, f"{version}: held-out report")
         registry.register(engine, ModelVersion(
-            version=version, kind="baseline", path=str(folder.resolve()), status="candidate",
+            version=version, kind="baseline", path=str(folder.resolve()), status=VersionStatus.candidate,
             data_snapshot={"source": "synthetic", "n_train": 9 * len(y), "n_test": len(y)},
             config=cfg.baseline.model_dump(), metrics=evaluate.summary(rep),
             created_at=now() - timedelta(days=30 - 18 * i)))
@@ -73,7 +73,7 @@ def make_versions(engine, cfg, catalog: Catalog, per_department: int = 10, seed:
         prev = rep
     v1, v2 = out
     registry.promote(engine, v1, "first trained model")
-    registry.record(engine, v2, "kept_candidate", "waiting for the nightly gate")
+    registry.record(engine, v2, Action.kept_candidate, "waiting for the nightly gate")
     registry.promote(engine, v2, "macro-F1 up on the fixed held-out set")
     registry.rollback(engine, "dispatchers reported misrouted noise complaints")
     registry.promote(engine, v2, "re-promoted after checking the noise complaints")
@@ -84,7 +84,7 @@ def make_versions(engine, cfg, catalog: Catalog, per_department: int = 10, seed:
             s.add(ev)
         for v in s.scalars(select(ModelVersion)).all():
             v.promoted_at = max(e.created_at for e in s.scalars(select(ModelEvent).where(
-                ModelEvent.version == v.version, ModelEvent.action != "kept_candidate")).all())
+                ModelEvent.version == v.version, ModelEvent.action != Action.kept_candidate)).all())
             s.add(v)
         s.commit()
     return out
@@ -145,20 +145,21 @@ def seed_tickets(engine, catalog: Catalog, n: int, version: str, *, days: int = 
             old = (end - t).days
             if old > days * 0.5 and rng.random() < import_share:
                 labels.append({"ticket_id": tid, "department": ids[truth[i]], "reviewer": "",
-                               "source": "import", "prediction_id": None, "undone": False,
+                               "source": Source.imported, "prediction_id": None, "undone": False,
                                "created_at": t + timedelta(hours=1)})
-            reason = "low_confidence" if p < threshold else ("audit" if rng.random() < 0.02 else None)
+            reason = Reason.low_confidence if p < threshold else (Reason.audit if rng.random() < 0.02 else None)
             if reason is None:
                 continue
             done_at = t + timedelta(hours=float(rng.exponential(10)))
-            status = ("done" if rng.random() > 0.02 else "skipped") if done_at < end - timedelta(hours=6) \
-                else "pending"
+            status = (ItemStatus.done if rng.random() > 0.02 else ItemStatus.skipped) \
+                if done_at < end - timedelta(hours=6) else ItemStatus.pending
             queue.append({"ticket_id": tid, "prediction_id": pid, "reason": reason,
                           "priority": 1 - p if reason == "low_confidence" else 0.0, "status": status,
                           "claimed_by": None, "claimed_until": None, "created_at": t,
-                          "done_at": done_at if status != "pending" else None})
-            if status == "done":
-                source = "audit" if reason == "audit" else ("confirmation" if right[i] else "correction")
+                          "done_at": done_at if status != ItemStatus.pending else None})
+            if status == ItemStatus.done:
+                source = Source.audit if reason == Reason.audit else (
+                    Source.confirmation if right[i] else Source.correction)
                 labels.append({"ticket_id": tid, "department": ids[truth[i]],
                                "reviewer": REVIEWERS[int(rng.integers(0, len(REVIEWERS)))],
                                "source": source, "prediction_id": pid, "undone": rng.random() < 0.01,
@@ -196,7 +197,7 @@ def demo(engine, cfg, catalog: Catalog, n: int = 3000, days: int = 60, seed: int
         true, predicted, _ = c.execute(
             select(Label.department, Prediction.department, func.count())
             .join(Prediction, Prediction.id == Label.prediction_id)
-            .where(Label.source == "correction", Label.created_at >= now() - timedelta(days=29))
+            .where(Label.source == Source.correction, Label.created_at >= now() - timedelta(days=29))
             .group_by(Label.department, Prediction.department)
             .order_by(func.count().desc()).limit(1)).one()
     t = now()
@@ -206,9 +207,9 @@ def demo(engine, cfg, catalog: Catalog, n: int = 3000, days: int = 60, seed: int
             ticket_id="MARKUP", model_version=versions[-1], department=predicted, confidence=0.41,
             topk=[[predicted, 0.41]], created_at=t)).inserted_primary_key[0]
         c.execute(insert(QueueItem.__table__).values(ticket_id="MARKUP", prediction_id=pid, priority=0.59,
-                                                     reason="low_confidence", status="done", created_at=t,
+                                                     reason=Reason.low_confidence, status=ItemStatus.done, created_at=t,
                                                      done_at=t))
         c.execute(insert(Label.__table__).values(ticket_id="MARKUP", department=true, reviewer=REVIEWERS[0],
-                                                 source="correction", prediction_id=pid, undone=False,
+                                                 source=Source.correction, prediction_id=pid, undone=False,
                                                  created_at=t + timedelta(seconds=1)))
     return {**totals, "held_out": held_out, "versions": versions, "markup_pair": (predicted, true)}

@@ -17,11 +17,11 @@ from sqlmodel import Session, select
 
 from router.catalog import NONE
 from router.queue import day_start
-from router.store import Label, Prediction, QueueItem, Ticket, now, retry, writing
+from router.store import ItemStatus, Label, Prediction, QueueItem, Reason, Source, Ticket, now, retry, writing
 
 SKIP = "__skip__"
 NO_FIT = "__no_fit__"
-SOURCES = ("confirmation", "correction", "audit")  # labels written by the app
+SOURCES = (Source.confirmation, Source.correction, Source.audit)  # labels written by the app
 
 
 class DecisionError(RuntimeError):
@@ -34,7 +34,7 @@ class Item:
     ticket_id: str
     text: str
     title: str | None
-    reason: str                      # low_confidence | audit | no_fit
+    reason: str                      # a store.Reason
     prediction_id: int | None
     model_version: str | None
     top: list[tuple[str, float]] = field(default_factory=list)  # [(department, p)], best first
@@ -67,19 +67,19 @@ def next_item(engine, reviewer: str, claim_minutes: float = 10) -> Item | None:
     until = t + timedelta(minutes=claim_minutes)
     with writing(engine) as s:
         qid = s.exec(select(QueueItem.id).where(
-            QueueItem.claimed_by == reviewer, QueueItem.status == "pending", QueueItem.claimed_until >= t)
+            QueueItem.claimed_by == reviewer, QueueItem.status == ItemStatus.pending, QueueItem.claimed_until >= t)
             .order_by(QueueItem.claimed_until.desc(), QueueItem.id.desc()).limit(1)).first()
         if qid is not None:
             s.execute(update(QueueItem).where(QueueItem.id == qid).values(claimed_until=until))
             s.commit()
             return _load(s, qid)
         for _ in range(20):  # PostgreSQL: lost races, someone else claimed our candidate first
-            qid = s.exec(select(QueueItem.id).where(QueueItem.status == "pending", _free(t))
+            qid = s.exec(select(QueueItem.id).where(QueueItem.status == ItemStatus.pending, _free(t))
                          .order_by(QueueItem.priority.desc(), QueueItem.id).limit(1)
                          .with_for_update(skip_locked=True)).first()  # PostgreSQL: skip others' candidates
             if qid is None:
                 return None
-            won = s.execute(update(QueueItem).where(QueueItem.id == qid, QueueItem.status == "pending", _free(t))
+            won = s.execute(update(QueueItem).where(QueueItem.id == qid, QueueItem.status == ItemStatus.pending, _free(t))
                             .values(claimed_by=reviewer, claimed_until=until)).rowcount
             s.commit()
             if won:
@@ -109,9 +109,9 @@ def decide(engine, reviewer: str, queue_id: int, choice: str) -> Label | None:
         q = s.get(QueueItem, queue_id)
         if q is None:
             raise DecisionError(f"queue item {queue_id} does not exist")
-        status = "skipped" if choice == SKIP else "done"
+        status = ItemStatus.skipped if choice == SKIP else ItemStatus.done
         won = s.execute(update(QueueItem).where(
-            QueueItem.id == queue_id, QueueItem.status == "pending",
+            QueueItem.id == queue_id, QueueItem.status == ItemStatus.pending,
             or_(QueueItem.claimed_by == reviewer, _free(t)))
             .values(status=status, done_at=t, claimed_by=reviewer, claimed_until=None)).rowcount
         if not won:
@@ -122,7 +122,8 @@ def decide(engine, reviewer: str, queue_id: int, choice: str) -> Label | None:
             dept = None if choice in (NO_FIT, NONE) else choice  # NONE: the model's "no department fits"
             top = s.exec(select(Prediction.department).where(Prediction.id == q.prediction_id)).first() \
                 if q.prediction_id else None
-            source = "audit" if q.reason == "audit" else ("confirmation" if (dept or NONE) == top else "correction")
+            source = Source.audit if q.reason == Reason.audit else (
+                Source.confirmation if (dept or NONE) == top else Source.correction)
             label = Label(ticket_id=q.ticket_id, department=dept, reviewer=reviewer, source=source,
                           prediction_id=q.prediction_id, created_at=t)
             s.add(label)
@@ -142,21 +143,21 @@ def undo(engine, reviewer: str, claim_minutes: float = 10) -> int | None:
     t = now()
     with writing(engine) as s:
         last = None
-        for status in ("done", "skipped"):
+        for status in (ItemStatus.done, ItemStatus.skipped):
             q = s.exec(select(QueueItem).where(QueueItem.claimed_by == reviewer, QueueItem.status == status)
                        .order_by(QueueItem.done_at.desc(), QueueItem.id.desc()).limit(1).with_for_update()).first()
             if q is not None and (last is None or (q.done_at, q.id) > (last.done_at, last.id)):
                 last = q
         if last is None:
             return None
-        if last.status == "done":
+        if last.status == ItemStatus.done:
             label = s.exec(select(Label).where(Label.ticket_id == last.ticket_id, Label.reviewer == reviewer,
                                                Label.undone == False, Label.source.in_(SOURCES))  # noqa: E712
                            .order_by(Label.created_at.desc(), Label.id.desc()).limit(1)).first()
             if label is not None:
                 label.undone = True
                 s.add(label)
-        last.status, last.done_at = "pending", None
+        last.status, last.done_at = ItemStatus.pending, None
         last.claimed_until = t + timedelta(minutes=claim_minutes)
         s.add(last)
         s.commit()
@@ -167,7 +168,7 @@ def undo(engine, reviewer: str, claim_minutes: float = 10) -> int | None:
 def release(engine, reviewer: str) -> int:
     """Give back this reviewer's claims (on sign-out); returns how many."""
     with writing(engine) as s:
-        n = s.execute(update(QueueItem).where(QueueItem.claimed_by == reviewer, QueueItem.status == "pending")
+        n = s.execute(update(QueueItem).where(QueueItem.claimed_by == reviewer, QueueItem.status == ItemStatus.pending)
                       .values(claimed_until=None)).rowcount
         s.commit()
         return n
@@ -185,12 +186,12 @@ def counts(engine, reviewer: str, tz: str = "Asia/Shanghai") -> Counts:
             Label.reviewer == reviewer, Label.created_at >= since, Label.undone == False,  # noqa: E712
             Label.source.in_(SOURCES)).group_by(Label.source, none)).all()
         by = {src: n for src, no_dept, n in mine if not no_dept}
-        c.confirmed, c.corrected, c.audited = by.get("confirmation", 0), by.get("correction", 0), by.get("audit", 0)
+        c.confirmed, c.corrected, c.audited = (by.get(src, 0) for src in SOURCES)
         c.no_fit = sum(n for _, no_dept, n in mine if no_dept)
         c.skipped = s.exec(select(func.count()).select_from(QueueItem).where(
-            QueueItem.claimed_by == reviewer, QueueItem.status == "skipped", QueueItem.done_at >= since)).one()
+            QueueItem.claimed_by == reviewer, QueueItem.status == ItemStatus.skipped, QueueItem.done_at >= since)).one()
         c.mine = c.confirmed + c.corrected + c.audited + c.no_fit + c.skipped
         c.team = s.exec(select(func.count()).select_from(Label).where(
             Label.created_at >= since, Label.undone == False, Label.source.in_(SOURCES))).one()  # noqa: E712
-        c.pending = s.exec(select(func.count()).select_from(QueueItem).where(QueueItem.status == "pending")).one()
+        c.pending = s.exec(select(func.count()).select_from(QueueItem).where(QueueItem.status == ItemStatus.pending)).one()
     return c

@@ -1,4 +1,10 @@
-"""Calibration: expected calibration error and temperature scaling."""
+"""Calibration: expected calibration error and temperature scaling, for every model kind.
+
+A classifier's probabilities over departments are turned into log-probabilities, and one
+temperature T is fitted on a calibration slice of the training data (never the test set):
+calibrated = softmax(log p / T). For a model whose probabilities are softmax(scores) this is
+exactly softmax(scores / T), so the same number works for the baseline and the LLM.
+"""
 
 from __future__ import annotations
 
@@ -58,3 +64,10 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
 
     res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded", options={"xatol": 1e-6})
     return float(np.exp(res.x))
+
+
+def fit_proba(proba: np.ndarray, y_idx: np.ndarray) -> float:
+    """The temperature minimising the NLL of `y_idx` (column indices) over probabilities `proba`."""
+    if len(y_idx) == 0:
+        return 1.0
+    return fit_temperature(np.log(np.clip(proba, 1e-12, None)), np.asarray(y_idx))

@@ -44,6 +44,11 @@ class Classifier(ABC):
     @abstractmethod
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
+    def proba_and_margins(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None, list | None]:
+        """(predict_proba, raw per-class margins, the classes the margins are over), for the no-fit
+        score (router/nofit.py); models without margins (the LLM) return (proba, None, None)."""
+        return self.predict_proba(texts), None, None
+
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         return self.classes_[self.predict_proba(texts).argmax(axis=1)]
 

@@ -58,7 +58,7 @@ class Ctx:
         try:
             self.engine = open_store(self.cfg)
         except (SQLAlchemyError, OSError, ImportError) as e:
-            from router.classify import _brief
+            from router.routing import _brief
             try:
                 shown = make_url(url).render_as_string(hide_password=True)
             except SQLAlchemyError:
@@ -110,7 +110,7 @@ def classify(
     Exit codes: 0 every ticket routed, 2 usage or an unreadable file, store or model,
     3 nothing routed (an empty file, or every line rejected), 4 some lines rejected (the rest routed).
     """
-    from router.classify import StoreError, classify as run, default_output, default_rejects
+    from router.routing import StoreError, classify as run, default_output, default_rejects
     from router.io import check_encoding
     from router.llm import LoadError
     from router.registry import NoModelError
@@ -177,12 +177,13 @@ def zeroshot(
     from router import registry
     from router.llm import LoadError
     from router.llm.model import LLMClassifier
-    from router.store import ModelVersion
+    from router.store import ModelVersion, VersionStatus
     from training import data as data_mod, evaluate, gate
 
     c = _ctx(config)
     try:
-        clf = LLMClassifier(classes=c.catalog.ids, cfg=c.cfg, catalog=c.catalog, base=base, gguf_file=gguf_file)
+        clf = LLMClassifier.from_settings(c.cfg, c.catalog.ids, c.catalog, **{k: v for k, v in {
+            "base": base, "gguf_file": gguf_file}.items() if v is not None})
         clf.prompt  # loads the model now: a missing model fails here, before anything is registered
         metrics, snapshot = {}, {"source": "zero-shot"}
         if calibrate:
@@ -208,7 +209,7 @@ def zeroshot(
     if calibrate:
         evaluate.save(rep, folder, f"{version}: zero-shot held-out report")
     registry.register(c.engine, ModelVersion(
-        version=version, kind="llm", path=str(folder.resolve()), status="candidate", base=clf.base,
+        version=version, kind="llm", path=str(folder.resolve()), status=VersionStatus.candidate, base=clf.base,
         data_snapshot=snapshot, config=c.cfg.llm.model_dump(mode="json"), metrics=metrics, temperature=clf.temperature))
     if promote:
         registry.promote(c.engine, version, "zero-shot LLM")

@@ -14,8 +14,6 @@ review queue with reason `no_fit`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from router.config import Nofit
@@ -39,10 +37,8 @@ def model_threshold(mv) -> float | None:
 def predict(clf, texts) -> tuple[np.ndarray, np.ndarray | None]:
     """(probabilities over clf.classes_, the margin score, or None for models without margins)."""
     texts = list(texts)
-    if hasattr(clf, "proba_and_margins"):
-        proba, margins, fitted = clf.proba_and_margins(texts)
-        return proba, margin_score(margins, fitted)
-    return clf.predict_proba(texts), None
+    proba, margins, fitted = clf.proba_and_margins(texts)
+    return proba, None if margins is None else margin_score(margins, fitted)
 
 
 def scores(clf, texts) -> tuple[np.ndarray, np.ndarray]:

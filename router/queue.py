@@ -9,7 +9,7 @@ unbiased sample: the measured accuracy of confident predictions). A ticket the r
 "no department fits" (router/nofit.py) goes in as `no_fit`, whatever its confidence, ahead of
 the others (priority 2 + its no-fit confidence): it is routed nowhere until a dispatcher
 confirms or routes it; the budget does not drop it. At the end of a run
-`classify.prioritize` re-orders the waiting tickets with the configured strategy (`pool`,
+`routing.prioritize` re-orders the waiting tickets with the configured strategy (`pool`,
 `set_priorities`). The daily budget keeps at most `budget` low-confidence tickets of a day
 pending: the lowest priorities are dropped (status `over_budget`).
 
@@ -33,7 +33,7 @@ from sqlmodel import Session, select
 
 from router import config
 from router.classifier import model_input
-from router.store import Label, Prediction, QueueItem, Ticket, now
+from router.store import ItemStatus, Label, Prediction, QueueItem, Reason, Source, Ticket, now
 from router.strategies import Diverse, _max_sim, featurize, make_strategy
 
 
@@ -78,7 +78,7 @@ def decided(session: Session, ids) -> set[str]:
 
 def open_items(session: Session, ids) -> dict[str, QueueItem]:
     return {q.ticket_id: q for q in session.exec(select(QueueItem).where(
-        QueueItem.ticket_id.in_(list(ids)), QueueItem.status == "pending"))}
+        QueueItem.ticket_id.in_(list(ids)), QueueItem.status == ItemStatus.pending))}
 
 
 def enqueue(session: Session, ticket_ids, proba: np.ndarray, prediction_ids, pol: "Policy",
@@ -106,27 +106,27 @@ def enqueue(session: Session, ticket_ids, proba: np.ndarray, prediction_ids, pol
         elif tid in waiting:
             item = waiting[tid]
             item.prediction_id = prediction_ids[i]
-            if item.reason != "audit" and not np.isnan(nofit[i]):
-                item.reason, item.priority = "no_fit", 2.0 + float(nofit[i])
-            elif item.reason in ("low_confidence", "no_fit"):
-                item.reason, item.priority = "low_confidence", float(scores[i])
+            if item.reason != Reason.audit and not np.isnan(nofit[i]):
+                item.reason, item.priority = Reason.no_fit, 2.0 + float(nofit[i])
+            elif item.reason in (Reason.low_confidence, Reason.no_fit):
+                item.reason, item.priority = Reason.low_confidence, float(scores[i])
             session.add(item)
             out.waiting.append(tid)
         elif not np.isnan(nofit[i]):
-            session.add(QueueItem(ticket_id=tid, prediction_id=prediction_ids[i], reason="no_fit",
+            session.add(QueueItem(ticket_id=tid, prediction_id=prediction_ids[i], reason=Reason.no_fit,
                                   priority=2.0 + float(nofit[i])))
             out.nofit.append(tid)
         elif conf[i] < pol.threshold:
             low.append(i)
         elif rng.random() < pol.audit_rate:
-            session.add(QueueItem(ticket_id=tid, prediction_id=prediction_ids[i], reason="audit",
+            session.add(QueueItem(ticket_id=tid, prediction_id=prediction_ids[i], reason=Reason.audit,
                                   priority=float(rng.random())))
             out.audit.append(tid)
     if low:
         priority = _priorities(session, pol, scores[low], texts and [texts[i] for i in low], cache)
         for i, pr in zip(low, priority):
             session.add(QueueItem(ticket_id=ticket_ids[i], prediction_id=prediction_ids[i],
-                                  reason="low_confidence", priority=float(pr)))
+                                  reason=Reason.low_confidence, priority=float(pr)))
         out.low = [ticket_ids[i] for i in low]
     session.flush()
     out.dropped = trim_to_budget(session, pol)
@@ -161,7 +161,7 @@ class Waiting:
 
     def features(self, session: Session):
         ids = list(session.exec(
-            select(QueueItem.id).where(QueueItem.status == "pending", QueueItem.reason == "low_confidence")
+            select(QueueItem.id).where(QueueItem.status == ItemStatus.pending, QueueItem.reason == Reason.low_confidence)
             .order_by(QueueItem.id.desc()).limit(self.window)))
         if not ids:
             return None
@@ -185,16 +185,16 @@ def trim_to_budget(session: Session, pol: Policy) -> int:
     if not pol.daily_budget:
         return 0
     since = day_start(pol.timezone)
-    today = (QueueItem.reason == "low_confidence") & (QueueItem.created_at >= since)
+    today = (QueueItem.reason == Reason.low_confidence) & (QueueItem.created_at >= since)
     kept = session.exec(select(func.count()).select_from(QueueItem)
-                        .where(today, QueueItem.status != "over_budget")).one()
+                        .where(today, QueueItem.status != ItemStatus.over_budget)).one()
     excess = kept - pol.daily_budget
     if excess <= 0:
         return 0
     unclaimed = (QueueItem.claimed_until == None) | (QueueItem.claimed_until < now())  # noqa: E711
-    worst = session.exec(select(QueueItem.id).where(today, QueueItem.status == "pending", unclaimed)
+    worst = session.exec(select(QueueItem.id).where(today, QueueItem.status == ItemStatus.pending, unclaimed)
                          .order_by(QueueItem.priority, QueueItem.id.desc()).limit(excess)).all()
-    session.execute(update(QueueItem).where(QueueItem.id.in_(worst)).values(status="over_budget"))
+    session.execute(update(QueueItem).where(QueueItem.id.in_(worst)).values(status=ItemStatus.over_budget))
     return len(worst)
 
 
@@ -202,7 +202,7 @@ def trim_to_budget(session: Session, pol: Policy) -> int:
 
 @dataclass
 class Pool:
-    """The waiting low-confidence tickets the strategy orders (see `classify.prioritize`)."""
+    """The waiting low-confidence tickets the strategy orders (see `routing.prioritize`)."""
     item_ids: list[int]
     ticket_ids: list[str]
     texts: list[str]
@@ -218,7 +218,7 @@ def pool(session: Session, limit: int) -> Pool:
                Prediction.topk)
         .join(Ticket, Ticket.id == QueueItem.ticket_id)
         .join(Prediction, Prediction.id == QueueItem.prediction_id, isouter=True)
-        .where(QueueItem.status == "pending", QueueItem.reason == "low_confidence")
+        .where(QueueItem.status == ItemStatus.pending, QueueItem.reason == Reason.low_confidence)
         .order_by(QueueItem.priority.desc(), QueueItem.id).limit(limit)).all()
     return Pool(*[list(c) for c in zip(*rows)]) if rows else Pool([], [], [], [], [], [])
 
@@ -226,7 +226,7 @@ def pool(session: Session, limit: int) -> Pool:
 def labeled_texts(session: Session, limit: int) -> list[tuple[str, str | None]]:
     """(text, title) of the newest `limit` decided tickets: what the strategy spreads away from."""
     rows = session.exec(select(Ticket.text, Ticket.title).join(Label, Label.ticket_id == Ticket.id)
-                        .where(Label.undone == False, Label.source != "import")  # noqa: E712
+                        .where(Label.undone == False, Label.source != Source.imported)  # noqa: E712
                         .order_by(Label.id.desc()).limit(limit)).all()
     return [tuple(r) for r in rows]
 
@@ -236,4 +236,4 @@ def set_priorities(session: Session, item_ids, priorities, prediction_ids=None) 
         values = {"priority": float(pr)}
         if prediction_ids is not None:
             values["prediction_id"] = prediction_ids[k]
-        session.execute(update(QueueItem).where(QueueItem.id == qid, QueueItem.status == "pending").values(**values))
+        session.execute(update(QueueItem).where(QueueItem.id == qid, QueueItem.status == ItemStatus.pending).values(**values))

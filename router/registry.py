@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from router import classifier
-from router.store import ModelEvent, ModelVersion, now
+from router.store import Action, ModelEvent, ModelVersion, VersionStatus, now
 
 
 class NoModelError(RuntimeError):
@@ -31,7 +31,7 @@ def register(engine, mv: ModelVersion) -> ModelVersion:
 
 def current(engine) -> ModelVersion | None:
     with Session(engine) as s:
-        return s.exec(select(ModelVersion).where(ModelVersion.status == "current")).first()
+        return s.exec(select(ModelVersion).where(ModelVersion.status == VersionStatus.current)).first()
 
 
 def get(engine, version: str) -> ModelVersion | None:
@@ -55,7 +55,7 @@ def record(engine, version: str, action: str, reason: str = "") -> None:
         s.commit()
 
 
-def promote(engine, version: str, reason: str = "", action: str = "promoted") -> ModelVersion:
+def promote(engine, version: str, reason: str = "", action: str = Action.promoted) -> ModelVersion:
     """Make `version` current and retire the old current one, atomically."""
     with Session(engine) as s:
         mv = s.get(ModelVersion, version)
@@ -63,11 +63,11 @@ def promote(engine, version: str, reason: str = "", action: str = "promoted") ->
             raise NoModelError(f"no model version {version!r}; see `router models`")
         if not Path(mv.path).exists():
             raise NoModelError(f"model version {version} has no files at {mv.path}")
-        for old in s.exec(select(ModelVersion).where(ModelVersion.status == "current")):
+        for old in s.exec(select(ModelVersion).where(ModelVersion.status == VersionStatus.current)):
             if old.version != version:
-                old.status = "retired"
+                old.status = VersionStatus.retired
                 s.add(old)
-        mv.status, mv.promoted_at = "current", now()
+        mv.status, mv.promoted_at = VersionStatus.current, now()
         s.add(mv)
         s.add(ModelEvent(version=version, action=action, reason=reason))
         s.commit()
@@ -78,14 +78,14 @@ def promote(engine, version: str, reason: str = "", action: str = "promoted") ->
 def rollback(engine, reason: str = "manual rollback") -> ModelVersion:
     """Make the previously promoted version current again."""
     with Session(engine) as s:
-        cur = s.exec(select(ModelVersion).where(ModelVersion.status == "current")).first()
+        cur = s.exec(select(ModelVersion).where(ModelVersion.status == VersionStatus.current)).first()
         q = select(ModelVersion).where(ModelVersion.promoted_at.is_not(None))
         if cur is not None:
             q = q.where(ModelVersion.version != cur.version)
         prev = s.exec(q.order_by(ModelVersion.promoted_at.desc())).first()
     if prev is None:
         raise NoModelError("no earlier promoted version to roll back to")
-    return promote(engine, prev.version, reason, action="rolled_back")
+    return promote(engine, prev.version, reason, action=Action.rolled_back)
 
 
 def load(engine, version: str | None = None, cfg=None) -> tuple[ModelVersion, classifier.Classifier]:

@@ -16,12 +16,51 @@ import random
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from enum import StrEnum
 from pathlib import Path
 from typing import Optional
 
 from sqlalchemy import JSON, Column, Index, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Field, Session, SQLModel, create_engine
+
+
+class ItemStatus(StrEnum):
+    """A review-queue item's state."""
+    pending = "pending"          # open: waiting for (or claimed by) a dispatcher
+    done = "done"                # decided
+    skipped = "skipped"          # a dispatcher skipped it
+    over_budget = "over_budget"  # dropped: beyond the day's review budget
+    superseded = "superseded"    # a duplicate open item closed by migration 0004
+
+
+class Reason(StrEnum):
+    """Why a ticket is in the review queue (in the order a dispatcher sees them: no_fit first)."""
+    low_confidence = "low_confidence"
+    audit = "audit"              # a random check of a confident ticket
+    no_fit = "no_fit"            # no department seems to fit
+
+
+class Source(StrEnum):
+    """Where a label came from."""
+    imported = "import"          # history (`router import`)
+    correction = "correction"    # a dispatcher chose another department
+    confirmation = "confirmation"  # a dispatcher accepted the suggestion
+    audit = "audit"              # a dispatcher's answer to an audit
+
+
+class VersionStatus(StrEnum):
+    """A model version's state in the registry: one current at a time."""
+    candidate = "candidate"
+    current = "current"
+    retired = "retired"
+
+
+class Action(StrEnum):
+    """A registry event."""
+    promoted = "promoted"
+    kept_candidate = "kept_candidate"  # the gate refused it
+    rolled_back = "rolled_back"
 
 
 def now() -> datetime:
@@ -47,18 +86,21 @@ class Prediction(SQLModel, table=True):
     created_at: datetime = Field(default_factory=now, index=True)
 
 
+OPEN = f"status = '{ItemStatus.pending}'"
+
+
 class QueueItem(SQLModel, table=True):
     """A ticket waiting for a dispatcher: low confidence, or a random audit of a confident one."""
     __table_args__ = (Index("ix_queueitem_status_priority", "status", "priority"),
                       Index("ix_queueitem_claimed_by_status_done_at", "claimed_by", "status", "done_at"),
                       Index("ux_queueitem_open_ticket", "ticket_id", unique=True,  # one open item per ticket
-                            sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")))
+                            sqlite_where=text(OPEN), postgresql_where=text(OPEN)))
     id: Optional[int] = Field(default=None, primary_key=True)
     ticket_id: str = Field(foreign_key="ticket.id", index=True)
     prediction_id: Optional[int] = Field(default=None, foreign_key="prediction.id")
-    reason: str = "low_confidence"          # low_confidence | audit | no_fit
+    reason: str = Reason.low_confidence
     priority: float = Field(default=0.0, index=True)  # higher is shown first
-    status: str = Field(default="pending", index=True)  # pending | done | skipped | over_budget | superseded
+    status: str = Field(default=ItemStatus.pending, index=True)
     claimed_by: Optional[str] = None
     claimed_until: Optional[datetime] = None
     created_at: datetime = Field(default_factory=now, index=True)
@@ -73,7 +115,7 @@ class Label(SQLModel, table=True):
     ticket_id: str = Field(foreign_key="ticket.id", index=True)
     department: Optional[str] = Field(default=None, index=True)  # None: "no department fits"
     reviewer: str = ""
-    source: str = Field(default="import", index=True)  # import | correction | confirmation | audit
+    source: str = Field(default=Source.imported, index=True)
     prediction_id: Optional[int] = Field(default=None, foreign_key="prediction.id")
     undone: bool = False
     created_at: datetime = Field(default_factory=now, index=True)
@@ -84,7 +126,7 @@ class ModelVersion(SQLModel, table=True):
     kind: str                                  # baseline | llm
     path: str                                  # folder with the saved model and its reports
     base: Optional[str] = None                 # LLM base id (None for the baseline)
-    status: str = Field(default="candidate", index=True)  # candidate | current | retired
+    status: str = Field(default=VersionStatus.candidate, index=True)
     data_snapshot: dict = Field(default_factory=dict, sa_column=Column(JSON))
     config: dict = Field(default_factory=dict, sa_column=Column(JSON))
     metrics: dict = Field(default_factory=dict, sa_column=Column(JSON))
@@ -97,7 +139,7 @@ class ModelEvent(SQLModel, table=True):
     """Registry history: promotions, refusals by the gate, rollbacks."""
     id: Optional[int] = Field(default=None, primary_key=True)
     version: str = Field(foreign_key="modelversion.version", index=True)
-    action: str                                # promoted | kept_candidate | rolled_back | retired
+    action: str                                # an Action
     reason: str = ""
     created_at: datetime = Field(default_factory=now)
 

@@ -82,8 +82,8 @@ def test_fp8_merges_the_lora_adapter(tiny, lm, prompt, tmp_path):  # noqa: F811
 
 
 def test_classifier_reads_precision_from_config(tiny, catalog):  # noqa: F811
-    clf = LLMClassifier(catalog=catalog, cfg=Settings(llm={"precision": "fp8"}), base=str(tiny), device="cpu",
-                        template=SHORT)
+    clf = LLMClassifier.from_settings(Settings(llm={"precision": "fp8"}), None, catalog, base=str(tiny), device="cpu",
+                                     template=SHORT)
     p = clf.predict_proba(tickets(3))
     assert np.allclose(p.sum(1), 1) and isinstance(clf._model.get_decoder().layers[0].mlp.up_proj, FP8Linear)
     assert LLMClassifier(catalog=catalog, base=str(tiny)).precision == "auto"

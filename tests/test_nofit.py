@@ -20,6 +20,7 @@ from router.store import QueueItem, open_store
 from tests.conftest import SAMPLE, read_jsonl, write_jsonl
 from training import gate
 from training.data import from_store
+from training.train import routed
 
 runner = CliRunner()
 
@@ -126,7 +127,9 @@ def test_no_fit_end_to_end(light, tmp_path, catalog):
     assert data.labels[data.ids.index(item.ticket_id)] == NONE
 
     # the gate: the current model's report against one that misses no-fit tickets
-    cur = gate.rescore(engine, mv, data.texts[-300:], data.labels[-300:], catalog)
+    proba, score, classes = gate.score(engine, mv, data.texts[-300:])
+    thr = nofit.threshold(config.Settings().nofit, nofit.model_threshold(mv))
+    cur = routed(proba, score, classes, data.labels[-300:], catalog, thr, True)
     worse = json.loads(json.dumps(cur))
     worse["nofit"]["recall"] -= 0.2
     assert cur["nofit"]["support"] >= 10
@@ -175,7 +178,7 @@ def test_llm_gets_a_no_fit_answer_among_its_labels(tmp_path, cfg, catalog):
     cfg.prompt.department, cfg.prompt.max_ticket_tokens = "{label}. {name}", 64
     clf = build("llm", cfg, catalog, no_fit=True)
     assert list(clf.classes_)[-1] == NONE and clf.labels[-1] == str(len(catalog.ids) + 1)
-    assert f"{len(catalog.ids) + 1}. 无合适部门" in clf.prompt.text("喂？")
+    assert f"{len(catalog.ids) + 1}. 无合适部门" in clf.prompt.tokenizer.decode(clf.prompt.ids("喂？"))
     proba, score = nofit.scores(clf, ["喂？喂？", "小区停水了"])
     assert proba.shape == (2, len(catalog.ids) + 1) and np.allclose(proba.sum(axis=1), 1)
     assert np.allclose(score, nofit.proba_score(proba, list(clf.classes_))) and ((0 < score) & (score < 1)).all()

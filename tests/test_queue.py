@@ -7,7 +7,7 @@ import pytest
 from sqlmodel import Session, select
 
 from router.classifier import top_k
-from router.classify import store_batch
+from router.routing import store_batch
 from router.io import TicketIn
 from router.queue import Policy, enqueue, policy
 from router.strategies import ClassBalanced, Diverse, Entropy, LeastConfidence, Margin, featurize, make_strategy

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from sqlmodel import Session
 
-from router import registry
+from router import calibration, registry
 from router.store import Label
 from tests.conftest import SAMPLE
-from training import calibrate, replay
+from training import replay
 from training.data import Labeled, from_store, import_labeled, split
 from training.train import train
 
@@ -55,14 +55,14 @@ def test_temperature_scaling_fixes_overconfidence():
     y = rng.integers(0, 5, 2000)
     logits = rng.normal(size=(2000, 5))
     logits[np.arange(2000), y] += 1.0
-    over = calibrate.apply(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), 0.25)  # 4x too sharp
+    over = calibration.temper(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), 0.25)  # 4x too sharp
     from router.calibration import ece
 
-    t = calibrate.fit(over, y)
+    t = calibration.fit_proba(over, y)
     assert 3.0 < t < 5.0
-    assert ece(calibrate.apply(over, t), y) < ece(over, y) / 3
+    assert ece(calibration.temper(over, t), y) < ece(over, y) / 3
     p = np.array([[0.7, 0.3, 0.0]])
-    assert calibrate.apply(p, 2.0)[0, 2] == 0.0                                 # unseen class stays at 0
+    assert calibration.temper(p, 2.0)[0, 2] == 0.0                                 # unseen class stays at 0
 
 
 @pytest.fixture

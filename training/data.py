@@ -12,9 +12,8 @@ from sqlmodel import Session, select
 
 from router.catalog import NONE, Catalog
 from router.classifier import model_input
-from router.io import parse_time
-from router.io import load_tickets
-from router.store import Label, Ticket
+from router.io import load_tickets, parse_time
+from router.store import Label, Source, Ticket
 
 
 @dataclass
@@ -64,7 +63,7 @@ def from_file(path: str, catalog: Catalog) -> tuple[Labeled, list]:
     return data, rejects
 
 
-def import_labeled(engine, path: str, catalog: Catalog, source: str = "import") -> tuple[int, list]:
+def import_labeled(engine, path: str, catalog: Catalog, source: str = Source.imported) -> tuple[int, list]:
     """Load a labeled file into the store as tickets plus labels; returns (added, rejects)."""
     ok, rejects = load_tickets(path, catalog, require_label=True)
     added = 0

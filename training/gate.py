@@ -21,11 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.metrics import f1_score
 
-from router.config import Settings
 from router import nofit, registry
-from router.catalog import Catalog
-from router.store import ModelVersion
-from training import evaluate
+from router.store import Action, ModelVersion
 
 
 @dataclass
@@ -42,15 +39,6 @@ def score(engine, mv: ModelVersion, texts: list[str], cfg=None):
     _, clf = registry.load(engine, mv.version, cfg)
     proba, ood = nofit.scores(clf, texts)
     return proba, ood, [str(c) for c in clf.classes_]
-
-
-def rescore(engine, mv: ModelVersion, texts: list[str], labels: list[str], catalog: Catalog | None = None,
-            cfg=None) -> dict:
-    """The report of model version `mv` on these tickets, routed as `router classify` does."""
-    proba, ood, classes = score(engine, mv, texts, cfg)
-    st = (cfg if cfg is not None else Settings()).nofit
-    pred = nofit.decide(proba, ood, classes, nofit.threshold(st, nofit.model_threshold(mv)), st.enabled)
-    return evaluate.report(proba, labels, classes, catalog, pred, ood)
 
 
 def bootstrap_change(truth, new, old, q: float, rounds: int = 300, seed: int = 0) -> float:
@@ -128,5 +116,5 @@ def apply(engine, version: str, decision: Decision) -> bool:
     if decision.promote:
         registry.promote(engine, version, f"gate: {decision.reason}")
     else:
-        registry.record(engine, version, "kept_candidate", f"gate: {decision.reason}")
+        registry.record(engine, version, Action.kept_candidate, f"gate: {decision.reason}")
     return decision.promote

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timezone
 
+from router.store import Source
 from training.data import Labeled
 
 
@@ -18,7 +19,7 @@ def _aware(t: datetime | None) -> datetime | None:
 
 
 def mix(data: Labeled, since: datetime | None, old_sample: int = 0, recent_weight: int = 1,
-        weighted_sources=("correction", "audit"), seed: int = 42) -> Labeled:
+        weighted_sources=(Source.correction, Source.audit), seed: int = 42) -> Labeled:
     """Training tickets for one run.
 
     since:          labels given after this time are new (None: everything is new)

@@ -15,11 +15,11 @@ from datetime import datetime
 
 import numpy as np
 
-from router import classifier, config, nofit, registry
+from router import calibration, classifier, config, nofit, registry
 from router.calibration import ece
 from router.catalog import Catalog
-from router.store import ModelVersion
-from training import calibrate, evaluate, gate as gate_mod, replay
+from router.store import ModelVersion, VersionStatus
+from training import evaluate, gate as gate_mod, replay
 from training.data import Labeled, split
 
 
@@ -91,9 +91,9 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
     temperature, cal_raw, cal_score = 1.0, None, None
     if len(cal_set):
         cal_raw, cal_score = nofit.predict(clf, cal_set.texts)
-        temperature = calibrate.fit(cal_raw, np.array([pos[y] for y in cal_set.labels]))
+        temperature = calibration.fit_proba(cal_raw, np.array([pos[y] for y in cal_set.labels]))
     raw, score = nofit.predict(clf, test_set.texts)
-    proba = calibrate.apply(raw, temperature)
+    proba = calibration.temper(raw, temperature)
     clf.temperature = temperature
 
     # No department fits: the threshold that catches target_recall of the calibration slice's no-fit tickets.
@@ -102,7 +102,7 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
         score = nofit.proba_score(proba, classes)
     if st.enabled and st.target_recall > 0 and n_cal_nofit >= max(1, st.min_examples):
         if cal_score is None:
-            cal_score = nofit.proba_score(calibrate.apply(cal_raw, temperature), classes)
+            cal_score = nofit.proba_score(calibration.temper(cal_raw, temperature), classes)
         fitted = nofit.fit_threshold(cal_score, np.array(cal_set.labels) == nofit.NONE, st.target_recall)
     thr = nofit.threshold(st, fitted)
     rep = routed(proba, score, classes, test_set.labels, catalog, thr, st.enabled)
@@ -145,7 +145,7 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
             "labels_until": max(times).isoformat() if times else None,
             "since": since.isoformat() if since else None, **(snapshot or {})}
     mv = registry.register(engine, ModelVersion(
-        version=version, kind=kind, path=str(folder.resolve()), status="candidate",
+        version=version, kind=kind, path=str(folder.resolve()), status=VersionStatus.candidate,
         base=getattr(clf, "base", None), data_snapshot=snap,
         config={**getattr(cfg, kind).model_dump(mode="json"), "nofit": {"threshold": fitted, "target_recall": st.target_recall,
                                                      "n_calibration": n_cal_nofit}},

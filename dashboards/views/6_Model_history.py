@@ -6,9 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import ui
+from router.store import Action, VersionStatus
 
-ACTIONS = {"promoted": "上线", "rolled_back": "回滚", "kept_candidate": "未上线（保留为候选）"}
-STATUS = {"current": "在用", "candidate": "候选", "retired": "已退役"}
+ACTIONS = {Action.promoted: "上线", Action.rolled_back: "回滚", Action.kept_candidate: "未上线（保留为候选）"}
+STATUS = {VersionStatus.current: "在用", VersionStatus.candidate: "候选", VersionStatus.retired: "已退役"}
 
 ctx = ui.page("模型历史")
 vs = ui.query("versions", ctx.url)

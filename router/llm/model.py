@@ -1,6 +1,6 @@
 """LLMClassifier: the LLM router behind the common Classifier interface.
 
-    clf = LLMClassifier(classes=catalog.ids, cfg=cfg, catalog=catalog)      # zero-shot: no adapter
+    clf = LLMClassifier.from_settings(cfg, catalog.ids, catalog)      # zero-shot: no adapter
     proba = clf.predict_proba(texts)     # exact label scoring, softmax(log P(label) / temperature)
     clf.calibrate(held_texts, held_labels)   # fits the temperature, returns ECE before/after
     clf.fit(texts, labels)               # QLoRA fine-tuning through router/llm/sft.py
@@ -24,8 +24,9 @@ import numpy as np
 from router.calibration import ece, fit_temperature, softmax
 from router.catalog import Catalog, Department
 from router.classifier import Classifier
-from router.config import Prompt as Template, Settings
+from router.config import LLM, Prompt as Template, Settings
 
+_LLM = LLM()        # the declared [llm] defaults (router/config.py)
 PROGRESS_MIN = 256   # show a progress bar from this many tickets on
 
 
@@ -33,35 +34,36 @@ class LLMClassifier(Classifier):
     kind = "llm"
 
     def __init__(self, classes: Sequence[str] | None = None, cfg: Settings | None = None, catalog: Catalog | None = None,
-                 base: str | None = None, adapter: str | Path | None = None, gguf_file: str | None = None,
-                 template: dict | None = None, temperature: float | None = None, decode: str | None = None,
-                 device: str | None = None, batch_size: int | None = None, quantize=None,
-                 precision: str | None = None):
-        if catalog is None:
-            raise ValueError("the LLM router needs the department catalogue (names and duties) for its prompt")
-        cfg = cfg if cfg is not None else Settings()
-        llm = cfg.llm
-        self.catalog = catalog
-        self.classes_ = np.array(list(classes) if classes is not None else catalog.ids, dtype=object)
-        self.base = str(base or llm.base)
-        self.gguf_file = gguf_file or llm.gguf_file or None
-        self.adapter = str(adapter) if adapter else None
-        self.template = {**cfg.prompt.model_dump(), **(template or {})}
-        self.temperature = float(temperature if temperature is not None else llm.temperature)
-        self.decode = str(decode or llm.decode)
-        if self.decode not in ("score", "generate"):
-            raise ValueError(f"decode must be 'score' or 'generate', not {self.decode!r}")
-        self.device = device or llm.device
-        q = llm.quantize if quantize is None else quantize
-        self.quantize = None if q in ("auto", None) else bool(q)
-        self.precision = precision or llm.precision     # nf4 | bf16 | fp8 | auto (load.py)
-        self.batch_size = int(batch_size or llm.batch_size)
-        self.cfg = cfg
+                 base: str = _LLM.base, adapter: str | Path | None = None, gguf_file: str = _LLM.gguf_file,
+                 template: dict | None = None, temperature: float = _LLM.temperature, decode: str = _LLM.decode,
+                 device: str = _LLM.device, batch_size: int = _LLM.batch_size, quantize=_LLM.quantize,
+                 precision: str = _LLM.precision):
+        """Stores its parameters, as a scikit-learn estimator does; `from_settings` and `load` fill them
+        from the settings. `classes`: default the catalogue's departments; `cfg`: the fine-tuning
+        settings ([sft], [paths]) that `fit` uses; `template`: the [prompt] keys, default the declared ones."""
+        self.classes, self.cfg, self.catalog = classes, cfg, catalog
+        self.base, self.adapter, self.gguf_file, self.template = base, adapter, gguf_file, template
+        self.temperature, self.decode, self.device, self.batch_size = temperature, decode, device, batch_size
+        self.quantize, self.precision = quantize, precision          # precision: nf4 | bf16 | fp8 | auto (load.py)
         self._model = self._tokenizer = self._prompt = self._scorer = None
 
     @classmethod
-    def from_settings(cls, cfg: Settings, classes, catalog) -> "LLMClassifier":
-        return cls(classes=classes, cfg=cfg, catalog=catalog)
+    def from_settings(cls, cfg: Settings, classes, catalog, **params) -> "LLMClassifier":
+        """A model run as [llm] and prompted as [prompt] say; `params` override single parameters."""
+        llm = cfg.llm
+        return cls(**{"classes": classes, "cfg": cfg, "catalog": catalog, "base": llm.base, "gguf_file": llm.gguf_file,
+                      "template": cfg.prompt.model_dump(), "temperature": llm.temperature, "decode": llm.decode,
+                      "device": llm.device, "batch_size": llm.batch_size, "quantize": llm.quantize,
+                      "precision": llm.precision, **params})
+
+    @property
+    def classes_(self) -> np.ndarray:
+        if self.catalog is None:
+            raise ValueError("the LLM router needs the department catalogue (names and duties) for its prompt")
+        return np.array(list(self.classes) if self.classes is not None else self.catalog.ids, dtype=object)
+
+    def _template(self) -> Template:
+        return Template(**(self.template or {}))
 
     # -- the model, loaded on first use -------------------------------------------------------
     def _load(self):
@@ -69,10 +71,12 @@ class LLMClassifier(Classifier):
             from router.llm.load import load_model
             from router.llm.prompt import build_prompt
 
-            self._model, self._tokenizer = load_model(self.base, adapter=self.adapter, gguf_file=self.gguf_file,
-                                                      device=self.device, quantize=self.quantize,
-                                                      precision=self.precision)
-            self._prompt = build_prompt(self._tokenizer, self.catalog, self.template, list(self.classes_))
+            quantize = None if self.quantize in ("auto", None) else bool(self.quantize)
+            self._model, self._tokenizer = load_model(str(self.base), adapter=self.adapter,
+                                                      gguf_file=self.gguf_file or None, device=self.device,
+                                                      quantize=quantize, precision=self.precision)
+            self._prompt = build_prompt(self._tokenizer, self.catalog, self._template().model_dump(),
+                                        list(self.classes_))
         return self._model
 
     @property
@@ -108,7 +112,7 @@ class LLMClassifier(Classifier):
             self._scorer = Scorer(model, self._prompt)
         advance, close = self._progress(len(texts), "scoring tickets")
         try:
-            return self._scorer.logprobs(texts, self.batch_size, advance)
+            return self._scorer.logprobs(texts, int(self.batch_size), advance)
         finally:
             close()
 
@@ -116,6 +120,8 @@ class LLMClassifier(Classifier):
         texts = list(texts)
         if not texts:
             return np.zeros((0, len(self.classes_)))
+        if self.decode not in ("score", "generate"):
+            raise ValueError(f"decode must be 'score' or 'generate', not {self.decode!r}")
         if self.decode == "generate":
             return self._generated_proba(texts)
         return softmax(self.logprobs(texts), self.temperature)
@@ -167,17 +173,18 @@ class LLMClassifier(Classifier):
         from router.llm.sft import finetune
 
         # A folder named by the data, under the state home: a crashed run resumes from its checkpoints.
-        home = Path(self.cfg.paths.home)
-        key = hashlib.sha1("\x1f".join([self.base, *texts, "\x1e", *labels]).encode()).hexdigest()[:12]
+        cfg = self.cfg if self.cfg is not None else Settings()
+        home = Path(cfg.paths.home)
+        key = hashlib.sha1("\x1f".join([str(self.base), *texts, "\x1e", *labels]).encode()).hexdigest()[:12]
         self._work = home / "work" / f"llm-{key}"
         self._work.mkdir(parents=True, exist_ok=True)
         # Train on exactly this classifier's prompt and device, whatever the config file says.
-        run_cfg = self.cfg.model_copy(deep=True)
-        run_cfg.prompt = Template(**self.template)
+        run_cfg = cfg.model_copy(deep=True)
+        run_cfg.prompt = self._template()
         run_cfg.llm.device = self.device
         run_cfg.llm.quantize = "auto" if self.quantize is None else self.quantize
-        adapter = finetune(self.base, list(texts), list(labels), self.catalog, run_cfg, self._work,
-                           gguf_file=self.gguf_file, classes=list(self.classes_))
+        adapter = finetune(str(self.base), list(texts), list(labels), self.catalog, run_cfg, self._work,
+                           gguf_file=self.gguf_file or None, classes=list(self.classes_))
         self.adapter = str(adapter)
         self._model = self._tokenizer = self._prompt = self._scorer = None
         return self
@@ -194,9 +201,9 @@ class LLMClassifier(Classifier):
         depts = [{"id": c, "name": self.catalog.name(c),
                   "duties": self.catalog.by_id[c].duties if c in self.catalog.by_id else ""} for c in self.classes_]
         labels = self._prompt.labels if self._prompt is not None else None
-        meta = {"kind": self.kind, "base": self.base, "gguf_file": self.gguf_file, "adapter": adapter,
+        meta = {"kind": self.kind, "base": str(self.base), "gguf_file": self.gguf_file or None, "adapter": adapter,
                 "temperature": self.temperature,
-                "classes": list(self.classes_), "labels": labels, "template": self.template,
+                "classes": list(self.classes_), "labels": labels, "template": self._template().model_dump(),
                 "city": self.catalog.city, "departments": depts}
         (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
 
@@ -208,7 +215,8 @@ class LLMClassifier(Classifier):
         meta = json.loads((folder / "meta.json").read_text())
         catalog = Catalog([Department(d["id"], d["name"], d["duties"]) for d in meta["departments"]],
                           city=meta.get("city", ""))
-        return cls(classes=meta["classes"], cfg=cfg, catalog=catalog, base=meta["base"],
-                   adapter=folder / meta["adapter"] if meta.get("adapter") else None,
-                   gguf_file=meta.get("gguf_file"), template=meta.get("template"),
-                   temperature=meta.get("temperature", 1.0), device=device)
+        return cls.from_settings(cfg, meta["classes"], catalog, base=meta["base"],
+                                 adapter=folder / meta["adapter"] if meta.get("adapter") else None,
+                                 gguf_file=meta.get("gguf_file") or "",
+                                 template={**cfg.prompt.model_dump(), **(meta.get("template") or {})},
+                                 temperature=meta.get("temperature", 1.0), device=device or cfg.llm.device)

@@ -50,10 +50,6 @@ class Prompt:
     def ids(self, text: str) -> list[int]:
         return self.prefix + self.ticket(text)
 
-    def text(self, text: str) -> str:
-        """The whole prompt as text (for reading it; the model gets `ids`)."""
-        return self.tokenizer.decode(self.ids(text))
-
     def answer(self, dept_id: str) -> list[int]:
         """Token ids of the full answer for a department: its label, then end of turn."""
         return self.label_ids[self.classes.index(dept_id)] + [self.end_id]
