@@ -32,6 +32,7 @@ class Classifier(ABC):
     kind: str = ""
     classes_: np.ndarray
     temperature: float = 1.0     # predict_proba = softmax(log p / temperature); training fits it
+    base: str | None = None      # the pretrained model it builds on (the LLM's), recorded in the registry
 
     @classmethod
     @abstractmethod

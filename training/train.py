@@ -146,7 +146,7 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
             "since": since.isoformat() if since else None, **(snapshot or {})}
     mv = registry.register(engine, ModelVersion(
         version=version, kind=kind, path=str(folder.resolve()), status=VersionStatus.candidate,
-        base=getattr(clf, "base", None), data_snapshot=snap,
+        base=clf.base and str(clf.base), data_snapshot=snap,
         config={**getattr(cfg, kind).model_dump(mode="json"), "nofit": {"threshold": fitted, "target_recall": st.target_recall,
                                                      "n_calibration": n_cal_nofit}},
         metrics={**evaluate.summary(rep), "ece_uncalibrated": rep["calibration"]["ece_before"]},
