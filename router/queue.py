@@ -231,6 +231,13 @@ def labeled_texts(session: Session, limit: int) -> list[tuple[str, str | None]]:
     return [tuple(r) for r in rows]
 
 
+def flag_no_fit(session: Session, item_ids, priorities) -> None:
+    """Waiting items whose new prediction is `none` become no-fit items."""
+    for qid, pr in zip(item_ids, priorities):
+        session.execute(update(QueueItem).where(QueueItem.id == qid, QueueItem.status == ItemStatus.pending)
+                        .values(reason=Reason.no_fit, priority=float(pr)))
+
+
 def set_priorities(session: Session, item_ids, priorities, prediction_ids=None) -> None:
     for k, (qid, pr) in enumerate(zip(item_ids, priorities)):
         values = {"priority": float(pr)}

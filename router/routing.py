@@ -100,14 +100,17 @@ def prioritize(engine, clf, version: str, pol: Policy, no_fit: tuple = (None, Tr
         texts = [model_input(t, h) for t, h in zip(p.texts, p.titles)]
         stale = [k for k, v in enumerate(p.versions) if v != version] if pol.rerank else []
         proba = _stored_proba(p.tops, classes)
-        new_preds = {}
+        new_preds, flagged = {}, {}   # flagged: position -> no-fit priority (as `queue.enqueue` gives)
         if stale:  # this model's prediction where there is one (a rollback), else a new one
             have = {x.ticket_id: x for x in s.exec(select(Prediction).where(
                 Prediction.ticket_id.in_([p.ticket_ids[k] for k in stale]), Prediction.model_version == version))}
             for k in stale:
                 if p.ticket_ids[k] in have:
-                    proba[k] = _stored_proba([have[p.ticket_ids[k]].topk], classes)[0]
-                    new_preds[k] = have[p.ticket_ids[k]].id
+                    pred = have[p.ticket_ids[k]]
+                    proba[k] = _stored_proba([pred.topk], classes)[0]
+                    new_preds[k] = pred.id
+                    if pred.department == nofit.NONE:
+                        flagged[k] = 2.0 + pred.confidence
             todo = [k for k in stale if k not in new_preds]
             if todo:
                 proba[todo], score = nofit.scores(clf, [texts[k] for k in todo])
@@ -118,6 +121,7 @@ def prioritize(engine, clf, version: str, pol: Policy, no_fit: tuple = (None, Tr
                 s.add_all(preds)
                 s.flush()
                 new_preds.update(zip(todo, (x.id for x in preds)))
+                flagged.update((k, 2.0 + top[0][1]) for k, top in zip(todo, tops) if top[0][0] == nofit.NONE)
         features = labeled = None
         if isinstance(strategy, Diverse):
             features = featurize(texts)
@@ -129,6 +133,8 @@ def prioritize(engine, clf, version: str, pol: Policy, no_fit: tuple = (None, Tr
             queue.set_priorities(s, ids, prio[stale], [new_preds[k] for k in stale])
         fresh = [k for k in range(len(p.item_ids)) if k not in new_preds]
         queue.set_priorities(s, [p.item_ids[k] for k in fresh], prio[fresh])
+        if flagged:  # the current model says no department fits: shown first, with that reason
+            queue.flag_no_fit(s, [p.item_ids[k] for k in flagged], list(flagged.values()))
         s.commit()
     return len(p.item_ids)
 

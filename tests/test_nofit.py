@@ -137,6 +137,27 @@ def test_no_fit_end_to_end(light, tmp_path, catalog):
     assert not d.promote and "no-fit recall" in d.reason
     assert gate.decide(cur, cur).promote
 
+    # waiting tickets an older model queued as uncertain, that the current model calls no-fit,
+    # become no-fit items when the queue is re-ranked
+    from router import queue, routing
+    from router.store import Prediction, Reason
+    with Session(engine) as s:
+        waiting = s.exec(select(QueueItem).where(QueueItem.status == "pending", QueueItem.reason == "no_fit")).all()[:5]
+        for q in waiting:
+            old = Prediction(ticket_id=q.ticket_id, model_version="old", department="urban-mgmt", confidence=0.3,
+                             topk=[["urban-mgmt", 0.3]])
+            s.add(old)
+            s.flush()
+            q.prediction_id, q.reason, q.priority = old.id, Reason.low_confidence, 0.5
+            s.add(q)
+        s.commit()
+        ids = [q.id for q in waiting]
+    routing.prioritize(engine, clf, mv.version, queue.policy(config.Settings()), (thr, True))
+    with Session(engine) as s:
+        back = [s.get(QueueItem, i) for i in ids]
+        assert all(q.reason == "no_fit" and q.priority > 2 for q in back)
+        assert all(s.get(Prediction, q.prediction_id).model_version == mv.version for q in back)
+
 
 def test_dashboard_no_fit_rate_per_day(engine):
     from datetime import datetime, timezone
