@@ -78,9 +78,9 @@ class LLM(Section):
     precision: str = Field("auto", description="serving: nf4 | bf16 | fp8 (LoRA merged, FP8 linears) | auto: fp8 on "
                            "GPUs with FP8 (compute capability >= 8.9; faster than NF4, bench/gpu_llm.py), nf4 on "
                            "other GPUs, full precision on CPU")
-    quantize: bool | Literal["auto"] = Field("auto", description="training's base (QLoRA): auto (NF4 on CUDA) | "
-                                             "true | false; with precision = \"auto\", true/false also pick "
-                                             "nf4/bf16 for serving")
+    quantize: bool | Literal["auto"] = Field("auto", description="older configs: true | false forces the "
+                                             "training base (nf4 | bf16) while [sft] base = \"auto\", and with "
+                                             "precision = \"auto\" picks nf4/bf16 for serving; auto: no effect")
     batch_size: int = Field(128, description="tickets per forward pass (halved on CUDA out-of-memory); peak for the "
                             "7B with the default prompt: NF4 8.2 GiB, FP8 11.2 GiB (bench/gpu_llm.py)")
     decode: Decode = Field(Decode.score, description="score: exact probability of every department | "
@@ -106,8 +106,13 @@ class Prompt(Section):
 
 
 class SFT(Section):
-    """QLoRA fine-tuning of the LLM router (router/llm/sft.py), seed-recipe defaults.
+    """LoRA fine-tuning of the LLM router (router/llm/sft.py), seed-recipe defaults.
     On a machine without CUDA: no quantization, fp32, optim adamw_torch (chosen automatically)."""
+    base: Literal["auto", "nf4", "bf16"] = Field(
+        "auto", description="the frozen base on CUDA: nf4 (QLoRA, 4-bit weights: least memory) | bf16 (LoRA on the "
+        "bf16 base: faster, twice the weights' memory) | auto: bf16 when the GPU's free memory holds the bf16 "
+        "weights plus the measured training peak with margin, else nf4 ([llm] quantize = true/false decides "
+        "instead when set). CPU: fp32")
     lora_r: int = 64
     lora_alpha: int = 64
     lora_dropout: float = 0.05

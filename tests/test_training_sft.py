@@ -159,3 +159,42 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny, catalog, tcfg, tmp_pa
     sft.finetune(str(tiny), texts, labels, catalog, tcfg, tmp_path / "run2", classes=CLASSES,
                  callbacks=[fresh], progress=False, **kw)
     assert fresh.steps[0] == 1
+
+
+def test_pick_base_follows_the_settings_then_the_free_memory():
+    s = sft.settings(None)                                          # base = auto, checkpointing, batch 2 x 896
+    assert s.base == "auto"
+    assert sft.pick_base(s, "auto", "cpu")[0] == "fp32"
+    assert sft.pick_base(sft.settings(None, base="bf16"), "auto", "cpu")[0] == "fp32"  # no GPU: never bf16/nf4
+    assert sft.pick_base(sft.settings(None, base="nf4"), False, "cuda") == ("nf4", "[sft] base = nf4")
+    assert sft.pick_base(sft.settings(None, base="bf16"), True, "cuda")[0] == "bf16"   # [sft] base wins
+    assert sft.pick_base(s, True, "cuda")[0] == "nf4"                # older configs: [llm] quantize decides
+    assert sft.pick_base(s, False, "cuda")[0] == "bf16"
+    assert sft.pick_base(s, "auto", "cuda")[0] == "nf4"              # size unknown: the safe choice
+    seven_b = (7_615_616_512, 28, 3584)                              # DeepSeek-R1-Distill-Qwen-7B
+    base, why = sft.pick_base(s, "auto", "cuda:0", seven_b, free=75 * sft.GIB)
+    assert base == "bf16" and "75.0 GiB free on cuda:0 holds" in why and "14.2 GiB" in why
+    assert sft.pick_base(s, "auto", "cuda", seven_b, free=16 * sft.GIB)[0] == "nf4"   # a 16 GiB card
+    # without checkpointing the step needs ~10x more: 24 GiB holds the checkpointed run only
+    assert sft.pick_base(s, "auto", "cuda", seven_b, free=24 * sft.GIB)[0] == "bf16"
+    assert sft.pick_base(sft.settings(None, gradient_checkpointing=False), "auto", "cuda", seven_b,
+                         free=24 * sft.GIB)[0] == "nf4"
+
+
+def test_model_shape_counts_the_parameters_without_loading(tiny, tmp_path):
+    model, _ = load_model(str(tiny), device="cpu")
+    params, layers, hidden = sft.model_shape(str(tiny))
+    assert params == sum(p.numel() for p in model.parameters())
+    assert (layers, hidden) == (model.config.num_hidden_layers, model.config.hidden_size)
+    assert sft.model_shape(str(tmp_path)) is None                    # no config: unknown, not a crash
+
+
+def test_finetune_records_its_base(tiny, catalog, tcfg, tmp_path, caplog):
+    texts, labels = make(8, 3)
+    with caplog.at_level("INFO", logger="router.llm.sft"):
+        sft.finetune(str(tiny), texts, labels, catalog, tcfg, tmp_path / "run", classes=CLASSES, progress=False,
+                     **{**FAST, "max_steps": 1, "base": "bf16"})
+    import json
+
+    assert json.loads((tmp_path / "run" / "base.json").read_text())["base"] == "fp32"   # CPU
+    assert "training base: fp32" in caplog.text

@@ -1,12 +1,13 @@
-"""QLoRA fine-tuning of the LLM router with trl's SFTTrainer.
+"""LoRA fine-tuning of the LLM router with trl's SFTTrainer (QLoRA on a 4-bit base, or a bf16 base).
 
     adapter = finetune(model_id, texts, labels, catalog, cfg, out_dir)   # -> out_dir/adapter
 
 Every example is the routing prompt of router/llm/prompt.py (the very token ids inference
 uses) followed by the department's answer; the loss covers only the answer tokens
-(a pre-tokenized prompt-completion dataset, `completion_only_loss`). On CUDA the base is
-loaded in 4-bit NF4 (router/llm/load.py) and trained in bf16 with a paged 8-bit AdamW;
-on CPU it stays unquantized in fp32 with `adamw_torch`. trl computes the loss with its fused
+(a pre-tokenized prompt-completion dataset, `completion_only_loss`). On CUDA the frozen base is
+4-bit NF4 or bf16 (`[sft] base`, `pick_base`: auto takes bf16 when the GPU's free memory holds it
+and the training peak) and trained in bf16 with a paged 8-bit AdamW; on CPU it stays unquantized
+in fp32 with `adamw_torch`. trl computes the loss with its fused
 LM head: logits only at the answer positions, never the (batch x length x vocabulary) tensor,
 and without the fp32 up-casting of `prepare_model_for_kbit_training`.
 
@@ -23,6 +24,8 @@ interrupted continues from the newest one (resume=True).
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from pathlib import Path
 from typing import Sequence
@@ -32,6 +35,13 @@ import torch
 from router.config import SFT, Settings
 
 CUDA_ONLY_OPTIMS = ("8bit", "paged", "bnb")
+GIB = 2 ** 30
+# What a training step holds beyond the frozen weights, in bytes per micro-batch token per (layer x hidden
+# unit), with and without activation checkpointing: peak minus weights on the 7B shape, batch 2 x 896, LoRA r=64
+# (bench/gpu_train.py, H100): 1.36 and 13.7 GiB.
+STEP_BYTES = {True: 8.1, False: 81.2}
+MARGIN = (1.2, 2.0)   # auto takes bf16 when free memory >= need x 1.2 + 2 GiB
+log = logging.getLogger("router.llm.sft")
 
 
 def settings(cfg: Settings | None = None, **overrides) -> SFT:
@@ -61,6 +71,55 @@ def examples(prompt, texts: Sequence[str], labels: Sequence[str], max_seq: int, 
         ids.append(p + answer)
         masks.append([0] * len(p) + [1] * len(answer))
     return {"input_ids": ids, "completion_mask": masks}
+
+
+def pick_base(s: SFT, quantize, device: str, shape: tuple[int, int, int] | None = None,
+              free: int | None = None) -> tuple[str, str]:
+    """The frozen base's format, nf4 | bf16 | fp32, and why: CPU -> fp32; `[sft] base` when not auto;
+    else `[llm] quantize` when true/false (older configs); else bf16 when `free` GPU bytes hold the bf16
+    weights + the training step (STEP_BYTES x micro-batch tokens x layers x hidden) with MARGIN.
+    shape: (parameters, layers, hidden size) of the model."""
+    if not device.startswith("cuda"):
+        return "fp32", "no GPU: the base stays in full precision"
+    if s.base != "auto":
+        return s.base, f"[sft] base = {s.base}"
+    if isinstance(quantize, bool):
+        return ("nf4" if quantize else "bf16"), f"[llm] quantize = {str(quantize).lower()} (and [sft] base = auto)"
+    if shape is None or free is None:
+        return "nf4", "[sft] base = auto, and the model's size is unknown"
+    params, layers, hidden = shape
+    weights = 2 * params
+    step = STEP_BYTES[bool(s.gradient_checkpointing)] * s.batch_size * s.max_seq * layers * hidden
+    need = (weights + step) * MARGIN[0] + MARGIN[1] * GIB
+    fits = free >= need
+    return ("bf16" if fits else "nf4"), (
+        f"[sft] base = auto: {free / GIB:.1f} GiB free on {device} {'holds' if fits else 'does not hold'} the bf16 "
+        f"weights ({weights / GIB:.1f} GiB) + the training step (~{step / GIB:.1f} GiB) with margin "
+        f"({need / GIB:.1f} GiB)")
+
+
+def model_shape(model_id: str, gguf_file: str | None = None) -> tuple[int, int, int] | None:
+    """(parameters, layers, hidden size) from the model's config, without loading weights; None if unreadable."""
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        conf = AutoConfig.from_pretrained(model_id, **({"gguf_file": gguf_file} if gguf_file else {}))
+        with init_empty_weights():
+            model = AutoModelForCausalLM.from_config(conf)
+    except Exception as e:   # any unreadable config: auto falls back to nf4, and says so
+        log.warning("cannot read the size of %s: %s", model_id, str(e).splitlines()[0] if str(e) else e)
+        return None
+    text = conf.get_text_config()
+    model.tie_weights()   # a tied head is one tensor, as after loading
+    return sum(p.numel() for p in model.parameters()), text.num_hidden_layers, text.hidden_size
+
+
+def training_base(model_id: str, gguf_file: str | None, s: SFT, llm, device: str) -> tuple[str, str]:
+    """pick_base for this model on this device (its size from the config, the GPU's free memory now)."""
+    if not device.startswith("cuda") or s.base != "auto" or isinstance(llm.quantize, bool):
+        return pick_base(s, llm.quantize, device)
+    return pick_base(s, llm.quantize, device, model_shape(model_id, gguf_file), torch.cuda.mem_get_info(device)[0])
 
 
 def last_checkpoint(folder: Path) -> str | None:
@@ -215,9 +274,10 @@ def finetune(model_id: str, texts: Sequence[str], labels: Sequence[str], catalog
     llm = cfg.llm
     device = pick_device(llm.device)
     cuda = device.startswith("cuda")
-    quantize = cuda if llm.quantize in ("auto", None) else bool(llm.quantize)
     gguf_file = gguf_file or llm.gguf_file or None
-    model, tokenizer = load_model(model_id, gguf_file=gguf_file, device=device, quantize=quantize,
+    base, why = training_base(model_id, gguf_file, s, llm, device)
+    log.info("training base: %s (%s)", base, why)
+    model, tokenizer = load_model(model_id, gguf_file=gguf_file, device=device, quantize=base == "nf4",
                                   dtype=torch.bfloat16 if cuda else torch.float32)
     prompt = build_prompt(tokenizer, catalog, cfg.prompt, classes)
     unknown = sorted(set(labels) - set(prompt.classes))
@@ -225,6 +285,7 @@ def finetune(model_id: str, texts: Sequence[str], labels: Sequence[str], catalog
         raise ValueError(f"labels not among the prompt's departments: {unknown[:5]}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "base.json").write_text(json.dumps({"base": base, "why": why}, ensure_ascii=False))
     share = bool(s.share_prefix)
     tr = trainer(model, tokenizer, examples(prompt, texts, labels, s.max_seq, share), s, out_dir, cuda,
                  callbacks, progress, prefix=prompt.prefix if share else None)
