@@ -5,9 +5,9 @@ the 412 s / 5,000 tickets x 3 epochs run of issue 14), timed per phase, then a t
     python bench/smol_step.py --model FOLDER [--gguf-file NAME]      # on the GPU (about 2 minutes)
     python bench/smol_step.py --model FOLDER --tiny --steps 2 --warmup 1 --profile-steps 1   # CPU check
 
-Variants: `before` puts back the two waits per step the code had (trl's isnan check of the loss, the
-accuracy metric's .item()); `now` is the code as it is; `now_b64` batch 64 (how the step's time
-scales with work). Phases (seconds per optimizer step, CUDA synchronised at each boundary): data
+Variants: `now` the code as it is; `before` puts back two GPU waits per step removed for a try (trl's isnan
+check of the loss, the accuracy metric's .item()): no gain, and the code keeps them, so `before` = `now`
+plus noise; `now_b64` batch 64 (how the step's time scales with work). Phases (seconds per optimizer step, CUDA synchronised at each boundary): data
 (the collator), prefix (sft.prefix_kv), forward+backward (training_step minus prefix), clip (between
 backward and the optimizer: gradient clipping, Trainer bookkeeping), optimizer (optimizer.step),
 rest (Trainer loop, scheduler, callbacks). The profiler pass gives GPU busy time / wall time,
