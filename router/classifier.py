@@ -50,6 +50,11 @@ class Classifier(ABC):
         score (router/nofit.py); models without margins (the LLM) return (proba, None, None)."""
         return self.predict_proba(texts), None, None
 
+    def shards(self, texts: Sequence[str], n: int) -> list[list[int]]:
+        """Positions of `texts` for `n` processes scoring in parallel (router/parallel.py), each
+        process's scores the same as one process's: contiguous shares (every row is scored alone)."""
+        return [list(map(int, a)) for a in np.array_split(np.arange(len(texts)), n)]
+
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         return self.classes_[self.predict_proba(texts).argmax(axis=1)]
 

@@ -109,7 +109,29 @@ def classify(
 
     Exit codes: 0 every ticket routed, 2 usage or an unreadable file, store or model,
     3 nothing routed (an empty file, or every line rejected), 4 some lines rejected (the rest routed).
+    Under torchrun / accelerate launch every process scores a share of each batch (README: Several GPUs).
     """
+    from router import parallel
+
+    if not parallel.init().lead:
+        parallel.serve(lambda version: _model(config, version, decode))
+        return
+    with parallel.leading():  # the other ranks stop when rank 0 is done, also when it fails
+        _classify(source, output, rejects, encoding, model, threshold, batch_size, resume, decode, config)
+
+
+def _model(config: Optional[Path], version: str, decode: Optional[config_mod.Decode]):
+    """Model `version`, run as rank 0 runs it (ranks > 0 of `router classify`)."""
+    from router import registry
+
+    c = Ctx(config)
+    if decode is not None:
+        c.cfg.llm.decode = decode
+    return registry.load(c.engine, version, c.cfg)[1]
+
+
+def _classify(source, output, rejects, encoding, model, threshold, batch_size, resume, decode, config):
+    from router.parallel import ShardError
     from router.routing import StoreError, classify as run, default_output, default_rejects
     from router.io import check_encoding
     from router.llm import LoadError
@@ -134,7 +156,7 @@ def classify(
         with _progress() as progress:
             s = run(c.engine, c.catalog, source, output, rejects, thr, batch_size or c.cfg.classify.batch_size,
                     c.cfg.classify.top_k, model, resume, progress, encoding, cfg=c.cfg)
-    except (TicketFileError, NoModelError, LoadError) as e:
+    except (TicketFileError, NoModelError, LoadError, ShardError) as e:
         fail(str(e) + ("; after fixing it, rerun with --resume" if isinstance(e, TicketFileError)
                        and "damaged at row" in str(e) else ""))
     except StoreError as e:

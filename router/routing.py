@@ -12,7 +12,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, select
 
-from router import queue, registry
+from router import parallel, queue, registry
 from router.catalog import Catalog
 from router import nofit
 from router.classifier import model_input
@@ -215,6 +215,7 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
     store fails."""
     reader = TicketReader(source, catalog, encoding=encoding)
     mv, clf = registry.load(engine, version, cfg)
+    clf = parallel.shard(clf, mv.version)  # several processes (torchrun): every rank scores a share
     pol = policy(cfg, threshold=threshold)  # once per run
     waiting = queue.Waiting(pol.duplicate_window)  # the near-duplicate check's features, kept for the run
     nf = cfg.nofit

@@ -23,18 +23,21 @@ from pathlib import Path
 import torch
 
 from router.llm import LoadError
+from router.parallel import cuda_device
 
 __all__ = ["load_model", "pick_device", "pick_precision", "quantization", "LoadError"]
 PRECISIONS = ("auto", "nf4", "bf16", "fp8")
 
 
 def pick_device(device: str = "auto") -> str:
+    """auto: CUDA if present, else CPU. "cuda" is this process's GPU: cuda:LOCAL_RANK when a launcher
+    started one process per GPU (router/parallel.py)."""
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise LoadError(f"device {device!r} asked for, but no CUDA GPU is visible "
                         "(check nvidia-smi, CUDA_VISIBLE_DEVICES, and that torch is a CUDA build)")
-    return device
+    return cuda_device() if device == "cuda" else device
 
 
 def pick_precision(precision: str | None, device: str, quantize: bool | None = None) -> str:

@@ -25,6 +25,7 @@ from router.calibration import ece, fit_temperature, softmax
 from router.catalog import Catalog, Department
 from router.classifier import Classifier
 from router.config import LLM, Prompt as Template, Settings
+from router.parallel import world
 
 _LLM = LLM()        # the declared [llm] defaults (router/config.py)
 PROGRESS_MIN = 256   # show a progress bar from this many tickets on
@@ -90,7 +91,7 @@ class LLMClassifier(Classifier):
 
     def _progress(self, n: int, what: str):
         """(advance, close) for a rich progress bar on stderr when the work is long."""
-        if n < PROGRESS_MIN:
+        if n < PROGRESS_MIN or world().rank > 0:  # one bar: rank 0's (router/parallel.py)
             return None, lambda: None
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -115,6 +116,20 @@ class LLMClassifier(Classifier):
             return self._scorer.logprobs(texts, int(self.batch_size), advance)
         finally:
             close()
+
+    def shards(self, texts: Sequence[str], n: int) -> list[list[int]]:
+        """The scorer's batches (tickets sorted by token count, [llm] batch_size at a time) dealt out
+        round-robin: each process then forms exactly the batches one process forms, so its scores are
+        the same, bit for bit (a ticket's padding, hence its rounding, depends on its batch)."""
+        if self.decode != "score":
+            return super().shards(texts, n)        # generation runs one ticket at a time
+        from router.llm.score import length_order
+
+        self._load()
+        order = length_order([self._prompt.ticket(t) for t in texts])
+        b = int(self.batch_size)
+        batches = [order[i:i + b] for i in range(0, len(order), b)]
+        return [[j for k in range(r, len(batches), n) for j in batches[k]] for r in range(n)]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)

@@ -180,6 +180,11 @@ def pick_kernel(device, kv_heads: int, head_dim: int, dtype=torch.bfloat16) -> s
     return "cudnn" if ok else "flash"
 
 
+def length_order(tickets: Sequence[Sequence[int]]) -> list[int]:
+    """Positions of `tickets` (token ids) by length, ties in input order: the order batches are cut from."""
+    return sorted(range(len(tickets)), key=lambda i: (len(tickets[i]), i))
+
+
 class Scorer:
     def __init__(self, model, prompt, cache_prefix: bool = True, split: bool | None = None,
                  kernel: str = "auto"):
@@ -313,7 +318,7 @@ class Scorer:
         the batch is halved and retried. `advance(k)` is called after each batch (a progress bar).
         """
         tickets = [self.prompt.ticket(t) for t in texts]
-        order = sorted(range(len(tickets)), key=lambda i: (len(tickets[i]), i))
+        order = length_order(tickets)
         out = np.zeros((len(tickets), len(self.trie.steps)), dtype=np.float64)
         done = []            # (indices, results on the device): copied at the end, so the GPU never waits
         i, size = 0, max(1, int(batch_size))

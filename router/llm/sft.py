@@ -33,6 +33,7 @@ from typing import Sequence
 import torch
 
 from router.config import SFT, Settings
+from router.parallel import accumulation, world
 
 CUDA_ONLY_OPTIMS = ("8bit", "paged", "bnb")
 GIB = 2 ** 30
@@ -145,7 +146,7 @@ def sft_config(s: dict, out_dir: Path, cuda: bool, n_examples: int | None = None
     warmup = 0
     if n_examples:
         steps = s.max_steps if s.max_steps > 0 else math.ceil(
-            math.ceil(n_examples / s.batch_size) / s.grad_accum * s.epochs)
+            math.ceil(n_examples / (s.batch_size * world().size)) / s.grad_accum * s.epochs)
         warmup = math.ceil(steps * s.warmup_ratio)
     return SFTConfig(
         output_dir=str(out_dir / "checkpoints"), per_device_train_batch_size=s.batch_size,
@@ -160,7 +161,7 @@ def sft_config(s: dict, out_dir: Path, cuda: bool, n_examples: int | None = None
         save_strategy="steps", save_steps=s.save_steps, save_total_limit=s.save_total_limit,
         logging_steps=s.logging_steps, logging_first_step=True, report_to="none", seed=s.seed,
         disable_tqdm=not progress, dataloader_num_workers=0, use_cpu=not cuda,
-        remove_unused_columns=True)
+        remove_unused_columns=True, ddp_backend="gloo" if not cuda and world().size > 1 else None)
 
 
 def trainer(model, tokenizer, dataset: dict, s: dict, out_dir: Path, cuda: bool, callbacks=(), progress=True,
@@ -271,6 +272,8 @@ def finetune(model_id: str, texts: Sequence[str], labels: Sequence[str], catalog
     if len(texts) != len(labels) or not texts:
         raise ValueError(f"need as many labels as texts, and at least one: {len(texts)} texts, {len(labels)} labels")
     s = settings(cfg, **overrides)
+    if world().size > 1:  # DDP (router/parallel.py): each process accumulates its share of the batch
+        s = s.model_copy(update={"grad_accum": accumulation(s.grad_accum, world().size)})
     llm = cfg.llm
     device = pick_device(llm.device)
     cuda = device.startswith("cuda")
@@ -292,6 +295,7 @@ def finetune(model_id: str, texts: Sequence[str], labels: Sequence[str], catalog
     ckpt = last_checkpoint(out_dir / "checkpoints") if resume else None
     tr.train(resume_from_checkpoint=ckpt)
     adapter = out_dir / "adapter"
-    tr.model.save_pretrained(str(adapter))
-    tokenizer.save_pretrained(str(adapter))
+    if tr.is_world_process_zero():  # under DDP every process holds the same weights; rank 0 writes them
+        tr.model.save_pretrained(str(adapter))
+        tokenizer.save_pretrained(str(adapter))
     return adapter
