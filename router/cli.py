@@ -362,11 +362,21 @@ def retrain(
 
     Exit codes: 0 promoted or nothing to do, 2 usage, 3 another run holds the lock,
     4 training failed, 5 the gate kept the candidate. Log: <home>/logs/retrain.log.
+    Under torchrun the LLM trains with DDP on every process; rank 0 does the rest (README: Several GPUs).
     """
+    from router import parallel
     from training import nightly
 
+    w = parallel.init()
     c = _ctx(config)
-    out = nightly.run(c.engine, c.cfg, c.catalog, (kind or c.cfg.retrain.kind).value, force, console=err)
+    kind = kind or c.cfg.retrain.kind
+    if kind != config_mod.Kind.llm and not w.lead:
+        return  # only the LLM trains on several processes: rank 0 retrains the baseline alone
+    out = nightly.run(c.engine, c.cfg, c.catalog, kind.value, force, console=err if w.lead else None)
+    if not w.lead:
+        if out.code not in (nightly.OK, nightly.LOCKED):
+            err.print(escape(out.message))
+        raise typer.Exit(out.code)
     if out.trained is not None:
         print_report(out.trained.report, c.catalog)
     raise typer.Exit(out.code)

@@ -24,7 +24,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from router import config
+from router import config, parallel
 from router.catalog import Catalog
 from router.store import Label, ModelVersion
 from training import data as data_mod
@@ -102,16 +102,52 @@ def new_labels(engine, last: ModelVersion | None) -> int:
 
 
 def run(engine, cfg, catalog: Catalog, kind: str | None = None, force: bool = False, console=None) -> Outcome:
-    """One nightly run; never raises, returns the exit code and a one-line message."""
+    """One nightly run; never raises, returns the exit code and a one-line message.
+
+    Several processes (torchrun, router/parallel.py) retraining the LLM: rank 0 does all of this and
+    sends the others its decision, ("exit", code) or ("train", data, since, snapshot); they then
+    train with it (DDP) and stop after `fit` (`follow`)."""
     kind = str(kind or cfg.retrain.kind)
+    ddp = kind == "llm" and parallel.active()
+    if ddp and not parallel.world().lead:
+        return follow(engine, cfg, catalog, kind)
     log = logger(cfg)
     say = console.print if console is not None else (lambda *a, **k: None)
+    told = not ddp                           # the other ranks know what to do
+
+    def tell(*msg) -> None:
+        nonlocal told
+        if not told:
+            parallel.send(msg)
+            told = True
 
     def done(code: int, message: str, trained=None) -> Outcome:
+        tell("exit", code)
         (log.error if code in (FAILED, USAGE) else log.info)(f"exit {code}: {message}")
         say(message)
         return Outcome(code, message, trained)
 
+    try:
+        return _run(engine, cfg, catalog, kind, force, console, log, done, tell)
+    finally:
+        tell("exit", FAILED)                 # rank 0 failed before deciding: the others stop too
+
+
+def follow(engine, cfg, catalog: Catalog, kind: str) -> Outcome:
+    """Ranks > 0: exit with rank 0's code, or train on the data it sends (DDP) and stop."""
+    msg = parallel.receive()
+    if msg[0] == "exit":
+        return Outcome(msg[1], f"rank 0 exited {msg[1]}")
+    _, data, since, snapshot = msg
+    rank = parallel.world().rank
+    try:
+        train(engine, cfg, catalog, data, kind, snapshot, since=since, gate=True)
+    except Exception as e:
+        return Outcome(FAILED, f"rank {rank}: training {kind} failed: {type(e).__name__}: {e}")
+    return Outcome(OK, f"rank {rank}: trained")
+
+
+def _run(engine, cfg, catalog, kind, force, console, log, done, tell) -> Outcome:
     try:
         with lock(config.home(cfg) / "retrain.lock"):
             last = last_version(engine, kind)
@@ -127,9 +163,14 @@ def run(engine, cfg, catalog: Catalog, kind: str | None = None, force: bool = Fa
             try:
                 top = max_label_id(engine)
                 data = data_mod.from_store(engine, catalog)
-                res = train(engine, cfg, catalog, data, kind,
-                            {"source": "store", "n_labels": len(data), "max_label_id": top, "new_labels": fresh},
-                            console=console, since=since, gate=True)
+                snapshot = {"source": "store", "n_labels": len(data), "max_label_id": top, "new_labels": fresh}
+                if parallel.active() and kind == "llm":
+                    note = parallel.batch_note(cfg.sft.batch_size, cfg.sft.grad_accum, parallel.world().size)
+                    log.info(note)
+                    if console is not None:
+                        console.print(note)
+                tell("train", data, since, snapshot)
+                res = train(engine, cfg, catalog, data, kind, snapshot, console=console, since=since, gate=True)
             except Exception as e:
                 log.error("training failed:\n" + traceback.format_exc())
                 return done(FAILED, f"training {kind} failed: {type(e).__name__}: {e} (see the retrain log)")

@@ -15,7 +15,7 @@ from datetime import datetime
 
 import numpy as np
 
-from router import calibration, classifier, config, nofit, registry
+from router import calibration, classifier, config, nofit, parallel, registry
 from router.calibration import ece
 from router.catalog import Catalog
 from router.store import ModelVersion, VersionStatus
@@ -61,7 +61,7 @@ def _headline(rep: dict) -> dict:
 
 def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
           snapshot: dict | None = None, console=None, since: datetime | None = None,
-          gate: bool = False) -> Trained:
+          gate: bool = False) -> Trained | None:
     """Fit, calibrate and evaluate a new version of `kind`, and register it as a candidate.
 
     since: labels newer than this are "new" (replay mixes them with older ones); None = all new.
@@ -83,6 +83,8 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
     folder = config.home(cfg) / "models" / version
     say(f"{version}: fitting on {len(fit_set)} tickets, calibrating on {len(cal_set)}, testing on {len(test_set)}")
     clf = build(kind, cfg, catalog, nofit.NONE in fit_set.labels).fit(fit_set.texts, fit_set.labels)
+    if not parallel.world().lead:
+        return None  # DDP (training/nightly.py): ranks > 0 only train; rank 0 evaluates and registers
     classes = [str(c) for c in clf.classes_]
     pos = {c: i for i, c in enumerate(classes)}
 
