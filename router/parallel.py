@@ -11,6 +11,7 @@ llm`: DDP through the Trainer). Messages go through torch.distributed's object c
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 from contextlib import contextmanager
@@ -56,7 +57,16 @@ def init() -> World:
             if cuda:
                 torch.cuda.set_device(w.local)
             dist.init_process_group("nccl" if cuda else "gloo")
+            atexit.register(finish)
     return w
+
+
+def finish() -> None:
+    """Leave the process group (at exit: a process that exits inside it may abort)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def cuda_device() -> str:
