@@ -102,6 +102,9 @@ def test_classify_baseline_two_processes_match_one(tmp_path, monkeypatch):
     got, want = rows(h2), rows(h1)
     assert len(want["predictions"]) == 500 and want["queue"]
     assert got == want
+    # rank 0 fails before routing (no such file): the other rank is told to stop, nothing hangs
+    bad = torchrun(["classify", str(tmp_path / "missing.jsonl")], h2, tmp_path)
+    assert bad.returncode == 1 and "exitcode  : 2" in bad.stderr and "missing.jsonl" in bad.stderr, bad.stderr
 
 
 @pytest.fixture(scope="module")
