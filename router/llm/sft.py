@@ -161,7 +161,15 @@ def sft_config(s: dict, out_dir: Path, cuda: bool, n_examples: int | None = None
         save_strategy="steps", save_steps=s.save_steps, save_total_limit=s.save_total_limit,
         logging_steps=s.logging_steps, logging_first_step=True, report_to="none", seed=s.seed,
         disable_tqdm=not progress, dataloader_num_workers=0, use_cpu=not cuda,
-        remove_unused_columns=True, ddp_backend="gloo" if not cuda and world().size > 1 else None)
+        remove_unused_columns=True, **ddp(cuda))
+
+
+def ddp(cuda: bool) -> dict:
+    """DDP settings under a launcher (router/parallel.py): gloo on CPU; every LoRA weight is used in
+    every forward pass, so DDP need not search for unused ones."""
+    if world().size == 1:
+        return {}
+    return {"ddp_backend": None if cuda else "gloo", "ddp_find_unused_parameters": False}
 
 
 def trainer(model, tokenizer, dataset: dict, s: dict, out_dir: Path, cuda: bool, callbacks=(), progress=True,
