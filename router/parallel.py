@@ -190,6 +190,14 @@ def leading():
     finally:
         if active():
             send(STOP)
+            part()
+
+
+def part() -> None:
+    """Every rank has read the stop: nothing is left in flight when a process leaves the group."""
+    import torch.distributed as dist
+
+    dist.barrier()
 
 
 def serve(load: Callable[[str], object]) -> None:
@@ -201,7 +209,7 @@ def serve(load: Callable[[str], object]) -> None:
     while True:
         msg = receive()
         if msg == STOP:
-            return
+            return part()
         if msg[0] == "load":
             try:
                 clf, failed = load(msg[1]), None

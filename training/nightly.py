@@ -120,6 +120,8 @@ def run(engine, cfg, catalog: Catalog, kind: str | None = None, force: bool = Fa
         if not told:
             parallel.send(msg)
             told = True
+            if msg[0] == "exit":
+                parallel.part()
 
     def done(code: int, message: str, trained=None) -> Outcome:
         tell("exit", code)
@@ -137,6 +139,7 @@ def follow(engine, cfg, catalog: Catalog, kind: str) -> Outcome:
     """Ranks > 0: exit with rank 0's code, or train on the data it sends (DDP) and stop."""
     msg = parallel.receive()
     if msg[0] == "exit":
+        parallel.part()
         return Outcome(msg[1], f"rank 0 exited {msg[1]}")
     _, data, since, snapshot = msg
     rank = parallel.world().rank
