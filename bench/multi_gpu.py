@@ -10,8 +10,8 @@ the real CLI: `python -m router.cli classify` (1 process) and `torchrun --nproc-
 router.cli classify` (2), each on a fresh copy of the same store. Each is run on --small tickets too:
 tickets/s = (tickets - small) / (seconds - seconds for small), so start-up (imports, loading the
 weights, the prefix cache) is left out; the rate `router classify` itself reports is kept as well.
-Training: router/llm/sft.py's finetune under torchrun with 1 and 2 processes ([sft] defaults: NF4,
-batch 2, accumulation 8 on one process and 4 on each of two: 16 examples per optimizer step either way),
+Training: router/llm/sft.py's finetune under torchrun with 1 and 2 processes ([sft] defaults: base
+auto, micro-batch 4, accumulation 4 on one process and 2 on each of two: 16 examples per step either way),
 --steps optimizer steps, the first left out; tokens/s counts each example's whole prompt + answer
 (shared prefix included) times the examples trained per second.
 The GPU machine needs the wheels of ../shared/gpu/README.md (bitsandbytes, trl, datasets, sqlmodel).
