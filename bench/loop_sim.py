@@ -113,10 +113,10 @@ def banking77(seed: int, days: int = 30, init: int = 5, path: Path = B77, workdi
 def chinese(days: int = 30, folder: Path = MONTH) -> Setup:
     """The generated month (data/generate.py): history.jsonl, day01..day30.jsonl, test.jsonl.
     No-department tickets (`"label": null, "no_fit": kind`) are the truth "" (flagged N by the
-    team); the history holds labeled ones only, as `router import` takes them."""
+    team); the history keeps them (`router import` reads them as "no department fits")."""
     read = lambda p: [json.loads(x) for x in (folder / p).read_text(encoding="utf-8").splitlines() if x.strip()]  # noqa: E731
     per_day = [read(f"day{d:02d}.jsonl") for d in range(1, days + 1)]
-    return Setup("cn", ROOT / "data" / "departments.json", [t for t in read("history.jsonl") if t.get("label")],
+    return Setup("cn", ROOT / "data" / "departments.json", read("history.jsonl"),
                  per_day, read("test.jsonl"))
 
 
@@ -214,8 +214,9 @@ def check_run(engine, when: str, output: Path, printed: str, items_before: int) 
 # ---- one centre over the days --------------------------------------------------------------
 
 def _write(path: Path, rows: list[dict], keep_label: bool) -> Path:
-    keys = ("id", "text", "title", "received_at", "channel") + (("label",) if keep_label else ())
-    path.write_text("".join(json.dumps({k: r[k] for k in keys if r.get(k) is not None}, ensure_ascii=False) + "\n"
+    keys = ("id", "text", "title", "received_at", "channel") + (("label", "no_fit") if keep_label else ())
+    path.write_text("".join(json.dumps({k: r[k] for k in keys if r.get(k) is not None or k == "label" and keep_label},
+                                       ensure_ascii=False) + "\n"
                             for r in rows), encoding="utf-8")
     return path
 
