@@ -215,7 +215,7 @@ def check_run(engine, when: str, output: Path, printed: str, items_before: int) 
 
 def _write(path: Path, rows: list[dict], keep_label: bool) -> Path:
     keys = ("id", "text", "title", "received_at", "channel") + (("label", "no_fit") if keep_label else ())
-    path.write_text("".join(json.dumps({k: r[k] for k in keys if r.get(k) is not None or k == "label" and keep_label},
+    path.write_text("".join(json.dumps({k: r[k] for k in keys if r.get(k) is not None or k == "label"},
                                        ensure_ascii=False) + "\n"
                             for r in rows), encoding="utf-8")
     return path

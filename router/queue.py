@@ -231,16 +231,12 @@ def labeled_texts(session: Session, limit: int) -> list[tuple[str, str | None]]:
     return [tuple(r) for r in rows]
 
 
-def flag_no_fit(session: Session, item_ids, priorities) -> None:
-    """Waiting items whose new prediction is `none` become no-fit items."""
-    for qid, pr in zip(item_ids, priorities):
-        session.execute(update(QueueItem).where(QueueItem.id == qid, QueueItem.status == ItemStatus.pending)
-                        .values(reason=Reason.no_fit, priority=float(pr)))
-
-
-def set_priorities(session: Session, item_ids, priorities, prediction_ids=None) -> None:
+def set_priorities(session: Session, item_ids, priorities, prediction_ids=None, no_fit=None) -> None:
+    """New priorities of waiting items; optionally their new predictions, and whether each is now no-fit."""
     for k, (qid, pr) in enumerate(zip(item_ids, priorities)):
         values = {"priority": float(pr)}
         if prediction_ids is not None:
             values["prediction_id"] = prediction_ids[k]
+        if no_fit is not None and no_fit[k]:
+            values["reason"] = Reason.no_fit
         session.execute(update(QueueItem).where(QueueItem.id == qid, QueueItem.status == ItemStatus.pending).values(**values))

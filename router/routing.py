@@ -128,13 +128,11 @@ def prioritize(engine, clf, version: str, pol: Policy, no_fit: tuple = (None, Tr
             done = queue.labeled_texts(s, 2000)
             labeled = featurize([model_input(t, h) for t, h in done]) if done else None
         prio = strategy.priorities(proba, min(window, len(texts)), features, labeled)
-        if new_preds:
-            ids = [p.item_ids[k] for k in stale]
-            queue.set_priorities(s, ids, prio[stale], [new_preds[k] for k in stale])
+        if new_preds:  # a ticket the current model calls no-fit becomes a no-fit item, shown first
+            queue.set_priorities(s, [p.item_ids[k] for k in stale], [flagged.get(k, prio[k]) for k in stale],
+                                 [new_preds[k] for k in stale], [k in flagged for k in stale])
         fresh = [k for k in range(len(p.item_ids)) if k not in new_preds]
         queue.set_priorities(s, [p.item_ids[k] for k in fresh], prio[fresh])
-        if flagged:  # the current model says no department fits: shown first, with that reason
-            queue.flag_no_fit(s, [p.item_ids[k] for k in flagged], list(flagged.values()))
         s.commit()
     return len(p.item_ids)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from bench.multi_gpu import free_port, launch
 from router import ROOT, parallel
 from router.cli import app
 from tests.conftest import SAMPLE, read_jsonl, write_jsonl
@@ -31,12 +31,6 @@ BASE_ENV = {"ROUTER_QUEUE__SEED": "7",                  # the audit sample: the 
             "ROUTER_PROMPT__DEPARTMENT": "{label}. {name}", "ROUTER_PROMPT__MAX_TICKET_TOKENS": "64"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def env_for(home: Path, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")}
     env.update(BASE_ENV, ROUTER_PATHS__HOME=str(home), PYTHONPATH=str(ROOT), **extra)
@@ -45,9 +39,7 @@ def env_for(home: Path, **extra) -> dict:
 
 def torchrun(args: list[str], home: Path, cwd: Path, **extra) -> subprocess.CompletedProcess:
     """`torchrun --nproc-per-node 2 -m router.cli ARGS` with this venv's python."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
-           "-m", "router.cli", *args]
-    return subprocess.run(cmd, env=env_for(home, **extra), cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run(launch(2, args), env=env_for(home, **extra), cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def one(args: list[str], home: Path, monkeypatch, **extra):
@@ -204,9 +196,7 @@ def test_ddp_step_equals_one_process_step(tmp_path, catalog):
     model = tiny_llm.build(tmp_path / "model", corpus)
     script, out = ROOT / "tests" / "ddp_sft.py", tmp_path / "out"
     env = env_for(tmp_path / "home", OMP_NUM_THREADS="1")
-    for cmd in ([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
-                 str(free_port()), str(script), str(model), str(out)],
-                [sys.executable, str(script), str(model), str(out)]):
+    for cmd in (launch(n, [str(script), str(model), str(out)], module=False) for n in (2, 1)):
         res = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert res.returncode == 0, res.stderr[-3000:]
     for share in (True, False):
