@@ -25,6 +25,7 @@ from router.config import Settings
 KINDS = {
     "baseline": "router.baseline:BaselineClassifier",
     "llm": "router.llm.model:LLMClassifier",
+    "ensemble": "router.ensemble:EnsembleClassifier",
 }
 
 
@@ -44,6 +45,11 @@ class Classifier(ABC):
 
     @abstractmethod
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def tune(self, texts: Sequence[str], labels: Sequence[str]) -> dict:
+        """Fit what is fitted on the calibration slice besides the temperature (the ensemble's
+        weights); returns what it found for the training report. Default: nothing."""
+        return {}
 
     def proba_and_margins(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None, list | None]:
         """(predict_proba, raw per-class margins, the classes the margins are over), for the no-fit

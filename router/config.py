@@ -30,6 +30,7 @@ ENV_PREFIX = "ROUTER_"
 class Kind(StrEnum):
     baseline = "baseline"
     llm = "llm"
+    ensemble = "ensemble"
 
 
 class Decode(StrEnum):
@@ -138,6 +139,15 @@ class SFT(Section):
                                "(no gradient through it); max_seq then bounds ticket + answer only")
 
 
+class Ensemble(Section):
+    """The ensemble kind (router/ensemble.py): a weighted mean of its members' probabilities, each member
+    trained as its own kind on the same tickets; weights fitted on the calibration slice."""
+    members: list[Literal["baseline", "llm"]] = Field(["llm", "baseline"], description="the kinds it combines")
+    weights: list[float] = Field([], description="one per member, fixed; empty = fitted on the calibration "
+                                 "slice (lowest log-loss on a grid)")
+    grid_steps: int = Field(20, description="the weight grid's resolution: 1 / grid_steps")
+
+
 class Gate(Section):
     """Promotion gate (training/gate.py): candidate and current model are scored on the same held-out set."""
     max_macro_f1_drop: float = Field(0.005, description="refuse when macro-F1 falls by more than this")
@@ -225,6 +235,7 @@ class Settings(BaseModel):
     llm: LLM = Field(default_factory=LLM)
     prompt: Prompt = Field(default_factory=Prompt)
     sft: SFT = Field(default_factory=SFT)
+    ensemble: Ensemble = Field(default_factory=Ensemble)
     gate: Gate = Field(default_factory=Gate)
     nofit: Nofit = Field(default_factory=Nofit)
     retrain: Retrain = Field(default_factory=Retrain)

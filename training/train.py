@@ -91,6 +91,7 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
     # Temperature on the calibration slice; the test set only reports ECE before / after.
     clf.temperature = 1.0
     temperature, cal_raw, cal_score = 1.0, None, None
+    tuning = clf.tune(cal_set.texts, cal_set.labels) if len(cal_set) else {}
     if len(cal_set):
         cal_raw, cal_score = nofit.predict(clf, cal_set.texts)
         temperature = calibration.fit_proba(cal_raw, np.array([pos[y] for y in cal_set.labels]))
@@ -116,6 +117,8 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
     rep["calibration"] = {"temperature": temperature, "n_calibration": len(cal_set),
                           "ece_before": ece(raw, np.array([pos[y] for y in test_set.labels])),
                           "ece_after": rep["ece"]}
+    if tuning:
+        rep["tuning"] = tuning
     recent = newest(test_set, tuple(rt.weighted_sources), rt.newest_corrections)
     if recent:
         sub = test_set.subset(recent)

@@ -1,0 +1,145 @@
+"""The ensemble: a weighted mean of other kinds' probabilities (by default the LLM and the baseline).
+
+    clf = EnsembleClassifier.from_settings(cfg, classes, catalog)   # members from [ensemble] members
+    clf.fit(texts, labels)          # fits every member on the same tickets
+    clf.tune(cal_texts, cal_labels) # on the calibration slice: each member's temperature, then the weights
+    proba = clf.predict_proba(texts)  # sum_k w_k * p_k, then the ensemble's own temperature
+
+The weights (one per member, summing to 1) are chosen on a grid to minimise the calibration slice's
+negative log-likelihood, after each member's own temperature is fitted there; `[ensemble] weights`
+fixes them instead. A saved version is meta.json (kind "ensemble", members, weights, temperature,
+classes) plus members/<kind>/, each a saved version of its own kind.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from router import calibration
+from router.classifier import Classifier, build, expand, load
+
+
+def grid_weights(n: int, steps: int) -> np.ndarray:
+    """Every weight vector of `n` members on a grid of 1/steps, summing to 1."""
+    pts = [c for c in itertools.product(range(steps + 1), repeat=n - 1) if sum(c) <= steps]
+    return np.array([[*c, steps - sum(c)] for c in pts], dtype=np.float64) / steps
+
+
+def fit_weights(probas: list[np.ndarray], y: np.ndarray, steps: int = 20) -> np.ndarray:
+    """The grid point minimising the NLL of `y` (column indices) under sum_k w_k probas[k]
+    (ties: the most even weights)."""
+    stack = np.stack([p[np.arange(len(y)), y] for p in probas], axis=1)   # (n, members): p of the truth
+    grid = grid_weights(len(probas), steps)
+    nll = -np.log(stack @ grid.T + 1e-12).mean(axis=0)
+    spread = np.abs(grid - 1 / len(probas)).sum(axis=1)
+    return grid[np.lexsort((spread, np.round(nll, 9)))[0]]
+
+
+class EnsembleClassifier(Classifier):
+    kind = "ensemble"
+
+    def __init__(self, members: Sequence[Classifier], classes: Sequence[str], weights: Sequence[float] | None = None,
+                 steps: int = 20):
+        self.members, self.classes = list(members), list(classes)
+        self.weights = None if not weights else np.asarray(weights, dtype=np.float64)
+        self.fixed = self.weights is not None         # [ensemble] weights given: tune leaves them
+        self.steps = steps
+        self.tuning: dict = {}
+        self._seen: tuple[list[str], list[np.ndarray]] | None = None   # the members' last raw probabilities
+
+    @classmethod
+    def from_settings(cls, cfg, classes, catalog) -> "EnsembleClassifier":
+        e = cfg.ensemble
+        if len(e.members) < 2 or "ensemble" in e.members:
+            raise ValueError(f"[ensemble] members must be two or more other kinds, not {e.members}")
+        if e.weights and len(e.weights) != len(e.members):
+            raise ValueError(f"[ensemble] weights has {len(e.weights)} values for {len(e.members)} members")
+        return cls([build(k, cfg, classes, catalog) for k in e.members], classes, e.weights or None, e.grid_steps)
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.array(self.classes, dtype=object)
+
+    @property
+    def base(self) -> str | None:
+        """The pretrained model the members build on (the LLM's)."""
+        return next((m.base for m in self.members if m.base), None)
+
+    def fit(self, texts, labels) -> "EnsembleClassifier":
+        texts, labels = list(texts), list(labels)
+        for m in self.members:
+            m.fit(texts, labels)
+        self._seen = None
+        return self
+
+    def _member_probas(self, texts: list[str]) -> list[np.ndarray]:
+        """Each member's probabilities over the ensemble's classes (its own temperature applied);
+        the last call's are reused for the same texts (tune, then the calibration slice's scores)."""
+        if self._seen is not None and self._seen[0] == texts:
+            return self._seen[1]
+        out = [expand(m.predict_proba(texts), [str(c) for c in m.classes_], self.classes) for m in self.members]
+        self._seen = (texts, out)
+        return out
+
+    def tune(self, texts, labels) -> dict:
+        """On the calibration slice: each member's temperature, then the weights (unless fixed)."""
+        texts, labels = list(texts), list(labels)
+        pos = {c: i for i, c in enumerate(self.classes)}
+        keep = [i for i, y in enumerate(labels) if y in pos]
+        if not keep:
+            return {}
+        texts, y = [texts[i] for i in keep], np.array([pos[labels[i]] for i in keep])
+        for m in self.members:
+            m.temperature = 1.0
+        self._seen = None
+        raw = self._member_probas(texts)
+        for m, p in zip(self.members, raw):
+            m.temperature = calibration.fit_proba(p, y)
+        tempered = [calibration.temper(p, m.temperature) for m, p in zip(self.members, raw)]
+        self._seen = (texts, tempered)
+        if not self.fixed:
+            self.weights = fit_weights(tempered, y, self.steps)
+        acc = lambda p: float((p.argmax(axis=1) == y).mean())  # noqa: E731
+        self.tuning = {"n": len(y), "weights": dict(zip(self._kinds(), map(float, self.weights))),
+                       "temperatures": dict(zip(self._kinds(), (float(m.temperature) for m in self.members))),
+                       "accuracy": {**dict(zip(self._kinds(), map(acc, tempered))),
+                                    "ensemble": acc(self._mix(tempered))}}
+        return self.tuning
+
+    def _kinds(self) -> list[str]:
+        return [m.kind for m in self.members]
+
+    def _mix(self, probas: list[np.ndarray]) -> np.ndarray:
+        w = self.weights if self.weights is not None else np.full(len(probas), 1 / len(probas))
+        p = sum(wk * pk for wk, pk in zip(w, probas))
+        return p / np.clip(p.sum(axis=1, keepdims=True), 1e-12, None)
+
+    def predict_proba(self, texts) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, len(self.classes)))
+        return calibration.temper(self._mix(self._member_probas(texts)), self.temperature)
+
+    def save(self, folder) -> None:
+        folder = Path(folder)
+        for m in self.members:
+            m.save(folder / "members" / m.kind)
+        w = None if self.weights is None else [float(x) for x in self.weights]
+        (folder / "meta.json").write_text(json.dumps(
+            {"kind": self.kind, "members": self._kinds(), "weights": w, "fixed": self.fixed, "steps": self.steps,
+             "temperature": self.temperature, "classes": self.classes, "tuning": self.tuning},
+            ensure_ascii=False, indent=1))
+
+    @classmethod
+    def load(cls, folder, cfg) -> "EnsembleClassifier":
+        folder = Path(folder)
+        meta = json.loads((folder / "meta.json").read_text())
+        clf = cls([load(folder / "members" / k, cfg) for k in meta["members"]], meta["classes"], meta["weights"],
+                  meta.get("steps", 20))
+        clf.fixed, clf.temperature, clf.tuning = meta.get("fixed", False), float(meta["temperature"]), meta["tuning"]
+        return clf

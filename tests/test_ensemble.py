@@ -1,0 +1,90 @@
+"""The ensemble kind: weights fitted on the calibration slice, and `router train/retrain --kind ensemble`
+end to end (the LLM member a tiny random Qwen2 on the CPU, the baseline a light TF-IDF), routed and
+gated like any version."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from router import classifier, config, registry
+from router.cli import app
+from router.ensemble import EnsembleClassifier, fit_weights, grid_weights
+from router.store import connect
+from tests.conftest import SAMPLE, read_jsonl, write_jsonl
+from tests.tiny_think import tiny_model
+from training import nightly
+
+runner = CliRunner()
+
+
+def test_grid_covers_the_simplex():
+    g = grid_weights(3, 4)
+    assert np.allclose(g.sum(axis=1), 1) and len(g) == 15 and (g >= 0).all()
+
+
+def test_weights_follow_the_better_member():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 300)
+    good = np.full((300, 4), 0.1)
+    good[np.arange(300), y] = 0.7                  # right, confidently
+    noise = rng.dirichlet(np.ones(4), 300)          # knows nothing
+    assert fit_weights([good, noise], y)[0] >= 0.9
+    assert fit_weights([noise, good], y)[1] >= 0.9
+    # two members right on different halves: the mix beats either, so both get weight
+    a, b = good.copy(), good.copy()
+    a[:150], b[150:] = noise[:150], noise[150:]
+    w = fit_weights([a, b], y)
+    assert 0.3 <= w[0] <= 0.7
+
+
+@pytest.fixture
+def env(home, tmp_path, monkeypatch, catalog):
+    """500 sample tickets to import; the tiny LLM trains 2 steps with a short prompt."""
+    rows = read_jsonl(SAMPLE / "history.jsonl")[:500]
+    texts = [d.name + "：" + d.duties for d in catalog.departments] + [r["text"] for r in rows[:200]]
+    tiny = tiny_model(tmp_path / "qwen2", texts)
+    (tmp_path / "router.toml").write_text(
+        "[baseline]\nC = 2.0\nngram_max = 3\nmax_features = 30000\n[retrain]\nmin_new_labels = 50\n"
+        f"[llm]\nbase = \"{tiny}\"\ndevice = \"cpu\"\n"
+        "[prompt]\ndepartment = \"{label}. {name}\"\nmax_ticket_tokens = 48\n"
+        "[sft]\nmax_steps = 2\nbatch_size = 4\ngrad_accum = 1\nlora_r = 4\nlora_alpha = 8\n"
+        "gradient_checkpointing = false\nmax_seq = 2048\n")
+    return write_jsonl(tmp_path / "history.jsonl", rows), rows
+
+
+def test_train_classify_and_retrain_an_ensemble(env, home, tmp_path):
+    history, rows = env
+    assert runner.invoke(app, ["import", str(history)]).exit_code == 0
+    res = runner.invoke(app, ["train", "--kind", "ensemble"])
+    assert res.exit_code == 0, res.output
+    engine = connect(config.store_url(config.load()))
+    mv = registry.current(engine)
+    assert mv.kind == "ensemble" and mv.status == "current" and mv.base is not None
+    meta = json.loads((home / "models" / mv.version / "meta.json").read_text())
+    assert meta["members"] == ["llm", "baseline"] and abs(sum(meta["weights"]) - 1) < 1e-9
+    # the random LLM knows nothing, the baseline does: the calibration slice gives it the weight
+    assert meta["weights"][1] >= 0.5, meta["tuning"]
+    report = json.loads((home / "models" / mv.version / "report.json").read_text())
+    assert report["tuning"]["accuracy"]["baseline"] > report["tuning"]["accuracy"]["llm"]
+
+    clf = classifier.load(home / "models" / mv.version, config.load())
+    p = clf.predict_proba([r["text"] for r in rows[:5]])
+    assert p.shape == (5, len(clf.classes_)) and np.allclose(p.sum(axis=1), 1)
+    assert isinstance(clf, EnsembleClassifier) and [m.kind for m in clf.members] == ["llm", "baseline"]
+
+    tickets = write_jsonl(tmp_path / "new.jsonl", [{"id": f"n{i}", "text": r["text"]} for i, r in enumerate(rows[:20])])
+    out = tmp_path / "routed.jsonl"
+    res = runner.invoke(app, ["classify", str(tickets), "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    routed = read_jsonl(out)
+    assert len(routed) == 20 and all(r["model_version"] == mv.version for r in routed)
+
+    res = runner.invoke(app, ["retrain", "--kind", "ensemble", "--force"])  # gated against the first
+    assert res.exit_code in (nightly.OK, nightly.KEPT), res.output
+    last = registry.versions(engine)[0]
+    assert last.kind == "ensemble" and last.version != mv.version
+    assert any(e.version == last.version for e in registry.events(engine)) or last.status == "current"
