@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import func, or_, true, update
 from sqlmodel import Session, select
 
 from router.catalog import NONE
 from router.queue import day_start
+from router import returns
 from router.store import ItemStatus, Label, Prediction, QueueItem, Reason, Source, Ticket, now, retry, writing
 
 SKIP = "__skip__"
@@ -53,6 +54,11 @@ class Counts:
     pending: int = 0                 # tickets still waiting
 
 
+def _mine(s: Session, reviewer: str):
+    """The items this reviewer may claim: disputes (returned tickets) only for leads."""
+    return true() if returns.is_lead(s, reviewer) else QueueItem.reason != Reason.returned
+
+
 def _free(t: datetime):
     return or_(QueueItem.claimed_until == None, QueueItem.claimed_until < t)  # noqa: E711
 
@@ -60,7 +66,8 @@ def _free(t: datetime):
 @retry
 def next_item(engine, reviewer: str, claim_minutes: float = 10) -> Item | None:
     """The ticket this reviewer should see now, claimed for them: the one they already hold
-    (after a reload or an undo), else the highest-priority unclaimed pending ticket."""
+    (after a reload or an undo), else the highest-priority unclaimed pending ticket (for a
+    lead, disputes come first; a dispatcher never claims one)."""
     if not reviewer:
         raise ValueError("a reviewer name is needed to claim tickets")
     t = now()
@@ -73,8 +80,9 @@ def next_item(engine, reviewer: str, claim_minutes: float = 10) -> Item | None:
             s.execute(update(QueueItem).where(QueueItem.id == qid).values(claimed_until=until))
             s.commit()
             return _load(s, qid)
+        mine = _mine(s, reviewer)
         for _ in range(20):  # PostgreSQL: lost races, someone else claimed our candidate first
-            qid = s.exec(select(QueueItem.id).where(QueueItem.status == ItemStatus.pending, _free(t))
+            qid = s.exec(select(QueueItem.id).where(QueueItem.status == ItemStatus.pending, _free(t), mine)
                          .order_by(QueueItem.priority.desc(), QueueItem.id).limit(1)
                          .with_for_update(skip_locked=True)).first()  # PostgreSQL: skip others' candidates
             if qid is None:
@@ -109,6 +117,8 @@ def decide(engine, reviewer: str, queue_id: int, choice: str) -> Label | None:
         q = s.get(QueueItem, queue_id)
         if q is None:
             raise DecisionError(f"queue item {queue_id} does not exist")
+        if q.reason == Reason.returned:
+            raise DecisionError(f"ticket {q.ticket_id} is a dispute: a lead decides it (派单异议审核)")
         status = ItemStatus.skipped if choice == SKIP else ItemStatus.done
         won = s.execute(update(QueueItem).where(
             QueueItem.id == queue_id, QueueItem.status == ItemStatus.pending,
@@ -136,8 +146,9 @@ def decide(engine, reviewer: str, queue_id: int, choice: str) -> Label | None:
 @retry
 def undo(engine, reviewer: str, claim_minutes: float = 10) -> int | None:
     """Take back this reviewer's last decision: its label is marked undone and the ticket
-    goes back to pending, claimed by them (so it is shown next). Returns the queue item id,
-    or None when there is nothing to undo. Only `reviewer`'s own decisions are looked at."""
+    goes back to pending, claimed by them (so it is shown next); a dispute decision's return
+    is open again. Returns the queue item id, or None when there is nothing to undo. Only
+    `reviewer`'s own decisions are looked at."""
     if not reviewer:
         raise ValueError("a reviewer name is needed to undo")
     t = now()
@@ -150,13 +161,17 @@ def undo(engine, reviewer: str, claim_minutes: float = 10) -> int | None:
                 last = q
         if last is None:
             return None
+        label = None
         if last.status == ItemStatus.done:
             label = s.exec(select(Label).where(Label.ticket_id == last.ticket_id, Label.reviewer == reviewer,
-                                               Label.undone == False, Label.source.in_(SOURCES))  # noqa: E712
+                                               Label.undone == False,  # noqa: E712
+                                               Label.source.in_((*SOURCES, Source.dispute)))
                            .order_by(Label.created_at.desc(), Label.id.desc()).limit(1)).first()
             if label is not None:
                 label.undone = True
                 s.add(label)
+        if last.reason == Reason.returned:
+            returns.reopen(s, last, label)
         last.status, last.done_at = ItemStatus.pending, None
         last.claimed_until = t + timedelta(minutes=claim_minutes)
         s.add(last)

@@ -28,6 +28,9 @@ app.add_typer(models_app, name="models")
 users_app = typer.Typer(help="Dispatchers' accounts for the labeling app.", no_args_is_help=True,
                         rich_markup_mode=None)
 app.add_typer(users_app, name="users")
+returns_app = typer.Typer(help="Returns (退单) from departments: each opens a dispute for a lead.",
+                          no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(returns_app, name="returns")
 err = Console(stderr=True, highlight=False)
 
 
@@ -380,6 +383,41 @@ def retrain(
     if out.trained is not None:
         print_report(out.trained.report, c.catalog)
     raise typer.Exit(out.code)
+
+
+@returns_app.command("import", cls=Command)
+def returns_import(
+    source: str = typer.Argument(..., metavar="FILE", help="returns: .jsonl, .csv or .xlsx with ticket id, returning "
+                                 "department, reason, time, note (README: Returns and disputes)"),
+    rejects: Optional[str] = typer.Option(None, "--rejects", help="bad lines go here, with their line number and "
+                                          "reason; default <FILE>.rejects.jsonl"),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help="text encoding (default: detected, UTF-8 or GB18030)"),
+    importer: str = typer.Option("", "--importer", help="who imports them (recorded with each return)"),
+    config: Optional[Path] = ConfigOpt,
+):
+    """Record departments' returns; each returned ticket becomes a dispute that a lead decides in the
+    labeling app, ahead of every other queued ticket. Exit codes as for classify: 0 every line
+    imported, 2 an unreadable file, 3 nothing imported, 4 some lines rejected."""
+    from router.io import check_encoding
+    from router.returns import REASONS, import_returns
+
+    c = _ctx(config)
+    rejects = rejects or f"{source}.rejects.jsonl"
+    try:
+        check_encoding(encoding)
+        got = import_returns(c.engine, source, c.catalog, importer, encoding, rejects)
+    except TicketFileError as e:
+        fail(str(e))
+    for r in got.rejects[:20]:
+        err.print(f"[yellow]line {r.line}:[/yellow] {escape(r.reason)}")
+    mix = ", ".join(f"{k} {got.reasons[k]}" for k in REASONS if got.reasons[k])
+    err.print(escape(f"imported {got.added} returns ({mix or 'none'}); disputes opened {got.added}"
+                     + (f"; {got.other} unknown reasons recorded as 其他" if got.other else "")
+                     + f"; rejected {len(got.rejects)}" + (f" -> {rejects}" if got.rejects else "")))
+    if not got.added:
+        raise typer.Exit(NOTHING_ROUTED)
+    if got.rejects:
+        raise typer.Exit(SOME_REJECTED)
 
 
 def _new_password() -> str:

@@ -180,7 +180,9 @@ class Retrain(Section):
     min_new_labels: int = Field(50, description="fewer new labels since the last version of that kind: do nothing")
     old_sample: int = Field(0, description="older labeled tickets replayed per run; 0 = all of them")
     recent_weight: float = Field(2, description="new labels from weighted_sources count this many times")
-    weighted_sources: list[str] = ["correction", "audit"]
+    weighted_sources: list[str] = ["correction", "audit", "dispute"]
+    known_wrong_weight: int = Field(3, description="tickets with a known wrong department (a department's return "
+                                    "that a lead upheld) count this many times: hard examples")
     calibration_size: float = Field(0.1, description="share of the training tickets held back to fit the "
                                     "temperature")
     newest_corrections: int = Field(200, description="the newest held-out corrections, reported on their own")

@@ -275,7 +275,8 @@ def _quote_open(line: str, inside: bool) -> bool:
     return inside
 
 
-def _csv_records(lines: Iterator[_Line], path: str) -> Iterator[tuple[int, dict | None, str, str | None, bytes | None]]:
+def _csv_records(lines: Iterator[_Line], path: str, need=("id", "text"),
+                 aliases: dict = HEADER_ALIASES) -> Iterator[tuple[int, dict | None, str, str | None, bytes | None]]:
     """Records of a CSV file with a header. A record may span lines inside a quoted field; a quote that
     is never closed (the next line looks like a record, or the file ends) rejects its first line only,
     and reading goes on from the next line, so an unbalanced quote cannot swallow the records after it."""
@@ -291,12 +292,12 @@ def _csv_records(lines: Iterator[_Line], path: str) -> Iterator[tuple[int, dict 
             break
     if header is None:
         return
-    fields = [HEADER_ALIASES.get(h, h) for h in header]
-    for need in ("id", "text"):
-        if need not in fields:
-            names = [need] + [k for k, v in HEADER_ALIASES.items() if v == need]
-            raise TicketFileError(f"{path}: the header row has no {need!r} column (one of {', '.join(names)})")
-    id_col = fields.index("id")
+    fields = [aliases.get(h, h) for h in header]
+    for col in need:
+        if col not in fields:
+            names = [col] + [k for k, v in aliases.items() if v == col]
+            raise TicketFileError(f"{path}: the header row has no {col!r} column (one of {', '.join(names)})")
+    id_col = fields.index(need[0])
 
     def looks_like_record(text: str) -> bool:
         row = next(csv.reader([text]), [])
@@ -345,7 +346,8 @@ def _csv_records(lines: Iterator[_Line], path: str) -> Iterator[tuple[int, dict 
         yield first.n, dict(zip(header, rows[0])), raw, None, None
 
 
-def _xlsx_records(path: Path) -> Iterator[tuple[int, dict | None, str, str | None, bytes | None]]:
+def _xlsx_records(path: Path, need=("id", "text"),
+                  aliases: dict = HEADER_ALIASES) -> Iterator[tuple[int, dict | None, str, str | None, bytes | None]]:
     import openpyxl
 
     try:
@@ -362,10 +364,10 @@ def _xlsx_records(path: Path) -> Iterator[tuple[int, dict | None, str, str | Non
         if header is None:
             return
         header = [str(h).strip() if h is not None else "" for h in header]
-        fields = [HEADER_ALIASES.get(h, h) for h in header]
-        for need in ("id", "text"):
-            if need not in fields:
-                raise TicketFileError(f"{path}: the header row has no {need!r} column")
+        fields = [aliases.get(h, h) for h in header]
+        for col in need:
+            if col not in fields:
+                raise TicketFileError(f"{path}: the header row has no {col!r} column")
         for n, row in enumerate(rows, 2):
             if not row or all(c is None or str(c).strip() == "" for c in row):
                 continue
@@ -451,6 +453,24 @@ class TicketReader:
         finally:
             if stream is not None and self.path != "-":
                 stream.close()
+
+
+def read_records(path: str | Path, need: tuple, aliases: dict, encoding: str | None = None
+                 ) -> Iterator[tuple[int, dict | None, str, str | None, bytes | None]]:
+    """(line, record or None, raw text, error, undecodable bytes) of any JSONL/CSV/Excel file whose
+    header (CSV/Excel) has the `need` columns (after `aliases`): the ticket reader's machinery for
+    other kinds of lines (router/returns.py)."""
+    path = str(path)
+    fmt = detect_format(path)
+    p = Path(path)
+    if p.is_dir() or not p.exists():
+        raise TicketFileError(f"{p}: " + ("is a folder" if p.is_dir() else "no such file"))
+    if fmt == "xlsx":
+        yield from _xlsx_records(p, need, aliases)
+        return
+    with open(p, "rb") as stream:
+        lines = _decoded(stream, check_encoding(encoding), {})
+        yield from _jsonl_records(lines) if fmt == "jsonl" else _csv_records(lines, path, need, aliases)
 
 
 def read_tickets(path: str | Path, catalog: Catalog | None = None, require_label: bool = False,

@@ -103,6 +103,8 @@ def enqueue(session: Session, ticket_ids, proba: np.ndarray, prediction_ids, pol
     for i, tid in enumerate(ticket_ids):
         if tid in done:
             out.decided.append(tid)
+        elif tid in waiting and waiting[tid].reason == Reason.returned:
+            out.waiting.append(tid)  # a dispute keeps the dispatch it is about (router/returns.py)
         elif tid in waiting:
             item = waiting[tid]
             item.prediction_id = prediction_ids[i]

@@ -39,6 +39,7 @@ class Reason(StrEnum):
     low_confidence = "low_confidence"
     audit = "audit"              # a random check of a confident ticket
     no_fit = "no_fit"            # no department seems to fit
+    returned = "returned"        # a department sent it back (退单): a dispute for a lead (派单异议审核)
 
 
 class Source(StrEnum):
@@ -47,6 +48,14 @@ class Source(StrEnum):
     correction = "correction"    # a dispatcher chose another department
     confirmation = "confirmation"  # a dispatcher accepted the suggestion
     audit = "audit"              # a dispatcher's answer to an audit
+    dispute = "dispute"          # a lead's decision on a returned ticket (router/returns.py)
+
+
+class ReturnStatus(StrEnum):
+    """A return's state: open until a lead decides its dispute."""
+    open = "open"
+    upheld = "upheld"            # the department was right to return it: re-dispatched elsewhere
+    rejected = "rejected"        # the dispatch stands
 
 
 class VersionStatus(StrEnum):
@@ -118,6 +127,28 @@ class Label(SQLModel, table=True):
     source: str = Field(default=Source.imported, index=True)
     prediction_id: Optional[int] = Field(default=None, foreign_key="prediction.id")
     undone: bool = False
+    created_at: datetime = Field(default_factory=now, index=True)
+    co_departments: list = Field(default_factory=list, sa_column=Column(JSON))  # 协办 (the lead one is `department`)
+    wrong_departments: list = Field(default_factory=list, sa_column=Column(JSON))  # known wrong: upheld returns
+
+
+class TicketReturn(SQLModel, table=True):
+    """A department sending a ticket back (退单), imported with `router returns import`. Never
+    changes the dispatch it returns: that prediction or label stays as it was."""
+    __tablename__ = "ticketreturn"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    ticket_id: str = Field(foreign_key="ticket.id", index=True)
+    department: str = Field(index=True)        # the returning department
+    reason: str = Field(index=True)            # one of returns.REASONS
+    reason_given: Optional[str] = None         # the file's reason when it was not in the list (mapped to 其他)
+    note: str = ""
+    returned_at: datetime = Field(index=True)
+    importer: str = ""
+    prediction_id: Optional[int] = Field(default=None, foreign_key="prediction.id")  # the dispatch returned ...
+    label_id: Optional[int] = Field(default=None, foreign_key="label.id")            # ... or a person's
+    queue_id: Optional[int] = Field(default=None, foreign_key="queueitem.id")        # its dispute
+    status: str = Field(default=ReturnStatus.open, index=True)
+    decision_id: Optional[int] = Field(default=None, foreign_key="label.id")         # the lead's label
     created_at: datetime = Field(default_factory=now, index=True)
 
 
@@ -256,6 +287,6 @@ def open_store(cfg):
     return connect(config.store_url(cfg), cfg.store.busy_timeout_ms)
 
 
-__all__ = ["Ticket", "Prediction", "QueueItem", "Label", "ModelVersion", "ModelEvent", "User",
+__all__ = ["Ticket", "Prediction", "QueueItem", "Label", "TicketReturn", "ModelVersion", "ModelEvent", "User",
            "Session", "SQLModel", "connect", "open_store", "make_engine", "migrate", "now", "writing", "retry",
            "transient"]

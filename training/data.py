@@ -23,13 +23,19 @@ class Labeled:
     labels: list[str] = field(default_factory=list)     # department ids; NONE: no department fits
     sources: list[str] = field(default_factory=list)
     times: list[datetime | None] = field(default_factory=list)
+    wrong: list[list[str]] = field(default_factory=list)   # known wrong departments (upheld returns)
+    co: list[list[str]] = field(default_factory=list)      # co-handling departments (协办)
+
+    def __post_init__(self):
+        self.wrong = self.wrong or [[] for _ in self.ids]
+        self.co = self.co or [[] for _ in self.ids]
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def subset(self, idx) -> "Labeled":
         return Labeled(*[[getattr(self, f)[i] for i in idx]
-                         for f in ("ids", "texts", "labels", "sources", "times")])
+                         for f in ("ids", "texts", "labels", "sources", "times", "wrong", "co")])
 
 
 def from_store(engine, catalog: Catalog) -> Labeled:
@@ -53,6 +59,8 @@ def from_store(engine, catalog: Catalog) -> Labeled:
         out.labels.append(dept)
         out.sources.append(label.source)
         out.times.append(label.created_at)
+        out.wrong.append([catalog.canonical(d) for d in label.wrong_departments or []])
+        out.co.append([catalog.canonical(d) for d in label.co_departments or []])
     return out
 
 

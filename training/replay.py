@@ -19,12 +19,14 @@ def _aware(t: datetime | None) -> datetime | None:
 
 
 def mix(data: Labeled, since: datetime | None, old_sample: int = 0, recent_weight: int = 1,
-        weighted_sources=(Source.correction, Source.audit), seed: int = 42) -> Labeled:
+        weighted_sources=(Source.correction, Source.audit), seed: int = 42, wrong_weight: int = 1) -> Labeled:
     """Training tickets for one run.
 
     since:          labels given after this time are new (None: everything is new)
     old_sample:     how many older tickets to replay; 0 replays all of them
     recent_weight:  new labels from `weighted_sources` appear this many times
+    wrong_weight:   tickets with a known wrong department (an upheld return: the model's confident
+                    mistake) appear this many times, new or old: hard examples
     """
     since = _aware(since)
     new = [i for i, t in enumerate(data.times) if since is None or (t is not None and _aware(t) > since)]
@@ -34,4 +36,5 @@ def mix(data: Labeled, since: datetime | None, old_sample: int = 0, recent_weigh
         old = sorted(random.Random(seed).sample(old, old_sample))
     idx = old + new
     idx += [i for i in new if data.sources[i] in weighted_sources] * max(0, int(recent_weight) - 1)
+    idx += [i for i in old + new if data.wrong[i]] * max(0, int(wrong_weight) - 1)
     return data.subset(idx)

@@ -78,7 +78,7 @@ def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
                         if rt.calibration_size > 0 else (list(range(len(train_set))), []))
     fit_set, cal_set = train_set.subset(fit_idx), train_set.subset(cal_idx)
     fit_set = replay.mix(fit_set, since, rt.old_sample, rt.recent_weight, tuple(rt.weighted_sources),
-                         cfg.train.seed)
+                         cfg.train.seed, rt.known_wrong_weight)
     version = registry.new_version(kind)
     folder = config.home(cfg) / "models" / version
     say(f"{version}: fitting on {len(fit_set)} tickets, calibrating on {len(cal_set)}, testing on {len(test_set)}")
