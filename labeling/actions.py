@@ -105,9 +105,10 @@ def _load(s: Session, qid: int) -> Item:
 
 
 @retry
-def decide(engine, reviewer: str, queue_id: int, choice: str) -> Label | None:
+def decide(engine, reviewer: str, queue_id: int, choice: str, co: list[str] | tuple = ()) -> Label | None:
     """Record a decision on a claimed ticket: a department id (accepting a suggestion or
-    correcting it), NO_FIT ("no department fits": a label with department None) or SKIP.
+    correcting it), NO_FIT ("no department fits": a label with department None) or SKIP;
+    `co`: co-handling departments (协办) of the chosen one.
     Label source: audit for audit samples, confirmation when the choice is the model's top
     department, correction otherwise. Returns the label (None for a skip)."""
     if not reviewer:
@@ -135,7 +136,8 @@ def decide(engine, reviewer: str, queue_id: int, choice: str) -> Label | None:
             source = Source.audit if q.reason == Reason.audit else (
                 Source.confirmation if (dept or NONE) == top else Source.correction)
             label = Label(ticket_id=q.ticket_id, department=dept, reviewer=reviewer, source=source,
-                          prediction_id=q.prediction_id, created_at=t)
+                          prediction_id=q.prediction_id, created_at=t,
+                          co_departments=[c for c in dict.fromkeys(co) if dept and c != dept])
             s.add(label)
         s.commit()
         if label is not None:

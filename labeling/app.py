@@ -6,8 +6,15 @@ Sign in with your account (`router users add`), or as [labeling] auth says (rout
 ticket shows when and how it came in (time in [queue] timezone, channel), its text (plain text, never
 rendered), the model's top 3 departments with their probabilities, then the decision buttons,
 then the suggestions' duties (with a district's places). Keys 1/2/3 accept a suggestion, S skips, N flags "no department
-fits", U undoes the last decision; any other department can be picked from a searchable list.
+fits", U undoes the last decision; any other department can be picked from a searchable list, and
+co-handling departments (协办) added to any decision.
 Each decision is written to the store at once (labeling/actions.py).
+
+Disputes (派单异议审核, router/returns.py): a ticket a department returned is shown to leads (accounts
+with the role `lead`) before any other: the ticket, the dispatch it returns with its confidence,
+the return's reason and note, the model's other suggestions; the lead upholds the dispatch,
+re-dispatches, or sets a lead department plus co-handlers (U undoes that too). Dispatchers see the
+open disputes read-only.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from sqlmodel import Session
 
 from labeling import actions
 from labeling.actions import NO_FIT, SKIP, DecisionError
-from router import config, users
+from router import config, returns, users
 from router.catalog import NONE, load_catalog
 from router.nofit import NONE_DUTIES
 from router.store import Ticket, connect
@@ -112,11 +119,12 @@ def act(engine, catalog, reviewer: str, queue_id: int, choice: str | None) -> No
         st.session_state.flash = ("warning", "请先在列表中选择一个部门。")
         return
     try:
-        actions.decide(engine, reviewer, queue_id, choice)
+        actions.decide(engine, reviewer, queue_id, choice, st.session_state.get("co") or ())
     except DecisionError:
         st.session_state.flash = ("error", "该工单已被处理或已被他人领取，已为您换下一条。")
         return
     st.session_state["other"] = None  # the next ticket starts with an empty list
+    st.session_state["co"] = []
     msg = {SKIP: "已跳过", NO_FIT: "已标记：无合适部门"}.get(choice, f"已分派到 {catalog.name(choice)}")
     st.session_state.flash = ("success", msg)
 
@@ -220,6 +228,76 @@ def details(engine, catalog, reviewer: str, item: actions.Item) -> None:
                   args=(engine, catalog, reviewer, item.queue_id))
     if choice:
         duties(catalog, choice)
+    st.multiselect("协办部门（可选，随本次分派一并记录）", catalog.ids, key="co",
+                   format_func=lambda d: f"{catalog.name(d)}（{d}）", placeholder="需要多部门协同办理时选择")
+
+
+def settle(engine, catalog, lead: str, queue_id: int, outcome: str) -> None:
+    """Dispute buttons: read the picked departments now, record the lead's decision."""
+    dept = st.session_state.get("d_lead") if outcome != returns.UPHOLD else None
+    co = st.session_state.get("d_co") or [] if outcome == returns.CO_HANDLE else []
+    if outcome != returns.UPHOLD and not dept:
+        st.session_state.flash = ("warning", "请先选择改派（主办）部门。")
+        return
+    try:
+        label = returns.decide(engine, lead, queue_id, outcome, dept, co, catalog)
+    except returns.DisputeError as e:
+        st.session_state.flash = ("error", str(e))
+        return
+    st.session_state["d_lead"], st.session_state["d_co"] = None, []
+    st.session_state.flash = ("success", "已维持原派单" if outcome == returns.UPHOLD else
+                              f"已改派到 {catalog.name(label.department)}" + (
+                                  "，协办：" + "、".join(catalog.name(c) for c in label.co_departments)
+                                  if label.co_departments else ""))
+
+
+def dispute_lines(catalog, d: returns.Dispute, tz: str) -> list[str]:
+    at = d.ret.returned_at.astimezone(ZoneInfo(tz))
+    conf = "人工派单" if d.confidence is None else f"模型置信度 {d.confidence:.0%}"
+    return [f"原派单：{catalog.name(d.dispatched)}（{conf}）"
+            + (f" · 协办：{'、'.join(catalog.name(c) for c in d.co)}" if d.co else ""),
+            f"退单部门：{catalog.name(d.ret.department)} · 退单原因：{d.ret.reason} · 退单时间 {at:%Y-%m-%d %H:%M}",
+            f"退单说明：{d.ret.note or '（无）'}"]
+
+
+def dispute_view(engine, catalog, lead: str, item: actions.Item, tz: str, claim_minutes: float) -> None:
+    """A lead's dispute (派单异议审核): the ticket, the dispatch, the return, the decision."""
+    with Session(engine) as s:
+        d = returns.dispute(s, item.queue_id)
+    st.text(f"派单异议审核 · 工单 {item.ticket_id} · {received(engine, item.ticket_id, tz)}")
+    if item.title:
+        st.text(f"标题：{item.title}")
+    with st.container(border=True, key="ticket_text"):
+        st.text(item.text)
+    for line in dispute_lines(catalog, d, tz):
+        st.text(line)
+    others = [(dept, p) for dept, p in d.top if dept != d.dispatched][:3]
+    st.text("模型其他建议：" + ("；".join(f"{catalog.name(x)} {p:.0%}" for x, p in others) or "（无）"))
+    if d.wrong:
+        st.text("已知错误部门：" + "、".join(catalog.name(w) for w in d.wrong))
+    st.button("维持原派单（退单不成立）", key="uphold", type="primary", width="stretch",
+              on_click=settle, args=(engine, catalog, lead, item.queue_id, returns.UPHOLD))
+    pick, co = st.columns(2)
+    ids = [x for x, _ in others] + [x for x in catalog.ids if x not in {y for y, _ in others}]
+    pick.selectbox("改派 / 主办部门", ids, index=None, key="d_lead",
+                   format_func=lambda x: f"{catalog.name(x)}（{x}）", placeholder="输入部门名称搜索…")
+    co.multiselect("协办部门", catalog.ids, key="d_co", format_func=lambda x: f"{catalog.name(x)}（{x}）")
+    a, b = st.columns(2)
+    a.button("改派（退单成立）", key="redispatch", width="stretch",
+             on_click=settle, args=(engine, catalog, lead, item.queue_id, returns.REDISPATCH))
+    b.button("设主办 + 协办", key="co_handle", width="stretch",
+             on_click=settle, args=(engine, catalog, lead, item.queue_id, returns.CO_HANDLE))
+    st.button("撤销上一步", key="undo", shortcut="U", on_click=take_back, args=(engine, lead, claim_minutes))
+
+
+def read_only_disputes(engine, catalog, tz: str) -> None:
+    """Dispatchers: the open disputes, which only leads decide."""
+    open_ = returns.open_disputes(engine)
+    if not open_:
+        return
+    with st.expander(f"派单异议（{len(open_)} 件待组长审核，只读）"):
+        for d in open_:
+            st.text(f"工单 {d.ticket_id} · 已等待 {d.age_days:.1f} 天\n" + "\n".join(dispute_lines(catalog, d, tz)))
 
 
 def main() -> None:
@@ -233,6 +311,10 @@ def main() -> None:
     st.html(STYLE)
     show_flash()
     item = actions.next_item(engine, reviewer, claim_minutes)
+    if item is not None and item.reason == "returned":
+        dispute_view(engine, catalog, reviewer, item, tz, claim_minutes)  # next_item gives disputes to leads only
+        return
+    read_only_disputes(engine, catalog, tz)
     if item is None:
         st.info("队列已清空，暂无待处理工单。")
     else:

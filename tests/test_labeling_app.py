@@ -169,3 +169,46 @@ def test_no_fit_is_counted_apart_from_corrections(engine):
     c = actions.counts(engine, "张三")
     assert (c.mine, c.confirmed, c.corrected, c.no_fit, c.audited) == (4, 0, 1, 3, 0)
     assert "确认 0 · 纠正 1 · 无合适部门 3\n抽检 0 · 跳过 0" in texts(at)
+
+
+def test_disputes_for_leads_read_only_for_dispatchers_and_co_handling(engine, catalog, tmp_path):
+    from sqlmodel import Session, select
+
+    from router import returns, users
+    from router.store import TicketReturn
+    from tests.conftest import write_jsonl
+
+    seed(engine)
+    users.add(engine, "组长", "lead-pass-333", "lead")
+    users.add(engine, "甲", "disp-pass-444")
+    returns.import_returns(engine, str(write_jsonl(tmp_path / "r.jsonl", [
+        {"id": "T1", "department": "urban-mgmt", "reason": "权属不清", "note": "井盖属燃气公司 <b>x</b>"}])), catalog)
+    d = start("甲", "disp-pass-444")                                       # a dispatcher: T2, the dispute read-only
+    assert "楼上每天半夜唱歌，吵得睡不着 <b>救命</b> **急**" in texts(d)
+    assert any("退单说明：井盖属燃气公司 <b>x</b>" in t for t in texts(d)) and not any(b.key == "uphold" for b in d.button)
+    d.multiselect(key="co").select("urban-mgmt")
+    d.button(key="accept_1").click().run()                                # T2 to police, urban-mgmt co-handles
+    assert [(x.ticket_id, x.department, x.co_departments) for x in labels(engine)] == [("T2", "police", ["urban-mgmt"])]
+
+    lead = start("组长", "lead-pass-333")                                  # a lead: the dispute first
+    shown = texts(lead)
+    assert any(t.startswith("派单异议审核 · 工单 T1") for t in shown)
+    assert "原派单：市城市管理综合执法局（模型置信度 55%）" in shown
+    assert any(t.startswith("退单部门：市城市管理综合执法局 · 退单原因：权属不清") for t in shown)
+    assert any(t.startswith("模型其他建议：市住房和城乡建设局 30%") for t in shown)
+    lead.button(key="redispatch").click().run()                           # no department picked: nothing written
+    assert len(labels(engine)) == 1
+    lead.selectbox(key="d_lead").select("housing")
+    lead.button(key="redispatch").click().run()
+    got = labels(engine)[-1]
+    assert (got.ticket_id, got.department, got.wrong_departments, got.source) == ("T1", "housing", ["urban-mgmt"], "dispute")
+    lead.button(key="undo").click().run()                                 # back to the dispute, open again
+    assert labels(engine)[-1].undone and any(t.startswith("派单异议审核 · 工单 T1") for t in texts(lead))
+    lead.selectbox(key="d_lead").select("housing")
+    lead.multiselect(key="d_co").select("urban-mgmt")
+    lead.button(key="co_handle").click().run()
+    got = labels(engine)[-1]
+    assert (got.department, got.co_departments, got.wrong_departments) == ("housing", ["urban-mgmt"], [])
+    with Session(engine) as s:
+        assert s.exec(select(TicketReturn)).one().status == "upheld"
+    assert not lead.exception and returns.violations(engine) == []
