@@ -43,7 +43,7 @@ class Command(typer.core.TyperCommand):
 
 def fail(message: str, code: int = 2):
     """Print `error: message` (plain text, never markup) and exit with `code`."""
-    err.print(f"[red]error:[/red] {escape(message)}")
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)  # one line, however narrow the terminal
     raise typer.Exit(code)
 
 
@@ -67,6 +67,17 @@ class Ctx:
             except SQLAlchemyError:
                 shown = "(a malformed store.url)"
             raise ValueError(f"cannot open the store {shown}: {_brief(e)}") from None
+
+
+    def check_outputs(self, writes: dict, reads: dict | None = None) -> None:
+        """Exit 2 (one line) when an output would overwrite an input, another output, or what the
+        router needs: the store's home, its database, a model (router/paths.py)."""
+        from router import paths
+
+        try:
+            paths.check_outputs(writes, reads, paths.protected(config_mod.home(self.cfg), self.engine))
+        except paths.UnsafeOutput as e:
+            fail(str(e))
 
 
 def _ctx(config: Optional[Path]) -> Ctx:
@@ -148,12 +159,8 @@ def _classify(source, output, rejects, encoding, model, threshold, batch_size, r
     thr = c.cfg.classify.threshold if threshold is None else threshold
     if not 0 <= thr <= 1:
         fail(f"[classify] threshold must be between 0 and 1, not {thr}")
-    paths = {"input": source, "output": output, "rejects file": rejects}
-    named = {k: Path(v).resolve() for k, v in paths.items() if v != "-"}
-    for a, b in (("input", "output"), ("input", "rejects file"), ("output", "rejects file")):
-        if a in named and b in named and named[a] == named[b]:
-            fail(f"the {b} would overwrite the {a} ({paths[a]}); name another with "
-                 + ("--rejects" if b == "rejects file" else "-o"))
+    from router.io import RoutedWriter
+    c.check_outputs({**RoutedWriter.files(output), "rejects file": rejects}, {"input": source})
     try:
         check_encoding(encoding)
         with _progress() as progress:

@@ -564,12 +564,24 @@ class RoutedWriter:
             self.journal = None if path == "-" else Path(path)
             self.w = JsonlWriter(path, append)
             return
-        self.journal = Path(path).with_name(Path(path).name + ".partial.jsonl")
+        self.journal = self.files(path)["output's journal"]
         if append and not self.journal.exists() and Path(path).exists():
             self._journal_from(Path(path))  # a finished output: carry its rows into the journal
         if append:
             done_ids(self.journal)  # drops a torn last line
         self.w = JsonlWriter(self.journal, append)
+
+    @staticmethod
+    def files(path: str) -> dict[str, Path]:
+        """Every file a run writing `path` writes (what it is -> path): the output, and for CSV/Excel its
+        journal and the temporary file it is written to."""
+        if path == "-":
+            return {}
+        p = Path(path)
+        if output_format(path) == "jsonl":
+            return {"output": p}
+        return {"output": p, "output's journal": p.with_name(p.name + ".partial.jsonl"),
+                "output's temporary file": p.with_name(p.name + ".tmp")}
 
     def done(self) -> set:
         return done_ids(self.journal) if self.journal else set()
@@ -595,7 +607,7 @@ class RoutedWriter:
         header = cols_in + list(names.values())
         rows = ([e["in"].get(c) for c in cols_in] + [_routing_value(k, e["out"].get(k), zh) for k in names]
                 for e in entries)
-        tmp = Path(self.path).with_name(Path(self.path).name + ".tmp")
+        tmp = self.files(self.path)["output's temporary file"]
         if self.fmt == "csv":
             enc = encoding if encoding and not codecs.lookup(encoding).name.startswith("utf-8") else "utf-8-sig"
             with open(tmp, "w", encoding=enc, errors="replace", newline="") as f:
