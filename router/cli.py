@@ -410,6 +410,7 @@ def returns_import(
 
     c = _ctx(config)
     rejects = rejects or f"{source}.rejects.jsonl"
+    c.check_outputs({"rejects file": rejects}, {"input": source})
     try:
         check_encoding(encoding)
         got = import_returns(c.engine, source, c.catalog, importer, encoding, rejects)

@@ -84,3 +84,12 @@ def test_the_input_and_the_outputs_are_never_one_another(trained, tmp_path):
     refused(invoke("classify", str(src), "-o", str(tmp_path / "o.jsonl"), "--rejects", str(tmp_path / "o.jsonl")),
             "output")
     intact(trained, before)
+
+
+def test_returns_rejects_never_overwrite_the_store(home, tmp_path):
+    src = write_jsonl(tmp_path / "returns.jsonl", [{"id": "T1", "department": "nope"}])
+    assert invoke("models").exit_code == 0  # creates the store
+    db = home / "router.db"
+    refused(invoke("returns", "import", str(src), "--rejects", str(db)), "store")
+    refused(invoke("returns", "import", str(src), "--rejects", str(src)), "input")
+    assert db.stat().st_size > 0 and invoke("models").exit_code == 0
