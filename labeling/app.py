@@ -19,6 +19,7 @@ open disputes read-only.
 
 from __future__ import annotations
 
+import html
 import logging
 import math
 import re
@@ -33,6 +34,7 @@ from labeling.actions import NO_FIT, SKIP, DecisionError
 from router import config, returns, users
 from router.catalog import NONE, load_catalog
 from router.nofit import NONE_DUTIES
+from router.places import Places
 from router.store import Ticket, connect
 
 _MD = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
@@ -186,6 +188,26 @@ def received(engine, ticket_id: str, tz: str) -> str:
     return f"{when} · {CHANNELS.get(t.channel, t.channel) if t and t.channel else '渠道未知'}"
 
 
+_places: dict[int, tuple] = {}
+
+
+def places(catalog) -> Places:
+    """The catalogue's gazetteer, compiled once per catalogue object."""
+    if id(catalog) not in _places:
+        _places[id(catalog)] = (catalog, Places(catalog))
+    return _places[id(catalog)][1]
+
+
+def highlighted(text: str, spans) -> str:
+    """The ticket text as escaped HTML (shown as typed, never rendered) with the places marked."""
+    out, at = [], 0
+    for a, b in spans:
+        out += [html.escape(text[at:a]), "<mark>", html.escape(text[a:b]), "</mark>"]
+        at = b
+    out.append(html.escape(text[at:]))
+    return '<div class="ticket-text" style="white-space: pre-wrap">' + "".join(out) + "</div>"
+
+
 def duties(catalog, dept: str) -> None:
     """A department's duties and, for a district, its places (plain text)."""
     d = catalog.by_id.get(dept)
@@ -199,8 +221,16 @@ def ticket_view(engine, catalog, reviewer: str, item: actions.Item, tz: str) -> 
     st.text(f"工单 {item.ticket_id} · {received(engine, item.ticket_id, tz)}" + note.get(item.reason, ""))
     if item.title:
         st.text(f"标题：{item.title}")
+    found = places(catalog).find(item.text)
+    if found.names:
+        where = "、".join(found.names)
+        st.text(f"地点：{where} → " + (catalog.name(found.district) if found.district else
+                                      "不止一个辖区：" + "、".join(catalog.name(d) for ds in found.ambiguous.values() for d in ds)))
     with st.container(border=True, key="ticket_text"):
-        st.text(item.text)
+        if found.spans:
+            st.html(highlighted(item.text, found.spans))
+        else:
+            st.text(item.text)
 
     st.markdown("##### 模型建议")
     cols = st.columns(3)

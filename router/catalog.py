@@ -16,6 +16,9 @@ NONE = "none"            # reserved id: "no department fits" (a dispatcher's N, 
 NONE_NAME = "无合适部门"
 
 
+LEVELS = ("city", "district", "street")
+
+
 class CatalogError(ValueError):
     pass
 
@@ -29,6 +32,8 @@ class Department:
     active: bool = True
     merged_into: str | None = None
     places: tuple[str, ...] = ()     # a district's streets, towns, villages, estates, roads: what tells it apart
+    level: str = "city"              # city | district | street (a township or street office)
+    territorial: bool = False        # handles matters by where they are (district/street governments), not by function
 
 
 @dataclass
@@ -99,10 +104,16 @@ def load_catalog(path: str | Path) -> Catalog:
         places = d.get("places") or []
         if not isinstance(places, list) or not all(isinstance(p, str) and p.strip() for p in places):
             raise CatalogError(f"{where}: 'places' must be a list of non-empty names")
+        level = d.get("level") or ("district" if places else "city")
+        if level not in LEVELS:
+            raise CatalogError(f"{where}: 'level' must be one of {', '.join(LEVELS)}, not {level!r}")
+        territorial = d.get("territorial", level != "city")
+        if not isinstance(territorial, bool):
+            raise CatalogError(f"{where}: 'territorial' must be true or false")
         ids[d["id"]], names[d["name"]] = i + 1, i + 1
         depts.append(Department(d["id"], d["name"].strip(), d["duties"].strip(),
                                 tuple(d.get("aliases") or ()), bool(d.get("active", True)),
-                                d.get("merged_into"), tuple(p.strip() for p in places)))
+                                d.get("merged_into"), tuple(p.strip() for p in places), level, territorial))
     for d in depts:
         if d.merged_into and d.merged_into not in ids:
             raise CatalogError(f"{path}: {d.id} is merged into unknown id {d.merged_into!r}")

@@ -185,6 +185,9 @@ def _classify(source, output, rejects, encoding, model, threshold, batch_size, r
                      + (f", {s.over_budget} over the daily budget" if s.over_budget else "") + ", "
                      f"rejected {s.rejected}" + (f" -> {rejects}" if s.rejected else "")
                      + (f", skipped {s.skipped} already done" if s.skipped else "")
+                     + (f", {s.by['places']} moved to the district their places name" if s.by['places'] else "")
+                     + (f", {s.ambiguous_places} naming places of two districts (left to the model)"
+                        if s.ambiguous_places else "")
                      + f"; {s.rate:.0f} tickets/s" + (f"; output {output}" if output != "-" else "")))
     if s.routed + s.skipped == 0:
         err.print("[red]nothing routed[/red]" + (" (every line rejected)" if s.rejected else " (no tickets in the input)"))

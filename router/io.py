@@ -546,6 +546,9 @@ ROUTED_COLUMNS = {
     "top": ("top", "候选部门"),
     "model_version": ("model_version", "模型版本"),
     "stored_id": ("stored_id", "入库编号"),
+    "by": ("by", "判定依据"),
+    "place": ("place", "地点"),
+    "district": ("district", "属地"),
 }
 _CJK = re.compile("[\u3400-\u9fff]")
 _ILLEGAL_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")

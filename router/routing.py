@@ -12,8 +12,9 @@ from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, select
 
-from router import parallel, queue, registry
+from router import dispatch, parallel, queue, registry
 from router.catalog import Catalog
+from router.places import Places
 from router import nofit
 from router.classifier import model_input
 from router.config import Settings
@@ -44,6 +45,8 @@ class Summary:
     seconds: float = 0.0
     model_version: str = ""
     per_department: Counter = field(default_factory=Counter)
+    by: Counter = field(default_factory=Counter)  # what decided each ticket: model, places, rule:<id>, ...
+    ambiguous_places: int = 0   # tickets naming a place of two districts (reported, left to the model)
 
     @property
     def rate(self) -> float:
@@ -219,6 +222,7 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
     nf = cfg.nofit
     nofit_thr = nofit.threshold(nf, nofit.model_threshold(mv))
     classes = [str(c) for c in clf.classes_]
+    places = Places(catalog)
     summary = Summary(model_version=mv.version)
     rejected_before = done_ids(rejects, key="line") if resume and rejects else set()
     start = time.perf_counter()
@@ -231,6 +235,12 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
         def route(batch: list[TicketIn]) -> None:
             proba, score = nofit.scores(clf, [model_input(t.text, t.title) for t in batch])
             tops, flagged = nofit.route(proba, score, classes, k, nofit_thr, nf.enabled)
+            infos = [dispatch.Info() for _ in batch]
+            model_tops = tops
+            tops = dispatch.jurisdiction(places, batch, tops, infos, proba, classes)
+            proba = dispatch.reweigh(proba, classes, tops, model_tops)
+            summary.by.update(x.by for x in infos)
+            summary.ambiguous_places += sum(bool(x.ambiguous) for x in infos)
             keys = stored_ids(engine, batch)
             kept, done = _store(engine, [replace(t, id=key) for t, key in zip(batch, keys)],
                                 proba, tops, mv.version, pol, bad, flagged, waiting)
@@ -251,7 +261,7 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
                              "top": [{"department": d, "name": catalog.name(d), "p": round(p, 4)}
                                      for d, p in top],
                              "model_version": mv.version}
-                            | ({"stored_id": keys[i]} if keys[i] != t.id else {}))
+                            | ({"stored_id": keys[i]} if keys[i] != t.id else {}) | infos[i].fields())
             out.write([batch[i] for i in kept], rows)
             summary.routed += len(rows)
             flush_rejects()

@@ -66,6 +66,10 @@ def test_main_job(trained, tmp_path, cfg):
     r = out[0]
     assert set(r) >= {"department", "department_name", "confidence", "top", "model_version"}
     assert len(r["top"]) == 3 and r["top"][0]["department"] == r["department"]
+    assert all({"by", "place", "district"} <= set(x) for x in out)
+    moved = [x for x in out if x["by"] == "places"]           # a territorial matter sent where its place is
+    assert moved and all(x["department"] == x["district"] and x["place"] for x in moved)
+    assert f"{len(moved)} moved to the district their places name" in " ".join(res.output.split())
     rejects = read_jsonl(tmp_path / "day.rejects.jsonl")
     assert rejects[0]["line"] == 121 and "malformed JSON" in rejects[0]["reason"]
     assert "routed 120" in res.output and "rejected 1" in res.output

@@ -212,3 +212,16 @@ def test_disputes_for_leads_read_only_for_dispatchers_and_co_handling(engine, ca
     with Session(engine) as s:
         assert s.exec(select(TicketReturn)).one().status == "upheld"
     assert not lead.exception and returns.violations(engine) == []
+
+
+def test_matched_place_is_highlighted_and_text_stays_plain(engine, catalog):
+    """A ticket naming a place shows the place and its district; the text is escaped, the place marked."""
+    district = ("T0", "滨江花园门口 <b>有人</b> **乱搭**", [("district-donghu", 0.5), ("district-linjiang", 0.3),
+                                                     ("county-qingshi", 0.2)], "low_confidence", 1.0)
+    seed(engine, [district])
+    at = start()
+    assert not at.exception
+    assert "地点：滨江花园 → 临江区人民政府" in texts(at)
+    shown = [h.proto.body for h in at.get("html") if "ticket-text" in h.proto.body]
+    assert shown == ['<div class="ticket-text" style="white-space: pre-wrap"><mark>滨江花园</mark>门口 '
+                     '&lt;b&gt;有人&lt;/b&gt; **乱搭**</div>']
