@@ -12,7 +12,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, select
 
-from router import dispatch, parallel, queue, registry
+from router import dispatch, order, parallel, queue, registry
 from router.catalog import Catalog
 from router.places import Places
 from router import nofit
@@ -21,9 +21,8 @@ from router.config import Settings
 from router.io import JsonlWriter, Reject, RoutedWriter, TicketIn, TicketReader, done_ids, parse_time
 from router.queue import Enqueued, Policy, policy
 from router.store import Prediction, Ticket, now
-from router.strategies import Diverse, featurize, make_strategy
 
-__all__ = ["classify", "store_batch", "stored_ids", "prioritize", "default_output", "default_rejects",
+__all__ = ["classify", "store_batch", "stored_ids", "default_output", "default_rejects",
            "Summary", "StoreError"]
 
 
@@ -54,7 +53,7 @@ class Summary:
 
 
 def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: Policy,
-                flagged=None, waiting: queue.Waiting | None = None) -> Enqueued:
+                flagged=None, waiting: order.Waiting | None = None) -> Enqueued:
     """Tickets, predictions and queue items of one batch in one transaction (bulk inserts).
     `tops` holds each ticket's [(department, probability), ...], best first; `pol` the queue policy;
     `flagged` marks the no-fit tickets (their top is ("none", confidence)); `waiting` is the run's
@@ -77,7 +76,7 @@ def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: P
                                   rows)) if rows else []
         nofit_conf = None if flagged is None else \
             np.array([tops[i][0][1] if flagged[i] else np.nan for i in keep], dtype=float)
-        done = queue.enqueue(s, [ids[i] for i in keep], proba[keep], pred_ids, pol,
+        done = order.enqueue(s, [ids[i] for i in keep], proba[keep], pred_ids, pol,
                              texts=[model_input(batch[i].text, batch[i].title) for i in keep], nofit=nofit_conf,
                              cache=waiting)
         again = [ids[i] for i in range(len(batch)) if ids[i] in predicted]
@@ -85,71 +84,6 @@ def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: P
             done.waiting += list(queue.open_items(s, again))
         s.commit()
     return done
-
-
-def prioritize(engine, clf, version: str, pol: Policy, no_fit: tuple = (None, True)) -> int:
-    """Order the waiting tickets with the configured strategy, as the benchmarks measure it:
-    the `pol.window` best picks of `strategy.query` over the waiting pool come first, the rest
-    follow by score. With `pol.rerank`, tickets routed by another model are re-scored (and
-    re-predicted, so dispatchers see the current model's suggestions; `no_fit` = (threshold,
-    enabled) of the no-fit decision for those). Returns the pool size."""
-    strategy = make_strategy(pol.strategy)
-    window = pol.window or 200
-    with Session(engine) as s:
-        p = queue.pool(s, window * getattr(strategy, "pool", 4))
-        if not p.item_ids:
-            return 0
-        classes = [str(c) for c in clf.classes_]
-        texts = [model_input(t, h) for t, h in zip(p.texts, p.titles)]
-        stale = [k for k, v in enumerate(p.versions) if v != version] if pol.rerank else []
-        proba = _stored_proba(p.tops, classes)
-        new_preds, flagged = {}, {}   # flagged: position -> no-fit priority (as `queue.enqueue` gives)
-        if stale:  # this model's prediction where there is one (a rollback), else a new one
-            have = {x.ticket_id: x for x in s.exec(select(Prediction).where(
-                Prediction.ticket_id.in_([p.ticket_ids[k] for k in stale]), Prediction.model_version == version))}
-            for k in stale:
-                if p.ticket_ids[k] in have:
-                    pred = have[p.ticket_ids[k]]
-                    proba[k] = _stored_proba([pred.topk], classes)[0]
-                    new_preds[k] = pred.id
-                    if pred.department == nofit.NONE:
-                        flagged[k] = 2.0 + pred.confidence
-            todo = [k for k in stale if k not in new_preds]
-            if todo:
-                proba[todo], score = nofit.scores(clf, [texts[k] for k in todo])
-                tops, _ = nofit.route(proba[todo], score, classes, len(p.tops[0]) if p.tops and p.tops[0] else 3,
-                                      *no_fit)
-                preds = [Prediction(ticket_id=p.ticket_ids[k], model_version=version, department=top[0][0],
-                                    confidence=top[0][1], topk=[list(x) for x in top]) for k, top in zip(todo, tops)]
-                s.add_all(preds)
-                s.flush()
-                new_preds.update(zip(todo, (x.id for x in preds)))
-                flagged.update((k, 2.0 + top[0][1]) for k, top in zip(todo, tops) if top[0][0] == nofit.NONE)
-        features = labeled = None
-        if isinstance(strategy, Diverse):
-            features = featurize(texts)
-            done = queue.labeled_texts(s, 2000)
-            labeled = featurize([model_input(t, h) for t, h in done]) if done else None
-        prio = strategy.priorities(proba, min(window, len(texts)), features, labeled)
-        if new_preds:  # a ticket the current model calls no-fit becomes a no-fit item, shown first
-            queue.set_priorities(s, [p.item_ids[k] for k in stale], [flagged.get(k, prio[k]) for k in stale],
-                                 [new_preds[k] for k in stale], [k in flagged for k in stale])
-        fresh = [k for k in range(len(p.item_ids)) if k not in new_preds]
-        queue.set_priorities(s, [p.item_ids[k] for k in fresh], prio[fresh])
-        s.commit()
-    return len(p.item_ids)
-
-
-def _stored_proba(tops: list[list], classes: list[str]) -> np.ndarray:
-    """Probabilities over `classes` from stored top-k lists (other departments 0): exact for
-    margin and least confidence, which only look at the top two."""
-    pos = {c: j for j, c in enumerate(classes)}
-    out = np.zeros((len(tops), len(classes)))
-    for i, top in enumerate(tops):
-        for d, pr in top or []:
-            if d in pos:
-                out[i, pos[d]] = pr
-    return out
 
 
 def stored_ids(engine, batch: list[TicketIn]) -> list[str]:
@@ -218,7 +152,7 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
     mv, clf = registry.load(engine, version, cfg)
     clf = parallel.shard(clf, mv.version)  # several processes (torchrun): every rank scores a share
     pol = policy(cfg, threshold=threshold)  # once per run
-    waiting = queue.Waiting(pol.duplicate_window)  # the near-duplicate check's features, kept for the run
+    waiting = order.Waiting(pol.duplicate_window)  # the near-duplicate check's features, kept for the run
     nf = cfg.nofit
     nofit_thr = nofit.threshold(nf, nofit.model_threshold(mv))
     classes = [str(c) for c in clf.classes_]
@@ -292,7 +226,7 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
         finally:
             out.close()
     if summary.routed:
-        prioritize(engine, clf, mv.version, pol, (nofit_thr, nf.enabled))
+        order.prioritize(engine, clf, mv.version, pol, (nofit_thr, nf.enabled))
         summary.over_budget += _trim(engine, pol)
     summary.seconds = time.perf_counter() - start
     return summary

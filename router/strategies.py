@@ -2,8 +2,11 @@
 
 Pure objects in the style of small-text's `query_strategies`: no storage, no state beyond their
 parameters. `scores(proba)` (higher = ask a person first) and `query(proba, n, features,
-labeled)` (indices of the `n` rows to ask about, best first). `priorities` turns a query into
-one number per row, so the queue can keep the order in its `priority` column.
+labeled)` (indices of the `n` rows to ask about, best first). A strategy declares what it
+needs: `needs_features` (the text features of the candidates and of labeled tickets, from
+`featurize`; router/order.py computes them only then) and `pool` (how many candidates per
+pick it looks at). `priorities` turns a query into one number per row, so the queue can keep
+the order in its `priority` column (router/order.py owns that order).
 `make_strategy(name)` builds the configured strategy exactly as `bench/al_sim.py` and
 `bench/loop_sim.py` measure it.
 """
@@ -18,6 +21,8 @@ from sklearn.feature_extraction.text import HashingVectorizer
 class Strategy:
     """Ranks tickets by how much a person's label would teach the model."""
     name = ""
+    needs_features = False   # True: `query` uses `features` and `labeled`
+    pool = 4                 # candidates per pick
 
     def scores(self, proba: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -25,7 +30,7 @@ class Strategy:
     def query(self, proba: np.ndarray, n: int, features=None, rng=None, labeled=None) -> np.ndarray:
         """Indices of the `n` rows to label, best first. `features`: one L2-normalised row per
         row of `proba` (see `featurize`); `labeled`: the same for already labeled tickets;
-        both used by the diversity-aware strategies only."""
+        both used only by strategies that declare `needs_features`."""
         return np.argsort(-self.scores(proba), kind="stable")[:n]
 
     def priorities(self, proba: np.ndarray, n: int, features=None, labeled=None) -> np.ndarray:
@@ -95,6 +100,7 @@ class Diverse(Strategy):
     `features`: rows of `featurize(texts)` (or any L2-normalised rows) for the candidates;
     `labeled`: the same for tickets that already have labels (optional)."""
     name = "diverse"
+    needs_features = True
 
     def __init__(self, base: Strategy | None = None, similarity: float = 0.8, pool: int = 4,
                  density: float = 0.0, neighbours: int = 10):
@@ -116,7 +122,7 @@ class Diverse(Strategy):
         f = features[order]
         nearest = np.zeros(len(order))
         if labeled is not None and labeled.shape[0]:
-            nearest = _max_sim(f, labeled)
+            nearest = max_sim(f, labeled)
         value, picked = scores[order], []
         if self.density:
             value = value * _density(f, features, self.neighbours) ** self.density
@@ -128,7 +134,7 @@ class Diverse(Strategy):
                 break
             picked.append(j)
             alive[j] = False
-            nearest = np.maximum(nearest, _max_sim(f, f[[j]]))
+            nearest = np.maximum(nearest, max_sim(f, f[[j]]))
         return order[picked]
 
     def __repr__(self):
@@ -146,6 +152,7 @@ class ClassBalanced(Strategy):
         self.base = base or Margin()
         self.share = share
         self.pool = pool
+        self.needs_features = self.base.needs_features
         self.name = f"balanced_{self.base.name}"
 
     def scores(self, proba):
@@ -182,7 +189,7 @@ def _density(a, b, k: int) -> np.ndarray:
     return np.clip(top.mean(axis=1), 1e-6, None)
 
 
-def _max_sim(a, b) -> np.ndarray:
+def max_sim(a, b) -> np.ndarray:
     """For each row of `a`, the highest cosine similarity to any row of `b`."""
     s = a @ b.T
     s = s.toarray() if sparse.issparse(s) else np.asarray(s)

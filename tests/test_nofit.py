@@ -139,7 +139,7 @@ def test_no_fit_end_to_end(light, tmp_path, catalog):
 
     # waiting tickets an older model queued as uncertain, that the current model calls no-fit,
     # become no-fit items when the queue is re-ranked
-    from router import queue, routing
+    from router import order, queue
     from router.store import Prediction, Reason
     with Session(engine) as s:
         waiting = s.exec(select(QueueItem).where(QueueItem.status == "pending", QueueItem.reason == "no_fit")).all()[:5]
@@ -152,7 +152,7 @@ def test_no_fit_end_to_end(light, tmp_path, catalog):
             s.add(q)
         s.commit()
         ids = [q.id for q in waiting]
-    routing.prioritize(engine, clf, mv.version, queue.policy(config.Settings()), (thr, True))
+    order.prioritize(engine, clf, mv.version, queue.policy(config.Settings()), (thr, True))
     with Session(engine) as s:
         back = [s.get(QueueItem, i) for i in ids]
         assert all(q.reason == "no_fit" and q.priority > 2 for q in back)

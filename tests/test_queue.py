@@ -9,7 +9,8 @@ from sqlmodel import Session, select
 from router.classifier import top_k
 from router.routing import store_batch
 from router.io import TicketIn
-from router.queue import Policy, enqueue, policy
+from router.order import enqueue
+from router.queue import Policy, policy
 from router.strategies import ClassBalanced, Diverse, Entropy, LeastConfidence, Margin, featurize, make_strategy
 from router.store import Prediction, QueueItem, Ticket
 
