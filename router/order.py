@@ -9,9 +9,11 @@ are shown first (`labeling.actions.next_item` takes the highest priority):
              confident tickets: labels on an unbiased sample) a random number in [0, 1)
   NO_FIT     "no department fits" (router/nofit.py): + its no-fit confidence, in [0, 1]; routed
              nowhere until a dispatcher confirms or routes it; the daily budget does not drop it
+  RETURNED   a department sent the ticket back: a dispute only a lead decides (router/returns.py)
 
-A new band is a constant here and a line where it is given (bands above NO_FIT take 3, 4, ...;
-one below NO_FIT moves NO_FIT and so needs the stored pending priorities moved too).
+A new band is a constant here and a line where it is given (a band above RETURNED takes 4,
+5, ...; one between two bands moves those above it, and so needs their stored pending
+priorities moved too: a migration).
 
 Within the uncertain band, `rank` (at store time, per batch) gives each new ticket the strategy's
 score, cut by `duplicate_discount` for a near-duplicate of a waiting ticket (same burst pipe,
@@ -37,6 +39,7 @@ from router.strategies import featurize, make_strategy, max_sim
 
 UNCERTAIN = 0.0
 NO_FIT = 2.0
+RETURNED = 3.0
 
 
 @dataclass

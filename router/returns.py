@@ -25,6 +25,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlmodel import Session, select
 
+from router import order
 from router.catalog import Catalog
 from router.io import JsonlWriter, Reject, TicketFileError, _str, parse_time, read_records
 from router.store import (ItemStatus, Label, Prediction, QueueItem, Reason, ReturnStatus, Source, Ticket,
@@ -33,7 +34,6 @@ from router.store import (ItemStatus, Label, Prediction, QueueItem, Reason, Retu
 # The documented reasons; anything else is recorded as 其他 (the given text kept in reason_given).
 REASONS = ("属地不符", "权属不清", "职能交叉", "不属于受理范围", "信息不全", "其他")
 OTHER = "其他"
-BAND = 3.0  # queue priority of a dispute: above no-fit (2 + confidence) and every uncertainty score
 
 ALIASES = {  # column headers of return exports -> fields
     "id": "id", "ticket_id": "id", "工单编号": "id", "编号": "id", "工单号": "id",
@@ -119,7 +119,7 @@ def open_dispute(s: Session, ret: TicketReturn) -> QueueItem:
                                        QueueItem.status == ItemStatus.pending)).first()
     if q is None:
         q = QueueItem(ticket_id=ret.ticket_id, prediction_id=ret.prediction_id, created_at=ret.created_at)
-    q.reason, q.priority, q.claimed_by, q.claimed_until = Reason.returned, BAND, None, None
+    q.reason, q.priority, q.claimed_by, q.claimed_until = Reason.returned, order.RETURNED, None, None
     s.add(q)
     s.flush()
     return q
