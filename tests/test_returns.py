@@ -135,7 +135,8 @@ def test_co_handling_decision_and_training_uses_known_wrong(engine, catalog, sto
 def test_rerouting_keeps_a_dispute_as_it_is(engine, catalog, store, tmp_path):
     import numpy as np
 
-    from router.queue import Policy, enqueue
+    from router.order import enqueue
+    from router.queue import Policy
 
     _import(engine, catalog, tmp_path, [{"id": "T5", "department": "housing"}])
     with Session(engine) as s:
