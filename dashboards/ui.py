@@ -10,7 +10,7 @@ import streamlit as st
 from dashboards import queries
 from router import config
 from router.catalog import Catalog, CatalogError, load_catalog
-from router.store import connect
+from router.store import StoreVersionError, connect
 
 TTL = config.load().dashboards.cache_ttl_s   # the apps are entry points: they read the settings
 
@@ -54,6 +54,9 @@ def page(title: str) -> Ctx:
         catalog = _catalog(str(config.resolve(cfg.paths.catalog)))
         url = config.store_url(cfg)
         connect(url, cfg.store.busy_timeout_ms)
+    except StoreVersionError as e:
+        st.error(f"无法打开数据库：{e}")
+        st.stop()
     except (CatalogError, FileNotFoundError, ValueError) as e:
         st.error(f"无法读取分派系统的配置：{e}")
         st.stop()

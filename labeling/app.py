@@ -332,7 +332,11 @@ def read_only_disputes(engine, catalog, tz: str) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="工单分派标注", layout="wide")
-    cfg, engine, catalog, claim_minutes, tz = settings()
+    try:
+        cfg, engine, catalog, claim_minutes, tz = settings()
+    except (ValueError, OSError) as e:  # settings, catalogue or store (a newer schema: StoreVersionError)
+        st.error(f"无法启动标注：{plain(e)}")
+        st.stop()
     reviewer = signed_in(engine, cfg)
     if not reviewer:
         sign_in(engine, cfg)

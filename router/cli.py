@@ -74,9 +74,12 @@ class Ctx:
         router needs: the store's home, its database, a model (router/paths.py)."""
         from router import paths
 
+        from router.io import WriteError
+
         try:
             paths.check_outputs(writes, reads, paths.protected(config_mod.home(self.cfg), self.engine))
-        except paths.UnsafeOutput as e:
+            paths.check_writable(writes)
+        except (paths.UnsafeOutput, WriteError) as e:
             fail(str(e))
 
 
@@ -159,7 +162,7 @@ def _classify(source, output, rejects, encoding, model, threshold, batch_size, r
     thr = c.cfg.classify.threshold if threshold is None else threshold
     if not 0 <= thr <= 1:
         fail(f"[classify] threshold must be between 0 and 1, not {thr}")
-    from router.io import RoutedWriter
+    from router.io import RoutedWriter, WriteError
     c.check_outputs({**RoutedWriter.files(output), "rejects file": rejects}, {"input": source})
     try:
         check_encoding(encoding)
@@ -171,6 +174,10 @@ def _classify(source, output, rejects, encoding, model, threshold, batch_size, r
                        and "damaged at row" in str(e) else ""))
     except StoreError as e:
         fail(f"the store failed ({e}); what was routed so far is in {output}: rerun with --resume")
+    except WriteError as e:
+        where = "standard output" if output == "-" else RoutedWriter.files(output).get("output's journal", output)
+        fail(str(e) + ("" if e.routed is None else f"; stopped after {e.routed} tickets were routed and written "
+                       f"to {where}: once it can be written, rerun with --resume to finish"))
     t = Table(title=f"routed with {s.model_version}", show_lines=False)
     t.add_column("department")
     t.add_column("name")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import codecs
 import csv
+import errno
 import json
 import os
 import re
@@ -486,44 +487,87 @@ def load_tickets(path, catalog=None, require_label=False, encoding=None) -> tupl
 
 
 # -- output ----------------------------------------------------------------------------------------
+class WriteError(Exception):
+    """An output file cannot be written (a folder, no permission, a read-only or full disk). `routed`:
+    tickets routed and written before it happened (None: before routing began)."""
+
+    def __init__(self, path, e: OSError):
+        self.path, self.routed = path, None
+        why = "is a folder, not a file" if isinstance(e, IsADirectoryError) else (e.strerror or str(e))
+        super().__init__(f"cannot write {path}: {why[:1].lower() + why[1:]}")
+
+
 def done_ids(path: str | Path, key: str = "id") -> set:
-    """Values of `key` in an output file a previous run wrote; drops a torn last line first."""
+    """Values of `key` in an output file a previous run wrote; drops a torn last line first.
+    Nothing for a path that is not a regular file (standard output, a device)."""
     path = Path(path)
-    if not path.exists():
-        return set()
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        cut = data.rfind(b"\n") + 1
-        with open(path, "r+b") as f:
-            f.truncate(cut)
-        data = data[:cut]
+    try:
+        if not path.is_file():
+            return set()
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            cut = data.rfind(b"\n") + 1
+            with open(path, "r+b") as f:
+                f.truncate(cut)
+            data = data[:cut]
+    except OSError as e:
+        raise WriteError(path, e) from None
     out = set()
-    for line in data.splitlines():
+    for n, line in enumerate(data.splitlines(), 1):
         if line.strip():
-            out.add(json.loads(line)[key])
+            try:
+                out.add(json.loads(line)[key])
+            except (ValueError, KeyError, TypeError):
+                raise TicketFileError(f"{path}: line {n} is not a line router classify writes (no {key!r}); "
+                                      "--resume continues only its own output") from None
     return out
 
 
 class JsonlWriter:
-    """Appends JSON lines; each `write_many` is flushed and fsynced, so a kill loses at most a batch."""
+    """Appends JSON lines; each `write_many` is flushed and fsynced, so a kill loses at most a batch.
+    The file is opened at once (an unwritable path fails before any work); with `keep_empty=False`
+    a file this writer created and never wrote to is removed on close. OS errors raise WriteError."""
 
-    def __init__(self, path: str | Path | None, append: bool = False):
+    def __init__(self, path: str | Path | None, append: bool = False, keep_empty: bool = True):
         self.path = None if path in (None, "-") else Path(path)
+        self.written, self.failed = 0, False
         if self.path:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.f: IO[str] = open(self.path, "a" if append else "w", encoding="utf-8", errors="backslashreplace")
+            self.keep = keep_empty or self.path.exists()
+            try:
+                if self.path.is_dir():
+                    raise IsADirectoryError(errno.EISDIR, "is a folder")
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.f: IO[str] = open(self.path, "a" if append else "w", encoding="utf-8",
+                                       errors="backslashreplace")
+            except OSError as e:
+                raise WriteError(self.path, e) from None
         else:
             self.f = sys.stdout
 
     def write_many(self, rows: Iterable[dict]) -> None:
-        self.f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        self.f.flush()
-        if self.path:
-            os.fsync(self.f.fileno())
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        if not text:
+            return
+        try:
+            self.f.write(text)
+            self.f.flush()
+            if self.path:
+                os.fsync(self.f.fileno())
+        except OSError as e:
+            self.failed = True
+            raise WriteError(self.path or "standard output", e) from None
+        self.written += len(text)
 
     def close(self) -> None:
-        if self.path:
+        if not self.path or self.f.closed:
+            return
+        try:
             self.f.close()
+        except OSError as e:
+            if not self.failed:  # the first error was already raised
+                raise WriteError(self.path, e) from None
+        if not self.written and not self.keep:
+            self.path.unlink(missing_ok=True)
 
     def __enter__(self):
         return self
@@ -568,8 +612,11 @@ class RoutedWriter:
             self.w = JsonlWriter(path, append)
             return
         self.journal = self.files(path)["output's journal"]
-        if append and not self.journal.exists() and Path(path).exists():
-            self._journal_from(Path(path))  # a finished output: carry its rows into the journal
+        if append and not self.journal.exists() and Path(path).is_file():
+            try:
+                self._journal_from(Path(path))  # a finished output: carry its rows into the journal
+            except OSError as e:
+                raise WriteError(self.journal, e) from None
         if append:
             done_ids(self.journal)  # drops a torn last line
         self.w = JsonlWriter(self.journal, append)
@@ -611,15 +658,19 @@ class RoutedWriter:
         rows = ([e["in"].get(c) for c in cols_in] + [_routing_value(k, e["out"].get(k), zh) for k in names]
                 for e in entries)
         tmp = self.files(self.path)["output's temporary file"]
-        if self.fmt == "csv":
-            enc = encoding if encoding and not codecs.lookup(encoding).name.startswith("utf-8") else "utf-8-sig"
-            with open(tmp, "w", encoding=enc, errors="replace", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(header)
-                w.writerows([_inert(v) for v in r] for r in rows)
-        else:
-            _write_xlsx_rows(tmp, header, rows)
-        os.replace(tmp, self.path)
+        try:
+            if self.fmt == "csv":
+                enc = encoding if encoding and not codecs.lookup(encoding).name.startswith("utf-8") else "utf-8-sig"
+                with open(tmp, "w", encoding=enc, errors="replace", newline="") as f:
+                    w = csv.writer(f)
+                    w.writerow(header)
+                    w.writerows([_inert(v) for v in r] for r in rows)
+            else:
+                _write_xlsx_rows(tmp, header, rows)
+            os.replace(tmp, self.path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise WriteError(self.path, e) from None
         self.journal.unlink()
 
     def close(self) -> None:

@@ -8,6 +8,8 @@ version's folder.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,3 +119,34 @@ def check_outputs(writes: dict[str, str | Path], reads: dict[str, str | Path] | 
                 if _key(st) in _inodes(folder):
                     refuse(f"a file in {desc} (a hard link to it)")
         seen.append((what, p))
+
+
+def check_writable(writes: dict[str, str | Path]) -> None:
+    """Raise WriteError when an output cannot be written, before any work: a folder, a path under a
+    file, no permission, a read-only or full disk. Probes for real (opens for appending; removes a file
+    it created), so it holds for root too."""
+    from router.io import WriteError
+
+    for p in (Path(v) for v in writes.values() if str(v) != "-"):
+        if p.is_dir():
+            raise WriteError(p, IsADirectoryError(errno.EISDIR, "is a folder"))
+        folder = next(a for a in p.absolute().parents if a.exists())
+        if not folder.is_dir():
+            raise WriteError(p, NotADirectoryError(errno.ENOTDIR, f"{folder} is a file, not a folder"))
+        existed = p.exists()
+        try:
+            if folder == p.absolute().parent:
+                with open(p, "a"):
+                    pass
+            elif not os.access(folder, os.W_OK | os.X_OK):
+                raise PermissionError(errno.EACCES, f"cannot create folders in {folder} (permission denied)")
+            if not existed or p.is_file():
+                st = os.statvfs(folder)
+                if st.f_blocks and not st.f_bavail:  # (a file system that reports its size)
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as e:
+            raise WriteError(p, e) from None
+        finally:
+            if not existed:
+                with contextlib.suppress(OSError):
+                    p.unlink()

@@ -18,7 +18,8 @@ from router.places import Places
 from router import nofit
 from router.classifier import model_input
 from router.config import Settings
-from router.io import JsonlWriter, Reject, RoutedWriter, TicketIn, TicketReader, done_ids, parse_time
+from router.io import (JsonlWriter, Reject, RoutedWriter, TicketIn, TicketReader, WriteError, done_ids,
+                       parse_time)
 from router.queue import Enqueued, Policy, policy
 from router.store import Prediction, Ticket, now
 
@@ -163,7 +164,7 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
     task = progress.add_task("routing", total=None) if progress else None
     out = RoutedWriter(output or "-", append=resume)
     done_before = out.done() if resume else set()
-    with JsonlWriter(rejects, append=resume) as rej:
+    with JsonlWriter(rejects, append=resume, keep_empty=False) as rej:
         bad: list[Reject] = []
 
         def route(batch: list[TicketIn]) -> None:
@@ -223,6 +224,9 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
                 route(batch)
             flush_rejects()
             out.finish(reader.encoding)
+        except WriteError as e:
+            e.routed = summary.routed  # how far it got: the journal keeps it for --resume
+            raise
         finally:
             out.close()
     if summary.routed:

@@ -258,14 +258,39 @@ def retry(f=None, *, tries: int = 6, first: float = 0.05):
     return run
 
 
+class StoreVersionError(ValueError):
+    """The store was written by a newer version of the router (a schema revision this one does not know)."""
+
+
 def migrate(url: str) -> None:
-    """Bring the database at `url` to the newest schema (alembic upgrade head)."""
+    """Bring the database at `url` to the newest schema (alembic upgrade head). A store at a revision
+    this version does not know is refused (StoreVersionError) before anything is changed."""
     from alembic import command
     from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+    from sqlalchemy.engine import make_url
 
     ini = Config()
     ini.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
     ini.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    scripts = ScriptDirectory.from_config(ini)
+    probe = make_engine(url)
+    try:
+        with probe.connect() as c:
+            revisions = MigrationContext.configure(c).get_current_heads()
+    finally:
+        probe.dispose()
+    for rev in revisions:
+        try:
+            scripts.get_revision(rev)
+        except CommandError:
+            shown = make_url(url).render_as_string(hide_password=True)
+            raise StoreVersionError(
+                f"the store {shown} is at schema revision {rev}, written by a newer version of the router; "
+                f"this version knows revisions up to {scripts.get_current_head()}: upgrade the router "
+                "(nothing in the store was changed)") from None
     command.upgrade(ini, "head")
 
 
@@ -288,5 +313,5 @@ def open_store(cfg):
 
 
 __all__ = ["Ticket", "Prediction", "QueueItem", "Label", "TicketReturn", "ModelVersion", "ModelEvent", "User",
-           "Session", "SQLModel", "connect", "open_store", "make_engine", "migrate", "now", "writing", "retry",
+           "Session", "SQLModel", "StoreVersionError", "connect", "open_store", "make_engine", "migrate", "now", "writing", "retry",
            "transient"]

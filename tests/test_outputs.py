@@ -15,7 +15,7 @@ def day(tmp_path, n=5, name="day.jsonl"):
 
 
 def refused(res, *words):
-    lines = res.output.strip().splitlines()
+    lines = [x for x in res.output.strip().splitlines() if not x.startswith("routing ")]  # the progress bar
     assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error:"), res.output
     assert all(w in lines[0] for w in words), lines[0]
     assert "Traceback" not in res.output
@@ -93,3 +93,81 @@ def test_returns_rejects_never_overwrite_the_store(home, tmp_path):
     refused(invoke("returns", "import", str(src), "--rejects", str(db)), "store")
     refused(invoke("returns", "import", str(src), "--rejects", str(src)), "input")
     assert db.stat().st_size > 0 and invoke("models").exit_code == 0
+
+
+def predictions(home) -> int:
+    from sqlalchemy import func
+    from router.store import Prediction
+    with Session(connect(f"sqlite:///{home}/router.db")) as s:
+        return s.exec(select(func.count()).select_from(Prediction)).one()
+
+
+def test_an_output_that_cannot_be_written_is_one_line_before_routing(trained, tmp_path):
+    src, n = day(tmp_path), predictions(trained)
+    (tmp_path / "folder").mkdir()
+    refused(invoke("classify", str(src), "-o", str(tmp_path / "folder")), "is a folder")
+    refused(invoke("classify", str(src), "--rejects", str(tmp_path / "folder")), "is a folder")
+    (tmp_path / "folder.xlsx").mkdir()
+    refused(invoke("classify", str(src), "-o", str(tmp_path / "folder.xlsx")), "is a folder")
+    refused(invoke("classify", str(src), "-o", str(src / "under-a-file.jsonl")), "not a folder")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    ro = ro if os.geteuid() else "/sys"      # root writes into a 0555 folder; sysfs refuses even root
+    refused(invoke("classify", str(src), "-o", f"{ro}/routed.jsonl"), "permission denied")
+    refused(invoke("classify", str(src), "-o", str(tmp_path / "ok.jsonl"), "--rejects", f"{ro}/r.jsonl"),
+            "permission denied")
+    assert predictions(trained) == n                      # refused before the first ticket was routed
+    assert not list(tmp_path.glob("ok*"))
+    refused(invoke("classify", str(src), "-o", "/dev/full"), "no space left on device", "after 0 tickets")
+
+
+def test_a_full_disk_mid_run_says_how_far_it_got_and_resume_finishes(trained, tmp_path):
+    import subprocess
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(disk)],
+                      capture_output=True).returncode:
+        import pytest
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        src = day(tmp_path, n=200)
+        out = disk / "routed.csv"
+        res = invoke("classify", str(src), "-o", str(out), "--batch-size", "10")
+        refused(res, "no space left on device", "rerun with --resume")
+        got = int(res.output.split("stopped after ")[1].split()[0])
+        journal = disk / "routed.csv.partial.jsonl"
+        assert 0 < got < 200 and journal.read_bytes().count(b"\n") >= got and not out.exists()  # (a torn last line)
+        subprocess.run(["mount", "-o", "remount,size=4m", str(disk)], check=True)
+        res = invoke("classify", str(src), "-o", str(out), "--batch-size", "10", "--resume")
+        assert res.exit_code == 0, res.output
+        import csv
+        with open(out, encoding="utf-8-sig") as f:
+            ids = [r["id"] for r in csv.DictReader(f)]
+        assert sorted(ids) == sorted(t["id"] for t in read_jsonl(src)) and not journal.exists()
+    finally:
+        subprocess.run(["umount", str(disk)])
+
+
+def newer_schema(home):
+    with connect(f"sqlite:///{home}/router.db").begin() as c:
+        c.exec_driver_sql("UPDATE alembic_version SET version_num = '0999_from_the_future'")
+    with connect(f"sqlite:///{home}/router.db").connect() as c:
+        c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # every change in router.db itself
+    from router import store
+    store._engines.clear()
+    return (home / "router.db").read_bytes()
+
+
+def test_a_store_from_a_newer_router_is_refused_everywhere(trained, tmp_path):
+    from streamlit.testing.v1 import AppTest
+    from router import ROOT
+    before = newer_schema(trained)
+    for args in (("models",), ("classify", str(day(tmp_path)))):
+        refused(invoke(*args), "0999_from_the_future", "0006", "newer version")
+    assert (trained / "router.db").read_bytes() == before
+    at = AppTest.from_file(str(ROOT / "labeling" / "app.py"), default_timeout=60).run()
+    assert not at.exception and "0999_from_the_future" in at.error[0].value.replace("\\", "")
+    at = AppTest.from_file(str(ROOT / "dashboards" / "views" / "0_Overview.py"), default_timeout=60).run()
+    assert not at.exception and "0999_from_the_future" in at.error[0].value.replace("\\", "")
+    assert (trained / "router.db").read_bytes() == before
