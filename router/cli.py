@@ -256,7 +256,7 @@ def zeroshot(
     if promote:
         registry.promote(c.engine, version, "zero-shot LLM")
     else:
-        gate.promote_first(c.engine, version, "zero-shot LLM (first model)")
+        gate.settle(c.engine, version, None, first="zero-shot LLM (first model)")
     err.print(f"registered {version} (zero-shot {clf.base})" + (f": accuracy {metrics['accuracy']:.4f}, "
               f"macro-F1 {metrics['macro_f1']:.4f}, ECE {metrics['ece']:.4f}" if metrics else "")
               + ("; now current" if registry.current(c.engine).version == version else "; candidate"))

@@ -8,6 +8,7 @@ import pytest
 from sqlmodel import Session, select
 
 from router import registry
+from router.config import Gate
 from router.store import ModelEvent
 from tests.conftest import SAMPLE
 from training import gate
@@ -29,27 +30,27 @@ def rep(macro: float, per: dict) -> dict:
     return {"macro": {"f1": macro}, "per_department": {d: {"f1": f, "support": s} for d, (f, s) in per.items()}}
 
 
-LIMITS = dict(max_macro_f1_drop=0.01, max_department_f1_drop=0.05, min_support=10)
+LIMITS = Gate(max_macro_f1_drop=0.01, max_department_f1_drop=0.05, min_support=10)
 
 
 def test_promotes_when_nothing_drops():
-    d = gate.decide(rep(0.80, {"a": (0.8, 20), "b": (0.9, 20)}), rep(0.79, {"a": (0.8, 20), "b": (0.88, 20)}), **LIMITS)
+    d = gate.decide(rep(0.80, {"a": (0.8, 20), "b": (0.9, 20)}), rep(0.79, {"a": (0.8, 20), "b": (0.88, 20)}), LIMITS)
     assert d.promote and "0.7900 -> 0.8000" in d.reason
 
 
 def test_refuses_a_macro_f1_drop_beyond_the_margin():
-    assert gate.decide(rep(0.795, {}), rep(0.80, {}), **LIMITS).promote          # within 0.01
-    d = gate.decide(rep(0.78, {}), rep(0.80, {}), **LIMITS)
+    assert gate.decide(rep(0.795, {}), rep(0.80, {}), LIMITS).promote          # within 0.01
+    d = gate.decide(rep(0.78, {}), rep(0.80, {}), LIMITS)
     assert not d.promote and "drops more than" in d.reason
 
 
 def test_refuses_a_department_drop_only_with_enough_support():
     cur = rep(0.80, {"a": (0.9, 30), "rare": (0.9, 3)})
-    small = gate.decide(rep(0.80, {"a": (0.9, 30), "rare": (0.2, 3)}), cur, **LIMITS)
+    small = gate.decide(rep(0.80, {"a": (0.9, 30), "rare": (0.2, 3)}), cur, LIMITS)
     assert small.promote                                                        # 3 tickets: too few to judge
-    big = gate.decide(rep(0.80, {"a": (0.8, 30), "rare": (0.9, 3)}), cur, **LIMITS)
+    big = gate.decide(rep(0.80, {"a": (0.8, 30), "rare": (0.9, 3)}), cur, LIMITS)
     assert not big.promote and big.drops == {"a": -0.1} and "a -0.100" in big.reason
-    gone = gate.decide(rep(0.80, {"rare": (0.9, 3)}), cur, **LIMITS)          # department never predicted
+    gone = gate.decide(rep(0.80, {"rare": (0.9, 3)}), cur, LIMITS)          # department never predicted
     assert not gone.promote and gone.drops == {"a": -0.9}
 
 
@@ -86,3 +87,10 @@ def test_a_worse_model_is_refused_and_kept_as_candidate(engine, cfg, catalog, sa
     # the candidate's report names the current model, scored on the same tickets
     assert bad.report["current"]["version"] == good.version.version
     assert bad.report["current"]["n"] == bad.report["n"]
+
+
+def test_a_wrong_gate_setting_is_an_error():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="max_f1_drop"):
+        Gate(max_f1_drop=0.1)

@@ -127,15 +127,15 @@ def test_no_fit_end_to_end(light, tmp_path, catalog):
     assert data.labels[data.ids.index(item.ticket_id)] == NONE
 
     # the gate: the current model's report against one that misses no-fit tickets
-    proba, score, classes = gate.score(engine, mv, data.texts[-300:])
+    proba, score, classes = gate.score(engine, mv, data.texts[-300:], config.Settings())
     thr = nofit.threshold(config.Settings().nofit, nofit.model_threshold(mv))
     cur = routed(proba, score, classes, data.labels[-300:], catalog, thr, True)
     worse = json.loads(json.dumps(cur))
     worse["nofit"]["recall"] -= 0.2
     assert cur["nofit"]["support"] >= 10
-    d = gate.decide(worse, cur, nofit_min_support=10)
+    d = gate.decide(worse, cur, config.Gate(nofit_min_support=10))
     assert not d.promote and "no-fit recall" in d.reason
-    assert gate.decide(cur, cur).promote
+    assert gate.decide(cur, cur, config.Gate()).promote
 
     # waiting tickets an older model queued as uncertain, that the current model calls no-fit,
     # become no-fit items when the queue is re-ranked

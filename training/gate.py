@@ -10,8 +10,12 @@ compared through its old report). The candidate is refused when
     `max_department_f1_drop` F1, or
   - with at least `nofit_min_support` no-fit held-out tickets, its no-fit recall or precision
     is lower by more than `max_nofit_drop`.
-It is promoted without comparison when there is no current model (`promote_first`: the store's
-first model, trained or zero-shot) or when the current model cannot be re-scored here.
+It is promoted without comparison when the current model cannot be re-scored here.
+
+`settle` is the one place that decides whether and when a registered candidate becomes the
+current model: the store's first model (trained or zero-shot) is promoted with no comparison;
+a later one only through the gate (`router retrain`), when `decide` says so; otherwise
+(`router train`, `router zeroshot` without --promote) it stays a candidate.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 from sklearn.metrics import f1_score
 
 from router import nofit, registry
+from router.config import Gate, Settings
 from router.store import Action, ModelVersion
 
 
@@ -33,7 +38,7 @@ class Decision:
     drops: dict = field(default_factory=dict)  # department -> F1 change, for those over the limit
 
 
-def score(engine, mv: ModelVersion, texts: list[str], cfg=None):
+def score(engine, mv: ModelVersion, texts: list[str], cfg: Settings):
     """Probabilities of model version `mv` (its stored temperature applied), its out-of-scope
     score (router/nofit.py) and its classes."""
     _, clf = registry.load(engine, mv.version, cfg)
@@ -53,43 +58,60 @@ def bootstrap_change(truth, new, old, q: float, rounds: int = 300, seed: int = 0
     return float(np.quantile(changes, q))
 
 
-def decide(candidate: dict, current: dict | None, max_macro_f1_drop: float = 0.005,
-           max_department_f1_drop: float = 0.05, min_support: int = 10, confidence: float = 0.0,
-           paired=None, max_nofit_drop: float = 0.05, nofit_min_support: int = 10,
-           unscored: tuple[str, str] | None = None, **_) -> Decision:
-    """Compare two `evaluate.report` dicts computed on the same tickets. `paired`: (true labels,
-    candidate's predictions, current's predictions) on those tickets, for the bootstrap.
-    `unscored`: (current version, why) when the current model could not be re-scored: promote."""
-    if current is None and unscored:
-        return Decision(True, f"current model {unscored[0]} could not be re-scored ({unscored[1]})")
+def settle(engine, version: str, limits: Gate | None, candidate: dict | None = None,
+           current: dict | None = None, paired=None, first: str = "first trained model") -> Decision:
+    """Promote registered version `version` or not, and record why. The store's first model is
+    promoted with no comparison (`first`: the reason recorded); a later one only with `limits`
+    (the [gate] settings: the nightly retrain), when `decide` says so; without, it stays a candidate."""
+    if registry.current(engine) is None:
+        registry.promote(engine, version, first)
+        return Decision(True, first)
+    if limits is None:
+        return Decision(False, "not gated: stays a candidate")
+    decision = decide(candidate, current, limits, paired)
+    if decision.promote:
+        registry.promote(engine, version, f"gate: {decision.reason}")
+    else:
+        registry.record(engine, version, Action.kept_candidate, f"gate: {decision.reason}")
+    return decision
+
+
+def decide(candidate: dict, current: dict | None, g: Gate, paired=None) -> Decision:
+    """Compare two `evaluate.report` dicts computed on the same tickets, with the limits of `g`
+    (the [gate] settings). `paired`: (true labels,
+    candidate's predictions, current's predictions) on those tickets, for the bootstrap. No
+    `current`: promote (there is none, or it could not be re-scored: the candidate's report says
+    why under "current")."""
     if current is None:
-        return Decision(True, "no current model to compare with")
+        unscored = candidate.get("current") or {}
+        return Decision(True, f"current model {unscored['version']} could not be re-scored ({unscored['error']})"
+                        if "error" in unscored else "no current model to compare with")
     new, old = candidate["macro"]["f1"], current["macro"]["f1"]
     change = new - old
     optimistic = change
-    if confidence and paired is not None and change < -max_macro_f1_drop:
-        optimistic = bootstrap_change(*paired, q=confidence)
+    if g.confidence and paired is not None and change < -g.max_macro_f1_drop:
+        optimistic = bootstrap_change(*paired, q=g.confidence)
     drops = {}
     for d, m in current["per_department"].items():
-        if m["support"] < min_support:
+        if m["support"] < g.min_support:
             continue
         delta = candidate["per_department"].get(d, {"f1": 0.0})["f1"] - m["f1"]
-        if delta < -max_department_f1_drop:
+        if delta < -g.max_department_f1_drop:
             drops[d] = round(delta, 4)
     head = f"macro-F1 {old:.4f} -> {new:.4f} ({change:+.4f}" + (
-        f"; {confidence:.0%} bootstrap bound {optimistic:+.4f})" if optimistic != change else ")")
-    if optimistic < -max_macro_f1_drop:
-        return Decision(False, f"{head}: drops more than the allowed {max_macro_f1_drop}", change, drops)
-    worse = _nofit_drops(candidate, current, max_nofit_drop, nofit_min_support)
+        f"; {g.confidence:.0%} bootstrap bound {optimistic:+.4f})" if optimistic != change else ")")
+    if optimistic < -g.max_macro_f1_drop:
+        return Decision(False, f"{head}: drops more than the allowed {g.max_macro_f1_drop}", change, drops)
+    worse = _nofit_drops(candidate, current, g.max_nofit_drop, g.nofit_min_support)
     if worse:
         return Decision(False, f"{head}, but {worse}", change, drops)
     if drops:
         worst = ", ".join(f"{d} {v:+.3f}" for d, v in sorted(drops.items(), key=lambda kv: kv[1])[:5])
-        return Decision(False, f"{head}, but F1 fell by more than {max_department_f1_drop} for "
-                               f"{len(drops)} department(s) with >= {min_support} held-out tickets: {worst}",
+        return Decision(False, f"{head}, but F1 fell by more than {g.max_department_f1_drop} for "
+                               f"{len(drops)} department(s) with >= {g.min_support} held-out tickets: {worst}",
                         change, drops)
-    return Decision(True, f"{head}; no department with >= {min_support} held-out tickets lost more "
-                          f"than {max_department_f1_drop} F1", change)
+    return Decision(True, f"{head}; no department with >= {g.min_support} held-out tickets lost more "
+                          f"than {g.max_department_f1_drop} F1", change)
 
 
 def _nofit_drops(candidate: dict, current: dict, max_drop: float, min_support: int) -> str:
@@ -101,20 +123,3 @@ def _nofit_drops(candidate: dict, current: dict, max_drop: float, min_support: i
              if new[m] < old[m] - max_drop]
     return (", ".join(worse) + f" (more than {max_drop} worse on {old['support']} no-fit held-out tickets)") \
         if worse else ""
-
-
-def promote_first(engine, version: str, reason: str) -> bool:
-    """The store's first model is promoted with no gate (there is nothing to compare it with)."""
-    if registry.current(engine) is not None:
-        return False
-    registry.promote(engine, version, reason)
-    return True
-
-
-def apply(engine, version: str, decision: Decision) -> bool:
-    """Promote (atomically) or record why the candidate was kept; returns whether promoted."""
-    if decision.promote:
-        registry.promote(engine, version, f"gate: {decision.reason}")
-    else:
-        registry.record(engine, version, Action.kept_candidate, f"gate: {decision.reason}")
-    return decision.promote

@@ -182,8 +182,7 @@ def _run(engine, cfg, catalog, kind, force, console, log, done, tell) -> Outcome
                      f"{rep['ece']:.4f} (before calibration {rep['calibration']['ece_before']:.4f}), "
                      f"report in {res.version.path}")
             if res.promoted:
-                why = res.decision.reason if res.decision else "first trained model"
-                return done(OK, f"promoted {v}: {why}", res)
+                return done(OK, f"promoted {v}: {res.decision.reason}", res)
             return done(KEPT, f"kept {v} as a candidate: {res.decision.reason}", res)
     except Locked as e:
         return done(LOCKED, str(e))

@@ -1,16 +1,20 @@
-"""Train a model version: data, fixed split, replay mix, fit, calibrate, evaluate, register, gate.
+"""Train a model version in steps, the same for every kind of model (the kind only decides
+which Classifier `fit` builds). `train` runs them in order, each on what the one before gave:
 
-The same steps for every kind of model; the kind only decides which Classifier is built.
-
-    held-out test  = split(data, test_size, seed)                (stable as data grows)
-    calibration    = split(rest, calibration_size, seed + 1)     (fits the temperature and the no-fit threshold)
-    fit            = replay.mix(the remainder, since the last version)
+    split_data  held-out test = split(data, test_size, seed)            (stable as data grows)
+                calibration   = split(rest, calibration_size, seed + 1)  (temperature, no-fit threshold)
+                fit           = replay.mix(the remainder, since the last version)
+    fit         a new model of `kind` on the fit slice
+    calibrate   its temperature (and what `Classifier.tune` fits) and the no-fit threshold, on the
+                calibration slice
+    evaluate    the held-out report, and the current model's on the same tickets
+    settle      save, register as a candidate, and let the gate (training/gate.py) promote it or not
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -19,8 +23,31 @@ from router import calibration, classifier, config, nofit, parallel, registry
 from router.calibration import ece
 from router.catalog import Catalog
 from router.store import ModelVersion, VersionStatus
-from training import evaluate, gate as gate_mod, replay
+from training import evaluate as metrics, gate as gate_mod, replay
 from training.data import Labeled, split
+
+
+@dataclass
+class Splits:
+    fit: Labeled
+    cal: Labeled
+    test: Labeled
+
+
+@dataclass
+class Calibrated:
+    n: int = 0                       # calibration tickets
+    temperature: float = 1.0
+    threshold: float | None = None   # the fitted no-fit threshold (None: not fitted)
+    n_nofit: int = 0                 # no-fit tickets in the calibration slice
+    tuning: dict = field(default_factory=dict)   # what `Classifier.tune` found (the ensemble's weights)
+
+
+@dataclass
+class Evaluated:
+    report: dict
+    current: dict | None = None      # the current model's report on the same held-out tickets
+    paired: tuple | None = None      # (truth, candidate's routes, current's routes), for the gate's bootstrap
 
 
 @dataclass
@@ -28,7 +55,7 @@ class Trained:
     version: ModelVersion
     report: dict
     promoted: bool
-    decision: gate_mod.Decision | None = None
+    decision: gate_mod.Decision
     current_report: dict | None = None
 
 
@@ -42,7 +69,7 @@ def build(kind: str, cfg, catalog: Catalog, no_fit: bool = False) -> classifier.
 def routed(proba, score, classes, labels, catalog, thr, enabled) -> dict:
     """The report of routing as `router classify` does it (no-fit decision included)."""
     pred = nofit.decide(proba, score, classes, thr, enabled)
-    return evaluate.report(proba, labels, classes, catalog, pred, score)
+    return metrics.report(proba, labels, classes, catalog, pred, score)
 
 
 def newest(test: Labeled, sources, n: int) -> list[int]:
@@ -52,6 +79,11 @@ def newest(test: Labeled, sources, n: int) -> list[int]:
     return sorted(idx[:n])
 
 
+def _indices(classes: list[str], labels) -> np.ndarray:
+    pos = {c: i for i, c in enumerate(classes)}
+    return np.array([pos[y] for y in labels])
+
+
 def _headline(rep: dict) -> dict:
     n = rep.get("nofit", {})
     return {"n": rep["n"], "accuracy": rep["accuracy"], "macro_f1": rep["macro"]["f1"],
@@ -59,115 +91,140 @@ def _headline(rep: dict) -> dict:
             "nofit_precision": n.get("precision"), "nofit_recall": n.get("recall")}
 
 
-def train(engine, cfg, catalog: Catalog, data: Labeled, kind: str = "baseline",
+def train(engine, cfg: config.Settings, catalog: Catalog, data: Labeled, kind: str = "baseline",
           snapshot: dict | None = None, console=None, since: datetime | None = None,
           gate: bool = False) -> Trained | None:
     """Fit, calibrate and evaluate a new version of `kind`, and register it as a candidate.
 
     since: labels newer than this are "new" (replay mixes them with older ones); None = all new.
-    gate:  promote through the gate (training.gate); otherwise only the first model is promoted.
+    gate:  let the gate compare it with the current model and promote it (`router retrain`);
+           otherwise only a first model is promoted (training/gate.py `settle`).
     """
-    rt, gt = cfg.retrain, cfg.gate
     if len(data) < 2:
         raise ValueError("no labeled tickets to train on: import history with `router import` "
                          "or label tickets in the app")
     say = console.print if console is not None else (lambda *a, **k: None)
-    tr, te = split(data, cfg.train.test_size, cfg.train.seed)
-    train_set, test_set = data.subset(tr), data.subset(te)
-    fit_idx, cal_idx = (split(train_set, rt.calibration_size, cfg.train.seed + 1)
-                        if rt.calibration_size > 0 else (list(range(len(train_set))), []))
-    fit_set, cal_set = train_set.subset(fit_idx), train_set.subset(cal_idx)
-    fit_set = replay.mix(fit_set, since, rt.old_sample, rt.recent_weight, tuple(rt.weighted_sources),
-                         cfg.train.seed, rt.known_wrong_weight)
+    s = split_data(cfg, data, since)
     version = registry.new_version(kind)
-    folder = config.home(cfg) / "models" / version
-    say(f"{version}: fitting on {len(fit_set)} tickets, calibrating on {len(cal_set)}, testing on {len(test_set)}")
-    clf = build(kind, cfg, catalog, nofit.NONE in fit_set.labels).fit(fit_set.texts, fit_set.labels)
+    say(f"{version}: fitting on {len(s.fit)} tickets, calibrating on {len(s.cal)}, testing on {len(s.test)}")
+    clf = fit(cfg, catalog, kind, s.fit)
     if not parallel.world().lead:
         return None  # DDP (training/nightly.py): ranks > 0 only train; rank 0 evaluates and registers
-    classes = [str(c) for c in clf.classes_]
-    pos = {c: i for i, c in enumerate(classes)}
+    cal = calibrate(cfg, clf, s.cal)
+    ev = evaluate(engine, cfg, catalog, clf, cal, s.test)
+    return settle(engine, cfg, kind, version, clf, s, cal, ev, data, snapshot, since, gate)
 
-    # Temperature on the calibration slice; the test set only reports ECE before / after.
+
+def split_data(cfg: config.Settings, data: Labeled, since: datetime | None) -> Splits:
+    rt = cfg.retrain
+    tr, te = split(data, cfg.train.test_size, cfg.train.seed)
+    rest, test = data.subset(tr), data.subset(te)
+    fit_idx, cal_idx = (split(rest, rt.calibration_size, cfg.train.seed + 1)
+                        if rt.calibration_size > 0 else (list(range(len(rest))), []))
+    fit_set = replay.mix(rest.subset(fit_idx), since, rt.old_sample, rt.recent_weight, tuple(rt.weighted_sources),
+                         cfg.train.seed, rt.known_wrong_weight)
+    return Splits(fit_set, rest.subset(cal_idx), test)
+
+
+def fit(cfg: config.Settings, catalog: Catalog, kind: str, data: Labeled) -> classifier.Classifier:
+    return build(kind, cfg, catalog, nofit.NONE in data.labels).fit(data.texts, data.labels)
+
+
+def calibrate(cfg: config.Settings, clf: classifier.Classifier, cal: Labeled) -> Calibrated:
+    """On the calibration slice: the temperature (the model is left at 1: `evaluate` reports ECE before
+    and after), what `clf.tune` fits, and the no-fit threshold that catches `[nofit] target_recall`
+    of its no-fit tickets."""
+    st = cfg.nofit
+    out = Calibrated(n=len(cal), n_nofit=sum(y == nofit.NONE for y in cal.labels))
     clf.temperature = 1.0
-    temperature, cal_raw, cal_score = 1.0, None, None
-    tuning = clf.tune(cal_set.texts, cal_set.labels) if len(cal_set) else {}
-    if len(cal_set):
-        cal_raw, cal_score = nofit.predict(clf, cal_set.texts)
-        temperature = calibration.fit_proba(cal_raw, np.array([pos[y] for y in cal_set.labels]))
-    raw, score = nofit.predict(clf, test_set.texts)
-    proba = calibration.temper(raw, temperature)
-    clf.temperature = temperature
+    if not len(cal):
+        return out
+    out.tuning = clf.tune(cal.texts, cal.labels)
+    classes = [str(c) for c in clf.classes_]
+    raw, score = nofit.predict(clf, cal.texts)
+    out.temperature = calibration.fit_proba(raw, _indices(classes, cal.labels))
+    if st.enabled and st.target_recall > 0 and out.n_nofit >= max(1, st.min_examples):
+        if score is None:
+            score = nofit.proba_score(calibration.temper(raw, out.temperature), classes)
+        out.threshold = nofit.fit_threshold(score, np.array(cal.labels) == nofit.NONE, st.target_recall)
+    return out
 
-    # No department fits: the threshold that catches target_recall of the calibration slice's no-fit tickets.
-    st, fitted, n_cal_nofit = cfg.nofit, None, sum(y == nofit.NONE for y in cal_set.labels)
+
+def evaluate(engine, cfg: config.Settings, catalog: Catalog, clf: classifier.Classifier, cal: Calibrated,
+             test: Labeled) -> Evaluated:
+    """The held-out report (routing as `router classify` does it, ECE before and after the temperature,
+    which the model keeps from here), and the current model re-scored on the same tickets."""
+    st = cfg.nofit
+    classes = [str(c) for c in clf.classes_]
+    raw, score = nofit.predict(clf, test.texts)
+    proba = calibration.temper(raw, cal.temperature)
+    clf.temperature = cal.temperature
     if score is None:
         score = nofit.proba_score(proba, classes)
-    if st.enabled and st.target_recall > 0 and n_cal_nofit >= max(1, st.min_examples):
-        if cal_score is None:
-            cal_score = nofit.proba_score(calibration.temper(cal_raw, temperature), classes)
-        fitted = nofit.fit_threshold(cal_score, np.array(cal_set.labels) == nofit.NONE, st.target_recall)
-    thr = nofit.threshold(st, fitted)
-    rep = routed(proba, score, classes, test_set.labels, catalog, thr, st.enabled)
-    rep["nofit"].update(threshold=thr, n_calibration=n_cal_nofit, threshold_source=(
-        "off" if not st.enabled else "config" if thr is not None and thr != fitted else
-        f"fitted to recall {st.target_recall} on {n_cal_nofit} calibration tickets" if fitted is not None
+    thr = nofit.threshold(st, cal.threshold)
+    rep = routed(proba, score, classes, test.labels, catalog, thr, st.enabled)
+    rep["nofit"].update(threshold=thr, n_calibration=cal.n_nofit, threshold_source=(
+        "off" if not st.enabled else "config" if thr is not None and thr != cal.threshold else
+        f"fitted to recall {st.target_recall} on {cal.n_nofit} calibration tickets" if cal.threshold is not None
         else f"none class only (< {st.min_examples} no-fit calibration tickets)"))
-    rep["misrouted"] = evaluate.misrouted(proba, test_set.labels, classes, test_set.ids)
-    rep["calibration"] = {"temperature": temperature, "n_calibration": len(cal_set),
-                          "ece_before": ece(raw, np.array([pos[y] for y in test_set.labels])),
+    rep["misrouted"] = metrics.misrouted(proba, test.labels, classes, test.ids)
+    rep["calibration"] = {"temperature": cal.temperature, "n_calibration": cal.n,
+                          "ece_before": ece(raw, _indices(classes, test.labels)),
                           "ece_after": rep["ece"]}
-    if tuning:
-        rep["tuning"] = tuning
-    recent = newest(test_set, tuple(rt.weighted_sources), rt.newest_corrections)
+    if cal.tuning:
+        rep["tuning"] = cal.tuning
+    recent = newest(test, tuple(cfg.retrain.weighted_sources), cfg.retrain.newest_corrections)
     if recent:
-        sub = test_set.subset(recent)
-        rep["newest_corrections"] = _headline(routed(proba[recent], score[recent], classes, sub.labels, catalog,
-                                                     thr, st.enabled))
+        rep["newest_corrections"] = _headline(routed(proba[recent], score[recent], classes,
+                                                     test.subset(recent).labels, catalog, thr, st.enabled))
+    out = Evaluated(rep)
+    _current(engine, cfg, catalog, test, recent, out, proba, score, classes, thr)
+    return out
 
-    # The current model, re-scored on the same held-out tickets.
-    prev, cur_rep = registry.current(engine), None
-    if prev is not None:
-        try:
-            cur_proba, cur_score, cur_classes = gate_mod.score(engine, prev, test_set.texts, cfg)
-        except Exception as e:  # its files are gone or its kind cannot load here
-            rep["current"] = {"version": prev.version, "error": f"could not re-score: {e}"}
-        else:
-            cur_thr = nofit.threshold(st, nofit.model_threshold(prev))
-            cur_rep = routed(cur_proba, cur_score, cur_classes, test_set.labels, catalog, cur_thr, st.enabled)
-            rep["current"] = {"version": prev.version, **_headline(cur_rep)}
-            rep["delta_f1"] = evaluate.compare(rep, cur_rep)
-            if recent:
-                rep["current"]["newest_corrections"] = _headline(routed(
-                    cur_proba[recent], cur_score[recent], cur_classes, test_set.subset(recent).labels, catalog,
-                    cur_thr, st.enabled))
 
+def _current(engine, cfg, catalog, test: Labeled, recent, out: Evaluated, proba, score, classes, thr) -> None:
+    """The current model re-scored on the held-out tickets: its report, its headline in the
+    candidate's (`current`, `delta_f1`), and both models' routes for the gate's bootstrap."""
+    st, rep = cfg.nofit, out.report
+    prev = registry.current(engine)
+    if prev is None:
+        return
+    try:
+        cur_proba, cur_score, cur_classes = gate_mod.score(engine, prev, test.texts, cfg)
+    except Exception as e:  # its files are gone or its kind cannot load here
+        rep["current"] = {"version": prev.version, "error": f"could not re-score: {e}"}
+        return
+    cur_thr = nofit.threshold(st, nofit.model_threshold(prev))
+    out.current = routed(cur_proba, cur_score, cur_classes, test.labels, catalog, cur_thr, st.enabled)
+    rep["current"] = {"version": prev.version, **_headline(out.current)}
+    rep["delta_f1"] = metrics.compare(rep, out.current)
+    if recent:
+        rep["current"]["newest_corrections"] = _headline(routed(
+            cur_proba[recent], cur_score[recent], cur_classes, test.subset(recent).labels, catalog,
+            cur_thr, st.enabled))
+    out.paired = (test.labels, nofit.decide(proba, score, classes, thr, st.enabled),
+                  nofit.decide(cur_proba, cur_score, cur_classes, cur_thr, st.enabled))
+
+
+def settle(engine, cfg: config.Settings, kind: str, version: str, clf: classifier.Classifier, s: Splits,
+           cal: Calibrated, ev: Evaluated, data: Labeled, snapshot: dict | None, since: datetime | None,
+           gate: bool) -> Trained:
+    """Save the model and its report, register it as a candidate, and let the gate decide."""
+    folder = config.home(cfg) / "models" / version
     clf.save(folder)
-    evaluate.save(rep, folder, f"{version}: held-out report")
+    metrics.save(ev.report, folder, f"{version}: held-out report")
     times = [t for t in data.times if t is not None]
-    snap = {"n_train": len(fit_set), "n_calibration": len(cal_set), "n_test": len(test_set),
-            "test_ids_sha1": hashlib.sha1("\n".join(test_set.ids).encode()).hexdigest(),
+    snap = {"n_train": len(s.fit), "n_calibration": len(s.cal), "n_test": len(s.test),
+            "test_ids_sha1": hashlib.sha1("\n".join(s.test.ids).encode()).hexdigest(),
             "labels_until": max(times).isoformat() if times else None,
             "since": since.isoformat() if since else None, **(snapshot or {})}
-    mv = registry.register(engine, ModelVersion(
+    registry.register(engine, ModelVersion(
         version=version, kind=kind, path=str(folder.resolve()), status=VersionStatus.candidate,
         base=clf.base and str(clf.base), data_snapshot=snap,
-        config={**getattr(cfg, kind).model_dump(mode="json"), "nofit": {"threshold": fitted, "target_recall": st.target_recall,
-                                                     "n_calibration": n_cal_nofit}},
-        metrics={**evaluate.summary(rep), "ece_uncalibrated": rep["calibration"]["ece_before"]},
-        temperature=float(temperature)))
-
-    decision = None
-    if gate_mod.promote_first(engine, version, "first trained model"):
-        mv, promoted = registry.get(engine, version), True
-    elif gate:
-        paired = None if cur_rep is None else (
-            test_set.labels, nofit.decide(proba, score, classes, thr, st.enabled),
-            nofit.decide(cur_proba, cur_score, cur_classes, cur_thr, st.enabled))
-        decision = gate_mod.decide(rep, cur_rep, paired=paired, **gt.model_dump(),
-                                   unscored=(prev.version, rep["current"]["error"]) if cur_rep is None else None)
-        promoted = gate_mod.apply(engine, version, decision)
-        mv = registry.get(engine, version)
-    else:
-        promoted = False
-    return Trained(mv, rep, promoted, decision, cur_rep)
+        config={**getattr(cfg, kind).model_dump(mode="json"),
+                "nofit": {"threshold": cal.threshold, "target_recall": cfg.nofit.target_recall,
+                          "n_calibration": cal.n_nofit}},
+        metrics={**metrics.summary(ev.report), "ece_uncalibrated": ev.report["calibration"]["ece_before"]},
+        temperature=float(cal.temperature)))
+    decision = gate_mod.settle(engine, version, cfg.gate if gate else None, ev.report, ev.current, ev.paired)
+    return Trained(registry.get(engine, version), ev.report, decision.promote, decision, ev.current)
