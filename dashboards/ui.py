@@ -12,7 +12,16 @@ from router import config
 from router.catalog import Catalog, CatalogError, load_catalog
 from router.store import StoreVersionError, connect
 
-TTL = config.load().dashboards.cache_ttl_s   # the apps are entry points: they read the settings
+def _ttl() -> int:
+    """[dashboards] cache_ttl_s (the apps are entry points: they read the settings); broken settings
+    are reported by `page`, not here."""
+    try:
+        return config.load().dashboards.cache_ttl_s
+    except (FileNotFoundError, ValueError):
+        return config.Dashboards().cache_ttl_s
+
+
+TTL = _ttl()
 
 FIRST_STEPS = ("请先导入已标注的历史工单并训练模型：\n\n"
                "```\nrouter import data/sample/history.jsonl\nrouter train\n```")

@@ -10,13 +10,14 @@ environment variables ROUTER_<SECTION>__<KEY>, typed by the field (a password "1
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import textwrap
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Annotated, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -49,26 +50,27 @@ class Paths(Section):
 
 class Store(Section):
     url: str = Field("", description="any SQLAlchemy URL; empty = sqlite:///<home>/router.db")
-    busy_timeout_ms: int = 5000
+    busy_timeout_ms: int = Field(5000, ge=0, le=600_000)
 
 
 class Classify(Section):
-    threshold: float = Field(0.6, description="below this confidence a ticket goes to the review queue")
-    top_k: int = 3
-    batch_size: int = Field(512, description="tickets per batch: one model call and one store transaction")
+    threshold: float = Field(0.6, ge=0, le=1, description="below this confidence a ticket goes to the review queue")
+    top_k: int = Field(3, ge=1, le=100)
+    batch_size: int = Field(512, ge=1, le=1_000_000,
+                            description="tickets per batch: one model call and one store transaction")
 
 
 class Baseline(Section):
-    ngram_min: int = 1
-    ngram_max: int = 4
-    max_features: int = 300000
-    C: float = Field(20.0, description="LinearSVC(C = C / 10) (router/baseline.py)")
-    calibration_folds: int = 3
+    ngram_min: int = Field(1, ge=1, le=10)
+    ngram_max: int = Field(4, ge=1, le=10)
+    max_features: int = Field(300000, ge=1)
+    C: float = Field(20.0, gt=0, description="LinearSVC(C = C / 10) (router/baseline.py)")
+    calibration_folds: int = Field(3, ge=2, le=20)
 
 
 class Train(Section):
-    seed: int = 42
-    test_size: float = 0.1
+    seed: int = Field(42, ge=0, le=2**32 - 1)
+    test_size: float = Field(0.1, gt=0, lt=1)
 
 
 class LLM(Section):
@@ -82,11 +84,12 @@ class LLM(Section):
     quantize: bool | Literal["auto"] = Field("auto", description="older configs: true | false forces the "
                                              "training base (nf4 | bf16) while [sft] base = \"auto\", and with "
                                              "precision = \"auto\" picks nf4/bf16 for serving; auto: no effect")
-    batch_size: int = Field(128, description="tickets per forward pass (halved on CUDA out-of-memory); peak for the "
-                            "7B with the default prompt: NF4 8.2 GiB, FP8 11.2 GiB (bench/gpu_llm.py)")
+    batch_size: int = Field(128, ge=1,
+                            description="tickets per forward pass (halved on CUDA out-of-memory); peak for the "
+                                        "7B with the default prompt: NF4 8.2 GiB, FP8 11.2 GiB (bench/gpu_llm.py)")
     decode: Decode = Field(Decode.score, description="score: exact probability of every department | "
                            "generate: outlines-constrained label")
-    temperature: float = Field(1.0, description="softmax temperature over department log-probabilities "
+    temperature: float = Field(1.0, gt=0, le=100, description="softmax temperature over department log-probabilities "
                                "(calibrate fits it)")
 
 
@@ -103,7 +106,7 @@ class Prompt(Section):
                        "tokens, the fastest to score), the department's \"name\" (more natural zero-shot, ~2x "
                        "slower to score) or its \"id\"; keep `user` and `department` in step")
     think: str = Field("auto", description="close an empty <think></think> block before the answer: auto | yes | no")
-    max_ticket_tokens: int = Field(512, description="longer tickets are cut (the head is kept)")
+    max_ticket_tokens: int = Field(512, ge=1, description="longer tickets are cut (the head is kept)")
 
 
 class SFT(Section):
@@ -114,27 +117,28 @@ class SFT(Section):
         "bf16 base: faster, twice the weights' memory) | auto: bf16 when the GPU's free memory holds the bf16 "
         "weights plus the measured training peak with margin, else nf4 ([llm] quantize = true/false decides "
         "instead when set). CPU: fp32")
-    lora_r: int = 64
-    lora_alpha: int = 64
-    lora_dropout: float = 0.05
+    lora_r: int = Field(64, ge=1)
+    lora_alpha: int = Field(64, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    max_seq: int = Field(896, description="tokens per example (prompt + label); longer prompts are cut")
-    batch_size: int = Field(4, description="examples per device step (micro-batch); 4 x 4 runs the 7B step 2.1x "
-                            "faster than 2 x 8 within 8 GiB (NF4, bench/gpu_train.py)")
-    grad_accum: int = Field(4, description="steps per optimizer update (effective batch 16)")
-    learning_rate: float = 5e-5
+    max_seq: int = Field(896, ge=16, description="tokens per example (prompt + label); longer prompts are cut")
+    batch_size: int = Field(4, ge=1,
+                            description="examples per device step (micro-batch); 4 x 4 runs the 7B step 2.1x "
+                                        "faster than 2 x 8 within 8 GiB (NF4, bench/gpu_train.py)")
+    grad_accum: int = Field(4, ge=1, description="steps per optimizer update (effective batch 16)")
+    learning_rate: float = Field(5e-5, gt=0, le=1)
     scheduler: str = Field("cosine", description="lr_scheduler_type")
-    warmup_ratio: float = 0.03
+    warmup_ratio: float = Field(0.03, ge=0, le=1)
     optim: str = Field("paged_adamw_8bit", description="any transformers optim name; CUDA-only ones fall back on CPU")
-    epochs: float = 1.0
-    max_steps: int = Field(-1, description="> 0 overrides epochs")
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, ge=-1, description="> 0 overrides epochs")
     gradient_checkpointing: bool | Literal["selective"] = Field(
         True, description="true | false | \"selective\" (trl: keep matmul outputs, recompute the rest)")
     bf16: bool = Field(True, description="on CUDA (ignored on CPU)")
-    save_steps: int = Field(200, description="checkpoint every N optimizer steps (resume after a crash)")
-    save_total_limit: int = 2
-    logging_steps: int = 10
-    seed: int = 42
+    save_steps: int = Field(200, ge=1, description="checkpoint every N optimizer steps (resume after a crash)")
+    save_total_limit: int = Field(2, ge=1)
+    logging_steps: int = Field(10, ge=1)
+    seed: int = Field(42, ge=0, le=2**32 - 1)
     share_prefix: bool = Field(True, description="encode the shared instruction prefix once per optimizer step "
                                "(no gradient through it); max_seq then bounds ticket + answer only")
 
@@ -143,22 +147,25 @@ class Ensemble(Section):
     """The ensemble kind (router/ensemble.py): a weighted mean of its members' probabilities, each member
     trained as its own kind on the same tickets; weights fitted on the calibration slice."""
     members: list[Literal["baseline", "llm"]] = Field(["llm", "baseline"], description="the kinds it combines")
-    weights: list[float] = Field([], description="one per member, fixed; empty = fitted on the calibration "
+    weights: list[Annotated[float, Field(ge=0)]] = Field([], description="one per member, fixed; empty = fitted on the calibration "
                                  "slice (lowest log-loss on a grid)")
-    grid_steps: int = Field(20, description="the weight grid's resolution: 1 / grid_steps")
+    grid_steps: int = Field(20, ge=1, le=1000, description="the weight grid's resolution: 1 / grid_steps")
 
 
 class Gate(Section):
     """Promotion gate (training/gate.py): candidate and current model are scored on the same held-out set."""
-    max_macro_f1_drop: float = Field(0.005, description="refuse when macro-F1 falls by more than this")
-    max_department_f1_drop: float = Field(0.05, description="... or any department with enough support loses "
-                                          "more F1 than this")
-    min_support: int = Field(10, description="held-out tickets a department needs for its own check")
-    confidence: float = Field(0.9, description="refuse on macro-F1 only when even this quantile of a paired "
-                              "bootstrap of the change is a drop beyond max_macro_f1_drop (0 = plain comparison)")
-    max_nofit_drop: float = Field(0.05, description="... or \"no department fits\" loses more recall or "
+    max_macro_f1_drop: float = Field(0.005, ge=-1, le=1,
+                                     description="refuse when macro-F1 falls by more than this (< 0: demand a gain)")
+    max_department_f1_drop: float = Field(0.05, ge=-1, le=1,
+                                          description="... or any department with enough support loses "
+                                                      "more F1 than this")
+    min_support: int = Field(10, ge=1, description="held-out tickets a department needs for its own check")
+    confidence: float = Field(0.9, ge=0, lt=1,
+                              description="refuse on macro-F1 only when even this quantile of a paired "
+                                          "bootstrap of the change is a drop beyond max_macro_f1_drop (0 = plain comparison)")
+    max_nofit_drop: float = Field(0.05, ge=-1, le=1, description="... or \"no department fits\" loses more recall or "
                                   "precision than this")
-    nofit_min_support: int = Field(10, description="held-out no-fit tickets needed for that check")
+    nofit_min_support: int = Field(10, ge=1, description="held-out no-fit tickets needed for that check")
 
 
 class Nofit(Section):
@@ -167,56 +174,67 @@ class Nofit(Section):
     `"no_fit": kind` / label "none" / "无合适部门"), gets department "none" and goes to the review
     queue with reason no_fit. Score in [0, 1]; 0.5 = "none" as likely as the best department."""
     enabled: bool = Field(True, description="false: always route to the best department, never flag")
-    threshold: float = Field(0.0, description="> 0: flag at this score, over the threshold fitted with the model")
-    target_recall: float = Field(0.85, description="training fits each model's threshold on its calibration "
-                                 "slice to flag this share of the no-fit tickets there")
-    min_examples: int = Field(5, description="fewer no-fit tickets in that slice: no fitted threshold, only the "
-                              "`none` class flags (and nothing before no-fit labels exist)")
+    threshold: float = Field(0.0, ge=0, le=1,
+                             description="> 0: flag at this score, over the threshold fitted with the model")
+    target_recall: float = Field(0.85, gt=0, le=1,
+                                 description="training fits each model's threshold on its calibration "
+                                             "slice to flag this share of the no-fit tickets there")
+    min_examples: int = Field(5, ge=1,
+                              description="fewer no-fit tickets in that slice: no fitted threshold, only the "
+                                          "`none` class flags (and nothing before no-fit labels exist)")
 
 
 class Retrain(Section):
     """Nightly retrain (`router retrain`, training/nightly.py); also used by `router train`."""
     kind: Kind = Field(Kind.baseline, description="model kind trained when --kind is not given")
-    min_new_labels: int = Field(50, description="fewer new labels since the last version of that kind: do nothing")
-    old_sample: int = Field(0, description="older labeled tickets replayed per run; 0 = all of them")
-    recent_weight: float = Field(2, description="new labels from weighted_sources count this many times")
+    min_new_labels: int = Field(50, ge=0,
+                                description="fewer new labels since the last version of that kind: do nothing")
+    old_sample: int = Field(0, ge=0, description="older labeled tickets replayed per run; 0 = all of them")
+    recent_weight: float = Field(2, gt=0, le=100,
+                                 description="new labels from weighted_sources count this many times")
     weighted_sources: list[str] = ["correction", "audit", "dispute"]
-    known_wrong_weight: int = Field(3, description="tickets with a known wrong department (a department's return "
-                                    "that a lead upheld) count this many times: hard examples")
-    calibration_size: float = Field(0.1, description="share of the training tickets held back to fit the "
+    known_wrong_weight: int = Field(3, ge=1, le=100,
+                                    description="tickets with a known wrong department (a department's return "
+                                                "that a lead upheld) count this many times: hard examples")
+    calibration_size: float = Field(0.1, ge=0, lt=1, description="share of the training tickets held back to fit the "
                                     "temperature")
-    newest_corrections: int = Field(200, description="the newest held-out corrections, reported on their own")
+    newest_corrections: int = Field(200, ge=0, description="the newest held-out corrections, reported on their own")
 
 
 class Dashboards(Section):
-    port: int = Field(8501, description="`router dashboard` serves on this port")
+    port: int = Field(8501, ge=1, le=65535, description="`router dashboard` serves on this port")
     address: str = Field("localhost", description="and binds this address (\"0.0.0.0\" to serve the network)")
-    cache_ttl_s: int = Field(60, description="seconds a page reuses a query result before asking the store again")
+    cache_ttl_s: int = Field(60, ge=0, le=86_400,
+                             description="seconds a page reuses a query result before asking the store again")
 
 
 class Queue(Section):
     """Review queue (router/queue.py), filled by `router classify` with tickets below [classify] threshold."""
     strategy: str = Field("diverse", description="order: least_confidence | margin | entropy | diverse (margin, "
                           "near-duplicates last)")
-    daily_budget: int = Field(0, description="at most this many low-confidence tickets a day (the best by "
+    daily_budget: int = Field(0, ge=0, description="at most this many low-confidence tickets a day (the best by "
                               "priority); 0 = no limit")
-    audit_rate: float = Field(0.02, description="share of confident tickets queued as random audits "
+    audit_rate: float = Field(0.02, ge=0, le=1, description="share of confident tickets queued as random audits "
                               "(unbiased accuracy)")
-    duplicate_similarity: float = Field(0.8, description="char n-gram cosine at which two tickets count as "
-                                        "near-duplicates")
-    duplicate_discount: float = Field(0.2, description="a near-duplicate's priority is multiplied by this")
-    duplicate_window: int = Field(2000, description="compared against this many newest waiting tickets")
+    duplicate_similarity: float = Field(0.8, ge=0, le=1,
+                                        description="char n-gram cosine at which two tickets count as "
+                                                    "near-duplicates")
+    duplicate_discount: float = Field(0.2, ge=0, le=1,
+                                      description="a near-duplicate's priority is multiplied by this")
+    duplicate_window: int = Field(2000, ge=0, description="compared against this many newest waiting tickets")
     timezone: str = Field("Asia/Shanghai", description="where \"today\" starts, for the budget and the day's counts")
-    seed: int | None = Field(None, description="audit sampling seed (unset = fresh randomness; simulations fix it)")
-    window: int = Field(200, description="the strategy orders this many waiting tickets; the rest by score")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1,
+                             description="audit sampling seed (unset = fresh randomness; simulations fix it)")
+    window: int = Field(200, ge=0, description="the strategy orders this many waiting tickets; the rest by score")
     rerank: bool = Field(True, description="re-score waiting tickets routed by an older model")
 
 
 class Labeling(Section):
     """The labeling app (`router label`, labeling/app.py)."""
-    port: int = Field(8502, description="`router label` serves on this port")
+    port: int = Field(8502, ge=1, le=65535, description="`router label` serves on this port")
     address: str = Field("localhost", description="and binds this address (\"0.0.0.0\" to serve the network)")
-    claim_minutes: float = Field(10, description="a shown ticket is reserved for its dispatcher this long")
+    claim_minutes: float = Field(10, ge=1, le=1440,
+                                 description="a shown ticket is reserved for its dispatcher this long")
     auth: str = Field("auto", description="sign-in: accounts (each dispatcher's own password, `router users add`) | "
                       "shared_password (any name + the password below) | names (any name, no password: one "
                       "trusted desk only) | auto: accounts once any exist, else shared_password when a password "
@@ -257,16 +275,58 @@ class _Env(EnvSettingsSource):
         return parse_env_vars(self._env, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
 
 
+def _closest(name: str, names) -> str:
+    """ (did you mean X?)" for the valid name closest to `name`, or ""."""
+    near = difflib.get_close_matches(str(name).lower(), list(names), n=1, cutoff=0.6)
+    return f" (did you mean {near[0]}?)" if near else ""
+
+
 def _brief(e: ValidationError) -> str:
-    return "; ".join(f"[{x['loc'][0]}] {'.'.join(map(str, x['loc'][1:]))}: {x['msg']}" for x in e.errors())
+    def one(x) -> str:
+        where, key = x["loc"][0], ".".join(map(str, x["loc"][1:]))
+        if x["type"] == "extra_forbidden" and len(x["loc"]) == 2 and where in Settings.model_fields:
+            fields = Settings.model_fields[where].annotation.model_fields
+            return f"[{where}] unknown key {key!r}{_closest(key, fields)}"
+        return f"[{where}] {key}: {x['msg']}"
+    return "; ".join(one(x) for x in e.errors())
+
+
+def _unknown_sections(path: str | Path | None, env: Mapping[str, str]) -> str | None:
+    """An unknown section in the TOML file or in a ROUTER_<SECTION>__<KEY> variable, with the closest name."""
+    sections = Settings.model_fields
+    if path:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+        for k, v in data.items():
+            if not isinstance(v, dict):
+                return f"config file {path}: {k!r} is outside any section (put it under one, e.g. [classify])"
+            if k not in sections:
+                return f"config file {path}: unknown section [{k}]" + _closest(k, [f"[{s}]" for s in sections])
+    for var in env:
+        name = var.upper()
+        if name.startswith(ENV_PREFIX) and "__" in name:
+            section = name[len(ENV_PREFIX):].split("__", 1)[0].lower()
+            if section not in sections:
+                return f"environment variable {var}: unknown section [{section}]" + _closest(
+                    section, [f"[{s}]" for s in sections])
+    return None
+
+
+def _env_name(env: Mapping[str, str], name: str) -> str | None:
+    return next((k for k in env if k.upper() == name), None)
 
 
 def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
-    """The settings: defaults < TOML file (path, $ROUTER_CONFIG or ./router.toml) < ROUTER_* environment."""
+    """The settings: defaults < TOML file (path, $ROUTER_CONFIG or ./router.toml) < ROUTER_* environment.
+    Strict: an unknown section or key, a value out of its range, a config path that is not a file, or a
+    home that is not a folder is a ValueError naming it."""
     env = os.environ if env is None else env
-    path = path or env.get("ROUTER_CONFIG") or ("router.toml" if Path("router.toml").exists() else None)
+    given = "--config" if path else "ROUTER_CONFIG" if env.get("ROUTER_CONFIG") else None
+    path = path or env.get("ROUTER_CONFIG") or ("router.toml" if Path("router.toml").is_file() else None)
     if path and not Path(path).exists():
-        raise FileNotFoundError(f"config file {path} does not exist")
+        raise FileNotFoundError(f"config file {path}{f' ({given})' if given else ''} does not exist")
+    if path and not Path(path).is_file():
+        raise ValueError(f"config file {path}{f' ({given})' if given else ''} is a folder, not a TOML file")
 
     class Sources(BaseSettings):
         model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore")
@@ -277,13 +337,26 @@ def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -
             return init_settings, _Env(settings_cls, env), *toml
 
     try:
+        if problem := _unknown_sections(path, env):
+            raise ValueError(problem)
         loaded = create_model("Loaded", __base__=Sources, **{k: (f.annotation, f) for k, f in
                                                              Settings.model_fields.items()})
-        return Settings.model_validate(loaded().model_dump())
+        cfg = Settings.model_validate(loaded().model_dump())
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"config file {path}: {e}") from None
     except ValidationError as e:
         raise ValueError(f"config{f' file {path}' if path else ''}: {_brief(e)}") from None
+    h = Path(cfg.paths.home)
+    if h.exists() and not h.is_dir():
+        var = _env_name(env, "ROUTER_PATHS__HOME")
+        raise ValueError(f"[paths] home{f' (set by {var})' if var else ''} = {h} is a file, not a folder")
+    return cfg
+
+
+def _range(f) -> str:
+    """A numeric field's valid range from its Field(ge/gt/le/lt) bounds, e.g. ">= 1, <= 1440"."""
+    ops = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    return ", ".join(f"{op} {getattr(m, k)}" for m in f.metadata for k, op in ops.items() if hasattr(m, k))
 
 
 def dump(cfg: Settings, comments: bool = True) -> str:
@@ -298,12 +371,14 @@ def dump(cfg: Settings, comments: bool = True) -> str:
             v = getattr(section, key)
             v = ("***" if v.get_secret_value() else "") if isinstance(v, SecretStr) else v
             line = f"{key} = {json.dumps(v, ensure_ascii=False)}" if v is not None else f"# {key} = (unset)"
-            if not (comments and f.description):
+            bounds = _range(f)
+            desc = f"{f.description} ({bounds})" if f.description and bounds else f.description or bounds
+            if not (comments and desc):
                 out.append(line)
-            elif len(line) < 40 and len(f.description) < 70:
-                out.append(f"{line:<40}# {f.description}")
+            elif len(line) < 40 and len(desc) < 70:
+                out.append(f"{line:<40}# {desc}")
             else:
-                out += [f"# {c}" for c in textwrap.wrap(f.description, 108)] + [line]
+                out += [f"# {c}" for c in textwrap.wrap(desc, 108)] + [line]
     return "\n".join(out).lstrip() + "\n"
 
 
@@ -317,7 +392,10 @@ def resolve(p: str | Path) -> Path:
 
 def home(cfg: Settings) -> Path:
     h = Path(cfg.paths.home)
-    h.mkdir(parents=True, exist_ok=True)
+    try:
+        h.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"[paths] home = {h}: cannot create the folder ({e.strerror or e})") from None
     return h
 
 
