@@ -15,6 +15,18 @@ Each run is one dispatch centre with its own store (SQLite, under a temporary fo
   duplicated, the summary's counts equal the queue rows the run created (audits included), and
   audited tickets say `queued: true`.
 
+Returns (`--returns 0,0.6`): departments send back a share of the wrongly auto-routed tickets one
+or two days later (reasons drawn from RETURN_REASONS; a no-department ticket as 不属于受理范围),
+through `router returns import`; each morning a simulated lead (`lead-a`, role lead) decides the
+open disputes with the true department (re-dispatch), taking them out of the same daily review
+budget before the dispatchers start; every 5th decision is undone and checked to restore the
+state before it, then made again. The returns' invariants (router/returns.py `violations`: a
+return never loses the dispatch it returns, at most one open dispute per ticket, every decided
+return has its label) and "every return and every decision is in the store" are checked after
+each step. First-dispatch accuracy (一次派单准确率) of a day: the share of its tickets whose first
+dispatch was right: the model's department for a ticket routed automatically or left unreviewed
+that day, the dispatcher's answer for one reviewed that day.
+
 Recorded per day: held-out accuracy and macro-F1 of the current model (after the night's
 retrain), the share of the day's tickets routed above the threshold and their accuracy, tickets
 reviewed, corrections, no-fit flags, and the queue size.
@@ -56,6 +68,10 @@ B77 = ROOT.parent / "shared" / "datasets" / "banking77" / "train.csv"
 MONTH = ROOT / "data" / "sample" / "month"
 RESULTS = ROOT / "bench" / "results"
 REVIEWERS = ("dispatcher-a", "dispatcher-b", "dispatcher-c")
+LEAD = "lead-a"
+# A return's reason for a wrongly routed ticket (a no-department ticket: 不属于受理范围); the mix
+# leans on jurisdiction and overlapping duties, as centres report.
+RETURN_REASONS = {"属地不符": 0.35, "职能交叉": 0.25, "权属不清": 0.2, "不属于受理范围": 0.08, "信息不全": 0.07, "其他": 0.05}
 ROUTE = 0.6  # [classify] threshold: tickets at or above it are routed without review
 
 
@@ -149,7 +165,8 @@ def check(engine, when: str, decisions: list | None = None) -> None:
         if twice:
             raise Broken(f"{when}: tickets with more than one open queue item: {twice}")
         back = s.exec(select(QueueItem.ticket_id).join(Label, Label.ticket_id == QueueItem.ticket_id)
-                      .where(QueueItem.status == "pending", Label.undone == False)  # noqa: E712
+                      .where(QueueItem.status == "pending", QueueItem.reason != "returned",  # a dispute may
+                             Label.undone == False)  # noqa: E712                              # follow a label
                       .limit(5)).all()
         if back:
             raise Broken(f"{when}: decided tickets back in the queue: {back}")
@@ -168,6 +185,29 @@ def check(engine, when: str, decisions: list | None = None) -> None:
                          .order_by(Label.id.desc())).first()
             if item.status != "done" or got is None or got.department != want:
                 raise Broken(f"{when}: decision on {tid} ({choice}) not in the store")
+    check_returns(engine, when)
+
+
+def check_returns(engine, when: str, imported: int | None = None, disputes: list | None = None) -> None:
+    """The returns' invariants (router/returns.py), and: every imported return and every dispute
+    decision (label id, return id) is in the store as made."""
+    from sqlalchemy import func
+    from sqlmodel import Session, select
+
+    from router import returns
+    from router.store import Label, TicketReturn
+
+    bad = returns.violations(engine)
+    if bad:
+        raise Broken(f"{when}: " + "; ".join(bad))
+    with Session(engine) as s:
+        n = s.exec(select(func.count()).select_from(TicketReturn)).one()
+        if imported is not None and n != imported:
+            raise Broken(f"{when}: {imported} returns imported, {n} in the store")
+        for label_id, ret_id in disputes or []:
+            lab, ret = s.get(Label, label_id), s.get(TicketReturn, ret_id)
+            if lab is None or lab.undone or ret is None or ret.decision_id != label_id or ret.status == "open":
+                raise Broken(f"{when}: dispute decision {label_id} on return {ret_id} not in the store")
 
 
 SUMMARY = re.compile(r"routed (\d+), queued for review (\d+) \(confidence < [\d.]+\) \+ (\d+) audits"
@@ -245,6 +285,7 @@ class Centre:
         self.cfg = config.load(self.config, env={})
         self.engine = connect(config.store_url(self.cfg))
         self.threshold = threshold
+        self.imported, self.disputes = 0, []  # returns in; (label id, return id) of the lead's decisions
 
     def cli(self, *args: str, ok=(0,)):
         res = self.runner.invoke(self.app, list(args), env={"ROUTER_CONFIG": str(self.config)})
@@ -295,7 +336,56 @@ class Centre:
             actions.release(self.engine, who)
         check(self.engine, "after the reviews", decisions)
         return {"reviewed": n, "corrections": corrections, "no_fit": no_fit,
-                "skipped": sum(c == actions.SKIP for *_, c in decisions)}
+                "skipped": sum(c == actions.SKIP for *_, c in decisions), "decided": decisions}
+
+    def returns(self, rows: list[dict], name: str) -> dict:
+        """Import the departments' returns of the day (`router returns import`)."""
+        path = self.folder / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        res = self.cli("returns", "import", str(path), "--importer", "sim", ok=(0, 3, 4))
+        m = re.search(r"imported (\d+) returns.*rejected (\d+)", " ".join(res.output.split()))
+        self.imported += int(m.group(1))
+        check_returns(self.engine, f"after returns {name}", self.imported, self.disputes)
+        return {"returns": int(m.group(1)), "return_rejects": int(m.group(2))}
+
+    def decide_disputes(self, budget: int, undo_every: int = 5) -> int:
+        """The lead decides the open disputes (re-dispatch to the true department), at most `budget`;
+        every `undo_every`-th decision is undone first and the state before it checked."""
+        from labeling import actions
+        from router import returns
+
+        n = 0
+        while n < budget:
+            item = actions.next_item(self.engine, LEAD)
+            if item is None or item.reason != "returned":
+                break
+            truth = self.setup.truth.get(item.ticket_id, "") or "none"
+            args = (self.engine, LEAD, item.queue_id, returns.REDISPATCH, truth)
+            if (len(self.disputes) + 1) % undo_every == 0:
+                before = returns.snapshot(self.engine, item.ticket_id)
+                returns.decide(*args)
+                if actions.undo(self.engine, LEAD) != item.queue_id or returns.snapshot(self.engine, item.ticket_id) != before:
+                    raise Broken(f"undoing the dispute decision on {item.ticket_id} did not restore the state before it")
+            label = returns.decide(*args)
+            from sqlmodel import Session, select
+
+            from router.store import TicketReturn
+            with Session(self.engine) as s:
+                ret = s.exec(select(TicketReturn.id).where(TicketReturn.decision_id == label.id)).one()
+            self.disputes.append((label.id, ret))
+            n += 1
+        actions.release(self.engine, LEAD)
+        check_returns(self.engine, "after the disputes", self.imported, self.disputes)
+        return n
+
+    def open_disputes(self) -> int:
+        from sqlalchemy import func
+        from sqlmodel import Session, select
+
+        from router.store import TicketReturn
+
+        with Session(self.engine) as s:
+            return s.exec(select(func.count()).select_from(TicketReturn).where(TicketReturn.status == "open")).one()
 
     def queue_size(self) -> int:
         from sqlalchemy import func
@@ -322,12 +412,21 @@ class Centre:
 
 
 def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, rerank: bool = True,
-             days: int | None = None, stress: bool = False, review_all: bool = False) -> dict:
+             days: int | None = None, stress: bool = False, review_all: bool = False,
+             return_rate: float = 0.0) -> dict:
     """One centre over the days; returns its daily records. `stress` also re-routes each day's
-    file, rolls back and promotes again, checking the invariants after each."""
+    file, rolls back and promotes again, checking the invariants after each. `return_rate`: the
+    share of wrongly auto-routed tickets the departments return (one or two days later)."""
     c = Centre(setup, folder, strategy, seed, rerank, min_new_labels=min(20, budget),
                threshold=1.0 if review_all else ROUTE)
     rng = random.Random(seed)
+    back = random.Random(seed + 1)  # the departments' own randomness: the review draws stay as without returns
+    due: dict[int, list[dict]] = {}  # day -> returns arriving that morning
+    labeled: set[str] = set()        # tickets a dispatcher decided (a return of them would be refused)
+    if return_rate:
+        from router import users
+
+        users.add(c.engine, LEAD, "lead-password-sim", "lead")
     t0 = time.perf_counter()
     c.cli("import", str(_write(folder / "history.jsonl", setup.history, keep_label=True)))
     c.cli("train")
@@ -335,13 +434,29 @@ def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, 
     record = [{"day": 0, **first, "labels": len(setup.history)}]
     labels = len(setup.history)
     for d, day in enumerate(setup.days[:days] if days else setup.days, start=1):
+        arrived = {"returns": 0, "return_rejects": 0}
+        todo = [r for r in due.pop(d, []) if r["id"] not in labeled]
+        if todo:
+            arrived = c.returns(todo, f"returns{d:02d}")
         rows, counts = c.classify(day, f"day{d:02d}")
         truth = [setup.truth.get(r["id"], "") for r in rows]
         # routed without review at the default threshold (no-fit tickets always go to the queue)
         auto = [r["confidence"] >= ROUTE and r["department"] != "none" for r in rows]
         right = [r["department"] == (t or "none") for r, t in zip(rows, truth)]
-        worked = c.review(budget, rng)
+        disputes = c.decide_disputes(budget) if return_rate else 0
+        worked = c.review(budget - disputes, rng)
+        worked["reviewed"] += disputes
         labels += worked["reviewed"]
+        decided_ids = {tid for _, tid, ch in worked.pop("decided") if ch != "__skip__"}
+        labeled |= decided_ids
+        first = [ok or (not a and r["id"] in decided_ids) for r, ok, a in zip(rows, right, auto)]
+        for r, ok, a, t in zip(rows, right, auto, truth):
+            if a and not ok and r["id"] not in decided_ids and back.random() < return_rate:
+                why = "不属于受理范围" if not t else back.choices(list(RETURN_REASONS), list(RETURN_REASONS.values()))[0]
+                due.setdefault(d + back.choice((1, 2)), []).append(
+                    {"id": r["id"], "department": r["department"], "reason": why, "note": "非本单位职责，请改派",
+                     "time": (datetime(2026, 11, 1, 9, tzinfo=timezone(timedelta(hours=8)))
+                              + timedelta(days=d)).isoformat()})
         if stress:  # the same file again, then again after a rollback and a promotion
             c.classify(day, f"day{d:02d}-again")
         night = c.cli("retrain", ok=(0, 5))
@@ -360,25 +475,27 @@ def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, 
             "auto_share": n_auto / len(rows) if rows else 0.0,
             "auto_accuracy": (sum(r for r, a in zip(right, auto) if a) / n_auto) if n_auto else None,
             "day_accuracy": sum(right) / len(rows) if rows else None,
+            "first_dispatch_accuracy": sum(first) / len(rows) if rows else None,
+            "disputes": disputes, **arrived, "open_disputes": c.open_disputes(),
             **worked, **{f"run_{k}": v for k, v in counts.items()},
             "queue": c.queue_size(), "promoted": night.exit_code == 0,
             # the last days' (confidence, right) pairs: what another threshold would have routed
             **({"pairs": [[round(r["confidence"], 4), int(ok)] for r, ok in zip(rows, right)]}
                if d > len(setup.days) - 5 else {})})
     return {"strategy": strategy, "seed": seed, "budget": budget, "rerank": rerank, "review_all": review_all,
-            "days": record,
+            "return_rate": return_rate, "days": record,
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
 # ---- the benchmark ---------------------------------------------------------------------------
 
 def _one(dataset: str, strategy: str, seed: int, budget: int, days: int, rerank: bool, root: str, data: Path,
-         review_all: bool = False) -> dict:
-    setup = banking77(seed, days, path=data, workdir=Path(root) / f"b77-{seed}") if dataset == "banking77" \
-        else chinese(days)
+         review_all: bool = False, return_rate: float = 0.0) -> dict:
+    setup = banking77(seed, days, path=data, workdir=Path(root) / f"b77-{seed}-{return_rate}") \
+        if dataset == "banking77" else chinese(days)
     return simulate(setup, strategy, seed, budget,
-                    Path(root) / f"{dataset}-{strategy}-{seed}-{budget}-{int(rerank)}-{int(review_all)}",
-                    rerank=rerank, review_all=review_all)
+                    Path(root) / f"{dataset}-{strategy}-{seed}-{budget}-{int(rerank)}-{int(review_all)}-{return_rate}",
+                    rerank=rerank, review_all=review_all, return_rate=return_rate)
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -387,7 +504,8 @@ def summarise(runs: list[dict]) -> dict:
     groups: dict[str, list[dict]] = {}
     for r in runs:
         groups.setdefault(f"{r['strategy']}/{r['budget']}" + ("" if r["rerank"] else "/no-rerank")
-                          + ("/all" if r.get("review_all") else ""), []).append(r)
+                          + ("/all" if r.get("review_all") else "")
+                          + (f"/returns{r['return_rate']:g}" if r.get("return_rate") else ""), []).append(r)
     mean = lambda key, runs_, d: float(np.mean([x["days"][d][key] for x in runs_ if x["days"][d].get(key) is not None]))  # noqa: E731
     out = {}
     for name, rs in groups.items():
@@ -399,10 +517,16 @@ def summarise(runs: list[dict]) -> dict:
                      "reviewed": [None] + [mean("reviewed", rs, d) for d in range(1, n)],
                      "corrections": [None] + [mean("corrections", rs, d) for d in range(1, n)],
                      "queue": [None] + [mean("queue", rs, d) for d in range(1, n)],
+                     "first_dispatch_accuracy": [None] + [mean("first_dispatch_accuracy", rs, d) for d in range(1, n)],
+                     "returns": [None] + [mean("returns", rs, d) for d in range(1, n)],
+                     "disputes": [None] + [mean("disputes", rs, d) for d in range(1, n)],
                      "labels": [mean("labels", rs, d) for d in range(n)]}
     for name, rs in groups.items():  # the last days' tickets: which threshold routes them at 95%?
         pairs = np.array([p for r in rs for d in r["days"][-3:] for p in d.get("pairs", [])]).reshape(-1, 2)
         out[name].update(_at_accuracy(pairs, 0.95))
+    for name, g in out.items():
+        if "first_dispatch_accuracy" in g and n > 1:  # the last 5 days' mean (one day is noisy)
+            g["first_dispatch_last5"] = float(np.mean([x for x in g["first_dispatch_accuracy"][-5:] if x is not None]))
     for name, g in out.items():
         b = name.split("/")[1]
         ref = out.get(f"random/{b}/all") or out.get(f"random/{b}")  # classic random sampling when run
@@ -461,6 +585,8 @@ def main(dataset: str = typer.Option("banking77", help="banking77 | cn"),
          no_rerank: str = typer.Option("", help="strategies also run without re-ranking waiting tickets"),
          review_all: str = typer.Option("", help="strategies also run with every ticket queued (threshold 1: "
                                                  "'random' is then classic random sampling of the day's tickets)"),
+         returns: str = typer.Option("0", help="return rates, comma-separated: each strategy also runs with "
+                                              "departments returning this share of the wrongly auto-routed tickets"),
          jobs: int = typer.Option(2, help="centres simulated in parallel"),
          data: Path = typer.Option(B77, help="Banking77 train.csv"),
          out: Path = typer.Option(None, help="default bench/results/loop_sim_<dataset>.json")):
@@ -469,13 +595,15 @@ def main(dataset: str = typer.Option("banking77", help="banking77 | cn"),
     out = out or RESULTS / f"loop_sim_{dataset}.json"
     seeds_ = [int(s) for s in seeds.split(",")]
     budgets = [int(b) for b in budget.split(",")]
-    tasks = [(s, seed, b, True, False) for b in budgets for s in strategies.split(",") if s for seed in seeds_]
-    tasks += [(s, seed, b, False, False) for b in budgets for s in no_rerank.split(",") if s for seed in seeds_]
-    tasks += [(s, seed, b, True, True) for b in budgets for s in review_all.split(",") if s for seed in seeds_]
+    rates = [float(x) for x in returns.split(",")]
+    tasks = [(s, seed, b, True, False, r) for r in rates for b in budgets for s in strategies.split(",") if s
+             for seed in seeds_]
+    tasks += [(s, seed, b, False, False, 0.0) for b in budgets for s in no_rerank.split(",") if s for seed in seeds_]
+    tasks += [(s, seed, b, True, True, 0.0) for b in budgets for s in review_all.split(",") if s for seed in seeds_]
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as root:
-        runs = Parallel(n_jobs=jobs, verbose=10)(delayed(_one)(dataset, s, seed, b, days, rr, root, data, all_)
-                                                 for s, seed, b, rr, all_ in tasks)
+        runs = Parallel(n_jobs=jobs, verbose=10)(delayed(_one)(dataset, s, seed, b, days, rr, root, data, all_, r)
+                                                 for s, seed, b, rr, all_, r in tasks)
     res = {"dataset": dataset, "seeds": seeds_, "budgets": budgets, "days": days, "summary": summarise(runs),
            "runs": runs, "invariants": "held on every day of every run (each day's check raises otherwise)",
            "seconds": round(time.perf_counter() - t0),
@@ -487,11 +615,14 @@ def main(dataset: str = typer.Option("banking77", help="banking77 | cn"),
     plot(res, out.with_suffix(".png"))
     t = Table(title=f"{dataset}: day-{days} figures, mean of seeds {seeds}")
     for col in ("strategy/budget", "acc day 0", f"acc day {days}", f"macro-F1 day {days}", "auto share",
-                "auto acc", "share at 95% (thr)", "labels", "queue", "reaches random's final on day"):
+                "auto acc", "first-dispatch acc (last 5 days)", "returns/day", "share at 95% (thr)", "labels", "queue",
+                "reaches random's final on day"):
         t.add_column(col, justify="left" if col == "strategy/budget" else "right")
     for name, g in sorted(res["summary"].items()):
         t.add_row(name, f"{g['accuracy'][0]:.3f}", f"{g['accuracy'][-1]:.3f}", f"{g['macro_f1'][-1]:.3f}",
                   f"{g['auto_share'][-1]:.2f}", f"{g['auto_accuracy'][-1]:.3f}",
+                  f"{g.get('first_dispatch_last5', float('nan')):.3f}",
+                  f"{np.mean([x for x in g['returns'][1:] if x is not None]):.1f}",
                   f"{g.get('auto_share_at_95', 0):.2f} ({g.get('threshold_at_95') or 0:.2f})", f"{g['labels'][-1]:.0f}",
                   f"{g['queue'][-1]:.0f}", str(g.get("day_reaching_random_final", "-")))
     console = Console(width=200)

@@ -26,7 +26,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from router import order
-from router.catalog import Catalog
+from router.catalog import NONE, Catalog
 from router.io import JsonlWriter, Reject, TicketFileError, _str, parse_time, read_records
 from router.store import (ItemStatus, Label, Prediction, QueueItem, Reason, ReturnStatus, Source, Ticket,
                           TicketReturn, User, now, retry, writing)
@@ -249,7 +249,7 @@ def decide(engine, lead: str, queue_id: int, outcome: str, department: str | Non
         st = standing(s, q.ticket_id)
         co = [c for c in dict.fromkeys(co) if c != department]
         for d in [department, *co]:
-            if d is not None and catalog is not None and d not in catalog.by_id:
+            if d not in (None, NONE) and catalog is not None and d not in catalog.by_id:
                 raise DisputeError(f"unknown department {d!r}")
         if outcome == UPHOLD:
             department, co = st.department, st.co
@@ -264,6 +264,8 @@ def decide(engine, lead: str, queue_id: int, outcome: str, department: str | Non
             raise DisputeError(f"unknown outcome {outcome!r}; use {UPHOLD}, {REDISPATCH} or {CO_HANDLE}")
         upheld = outcome != UPHOLD and department != ret.department and ret.department not in co
         wrong = list(dict.fromkeys(st.wrong + ([ret.department] if upheld else [])))
+        if department == NONE:  # re-dispatched nowhere: no department fits
+            department, co = None, []
         label = Label(ticket_id=q.ticket_id, department=department, co_departments=list(co),
                       wrong_departments=[w for w in wrong if w != department and w not in co],
                       reviewer=lead, source=Source.dispute, prediction_id=q.prediction_id, created_at=t)

@@ -120,3 +120,16 @@ def test_the_queue_runs_the_configured_strategy(centre):
             assert orders[name] == sorted(q, key=lambda t: gap[t])[:20]
     assert orders["balanced"] != orders["margin"] and orders["diverse"] != orders["margin"]
     assert repr(make_strategy("diverse")).startswith("Diverse(Margin(), similarity=0.8, pool=8, density=2.0")
+
+
+def test_returns_and_disputes_in_the_loop(tmp_path, monkeypatch):
+    """Departments return every wrongly auto-routed ticket; the lead decides the disputes within the
+    budget (every 5th undone and checked); the returns' invariants are checked after every step."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ROUTER_CONFIG", raising=False)
+    setup = loop_sim.sample(days=3)
+    res = loop_sim.simulate(setup, "margin", 0, budget=20, folder=tmp_path / "c", days=3, return_rate=1.0)
+    days = res["days"][1:]
+    assert days[0]["returns"] == 0 and sum(d["returns"] for d in days) > 0
+    assert sum(d["disputes"] for d in days) > 0 and all(d["reviewed"] == 20 for d in days)
+    assert all(0 <= d["first_dispatch_accuracy"] <= 1 for d in days)
