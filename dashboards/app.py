@@ -17,6 +17,7 @@ PAGES = [  # file, title, url path (the default page is served at /), one line f
     ("views/4_Review_queue.py", "复核队列", "queue", "队列规模、每位标注员的处理量、抽检准确率及其置信区间"),
     ("views/5_Drift.py", "分布漂移", "drift", "近期工单的部门分布与训练数据对比"),
     ("views/6_Model_history.py", "模型历史", "history", "各版本、上线决策及理由、回滚"),
+    ("views/7_Returns.py", "退单与派单异议", "returns", "一次派单准确率、退单率与退单原因、待审核异议及其时长、多次改派"),
 ]
 
 if __name__ == "__main__":

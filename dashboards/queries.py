@@ -21,7 +21,8 @@ from sqlalchemy import Integer, case, cast, func, select
 
 from sqlmodel import Session
 
-from router.store import ItemStatus, Label, ModelEvent, ModelVersion, Prediction, QueueItem, Source, Ticket
+from router.store import (ItemStatus, Label, ModelEvent, ModelVersion, Prediction, QueueItem, Source, Ticket,
+                          TicketReturn)
 
 
 def _all(engine, stmt) -> list:
@@ -394,3 +395,64 @@ def window(days: int, end: datetime, tz: str = "UTC") -> tuple[datetime, datetim
     """[midnight in `tz` of the day `days - 1` days before `end`, end), in UTC."""
     day = local(end, tz).date() - timedelta(days=days - 1)
     return utc(datetime.combine(day, time(0), tzinfo=ZoneInfo(tz))), utc(end)
+
+
+# --- returns and disputes (router/returns.py) -----------------------------------------------
+
+def first_dispatch(engine, start: datetime, tz: str = "UTC") -> pd.DataFrame:
+    """Per day in `tz` (of the ticket's first routing since `start`) and department routed to:
+    tickets dispatched, returned (退单, at least once), re-dispatched (a lead's or an auditor's
+    label moved it to another department), and right the first time (一次派单准确: neither).
+    "No department fits" routings are not dispatches."""
+    first = select(Prediction.ticket_id, func.min(Prediction.id).label("pid")).group_by(Prediction.ticket_id).subquery()
+    returned = select(TicketReturn.id).where(TicketReturn.ticket_id == Prediction.ticket_id).exists()
+    moved = select(Label.id).where(Label.ticket_id == Prediction.ticket_id, Label.undone == False,  # noqa: E712
+                                   Label.source.in_((Source.dispute, Source.audit)),
+                                   (Label.department == None) | (Label.department != Prediction.department)).exists()  # noqa: E711
+    d = _day(engine, Prediction.created_at, tz)
+    r, m = case((returned, 1), else_=0), case((moved, 1), else_=0)
+    stmt = (select(d, Prediction.department, func.count(), func.sum(r), func.sum(m),
+                   func.sum(case((returned | moved, 0), else_=1)))
+            .join(first, first.c.pid == Prediction.id)
+            .where(Prediction.created_at >= utc(start), Prediction.department != "none")
+            .group_by(d, Prediction.department))
+    df = pd.DataFrame(_all(engine, stmt), columns=["day", "department", "dispatched", "returned", "redispatched", "right"])
+    df["day"] = pd.to_datetime(df["day"].astype(str))
+    for c in ("dispatched", "returned", "redispatched", "right"):
+        df[c] = df[c].astype(int)
+    return df
+
+
+def return_reasons(engine, start: datetime, tz: str = "UTC") -> pd.DataFrame:
+    """Returns per day in `tz` (when the department returned it), returning department and reason."""
+    d = _day(engine, TicketReturn.returned_at, tz)
+    stmt = (select(d, TicketReturn.department, TicketReturn.reason, func.count())
+            .where(TicketReturn.returned_at >= utc(start)).group_by(d, TicketReturn.department, TicketReturn.reason))
+    df = pd.DataFrame(_all(engine, stmt), columns=["day", "department", "reason", "returns"])
+    df["day"] = pd.to_datetime(df["day"].astype(str))
+    return df
+
+
+def open_disputes(engine, at: datetime) -> pd.DataFrame:
+    """Open disputes (returns no lead has decided), oldest first, with their age in days at `at`."""
+    stmt = (select(TicketReturn.ticket_id, TicketReturn.department, TicketReturn.reason, TicketReturn.note,
+                   TicketReturn.returned_at, TicketReturn.created_at)
+            .where(TicketReturn.status == "open").order_by(TicketReturn.created_at, TicketReturn.id))
+    df = pd.DataFrame(_all(engine, stmt), columns=["ticket", "department", "reason", "note", "returned_at", "created_at"])
+    if not df.empty:
+        df["age_days"] = (pd.Timestamp(utc(at)) - pd.to_datetime(df["created_at"], utc=True)).dt.total_seconds() / 86400
+    return df
+
+
+def redispatch_chains(engine, limit: int = 200) -> pd.DataFrame:
+    """Tickets returned twice or more (re-dispatch chains), longest first: the returning
+    departments in order."""
+    twice = (select(TicketReturn.ticket_id).group_by(TicketReturn.ticket_id)
+             .having(func.count() >= 2).limit(limit).subquery())
+    rows = _all(engine, select(TicketReturn.ticket_id, TicketReturn.department, TicketReturn.status)
+                .where(TicketReturn.ticket_id.in_(select(twice.c.ticket_id))).order_by(TicketReturn.ticket_id, TicketReturn.id))
+    chains: dict[str, list] = {}
+    for tid, dept, status in rows:
+        chains.setdefault(tid, []).append(dept)
+    df = pd.DataFrame([(t, len(c), c) for t, c in chains.items()], columns=["ticket", "returns", "departments"])
+    return df.sort_values("returns", ascending=False, kind="stable").reset_index(drop=True)

@@ -212,4 +212,52 @@ def demo(engine, cfg, catalog: Catalog, n: int = 3000, days: int = 60, seed: int
         c.execute(insert(Label.__table__).values(ticket_id="MARKUP", department=true, reviewer=REVIEWERS[0],
                                                  source=Source.correction, prediction_id=pid, undone=False,
                                                  created_at=t + timedelta(seconds=1)))
-    return {**totals, "held_out": held_out, "versions": versions, "markup_pair": (predicted, true)}
+    returned = seed_returns(engine, catalog, seed=seed)
+    return {**totals, "held_out": held_out, "versions": versions, "markup_pair": (predicted, true),
+            "returns": returned}
+
+
+def seed_returns(engine, catalog: Catalog, share: float = 0.05, seed: int = 0) -> dict:
+    """Departments' returns (router/returns.py) of `share` of the confident predictions a day or
+    two after routing, in the usual reason mix: a lead re-dispatched most of them (a dispute label
+    naming the returning department as known wrong), upheld a few; the newest stay open, and some
+    re-dispatched tickets are returned again by their new department (chains)."""
+    from router.returns import open_dispute
+    from router.store import ReturnStatus, TicketReturn
+
+    rng = np.random.default_rng(seed + 7)
+    reasons, weights = ["属地不符", "职能交叉", "权属不清", "不属于受理范围", "信息不全", "其他"], [35, 25, 20, 8, 7, 5]
+    t = now()
+    with Session(engine) as s:
+        preds = s.exec(select(Prediction.id, Prediction.ticket_id, Prediction.department, Prediction.created_at)
+                       .where(Prediction.confidence >= 0.6, Prediction.department != "none",
+                              ~Prediction.ticket_id.in_(select(Label.ticket_id)))).all()
+        chosen = [preds[i] for i in rng.choice(len(preds), int(len(preds) * share), replace=False)] if preds else []
+        n = {"returns": 0, "open": 0, "chains": 0}
+        for k, (pid, tid, dept, at) in enumerate(chosen):
+            chain = [dept] + ([catalog.ids[(catalog.ids.index(dept) + 1) % len(catalog.ids)]] if k % 15 == 0 else [])
+            label_id = None
+            for j, d in enumerate(chain):
+                when = min(at + timedelta(days=1 + j + float(rng.random())), t)
+                r = TicketReturn(ticket_id=tid, department=d, reason=str(rng.choice(reasons, p=np.array(weights) / 100)),
+                                 note="非本单位职责", returned_at=when, importer="seed", prediction_id=pid,
+                                 label_id=label_id, created_at=when)
+                s.add(r)
+                s.flush()
+                n["returns"] += 1
+                if when > t - timedelta(days=2) and j == len(chain) - 1:
+                    r.queue_id = open_dispute(s, r).id
+                    n["open"] += 1
+                    break
+                uphold = rng.random() < 0.1 and j == len(chain) - 1
+                target = d if uphold else catalog.ids[(catalog.ids.index(d) + 1) % len(catalog.ids)]
+                lab = Label(ticket_id=tid, department=target, reviewer="lead.sun", source=Source.dispute,
+                            wrong_departments=[] if uphold else chain[:j + 1], prediction_id=pid,
+                            created_at=when + timedelta(hours=3))
+                s.add(lab)
+                s.flush()
+                r.status, r.decision_id = (ReturnStatus.rejected if uphold else ReturnStatus.upheld), lab.id
+                label_id = lab.id
+            n["chains"] += len(chain) > 1
+        s.commit()
+    return n

@@ -20,7 +20,7 @@ from router.store import Label, Prediction, QueueItem, Ticket, connect, now
 APP = str(ROOT / "dashboards" / "app.py")
 PAGES = ["views/0_Overview.py", "views/1_F1_by_department.py", "views/2_Confusion.py",
          "views/3_Calibration.py", "views/4_Review_queue.py", "views/5_Drift.py",
-         "views/6_Model_history.py"]
+         "views/6_Model_history.py", "views/7_Returns.py"]
 from tests.conftest import empty_store
 
 
@@ -84,7 +84,7 @@ def test_pages_after_training_before_routing(cfg, engine, catalog):
     for page in PAGES:
         at = render(page)
         guidance = " ".join(i.value for i in at.info)
-        if page in (PAGES[4], PAGES[5]):
+        if page in (PAGES[4], PAGES[5], PAGES[7]):
             assert "router classify" in guidance and not charts(at), page
         elif page == PAGES[3]:
             assert "router classify" in guidance and charts(at) == 1  # the reliability diagram
@@ -236,6 +236,31 @@ def test_history_page(store):
 
 
 # --- the aggregations against brute force ---------------------------------------------------
+
+def test_returns_page_and_its_counts(store):
+    from router import returns
+    from router.store import TicketReturn
+
+    engine, info = store
+    assert info["returns"]["returns"] > 50 and info["returns"]["open"] > 0 and info["returns"]["chains"] > 0
+    assert returns.violations(engine) == []
+    at = render(PAGES[7])
+    m = metrics(at)
+    assert set(m) == {"一次派单准确率", "退单率", "分派工单", "待审核异议"} and charts(at) == 2
+    assert int(m["待审核异议"].replace(",", "")) == info["returns"]["open"]
+    fd = queries.first_dispatch(engine, now() - timedelta(days=400), "Asia/Shanghai")
+    with Session(engine) as s:  # the slow way: tickets ever returned, over their first routing
+        rets = set(s.exec(select(TicketReturn.ticket_id)))
+        firsts = {}
+        for p in s.exec(select(Prediction).order_by(Prediction.id)):
+            firsts.setdefault(p.ticket_id, p)
+    dispatched = [p for p in firsts.values() if p.department != "none"]
+    assert fd["dispatched"].sum() == len(dispatched)
+    assert fd["returned"].sum() == sum(p.ticket_id in rets for p in dispatched)
+    assert fd["right"].sum() <= fd["dispatched"].sum() - fd["returned"].sum()
+    chains = queries.redispatch_chains(engine)
+    assert len(chains) == info["returns"]["chains"] and (chains["returns"] >= 2).all()
+
 
 def test_queue_size_walks_back_to_the_true_open_count(store):
     check_queue_size(store[0])
