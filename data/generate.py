@@ -769,6 +769,31 @@ def write(path, rows):
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
+# ================================================= co-handled tickets (主办 / 协办) ---
+# A ticket two departments handle together: the lead department's complaint plus, in the same
+# call, a matter of a department whose duties overlap (its PARTNERS): the label stays the lead
+# one, `co_departments` names the other. Used by bench/co_handling.py; the shipped files are
+# unchanged (call it on their rows).
+CO_SHARE = 0.12
+CO_JOINS = ["另外，", "还有，", "同时，", "顺便再反映一下，", "而且"]
+
+
+def co_handled(rng, rows, share=CO_SHARE):
+    """Copies of labeled `rows`, `share` of those whose label has PARTNERS made co-handled
+    (text extended with a partner's matter, ``co_departments`` = [partner])."""
+    out = []
+    for r in rows:
+        r = dict(r)
+        lab = r.get("label")
+        if lab in PARTNERS and rng.random() < share:
+            other = rng.choice(PARTNERS[lab])
+            extra = make_text(rng, other)[0]
+            r["text"] = r["text"].rstrip("。！!") + "。" + rng.choice(CO_JOINS) + extra
+            r["co_departments"] = [other]
+        out.append(r)
+    return out
+
+
 # ================================================= no-department tickets ---
 # Tickets that no department in the catalogue should get (``label`` null, ``no_fit`` its
 # kind): answered on the spot, outside the city's jurisdiction, incomplete, abusive/prank.

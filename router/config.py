@@ -58,6 +58,10 @@ class Classify(Section):
     top_k: int = Field(3, ge=1, le=100)
     batch_size: int = Field(512, ge=1, le=1_000_000,
                             description="tickets per batch: one model call and one store transaction")
+    co_min_p: float = Field(0.2, ge=0, le=1, description="suggest a co-handling department (协办) at this "
+                            "probability or more ...")
+    co_min_pairs: int = Field(2, ge=1, description="... when it handled tickets together with the routed department "
+                              "in at least this many labels")
 
 
 class Baseline(Section):

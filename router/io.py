@@ -593,6 +593,7 @@ ROUTED_COLUMNS = {
     "by": ("by", "判定依据"),
     "place": ("place", "地点"),
     "district": ("district", "属地"),
+    "co_departments": ("co_departments", "协办部门建议"),
 }
 _CJK = re.compile("[\u3400-\u9fff]")
 _ILLEGAL_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -705,8 +706,9 @@ def _cell(v):
 
 def _routing_cells(r: dict) -> dict:
     out = {k: r[k] for k in ROUTED_COLUMNS if k in r}
-    if "top" in r:
-        out["top"] = "; ".join(f"{x['name']} {x['p']:.2f}" for x in r["top"])
+    for k in ("top", "co_departments"):
+        if k in r:
+            out[k] = "; ".join(f"{x['name']} {x['p']:.2f}" for x in r[k])
     return out
 
 

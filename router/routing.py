@@ -12,7 +12,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, select
 
-from router import dispatch, order, parallel, queue, registry
+from router import cohandling, dispatch, order, parallel, queue, registry
 from router.catalog import Catalog
 from router.places import Places
 from router import nofit
@@ -159,6 +159,8 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
     classes = [str(c) for c in clf.classes_]
     places = Places(catalog)
     summary = Summary(model_version=mv.version)
+    together = cohandling.pairs(engine)  # once per run
+    co_p, co_n = cfg.classify.co_min_p, cfg.classify.co_min_pairs
     rejected_before = done_ids(rejects, key="line") if resume and rejects else set()
     start = time.perf_counter()
     task = progress.add_task("routing", total=None) if progress else None
@@ -195,6 +197,8 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
                              "confidence": round(conf, 4), "queued": keys[i] in queued,
                              "top": [{"department": d, "name": catalog.name(d), "p": round(p, 4)}
                                      for d, p in top],
+                             "co_departments": [{"department": d, "name": catalog.name(d), "p": round(p, 4)}
+                                                for d, p in cohandling.suggest(top, together, co_p, co_n)],
                              "model_version": mv.version}
                             | ({"stored_id": keys[i]} if keys[i] != t.id else {}) | infos[i].fields())
             out.write([batch[i] for i in kept], rows)

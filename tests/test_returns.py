@@ -146,3 +146,31 @@ def test_rerouting_keeps_a_dispute_as_it_is(engine, catalog, store, tmp_path):
         after = s.exec(select(QueueItem).where(QueueItem.ticket_id == "T5", QueueItem.status == "pending")).one()
     assert out.waiting == ["T5"] and (after.reason, after.priority, after.prediction_id) == \
         ("returned", before.priority, before.prediction_id)
+
+
+def test_co_handling_from_history_to_the_classify_output(home, engine, catalog, tmp_path, monkeypatch):
+    from router import cohandling
+    from tests.conftest import SAMPLE
+
+    depts = ("housing", "urban-mgmt", "police", "market-regulation")
+    rows = [r for r in read_jsonl(SAMPLE / "history.jsonl") if r["label"] in depts][:240]
+    for k, r in enumerate(r for r in rows if r["label"] == "housing"):
+        if k < 3:
+            r["co_departments"] = ["市城市管理综合执法局"] if k else ["urban-mgmt", "housing"]  # a name; the lead dropped
+    rows[-1]["co_departments"] = "urban-mgmt、不存在的局"
+    run = CliRunner()
+    res = run.invoke(app, ["import", str(write_jsonl(tmp_path / "h.jsonl", rows))])
+    assert res.exit_code == 0 and "rejected 1" in res.output and "unknown co-handling department" in res.output
+    assert cohandling.pairs(engine) == {frozenset(("housing", "urban-mgmt")): 3}
+    assert run.invoke(app, ["train"]).exit_code == 0
+    monkeypatch.setenv("ROUTER_CLASSIFY__CO_MIN_P", "0")  # every co-occurring runner-up is suggested
+    day = [{"id": f"d{i}", "text": r["text"]} for i, r in enumerate(read_jsonl(SAMPLE / "test.jsonl")) if r["label"] in depts][:60]
+    assert run.invoke(app, ["classify", str(write_jsonl(tmp_path / "d.jsonl", day)), "-o", str(tmp_path / "o.jsonl")]).exit_code == 0
+    out = read_jsonl(tmp_path / "o.jsonl")
+    pair = {"housing", "urban-mgmt"}
+    for r in out:
+        top = {x["department"]: x["p"] for x in r["top"]}
+        want = [d for d in top if {r["department"], d} == pair]
+        assert [(x["department"], x["p"]) for x in r["co_departments"]] == [(d, top[d]) for d in want]
+    assert any(r["co_departments"] for r in out)
+    assert cohandling.suggest([("housing", 0.5), ("urban-mgmt", 0.3)], cohandling.pairs(engine), 0.35, 2) == []

@@ -12,7 +12,8 @@ from sqlmodel import Session, select
 
 from router.catalog import NONE, Catalog
 from router.classifier import model_input
-from router.io import load_tickets, parse_time
+from router.cohandling import parse as parse_co
+from router.io import Reject, load_tickets, parse_time
 from router.store import Label, Source, Ticket
 
 
@@ -74,6 +75,14 @@ def from_file(path: str, catalog: Catalog) -> tuple[Labeled, list]:
 def import_labeled(engine, path: str, catalog: Catalog, source: str = Source.imported) -> tuple[int, list]:
     """Load a labeled file into the store as tickets plus labels; returns (added, rejects)."""
     ok, rejects = load_tickets(path, catalog, require_label=True)
+    co: dict[str, list[str]] = {}
+    for t in list(ok):  # co-handling departments (协办): a JSON list, or names separated by , ; 、
+        got, unknown = parse_co(t.row.get("co_departments", t.row.get("协办部门")), catalog.lookup)
+        if unknown is not None:
+            ok.remove(t)
+            rejects.append(Reject(t.line, f"ticket {t.id}: unknown co-handling department {unknown[:60]!r}", t.raw))
+        co[t.id] = [d for d in got if d != t.label]
+    rejects.sort(key=lambda r: r.line)
     added = 0
     with Session(engine) as s:
         have = set(s.exec(select(Ticket.id)))
@@ -84,7 +93,7 @@ def import_labeled(engine, path: str, catalog: Catalog, source: str = Source.imp
         for t in ok:
             if t.id not in labeled:
                 s.add(Label(ticket_id=t.id, department=None if t.label == NONE else t.label,
-                            reviewer="import", source=source))
+                            reviewer="import", source=source, co_departments=co[t.id] if t.label != NONE else []))
                 added += 1
         s.commit()
     return added, rejects
