@@ -31,7 +31,7 @@ app.add_typer(users_app, name="users")
 returns_app = typer.Typer(help="Returns (退单) from departments: each opens a dispute for a lead.",
                           no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(returns_app, name="returns")
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # a message is one line, however narrow the terminal
 
 
 class Command(typer.core.TyperCommand):

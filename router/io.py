@@ -17,6 +17,7 @@ import json
 import os
 import re
 import sys
+import unicodedata
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -664,7 +665,7 @@ class RoutedWriter:
                 enc = encoding if encoding and not codecs.lookup(encoding).name.startswith("utf-8") else "utf-8-sig"
                 with open(tmp, "w", encoding=enc, errors="replace", newline="") as f:
                     w = csv.writer(f)
-                    w.writerow(header)
+                    w.writerow([_inert(h) for h in header])
                     w.writerows([_inert(v) for v in r] for r in rows)
             else:
                 _write_xlsx_rows(tmp, header, rows)
@@ -688,6 +689,8 @@ class RoutedWriter:
             for _, rec, _, err, _ in records:
                 if err or rec is None:
                     continue
+                if self.fmt == "csv":  # the cells as they were before _inert guarded them
+                    rec = {_uninert(k): _uninert(v) for k, v in rec.items()}
                 tid = _str(next((v for k, v in rec.items() if HEADER_ALIASES.get(k, k) == "id"), None))
                 j.write_many([{"id": tid, "in": {k: _cell(v) for k, v in rec.items() if k not in routed},
                                "out": {routed[k]: v for k, v in rec.items() if k in routed}}])
@@ -718,9 +721,18 @@ def _routing_value(key: str, v, zh: bool):
     return v
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP's CSV-injection list
+
+
 def _inert(v):
-    """A CSV cell Excel will not run as a formula (ticket text is data, never code)."""
-    return "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") and not _is_number(v) else v
+    """A CSV cell Excel will not run as a formula (ticket text is data, never code): one starting with
+    = + - @ TAB or CR gets a leading ' (numbers such as -5 stay as they are)."""
+    return "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) and not _is_number(v) else v
+
+
+def _uninert(v):
+    """A cell of a CSV this module wrote, as it was before `_inert` (what --resume compares)."""
+    return v[1:] if isinstance(v, str) and v.startswith("'") and _inert(v[1:]) == v else v
 
 
 def _is_number(s: str) -> bool:
@@ -731,14 +743,46 @@ def _is_number(s: str) -> bool:
         return False
 
 
+def _width(v) -> int:
+    """Columns a value takes in a spreadsheet: CJK and other wide characters count two."""
+    if v is None:
+        return 0
+    return max(sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in line)
+               for line in str(v).splitlines() or [""])
+
+
+def _excel_time(v):
+    """A received_at text as a naive China Standard Time datetime Excel shows as a date; else as given."""
+    if not isinstance(v, str):
+        return v
+    try:
+        return parse_time(v).astimezone(CST).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        return v
+
+
 def _write_xlsx_rows(path: Path, header: list, rows: Iterable[list]) -> None:
+    """A workbook whose text cells are never formulas, received_at a real date, the header frozen with
+    an autofilter, and column widths fitted to the text (wide characters count two)."""
     import openpyxl
     from openpyxl.cell import WriteOnlyCell
+    from openpyxl.utils import get_column_letter
 
+    rows = list(rows)
     wb = openpyxl.Workbook(write_only=True)
     ws = wb.create_sheet()
+    times = {i for i, h in enumerate(header) if HEADER_ALIASES.get(str(h).strip(), h) == "received_at"}
+    for i, h in enumerate(header):
+        fit = max([_width(h) + 2] + [_width(r[i]) for r in rows[:1000] if i < len(r)])  # + 2: the filter button
+        ws.column_dimensions[get_column_letter(i + 1)].width = min(max(fit + 1, 8), 60)
+    ws.freeze_panes = "A2"
+    ws.auto_filter.ref = f"A1:{get_column_letter(max(len(header), 1))}{len(rows) + 1}"
 
-    def cell(v):
+    def cell(v, i=None):
+        if i in times and isinstance(v := _excel_time(v), datetime):
+            c = WriteOnlyCell(ws, value=v)
+            c.number_format = "yyyy-mm-dd hh:mm:ss"
+            return c
         if isinstance(v, str):
             c = WriteOnlyCell(ws, value=_ILLEGAL_XLSX.sub("", v)[:XLSX_CELL])
             c.data_type = "s"  # never a formula, whatever the text starts with
@@ -747,7 +791,7 @@ def _write_xlsx_rows(path: Path, header: list, rows: Iterable[list]) -> None:
 
     ws.append([cell(h) for h in header])
     for r in rows:
-        ws.append([cell(v) for v in r])
+        ws.append([cell(v, i) for i, v in enumerate(r)])
     wb.save(path)
 
 

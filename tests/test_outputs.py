@@ -171,3 +171,52 @@ def test_a_store_from_a_newer_router_is_refused_everywhere(trained, tmp_path):
     at = AppTest.from_file(str(ROOT / "dashboards" / "views" / "0_Overview.py"), default_timeout=60).run()
     assert not at.exception and "0999_from_the_future" in at.error[0].value.replace("\\", "")
     assert (trained / "router.db").read_bytes() == before
+
+
+def formula_day(tmp_path):
+    """Ids, a key and texts that a spreadsheet would run as formulas."""
+    rows = read_jsonl(SAMPLE / "day.jsonl")[:6]
+    for r, tid in zip(rows, ["=X1", "+X2", "@SUM(1,1)", "-X4", "X5", "X6"]):
+        r["id"] = tid
+    rows[4]["text"] = "\t=cmd|' /C calc'!A0 " + rows[4]["text"]
+    rows[5]["text"] = "\r=1+1 " + rows[5]["text"]
+    rows[0]['=HYPERLINK("http://x","y")'] = "@SUM(1,1)"
+    return write_jsonl(tmp_path / "formulas.jsonl", rows)
+
+
+def test_csv_cells_and_headers_are_never_formulas_and_resume_knows_guarded_ids(trained, tmp_path):
+    import csv
+    src, out = formula_day(tmp_path), tmp_path / "routed.csv"
+    assert invoke("classify", str(src), "-o", str(out)).exit_code == 0
+    with open(out, encoding="utf-8-sig", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    assert '\'=HYPERLINK("http://x","y")' in header
+    cells = [c for r in rows for c in r] + header
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r") and c.lstrip("-").replace(".", "")
+                .isdigit() is False], "a cell Excel would run"
+    assert [r[0] for r in rows] == ["'=X1", "'+X2", "'@SUM(1,1)", "'-X4", "X5", "X6"]
+    res = invoke("classify", str(src), "-o", str(out), "--resume")
+    assert res.exit_code == 0 and "skipped 6 already done" in res.output, res.output
+    with open(out, encoding="utf-8-sig", newline="") as f:
+        again = list(csv.reader(f))
+    assert again == [header, *rows]                      # every ticket once, each cell guarded once
+
+
+def test_excel_output_has_dates_a_frozen_filtered_header_and_fitted_widths(trained, tmp_path):
+    import openpyxl
+    from datetime import datetime
+    rows = read_jsonl(SAMPLE / "day.jsonl")[:5]
+    rows[1]["text"] = "小区门口的井盖丢了，晚上很危险，请尽快处理。" * 2
+    src, out = write_jsonl(tmp_path / "day.jsonl", rows), tmp_path / "routed.xlsx"
+    assert invoke("classify", str(src), "-o", str(out)).exit_code == 0
+    ws = openpyxl.load_workbook(out).active
+    header = [c.value for c in ws[1]]
+    when = ws.cell(2, header.index("received_at") + 1)
+    assert when.is_date and when.value == datetime(2026, 11, 26, 0, 10, 15)  # +08:00, as shown in Beijing
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref == f"A1:{ws.cell(1, len(header)).column_letter}6"
+    text = ws.column_dimensions[ws.cell(1, header.index("text") + 1).column_letter].width
+    assert text >= 2 * len(rows[1]["text"]) or text == 60            # Chinese characters count two
+    name = ws.column_dimensions[ws.cell(1, header.index("department_name") + 1).column_letter].width
+    assert name >= 2 * max(len(ws.cell(r, header.index("department_name") + 1).value) for r in range(2, 7))
+    assert invoke("classify", str(src), "-o", str(out), "--resume").exit_code == 0
+    assert openpyxl.load_workbook(out).active.cell(2, header.index("received_at") + 1).is_date
