@@ -86,7 +86,7 @@ def main(tickets: int = typer.Option(100_000), big: int = typer.Option(50),
                 res["cases"].append({"code": label, "case": name, "tickets": n, "tickets_per_s": rate,
                                      "wall_s": round(wall, 1), "peak_rss_mb": round(rss / 1024), "summary": said[-300:]})
         cfg = config.load(env={"ROUTER_PATHS__HOME": str(templates["this checkout"])})
-        _, clf = registry.load(connect(config.store_url(cfg)))
+        _, clf = registry.load(connect(config.store_url(cfg)), None, cfg)
         src = [json.loads(x) for x in (tmp / f"{tickets:,} sample tickets.jsonl".replace(" ", "_"))
                .read_text(encoding="utf-8").splitlines()[:20000]]
         texts = [model_input(r["text"], r.get("title")) for r in src]

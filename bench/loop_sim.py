@@ -403,7 +403,7 @@ class Centre:
         from router import registry
         from router.classifier import model_input
 
-        mv, clf = registry.load(self.engine, cfg=self.cfg)
+        mv, clf = registry.load(self.engine, None, self.cfg)
         rows = [r for r in rows if r.get("label")]
         pred = clf.predict([model_input(r["text"], r.get("title")) for r in rows])
         truth = [r["label"] for r in rows]

@@ -12,17 +12,6 @@ from router import config
 from router.catalog import Catalog, CatalogError, load_catalog
 from router.store import StoreVersionError, connect
 
-def _ttl() -> int:
-    """[dashboards] cache_ttl_s (the apps are entry points: they read the settings); broken settings
-    are reported by `page`, not here."""
-    try:
-        return config.load().dashboards.cache_ttl_s
-    except (FileNotFoundError, ValueError):
-        return config.Dashboards().cache_ttl_s
-
-
-TTL = _ttl()
-
 FIRST_STEPS = ("请先导入已标注的历史工单并训练模型：\n\n"
                "```\nrouter import data/sample/history.jsonl\nrouter train\n```")
 ROUTE_FIRST = ("还没有分派过的工单。请用当前模型分派一天的工单：\n\n"
@@ -72,20 +61,33 @@ def page(title: str) -> Ctx:
     return Ctx(cfg, catalog, url, cfg.queue.timezone)
 
 
-@st.cache_data(ttl=TTL, show_spinner=False)
-def query(name: str, url: str, *args):
-    """queries.<name>(engine, *args), cached per store for `TTL` seconds."""
-    return getattr(queries, name)(connect(url), *args)
+def query(name: str, ctx: Ctx, *args):
+    """queries.<name>(store, *args), cached per store for [dashboards] cache_ttl_s seconds."""
+    return _cached("_query", ctx.cfg.dashboards.cache_ttl_s)(name, ctx.url, *args)
+
+
+def report(ctx: Ctx, path: str) -> dict | None:
+    """A version's saved report, cached like `query`."""
+    return _cached("_report", ctx.cfg.dashboards.cache_ttl_s)(path)
 
 
 def models(ctx: Ctx) -> tuple[list, dict | None, dict | None]:
     """The registry's versions, the current one and the one it replaced (None when absent)."""
-    vs = query("versions", ctx.url)
+    vs = query("versions", ctx)
     return (vs, *queries.current_and_previous(vs))
 
 
-@st.cache_data(ttl=TTL, show_spinner=False)
-def report(path: str) -> dict | None:
+@st.cache_resource
+def _cached(fn: str, ttl: float):
+    """`fn` cached for `ttl` seconds (the settings are read by the page, not at import)."""
+    return st.cache_data(ttl=ttl, show_spinner=False)(globals()[fn])
+
+
+def _query(name: str, url: str, *args):
+    return getattr(queries, name)(connect(url), *args)
+
+
+def _report(path: str) -> dict | None:
     return queries.report(path)
 
 

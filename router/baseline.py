@@ -22,6 +22,9 @@ from sklearn.svm import LinearSVC
 
 from router.calibration import temper
 from router.classifier import Classifier, expand
+from router.config import Settings
+
+PARAMS = ("ngram_min", "ngram_max", "max_features", "C", "calibration_folds")  # saved in meta.json
 
 
 def vectorizer(ngram_min: int = 1, ngram_max: int = 4, max_features: int = 300000):
@@ -44,29 +47,28 @@ class BaselineClassifier(Classifier):
     def __init__(self, classes: Sequence[str] | None = None, ngram_min: int = 1, ngram_max: int = 4,
                  max_features: int = 300000, C: float = 20.0, calibration_folds: int = 3):
         self.classes = list(classes) if classes is not None else None
-        self.params = dict(ngram_min=ngram_min, ngram_max=ngram_max, max_features=max_features,
-                           C=C, calibration_folds=calibration_folds)
+        self.ngram_min, self.ngram_max, self.max_features = ngram_min, ngram_max, max_features
+        self.C, self.calibration_folds = C, calibration_folds
         self.model = None
         self.temperature = 1.0
 
     @classmethod
-    def from_settings(cls, cfg, classes, catalog=None):
+    def from_settings(cls, cfg: Settings, classes, catalog=None):
         return cls(classes=classes, **cfg.baseline.model_dump())
 
     def fit(self, texts, labels):
-        p = self.params
         texts, labels = list(texts), np.asarray(labels, dtype=object)
         fitted, counts = np.unique(labels, return_counts=True)
         if len(fitted) < 2:
             raise ValueError("training needs at least two departments with labels")
         # Calibration folds need every class in every fold: repeat the rarest examples.
-        k = p["calibration_folds"]
+        k = self.calibration_folds
         extra = [i for c, n in zip(fitted, counts) if n < k
                  for i in np.flatnonzero(labels == c).tolist() * (k - 1)]
         texts += [texts[i] for i in extra]
         labels = np.concatenate([labels, labels[extra]]) if extra else labels
-        self.model = make_pipeline(vectorizer(p["ngram_min"], p["ngram_max"], p["max_features"]),
-                                   CalibratedClassifierCV(svm(p["C"]), method="sigmoid", cv=k))
+        self.model = make_pipeline(vectorizer(self.ngram_min, self.ngram_max, self.max_features),
+                                   CalibratedClassifierCV(svm(self.C), method="sigmoid", cv=k))
         self.model.fit(texts, labels)
         self.fitted_ = [str(c) for c in self.model.classes_]
         self.classes_ = np.array(self.classes if self.classes is not None else self.fitted_, dtype=object)
@@ -105,10 +107,10 @@ class BaselineClassifier(Classifier):
         joblib.dump(self.model, folder / "model.joblib", compress=3)
         (folder / "meta.json").write_text(json.dumps(
             {"kind": self.kind, "classes": list(self.classes_), "fitted": self.fitted_,
-             "params": self.params, "temperature": self.temperature}, ensure_ascii=False, indent=1))
+             "params": {p: getattr(self, p) for p in PARAMS}, "temperature": self.temperature}, ensure_ascii=False, indent=1))
 
     @classmethod
-    def load(cls, folder, cfg=None):
+    def load(cls, folder, cfg: Settings):
         folder = Path(folder)
         meta = json.loads((folder / "meta.json").read_text())
         clf = cls(classes=meta["classes"], **meta["params"])

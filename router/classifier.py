@@ -100,9 +100,9 @@ def build(kind: str, cfg: Settings, classes: Sequence[str], catalog) -> Classifi
     return getattr(importlib.import_module(module), name).from_settings(cfg, classes, catalog)
 
 
-def load(folder: str | Path, cfg: Settings | None = None) -> Classifier:
-    """The model saved in `folder`; `cfg` says how to run it (LLM: [llm] device, precision, batch_size,
-    decode), default the declared defaults."""
+def load(folder: str | Path, cfg: Settings) -> Classifier:
+    """The model saved in `folder` (meta.json: its kind, classes and temperature); `cfg` says how to
+    run it (LLM: [llm] device, precision, batch_size, decode)."""
     folder = Path(folder)
     meta = folder / "meta.json"
     if not meta.exists():
@@ -111,7 +111,7 @@ def load(folder: str | Path, cfg: Settings | None = None) -> Classifier:
     if kind not in KINDS:
         raise ValueError(f"{folder}: unknown model kind {kind!r}")
     module, _, name = KINDS[kind].partition(":")
-    return getattr(importlib.import_module(module), name).load(folder, cfg if cfg is not None else Settings())
+    return getattr(importlib.import_module(module), name).load(folder, cfg)
 
 
 def expand(proba: np.ndarray, fitted: Sequence[str], classes: Sequence[str]) -> np.ndarray:

@@ -252,7 +252,7 @@ def zeroshot(
         evaluate.save(rep, folder, f"{version}: zero-shot held-out report")
     registry.register(c.engine, ModelVersion(
         version=version, kind="llm", path=str(folder.resolve()), status=VersionStatus.candidate, base=clf.base,
-        data_snapshot=snapshot, config=c.cfg.llm.model_dump(mode="json"), metrics=metrics, temperature=clf.temperature))
+        data_snapshot=snapshot, config=c.cfg.llm.model_dump(mode="json"), metrics=metrics))
     if promote:
         registry.promote(c.engine, version, "zero-shot LLM")
     else:

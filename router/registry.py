@@ -4,12 +4,14 @@ candidate / current / retired. Exactly one version is current; switching is one 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlmodel import Session, select
 
 from router import classifier
+from router.config import Settings
 from router.store import Action, ModelEvent, ModelVersion, VersionStatus, now
 
 
@@ -22,6 +24,9 @@ def new_version(kind: str) -> str:
 
 
 def register(engine, mv: ModelVersion) -> ModelVersion:
+    """Add version `mv`; its `temperature` is copied from its saved model (meta.json holds the one
+    the model uses)."""
+    mv.temperature = float(json.loads((Path(mv.path) / "meta.json").read_text()).get("temperature", 1.0))
     with Session(engine) as s:
         s.add(mv)
         s.commit()
@@ -88,14 +93,11 @@ def rollback(engine, reason: str = "manual rollback") -> ModelVersion:
     return promote(engine, prev.version, reason, action=Action.rolled_back)
 
 
-def load(engine, version: str | None = None, cfg=None) -> tuple[ModelVersion, classifier.Classifier]:
-    """The model of `version`, or the current one; a clear error when there is none. `cfg` (the
-    settings) says how to run it, default the declared defaults."""
+def load(engine, version: str | None, cfg: Settings) -> tuple[ModelVersion, classifier.Classifier]:
+    """The model of `version`, or the current one (None); a clear error when there is none. `cfg`
+    (the settings) says how to run it."""
     mv = get(engine, version) if version else current(engine)
     if mv is None:
         raise NoModelError(f"no model version {version!r}; see `router models`" if version else
                            "no current model: train one first with `router train`")
-    clf = classifier.load(mv.path, cfg)
-    if mv.temperature and mv.temperature != 1.0:
-        clf.temperature = mv.temperature
-    return mv, clf
+    return mv, classifier.load(mv.path, cfg)

@@ -161,7 +161,7 @@ class ModelVersion(SQLModel, table=True):
     data_snapshot: dict = Field(default_factory=dict, sa_column=Column(JSON))
     config: dict = Field(default_factory=dict, sa_column=Column(JSON))
     metrics: dict = Field(default_factory=dict, sa_column=Column(JSON))
-    temperature: float = 1.0
+    temperature: float = 1.0   # a copy of its model's (meta.json: the one the model uses), for listings
     created_at: datetime = Field(default_factory=now)
     promoted_at: Optional[datetime] = None
 

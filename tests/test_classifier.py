@@ -5,6 +5,7 @@ import pytest
 
 from router import classifier
 from router.baseline import BaselineClassifier
+from router.config import Settings
 from tests.conftest import SAMPLE
 from training.data import from_file
 
@@ -53,7 +54,7 @@ def test_departments_without_labels_get_zero(catalog):
 def test_save_load_roundtrip(fitted, sample, tmp_path):
     _, test = sample
     fitted.save(tmp_path / "m")
-    again = classifier.load(tmp_path / "m")
+    again = classifier.load(tmp_path / "m", Settings())
     assert isinstance(again, BaselineClassifier)
     np.testing.assert_allclose(again.predict_proba(test.texts[:20]), fitted.predict_proba(test.texts[:20]))
 

@@ -99,7 +99,7 @@ def test_scores_equal_the_product_of_token_probabilities(lm, prompt, named, styl
 
 
 def test_batching_is_deterministic_and_keeps_the_order(tiny, catalog):
-    clf = LLMClassifier(catalog=catalog, base=str(tiny), device="cpu", template=SHORT, batch_size=3)
+    clf = LLMClassifier(Settings(), catalog=catalog, base=str(tiny), device="cpu", template=SHORT, batch_size=3)
     texts = tickets(7)
     p = clf.predict_proba(texts)
     assert p.shape == (7, len(catalog.ids)) and np.allclose(p.sum(axis=1), 1)
@@ -123,7 +123,7 @@ def test_generated_labels_are_departments_and_never_beat_exact_scoring(lm, promp
 
 
 def test_calibration_fits_a_temperature_that_lowers_the_nll(tiny, catalog):
-    clf = LLMClassifier(catalog=catalog, base=str(tiny), device="cpu", template=SHORT)
+    clf = LLMClassifier(Settings(), catalog=catalog, base=str(tiny), device="cpu", template=SHORT)
     rows = [json.loads(x) for x in (ROOT / "data/sample/history.jsonl").read_text(encoding="utf-8").splitlines()[:16]]
     rep = clf.calibrate([r["text"] for r in rows], [r["label"] for r in rows])
     assert rep["n"] == 16 and clf.temperature == rep["temperature"] != 1.0
@@ -134,14 +134,14 @@ def test_calibration_fits_a_temperature_that_lowers_the_nll(tiny, catalog):
 def test_save_and_load_round_trip(tiny, catalog, tmp_path):
     from router import classifier
 
-    clf = LLMClassifier(catalog=catalog, base=str(tiny), device="cpu", template=SHORT, temperature=2.5)
+    clf = LLMClassifier(Settings(), catalog=catalog, base=str(tiny), device="cpu", template=SHORT, temperature=2.5)
     texts = tickets(3)
     p = clf.predict_proba(texts)
     clf.save(tmp_path / "v1")
     meta = json.loads((tmp_path / "v1" / "meta.json").read_text())
     assert meta["kind"] == "llm" and meta["base"] == str(tiny) and meta["temperature"] == 2.5
     assert meta["labels"] == [str(i + 1) for i in range(70)] and meta["template"] == {**meta["template"], **SHORT}
-    back = classifier.load(tmp_path / "v1")
+    back = classifier.load(tmp_path / "v1", Settings())
     back.device = "cpu"
     assert isinstance(back, LLMClassifier) and list(back.classes_) == catalog.ids
     assert np.allclose(back.predict_proba(texts), p, atol=1e-6)
@@ -167,7 +167,7 @@ def test_fit_trains_an_adapter_that_is_saved_and_loaded(tiny, catalog, tmp_path)
     cfg = Settings(paths={"home": str(tmp_path / "home")},  # the run's work folder goes there, not into ./.router
                    sft={"max_steps": 2, "batch_size": 2, "grad_accum": 1, "learning_rate": 1e-3, "save_steps": 1000,
                         "gradient_checkpointing": False, "lora_r": 4, "lora_alpha": 8, "logging_steps": 1})
-    clf = LLMClassifier(catalog=catalog, cfg=cfg, base=str(tiny), device="cpu", template=SHORT)
+    clf = LLMClassifier(cfg, catalog=catalog, base=str(tiny), device="cpu", template=SHORT)
     texts = tickets(8)
     before = clf.predict_proba(texts)
     rows = [json.loads(x) for x in (ROOT / "data/sample/history.jsonl").read_text(encoding="utf-8").splitlines()[:8]]
@@ -177,6 +177,6 @@ def test_fit_trains_an_adapter_that_is_saved_and_loaded(tiny, catalog, tmp_path)
     assert not np.allclose(after, before, atol=1e-6)      # the adapter changes the scores
     clf.save(tmp_path / "v2")
     assert (tmp_path / "v2" / "adapter" / "adapter_config.json").exists()
-    back = classifier.load(tmp_path / "v2")
+    back = classifier.load(tmp_path / "v2", Settings())
     back.device = "cpu"
     assert np.allclose(back.predict_proba(texts), after, atol=1e-5)

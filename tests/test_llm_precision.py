@@ -86,4 +86,4 @@ def test_classifier_reads_precision_from_config(tiny, catalog):  # noqa: F811
                                      template=SHORT)
     p = clf.predict_proba(tickets(3))
     assert np.allclose(p.sum(1), 1) and isinstance(clf._model.get_decoder().layers[0].mlp.up_proj, FP8Linear)
-    assert LLMClassifier(catalog=catalog, base=str(tiny)).precision == "auto"
+    assert LLMClassifier(Settings(), catalog=catalog, base=str(tiny)).precision == "auto"

@@ -14,6 +14,7 @@ import pytest
 
 from router import ROOT
 from router.catalog import Catalog, Department
+from router.config import Settings
 from router.llm.model import LLMClassifier
 
 pytestmark = pytest.mark.slow
@@ -55,7 +56,7 @@ def data():
 @pytest.fixture(scope="module")
 def clf(smol):
     catalog = Catalog([Department(c, c.replace("_", " "), d) for c, d in INTENTS.items()])
-    return LLMClassifier(catalog=catalog, base=str(smol), device="cpu", template=PROMPT, batch_size=16)
+    return LLMClassifier(Settings(), catalog=catalog, base=str(smol), device="cpu", template=PROMPT, batch_size=16)
 
 
 def test_zero_shot_scoring_beats_chance(clf, data):

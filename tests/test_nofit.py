@@ -83,7 +83,7 @@ def test_no_fit_end_to_end(light, tmp_path, catalog):
     res = cli("train")
     assert "no department fits: precision" in res.output
     engine = open_store(config.load())
-    mv, clf = registry.load(engine)
+    mv, clf = registry.load(engine, None, config.Settings())
     assert NONE in list(clf.classes_)
     assert mv.config["nofit"]["threshold"] is not None          # fitted on the calibration slice
     rep = json.loads((Path(mv.path) / "report.json").read_text())

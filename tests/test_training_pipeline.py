@@ -96,7 +96,7 @@ def test_baseline_trains_calibrates_and_reports(store, cfg, catalog):
     assert mv.data_snapshot["n_test"] == len(te) and mv.data_snapshot["n_train"] < len(tr)
     assert rep["newest_corrections"]["n"] > 0
     # the loaded model applies the stored temperature: its probabilities are the reported ones
-    _, clf = registry.load(store, mv.version)
+    _, clf = registry.load(store, mv.version, cfg)
     test = data.subset(te)
     proba = clf.predict_proba(test.texts[:50])
     assert clf.temperature == pytest.approx(mv.temperature)

@@ -121,7 +121,7 @@ def test_shared_prefix_forward_matches_the_full_prompt(tiny, catalog, tcfg):
 
 
 def test_cpu_config_falls_back(tmp_path):
-    args = sft.sft_config(sft.settings(None), tmp_path, cuda=False, n_examples=100)
+    args = sft.sft_config(sft.settings(config.Settings()), tmp_path, cuda=False, n_examples=100)
     assert args.optim == "adamw_torch" and not args.bf16 and args.completion_only_loss
     assert args.per_device_train_batch_size == 4 and args.gradient_accumulation_steps == 4
     assert args.learning_rate == 5e-5 and args.lr_scheduler_type == "cosine"
@@ -162,12 +162,12 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny, catalog, tcfg, tmp_pa
 
 
 def test_pick_base_follows_the_settings_then_the_free_memory():
-    s = sft.settings(None, batch_size=2)                            # base = auto, checkpointing, batch 2 x 896
+    s = sft.settings(config.Settings(), batch_size=2)                            # base = auto, checkpointing, batch 2 x 896
     assert s.base == "auto"
     assert sft.pick_base(s, "auto", "cpu")[0] == "fp32"
-    assert sft.pick_base(sft.settings(None, base="bf16"), "auto", "cpu")[0] == "fp32"  # no GPU: never bf16/nf4
-    assert sft.pick_base(sft.settings(None, base="nf4"), False, "cuda") == ("nf4", "[sft] base = nf4")
-    assert sft.pick_base(sft.settings(None, base="bf16"), True, "cuda")[0] == "bf16"   # [sft] base wins
+    assert sft.pick_base(sft.settings(config.Settings(), base="bf16"), "auto", "cpu")[0] == "fp32"  # no GPU: never bf16/nf4
+    assert sft.pick_base(sft.settings(config.Settings(), base="nf4"), False, "cuda") == ("nf4", "[sft] base = nf4")
+    assert sft.pick_base(sft.settings(config.Settings(), base="bf16"), True, "cuda")[0] == "bf16"   # [sft] base wins
     assert sft.pick_base(s, True, "cuda")[0] == "nf4"                # older configs: [llm] quantize decides
     assert sft.pick_base(s, False, "cuda")[0] == "bf16"
     assert sft.pick_base(s, "auto", "cuda")[0] == "nf4"              # size unknown: the safe choice
@@ -177,7 +177,7 @@ def test_pick_base_follows_the_settings_then_the_free_memory():
     assert sft.pick_base(s, "auto", "cuda", seven_b, free=16 * sft.GIB)[0] == "nf4"   # a 16 GiB card
     # without checkpointing the step needs ~10x more: 24 GiB holds the checkpointed run only
     assert sft.pick_base(s, "auto", "cuda", seven_b, free=24 * sft.GIB)[0] == "bf16"
-    assert sft.pick_base(sft.settings(None, batch_size=2, gradient_checkpointing=False), "auto", "cuda", seven_b,
+    assert sft.pick_base(sft.settings(config.Settings(), batch_size=2, gradient_checkpointing=False), "auto", "cuda", seven_b,
                          free=24 * sft.GIB)[0] == "nf4"
 
 

@@ -224,7 +224,6 @@ def settle(engine, cfg: config.Settings, kind: str, version: str, clf: classifie
         config={**getattr(cfg, kind).model_dump(mode="json"),
                 "nofit": {"threshold": cal.threshold, "target_recall": cfg.nofit.target_recall,
                           "n_calibration": cal.n_nofit}},
-        metrics={**metrics.summary(ev.report), "ece_uncalibrated": ev.report["calibration"]["ece_before"]},
-        temperature=float(cal.temperature)))
+        metrics={**metrics.summary(ev.report), "ece_uncalibrated": ev.report["calibration"]["ece_before"]}))
     decision = gate_mod.settle(engine, version, cfg.gate if gate else None, ev.report, ev.current, ev.paired)
     return Trained(registry.get(engine, version), ev.report, decision.promote, decision, ev.current)

@@ -6,12 +6,12 @@ from dashboards import ui
 from dashboards.app import PAGES
 
 ctx = ui.page("工单分派看板")
-n = ui.query("counts", ctx.url)
+n = ui.query("counts", ctx)
 if not any(n.values()):
     ui.guide("库中还没有数据。" + ui.FIRST_STEPS + "\n\n然后分派工单："
              "`router classify data/sample/day.jsonl`。")
 
-vs = ui.query("versions", ctx.url)
+vs = ui.query("versions", ctx)
 cur = next((v for v in vs if v["status"] == "current"), None)
 cols = st.columns(5)
 cols[0].metric("工单", f"{n['tickets']:,}", help="库中的全部工单（导入的历史工单与分派过的工单）")

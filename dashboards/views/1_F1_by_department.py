@@ -12,7 +12,7 @@ vs, cur, prev = ui.models(ctx)
 if cur is None:
     ui.guide("还没有在用的模型。" + ui.FIRST_STEPS)
 
-rep = ui.report(cur["path"])
+rep = ui.report(ctx, cur["path"])
 if rep is None:
     st.warning(f"{cur['version']} 在 {cur['path']} 下没有 report.json：缺少精确率和召回率。")
     m = cur["metrics"]

@@ -14,7 +14,7 @@ ctx = ui.page("混淆分析")
 _, cur, _ = ui.models(ctx)
 if cur is None:
     ui.guide("还没有在用的模型。" + ui.FIRST_STEPS)
-rep = ui.report(cur["path"])
+rep = ui.report(ctx, cur["path"])
 if rep is None or "confusion" not in rep:
     ui.guide(f"{cur['version']} 在 {cur['path']} 下没有带混淆矩阵的 report.json：请用 `router train` 训练新版本。")
 
@@ -46,7 +46,7 @@ source = st.radio("来源", [held_out, corrected], horizontal=True)
 if source == held_out:
     pairs = queries.confused_pairs(rep)
 else:
-    pairs = ui.query("corrected_pairs", ctx.url,
+    pairs = ui.query("corrected_pairs", ctx,
                      (now() - timedelta(days=30)).replace(minute=0, second=0, microsecond=0))
 if pairs.empty:
     st.info("这里没有混淆的部门对。" if source == held_out else
@@ -80,7 +80,7 @@ if source == held_out:
                      column_config={"ticket": st.column_config.TextColumn("工单编号"), "text": text,
                                     "confidence": conf})
 else:
-    ex = ui.query("examples", ctx.url, pair["predicted"], pair["true"])
+    ex = ui.query("examples", ctx, pair["predicted"], pair["true"])
     if ex.empty:
         st.info("库中没有被模型分派到前者、又被标注为后者的工单。")
     else:

@@ -13,12 +13,12 @@ from router.store import now
 
 ctx = ui.page("置信度校准")
 _, cur, _ = ui.models(ctx)
-last = ui.query("last_prediction_at", ctx.url)
+last = ui.query("last_prediction_at", ctx)
 if cur is None and last is None:
     ui.guide("还没有模型，也没有分派结果。" + ui.FIRST_STEPS)
 
 st.subheader("留出测试集上的可靠性")
-rep = ui.report(cur["path"]) if cur else None
+rep = ui.report(ctx, cur["path"]) if cur else None
 if rep is None:
     st.info("没有带 report.json 的在用模型。" + ui.FIRST_STEPS)
 else:
@@ -48,8 +48,8 @@ day = st.date_input(f"日期（{ctx.zone}）", value=min(today, last_day), max_v
 start = datetime.combine(day, time(0), tzinfo=ZoneInfo(ctx.tz))
 end = start + timedelta(days=1)
 thr = float(ctx.cfg.classify.threshold)
-hist = ui.query("confidence_histogram", ctx.url, start, end)
-low, n = ui.query("below", ctx.url, start, end, thr)
+hist = ui.query("confidence_histogram", ctx, start, end)
+low, n = ui.query("below", ctx, start, end, thr)
 c1, c2, c3 = st.columns(3)
 c1.metric("分派条数", f"{n:,}")
 c2.metric(f"低于阈值 {thr:g}", f"{low:,}", help="置信度低于 classify.threshold 的工单进入复核队列")

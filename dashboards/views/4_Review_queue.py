@@ -11,17 +11,17 @@ from router.store import now
 REASONS = {"low_confidence": "低置信度", "audit": "抽检", "no_fit": "无合适部门", "over_budget": "超出每日预算"}
 
 ctx = ui.page("复核队列")
-if not ui.query("has_rows", ctx.url, "queueitem"):
+if not ui.query("has_rows", ctx, "queueitem"):
     ui.guide("复核队列还从未有过工单。`router classify` 会把置信度低于 classify.threshold "
              f"（{ctx.cfg.classify.threshold:g}）的工单放入队列。" + ui.ROUTE_FIRST)
 
 days = st.slider("显示天数", 7, 180, 30)
 start, end = queries.window(days, now().replace(minute=0, second=0, microsecond=0), ctx.tz)
-first = ui.query("first_queued_at", ctx.url)
+first = ui.query("first_queued_at", ctx)
 # the chart starts on the day the queue got its first item, not with weeks of zeros before it
 since, _ = queries.window(1, queries.utc(first), ctx.tz)
-size = ui.query("queue_size", ctx.url, max(start, since), end, ctx.tz)
-reasons = ui.query("pending_by_reason", ctx.url)
+size = ui.query("queue_size", ctx, max(start, since), end, ctx.tz)
+reasons = ui.query("pending_by_reason", ctx)
 cols = st.columns(4)
 cols[0].metric("当前待处理", f"{int(size['open'].iloc[-1]):,}", help="队列中尚未处理的工单")
 for col, (reason, k) in zip(cols[1:], reasons.itertuples(index=False)):
@@ -46,7 +46,7 @@ st.caption("每天新进入和已处理的工单（柱），以及每天结束�
            + (f"；队列从 {ctx.stamp(first)[:10]} 起才有工单，此前的日子不画。" if since > start else "。"))
 
 st.subheader("每位标注员每天的处理量")
-dec = ui.query("decisions", ctx.url, start, ctx.tz)
+dec = ui.query("decisions", ctx, start, ctx.tz)
 if dec.empty:
     st.info(f"近 {days} 天没有标注员的处理记录：标注员在标注应用中处理队列后会出现在这里。")
 else:
@@ -64,7 +64,7 @@ else:
                                 "per active day": st.column_config.NumberColumn("每个工作日", format="%.1f")})
 
 st.subheader("无合适部门：每日占比")
-nf = ui.query("nofit_daily", ctx.url, start, ctx.tz)
+nf = ui.query("nofit_daily", ctx, start, ctx.tz)
 if nf.empty:
     st.info(f"最近 {days} 天没有路由过的工单。")
 else:
@@ -78,7 +78,7 @@ else:
     st.caption("模型路由的工单中判为无合适部门（以 no_fit 进入队列）的占比，以及标注员决定中标为无合适部门（N）的占比。")
 
 st.subheader("抽检：随机样本与模型的一致率")
-audit = ui.query("audit_daily", ctx.url, ctx.tz)
+audit = ui.query("audit_daily", ctx, ctx.tz)
 if audit.empty:
     st.info("还没有抽检标注：模型较有把握的工单会按一定比例随机进入队列（抽检）；标注员处理后，"
             "他们与模型的一致率就是模型准确率的无偏估计（不受队列偏向难题的影响）。")

@@ -11,7 +11,7 @@ from dashboards import queries, ui
 from router.store import now
 
 ctx = ui.page("分布漂移")
-last = ui.query("last_prediction_at", ctx.url)
+last = ui.query("last_prediction_at", ctx)
 if last is None:
     ui.guide(ui.ROUTE_FIRST)
 _, cur, _ = ui.models(ctx)
@@ -19,9 +19,9 @@ _, cur, _ = ui.models(ctx)
 days = st.slider("近期窗口（天）", 1, 60, 7)
 end = now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
 start = end - timedelta(days=days)
-recent = ui.query("predicted_mix", ctx.url, start, end)
+recent = ui.query("predicted_mix", ctx, start, end)
 until = cur["created_at"] if cur else None
-reference = ui.query("label_mix", ctx.url, until)
+reference = ui.query("label_mix", ctx, until)
 if reference.empty:
     ui.guide("没有可对比的已标注工单：请用 `router import data/sample/history.jsonl` 导入历史工单。")
 if recent.empty:
@@ -55,7 +55,7 @@ st.dataframe(mix, hide_index=True, column_config={
     "training_share": pct("训练占比", format="percent"), "change": pct("变化", format="percent")})
 
 st.subheader("每天与训练数据的散度")
-daily = ui.query("predicted_daily_mix", ctx.url, end - timedelta(days=30), ctx.tz)
+daily = ui.query("predicted_daily_mix", ctx, end - timedelta(days=30), ctx.tz)
 rows = [{"day": d, "predictions": int(g["n"].sum()),
          "divergence": queries.js_divergence(g.set_index("department")["n"], reference)}
         for d, g in daily.groupby("day")]

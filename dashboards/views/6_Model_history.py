@@ -12,10 +12,10 @@ ACTIONS = {Action.promoted: "上线", Action.rolled_back: "回滚", Action.kept_
 STATUS = {VersionStatus.current: "在用", VersionStatus.candidate: "候选", VersionStatus.retired: "已退役"}
 
 ctx = ui.page("模型历史")
-vs = ui.query("versions", ctx.url)
+vs = ui.query("versions", ctx)
 if not vs:
     ui.guide("还没有模型版本。" + ui.FIRST_STEPS)
-ev = ui.query("events", ctx.url).copy()
+ev = ui.query("events", ctx).copy()
 ev["at"] = ctx.local(ev["at"]) if len(ev) else ev["at"]
 ev["action_name"] = ev["action"].map(lambda a: ACTIONS.get(a, a))
 

@@ -11,7 +11,7 @@ from router.store import now
 ctx = ui.page("退单与派单异议")
 days = st.slider("显示天数", 7, 180, 30)
 start, end = queries.window(days, now().replace(minute=0, second=0, microsecond=0), ctx.tz)
-fd = ui.query("first_dispatch", ctx.url, start, ctx.tz)
+fd = ui.query("first_dispatch", ctx, start, ctx.tz)
 if fd.empty:
     ui.guide(f"最近 {days} 天没有分派过的工单。" + ui.ROUTE_FIRST + "\n\n部门退回的工单用 "
              "`router returns import 退单.jsonl` 导入，由组长在标注应用中审核。")
@@ -23,7 +23,7 @@ cols[0].metric("一次派单准确率", f"{total['right'] / total['dispatched']:
                help="分派后既未被退单、也未被改派的工单占比")
 cols[1].metric("退单率", f"{total['returned'] / total['dispatched']:.1%}", help="分派后被部门退回（至少一次）的工单占比")
 cols[2].metric("分派工单", f"{int(total['dispatched']):,}")
-opened = ui.query("open_disputes", ctx.url, now())
+opened = ui.query("open_disputes", ctx, now())
 cols[3].metric("待审核异议", f"{len(opened):,}", help="部门退单后尚未由组长审核的工单")
 
 st.subheader("每日一次派单准确率与退单率")
@@ -51,7 +51,7 @@ st.dataframe(dept.sort_values("accuracy")[["name", "dispatched", "accuracy", "re
                  "returned": st.column_config.NumberColumn("被退单"), "redispatched": st.column_config.NumberColumn("被改派")})
 
 st.subheader("退单原因")
-why = ui.query("return_reasons", ctx.url, start, ctx.tz)
+why = ui.query("return_reasons", ctx, start, ctx.tz)
 if why.empty:
     st.info(f"最近 {days} 天没有退单。")
 else:
@@ -75,7 +75,7 @@ else:
         "age_days": st.column_config.NumberColumn("已等待（天）", format="%.1f")})
 
 st.subheader("多次改派（退单两次及以上）")
-chains = ui.query("redispatch_chains", ctx.url)
+chains = ui.query("redispatch_chains", ctx)
 if chains.empty:
     st.info("没有被退单两次及以上的工单。")
 else:

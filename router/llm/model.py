@@ -34,14 +34,14 @@ PROGRESS_MIN = 256   # show a progress bar from this many tickets on
 class LLMClassifier(Classifier):
     kind = "llm"
 
-    def __init__(self, classes: Sequence[str] | None = None, cfg: Settings | None = None, catalog: Catalog | None = None,
+    def __init__(self, cfg: Settings, classes: Sequence[str] | None = None, catalog: Catalog | None = None,
                  base: str = _LLM.base, adapter: str | Path | None = None, gguf_file: str = _LLM.gguf_file,
                  template: dict | None = None, temperature: float = _LLM.temperature, decode: str = _LLM.decode,
                  device: str = _LLM.device, batch_size: int = _LLM.batch_size, quantize=_LLM.quantize,
                  precision: str = _LLM.precision):
         """Stores its parameters, as a scikit-learn estimator does; `from_settings` and `load` fill them
-        from the settings. `classes`: default the catalogue's departments; `cfg`: the fine-tuning
-        settings ([sft], [paths]) that `fit` uses; `template`: the [prompt] keys, default the declared ones."""
+        from the settings. `cfg`: the settings `fit` uses ([sft], [paths]); `classes`: default the
+        catalogue's departments; `template`: the [prompt] keys, default the declared ones."""
         self.classes, self.cfg, self.catalog = classes, cfg, catalog
         self.base, self.adapter, self.gguf_file, self.template = base, adapter, gguf_file, template
         self.temperature, self.decode, self.device, self.batch_size = temperature, decode, device, batch_size
@@ -188,7 +188,7 @@ class LLMClassifier(Classifier):
         from router.llm.sft import finetune
 
         # A folder named by the data, under the state home: a crashed run resumes from its checkpoints.
-        cfg = self.cfg if self.cfg is not None else Settings()
+        cfg = self.cfg
         home = Path(cfg.paths.home)
         key = hashlib.sha1("\x1f".join([str(self.base), *texts, "\x1e", *labels]).encode()).hexdigest()[:12]
         self._work = home / "work" / f"llm-{key}"

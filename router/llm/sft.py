@@ -45,10 +45,9 @@ MARGIN = (1.2, 2.0)   # auto takes bf16 when free memory >= need x 1.2 + 2 GiB
 log = logging.getLogger("router.llm.sft")
 
 
-def settings(cfg: Settings | None = None, **overrides) -> SFT:
-    """The [sft] settings (default: the declared defaults), then keyword overrides (unknown keys are an error)."""
-    base = cfg.sft if cfg is not None else SFT()
-    return SFT(**{**base.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
+def settings(cfg: Settings, **overrides) -> SFT:
+    """The [sft] settings, then keyword overrides (unknown keys are an error)."""
+    return SFT(**{**cfg.sft.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
 
 
 def examples(prompt, texts: Sequence[str], labels: Sequence[str], max_seq: int, share_prefix: bool = False) -> dict:
