@@ -26,7 +26,9 @@ def new_version(kind: str) -> str:
 def register(engine, mv: ModelVersion) -> ModelVersion:
     """Add version `mv`; its `temperature` is copied from its saved model (meta.json holds the one
     the model uses)."""
-    mv.temperature = float(json.loads((Path(mv.path) / "meta.json").read_text()).get("temperature", 1.0))
+    meta = Path(mv.path) / "meta.json"
+    if meta.exists():
+        mv.temperature = float(json.loads(meta.read_text()).get("temperature", 1.0))
     with Session(engine) as s:
         s.add(mv)
         s.commit()
