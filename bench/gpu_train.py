@@ -111,6 +111,7 @@ class Timer:
 def worker(variant: str, folder: Path, steps: int, warmup: int, seq: int, batch: int, accum: int, data: str) -> dict:
     from transformers import TrainerCallback
 
+    from router.config import Settings
     from router.llm import sft
 
     timer = Timer()
@@ -138,7 +139,7 @@ def worker(variant: str, folder: Path, steps: int, warmup: int, seq: int, batch:
         ex = dataset(n, seq - prefix_len, vocab)
         prefix = torch.randint(10, vocab - 10, (prefix_len,), generator=torch.Generator().manual_seed(1)).tolist()
         whole = seq
-    s = sft.settings(None, batch_size=micro, grad_accum=accum, max_steps=total, save_steps=10 ** 6,
+    s = sft.settings(Settings(), batch_size=micro, grad_accum=accum, max_steps=total, save_steps=10 ** 6,
                      logging_steps=10 ** 6, max_seq=max(map(len, ex["input_ids"])), warmup_ratio=0.0,
                      gradient_checkpointing=v.get("ckpt", True), base=v.get("base", "nf4"))
     out = Path("/tmp/gpu_train_out") / variant

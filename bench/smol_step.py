@@ -69,7 +69,7 @@ def run(variant: str, model_id: str, gguf_file, n: int, warmup: int, steps: int,
     prompt = build_prompt(tok, load_catalog(ROOT / "data/departments.json"), config.Prompt(**PROMPT))
     rows = [json.loads(x) for x in (ROOT / "data/sample/history.jsonl").read_text(encoding="utf-8").splitlines()]
     rows = rows[:n]
-    s = sft.settings(None, learning_rate=5e-4, batch_size=batch, grad_accum=1, gradient_checkpointing=False,
+    s = sft.settings(config.Settings(), learning_rate=5e-4, batch_size=batch, grad_accum=1, gradient_checkpointing=False,
                      max_seq=256, optim="adamw_torch_fused" if CUDA else "adamw_torch", save_steps=100_000,
                      logging_steps=50, epochs=3, max_steps=warmup + steps + prof_steps, base="bf16")
     ex = sft.examples(prompt, [r["text"] for r in rows], [r["label"] for r in rows], s.max_seq, True)
