@@ -40,6 +40,7 @@ if str(ROOT) not in sys.path:
 
 from labeling import actions  # noqa: E402
 from router import store  # noqa: E402
+from router.catalog import NONE, to_label  # noqa: E402
 from router.store import Label, Prediction, QueueItem, Session, SQLModel, Ticket, connect, migrate, now  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlmodel import select  # noqa: E402
@@ -141,7 +142,7 @@ def reviewer(url: str, name: str, n: int, seed: int, result: str) -> None:
                 break
             continue
         log["claims"].append(item.queue_id)
-        choice = rng.choice([item.top[0][0], item.top[1][0], actions.SKIP, actions.NO_FIT])
+        choice = rng.choice([item.top[0][0], item.top[1][0], actions.SKIP, NONE])
         ok, label = attempt(actions.decide, engine, name, item.queue_id, choice)
         if not ok:
             continue
@@ -186,7 +187,7 @@ def check(url: str, logs: list[dict]) -> dict:
         standing = [lab for lab in app_labels.get(q.ticket_id, []) if not lab.undone] if q else []
         ok = q is not None and q.status == want and q.claimed_by == who
         if choice != actions.SKIP:
-            dept = None if choice == actions.NO_FIT else choice
+            dept = to_label(choice)
             ok = ok and [(lab.reviewer, lab.department) for lab in standing] == [(who, dept)]
         else:
             ok = ok and not standing

@@ -36,6 +36,7 @@ from sqlalchemy import text
 
 from labeling import actions
 from router import ROOT
+from router.catalog import NONE
 from router.store import connect, now
 
 DEPTS = ["police", "traffic-police", "urban-mgmt", "housing", "environment", "water", "transport", "health"]
@@ -99,7 +100,7 @@ def work(engine, steps: int, reviewer: str = "bench") -> np.ndarray:
             actions.undo(engine, reviewer)
         else:
             actions.decide(engine, reviewer, item.queue_id,
-                           rng.choice([item.top[0][0], item.top[1][0], actions.SKIP, actions.NO_FIT]))
+                           rng.choice([item.top[0][0], item.top[1][0], actions.SKIP, NONE]))
         item = actions.next_item(engine, reviewer)
         actions.counts(engine, reviewer)
         out.append((time.perf_counter() - t) * 1000)

@@ -63,6 +63,7 @@ from rich.console import Console
 from rich.table import Table
 
 from router import ROOT
+from router.catalog import NONE, to_label
 
 B77 = ROOT.parent / "shared" / "datasets" / "banking77" / "train.csv"
 MONTH = ROOT / "data" / "sample" / "month"
@@ -180,7 +181,7 @@ def check(engine, when: str, decisions: list | None = None) -> None:
                 if item.status != "skipped":
                     raise Broken(f"{when}: skip of {tid} not stored (status {item.status})")
                 continue
-            want = None if choice == "__no_fit__" else choice
+            want = to_label(choice)
             got = s.exec(select(Label).where(Label.ticket_id == tid, Label.undone == False)  # noqa: E712
                          .order_by(Label.id.desc())).first()
             if item.status != "done" or got is None or got.department != want:
@@ -326,7 +327,7 @@ class Centre:
                 decisions.append((item.queue_id, item.ticket_id, actions.SKIP))
                 continue
             truth = self.setup.truth.get(item.ticket_id, "")
-            choice = truth or actions.NO_FIT
+            choice = truth or NONE
             label = actions.decide(self.engine, who, item.queue_id, choice)
             decisions.append((item.queue_id, item.ticket_id, choice))
             n += 1

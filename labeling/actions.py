@@ -15,13 +15,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, true, update
 from sqlmodel import Session, select
 
-from router.catalog import NONE
+from router.catalog import from_label, to_label
 from router.queue import day_start
 from router import returns
 from router.store import ItemStatus, Label, Prediction, QueueItem, Reason, Source, Ticket, now, retry, writing
 
 SKIP = "__skip__"
-NO_FIT = "__no_fit__"
 SOURCES = (Source.confirmation, Source.correction, Source.audit)  # labels written by the app
 
 
@@ -107,7 +106,7 @@ def _load(s: Session, qid: int) -> Item:
 @retry
 def decide(engine, reviewer: str, queue_id: int, choice: str, co: list[str] | tuple = ()) -> Label | None:
     """Record a decision on a claimed ticket: a department id (accepting a suggestion or
-    correcting it), NO_FIT ("no department fits": a label with department None) or SKIP;
+    correcting it), NONE ("no department fits", router/catalog.py) or SKIP;
     `co`: co-handling departments (协办) of the chosen one.
     Label source: audit for audit samples, confirmation when the choice is the model's top
     department, correction otherwise. Returns the label (None for a skip)."""
@@ -130,11 +129,11 @@ def decide(engine, reviewer: str, queue_id: int, choice: str, co: list[str] | tu
             raise DecisionError(f"ticket {q.ticket_id} was already decided or is claimed by {q.claimed_by}")
         label = None
         if choice != SKIP:
-            dept = None if choice in (NO_FIT, NONE) else choice  # NONE: the model's "no department fits"
+            dept = to_label(choice)
             top = s.exec(select(Prediction.department).where(Prediction.id == q.prediction_id)).first() \
                 if q.prediction_id else None
             source = Source.audit if q.reason == Reason.audit else (
-                Source.confirmation if (dept or NONE) == top else Source.correction)
+                Source.confirmation if from_label(dept) == top else Source.correction)
             label = Label(ticket_id=q.ticket_id, department=dept, reviewer=reviewer, source=source,
                           prediction_id=q.prediction_id, created_at=t,
                           co_departments=[c for c in dict.fromkeys(co) if dept and c != dept])

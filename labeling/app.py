@@ -30,7 +30,7 @@ import streamlit as st
 from sqlmodel import Session
 
 from labeling import actions
-from labeling.actions import NO_FIT, SKIP, DecisionError
+from labeling.actions import SKIP, DecisionError
 from router import config, returns, users
 from router.catalog import NONE, load_catalog
 from router.nofit import NONE_DUTIES
@@ -127,7 +127,7 @@ def act(engine, catalog, reviewer: str, queue_id: int, choice: str | None) -> No
         return
     st.session_state["other"] = None  # the next ticket starts with an empty list
     st.session_state["co"] = []
-    msg = {SKIP: "已跳过", NO_FIT: "已标记：无合适部门"}.get(choice, f"已分派到 {catalog.name(choice)}")
+    msg = {SKIP: "已跳过", NONE: "已标记：无合适部门"}.get(choice, f"已分派到 {catalog.name(choice)}")
     st.session_state.flash = ("success", msg)
 
 
@@ -358,7 +358,7 @@ def main() -> None:
     a.button("跳过", key="skip", shortcut="S", disabled=item is None, width="stretch",
              on_click=act, args=(engine, catalog, reviewer, qid, SKIP))
     b.button("无合适部门", key="no_fit", shortcut="N", disabled=item is None, width="stretch",
-             on_click=act, args=(engine, catalog, reviewer, qid, NO_FIT))
+             on_click=act, args=(engine, catalog, reviewer, qid, NONE))
     c.button("撤销上一步", key="undo", shortcut="U", width="stretch",
              on_click=take_back, args=(engine, reviewer, claim_minutes))
     if item is not None:

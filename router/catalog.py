@@ -12,8 +12,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-NONE = "none"            # reserved id: "no department fits" (a dispatcher's N, a model's reject class)
+# "No department fits" is the reserved department id NONE everywhere (a dispatcher's N, a model's
+# reject class, files, predictions, the app), except in the store's Label.department, where it is
+# None: `to_label` / `from_label` convert. A queue item for such a ticket has reason `no_fit`.
+NONE = "none"
 NONE_NAME = "无合适部门"
+
+
+def is_none(label: str) -> bool:
+    """Whether a label in a file means "no department fits": `none` or 无合适部门, any case."""
+    return label.casefold() in (NONE, NONE_NAME)
+
+
+def to_label(dept: str | None) -> str | None:
+    """A department id as Label.department stores it (NONE: None)."""
+    return None if dept in (None, NONE) else dept
+
+
+def from_label(dept: str | None) -> str:
+    """Label.department as a department id (None: NONE)."""
+    return NONE if dept is None else dept
 
 
 LEVELS = ("city", "district", "street")

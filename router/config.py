@@ -39,6 +39,32 @@ class Decode(StrEnum):
     generate = "generate"    # outlines-constrained label
 
 
+class Strategy(StrEnum):
+    """[queue] strategy: router/strategies.py builds each as the benchmarks measured it."""
+    least_confidence = "least_confidence"
+    margin = "margin"
+    entropy = "entropy"
+    random = "random"
+    balanced = "balanced"    # margin, at most a fair share per predicted department
+    diverse = "diverse"      # margin, spread out and density-weighted: near-duplicates last
+
+
+class Auth(StrEnum):
+    """[labeling] auth: how dispatchers sign in (router/users.py)."""
+    auto = "auto"
+    accounts = "accounts"
+    shared_password = "shared_password"
+    names = "names"
+
+
+class Precision(StrEnum):
+    """[llm] precision: how the LLM is loaded for serving (router/llm/load.py)."""
+    auto = "auto"
+    nf4 = "nf4"
+    bf16 = "bf16"
+    fp8 = "fp8"
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -82,7 +108,7 @@ class LLM(Section):
                       description="Hugging Face id or local folder of the base model")
     gguf_file: str = Field("", description="a .gguf file inside `base`, for GGUF checkpoints")
     device: str = Field("auto", description="auto (CUDA if present) | cuda | cpu")
-    precision: str = Field("auto", description="serving: nf4 | bf16 | fp8 (LoRA merged, FP8 linears) | auto: fp8 on "
+    precision: Precision = Field(Precision.auto, description="serving: nf4 | bf16 | fp8 (LoRA merged, FP8 linears) | auto: fp8 on "
                            "GPUs with FP8 (compute capability >= 8.9; faster than NF4, bench/gpu_llm.py), nf4 on "
                            "other GPUs, full precision on CPU")
     quantize: bool | Literal["auto"] = Field("auto", description="older configs: true | false forces the "
@@ -214,8 +240,9 @@ class Dashboards(Section):
 
 class Queue(Section):
     """Review queue (router/queue.py), filled by `router classify` with tickets below [classify] threshold."""
-    strategy: str = Field("diverse", description="order: least_confidence | margin | entropy | diverse (margin, "
-                          "near-duplicates last)")
+    strategy: Strategy = Field(Strategy.diverse, description="order: least_confidence | margin | entropy | "
+                               "random | balanced (margin, a fair share per predicted department) | diverse "
+                               "(margin, spread out: near-duplicates last)")
     daily_budget: int = Field(0, ge=0, description="at most this many low-confidence tickets a day (the best by "
                               "priority); 0 = no limit")
     audit_rate: float = Field(0.02, ge=0, le=1, description="share of confident tickets queued as random audits "
@@ -239,7 +266,7 @@ class Labeling(Section):
     address: str = Field("localhost", description="and binds this address (\"0.0.0.0\" to serve the network)")
     claim_minutes: float = Field(10, ge=1, le=1440,
                                  description="a shown ticket is reserved for its dispatcher this long")
-    auth: str = Field("auto", description="sign-in: accounts (each dispatcher's own password, `router users add`) | "
+    auth: Auth = Field(Auth.auto, description="sign-in: accounts (each dispatcher's own password, `router users add`) | "
                       "shared_password (any name + the password below) | names (any name, no password: one "
                       "trusted desk only) | auto: accounts once any exist, else shared_password when a password "
                       "is set, else names")

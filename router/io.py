@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
-from router.catalog import NONE, NONE_NAME, Catalog
+from router.catalog import NONE, Catalog, is_none
 
 FIELDS = ("id", "text", "title", "received_at", "channel", "label")
 # Column headers seen in dispatch-centre exports, mapped onto our fields.
@@ -46,7 +46,6 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _ID_LIKE = re.compile(r"[A-Za-z0-9][\w.\-/#:]{0,63}", re.ASCII)
 
 
-NO_FIT_LABELS = {NONE, NONE_NAME}  # a label meaning "no department fits" (or a non-empty `no_fit` field)
 
 
 class TicketFileError(ValueError):
@@ -147,8 +146,8 @@ def _validate(rec: dict, line: int, raw: str, seen: set, catalog: Catalog | None
             return Reject(line, f"ticket {tid}: 'received_at' {received[:60]!r} is outside the years "
                                 f"{YEARS[0]}-{YEARS[1]}", raw)
     label = _str(fields.get("label"))
-    if label is None and _str(rec.get("no_fit")) or label is not None and label.casefold() in NO_FIT_LABELS:
-        label = NONE  # a dispatcher's "no department fits" (Label.department None in the store)
+    if label is None and _str(rec.get("no_fit")) or label is not None and is_none(label):
+        label = NONE  # a dispatcher's "no department fits"
     elif label is not None and catalog is not None:
         dept = catalog.lookup(label)
         if dept is None:

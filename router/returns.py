@@ -26,7 +26,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from router import order
-from router.catalog import NONE, Catalog
+from router.catalog import NONE, Catalog, to_label
 from router.io import JsonlWriter, Reject, TicketFileError, _str, parse_time, read_records
 from router.store import (ItemStatus, Label, Prediction, QueueItem, Reason, ReturnStatus, Source, Ticket,
                           TicketReturn, User, now, retry, writing)
@@ -265,8 +265,8 @@ def decide(engine, lead: str, queue_id: int, outcome: str, department: str | Non
         upheld = outcome != UPHOLD and department != ret.department and ret.department not in co
         wrong = list(dict.fromkeys(st.wrong + ([ret.department] if upheld else [])))
         if department == NONE:  # re-dispatched nowhere: no department fits
-            department, co = None, []
-        label = Label(ticket_id=q.ticket_id, department=department, co_departments=list(co),
+            co = []
+        label = Label(ticket_id=q.ticket_id, department=to_label(department), co_departments=list(co),
                       wrong_departments=[w for w in wrong if w != department and w not in co],
                       reviewer=lead, source=Source.dispute, prediction_id=q.prediction_id, created_at=t)
         s.add(label)

@@ -22,10 +22,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import update
 from sqlmodel import Session, func, select
 
+from router.config import Auth
 from router.store import User, now, retry, writing
 
 ROLES = ("dispatcher", "lead")
-MODES = ("accounts", "shared_password", "names")
 MIN_PASSWORD = 8
 FREE_FAILURES = 3       # wrong passwords in a row before the delay starts (per name)
 IP_FREE_FAILURES = 10   # ... per client address, over all names
@@ -235,11 +235,9 @@ def auth_mode(cfg, engine, env=None) -> tuple[str, str]:
         raise UserError("ROUTER_LABELING__PASSWORD is set but empty: unset it to use [labeling] password "
                         "from router.toml, or set [labeling] auth = \"names\" for names-only sign-in")
     password = lab.password.get_secret_value()
-    mode = lab.auth or "auto"
-    if mode == "auto":
-        mode = "accounts" if any_users(engine) else ("shared_password" if password else "names")
-    if mode not in MODES:
-        raise UserError(f"[labeling] auth = {mode!r}: use auto, {', '.join(MODES)}")
+    mode = lab.auth
+    if mode == Auth.auto:
+        mode = Auth.accounts if any_users(engine) else (Auth.shared_password if password else Auth.names)
     if mode == "shared_password" and not password:
         raise UserError("[labeling] auth = \"shared_password\" needs a password: set ROUTER_LABELING__PASSWORD")
     return mode, password

@@ -9,7 +9,8 @@ import pytest
 from sqlmodel import Session, select
 
 from labeling import actions
-from labeling.actions import NO_FIT, SKIP, DecisionError
+from labeling.actions import SKIP, DecisionError
+from router.catalog import NONE as NO_FIT
 from router.store import Label, Prediction, QueueItem, Ticket, now
 
 # (ticket id, text, [(dept, p), ...] best first, reason, priority)

@@ -53,6 +53,13 @@ def test_make_strategy_names_the_unknown():
         make_strategy("nope")
 
 
+def test_every_configurable_strategy_is_built():
+    from router import config
+    from router.strategies import STRATEGIES
+
+    assert set(STRATEGIES) == set(config.Strategy)
+
+
 def add_batch(engine, texts, proba, pol, prefix="t"):
     ids = [f"{prefix}{i}" for i in range(len(texts))]
     with Session(engine) as s:

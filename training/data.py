@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from router.catalog import NONE, Catalog
+from router.catalog import NONE, Catalog, from_label, to_label
 from router.classifier import model_input
 from router.cohandling import parse as parse_co
 from router.io import Reject, load_tickets, parse_time
@@ -52,7 +52,7 @@ def from_store(engine, catalog: Catalog) -> Labeled:
         latest[label.ticket_id] = (label, model_input(text, title))
     out = Labeled()
     for tid, (label, text) in sorted(latest.items()):
-        dept = NONE if label.department is None else catalog.canonical(label.department)
+        dept = catalog.canonical(from_label(label.department))
         if dept not in active and dept != NONE:
             continue
         out.ids.append(tid)
@@ -92,7 +92,7 @@ def import_labeled(engine, path: str, catalog: Catalog, source: str = Source.imp
         s.flush()  # tickets before their labels (foreign key)
         for t in ok:
             if t.id not in labeled:
-                s.add(Label(ticket_id=t.id, department=None if t.label == NONE else t.label,
+                s.add(Label(ticket_id=t.id, department=to_label(t.label),
                             reviewer="import", source=source, co_departments=co[t.id] if t.label != NONE else []))
                 added += 1
         s.commit()

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import torch
 
+from router.config import Precision
 from router.llm import LoadError
 from router.parallel import cuda_device
 
 __all__ = ["load_model", "pick_device", "pick_precision", "quantization", "LoadError"]
-PRECISIONS = ("auto", "nf4", "bf16", "fp8")
+PRECISIONS = tuple(Precision)
 
 
 def pick_device(device: str = "auto") -> str:
