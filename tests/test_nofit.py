@@ -204,5 +204,5 @@ def test_llm_gets_a_no_fit_answer_among_its_labels(tmp_path, cfg, catalog):
     assert proba.shape == (2, len(catalog.ids) + 1) and np.allclose(proba.sum(axis=1), 1)
     assert np.allclose(score, nofit.proba_score(proba, list(clf.classes_))) and ((0 < score) & (score < 1)).all()
     clf.save(tmp_path / "m")
-    back = load(tmp_path / "m")
+    back = load(tmp_path / "m", cfg)
     assert list(back.classes_) == list(clf.classes_) and back.catalog.name(NONE) == "无合适部门"
