@@ -3,7 +3,9 @@ and is the one module under router/ that imports training/, labeling/ and dashbo
 
 from __future__ import annotations
 
+import shutil
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -11,25 +13,31 @@ import typer
 from rich import box
 from rich.markup import escape
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from router import config as config_mod
 from router.catalog import CatalogError, load_catalog
 from router.io import TicketFileError
 
-# Help strings are plain text (rich markup would swallow "[retrain]" and "[llm]").
+# transformers' FutureWarnings are for its API's users (this code), not for the router's.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|trl|accelerate)(\.|$)")
+
+# Help strings are plain text (rich markup would swallow "[retrain]" and "[llm]"), as wide as the
+# terminal up to 120 columns (120 when piped).
+HELP = {"max_content_width": 120, "terminal_width": min(shutil.get_terminal_size((120, 24)).columns, 120)}
 app = typer.Typer(help="Route hotline tickets to departments, and learn from dispatchers' corrections.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  rich_markup_mode=None)
+                  rich_markup_mode=None, context_settings=HELP)
 models_app = typer.Typer(help="Model versions: list, promote, roll back.", invoke_without_command=True,
-                         rich_markup_mode=None)
+                         rich_markup_mode=None, context_settings=HELP)
 app.add_typer(models_app, name="models")
 users_app = typer.Typer(help="Dispatchers' accounts for the labeling app.", no_args_is_help=True,
-                        rich_markup_mode=None)
+                        rich_markup_mode=None, context_settings=HELP)
 app.add_typer(users_app, name="users")
 returns_app = typer.Typer(help="Returns (退单) from departments: each opens a dispute for a lead.",
-                          no_args_is_help=True, rich_markup_mode=None)
+                          no_args_is_help=True, rich_markup_mode=None, context_settings=HELP)
 app.add_typer(returns_app, name="returns")
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # a message is one line, however narrow the terminal
 
@@ -47,26 +55,51 @@ def fail(message: str, code: int = 2):
     raise typer.Exit(code)
 
 
-class Ctx:
-    """Config, catalogue and store, opened once per command."""
+ELSEWHERE = "if your store is elsewhere, run in the folder that holds its .router/, or name it with " \
+            "ROUTER_PATHS__HOME or --config"
 
-    def __init__(self, config: Optional[Path]):
+
+class Ctx:
+    """Config, catalogue and store, opened once per command. Only a command that starts a store
+    (`create`: import, train, zeroshot, users add) makes a new SQLite store, and says so; the others
+    refuse a missing one. A store outside the current folder is named on standard error."""
+
+    def __init__(self, config: Optional[Path], create: bool = False):
         self.cfg = config_mod.load(config)
         self.catalog = load_catalog(config_mod.resolve(self.cfg.paths.catalog))
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import SQLAlchemyError
 
         from router.store import open_store
+        db = config_mod.sqlite_file(self.cfg)
+        new = db is not None and not db.exists()
+        if new and not create:
+            raise ValueError(f"no store at {db.absolute()} ({ELSEWHERE}); `router import` or `router train "
+                             "--data` starts a new one")
         url = config_mod.store_url(self.cfg)
+        try:
+            self.shown = str(db.absolute()) if db else make_url(url).render_as_string(hide_password=True)
+        except SQLAlchemyError:
+            self.shown = "(a malformed store.url)"
         try:
             self.engine = open_store(self.cfg)
         except (SQLAlchemyError, OSError, ImportError) as e:
             from router.routing import _brief
-            try:
-                shown = make_url(url).render_as_string(hide_password=True)
-            except SQLAlchemyError:
-                shown = "(a malformed store.url)"
-            raise ValueError(f"cannot open the store {shown}: {_brief(e)}") from None
+            raise ValueError(f"cannot open the store {self.shown}: {_brief(e)}") from None
+        if new:
+            err.print(escape(f"new store at {db.absolute()}"))
+        elif db is None or not db.absolute().is_relative_to(Path.cwd()):
+            err.print(escape(f"store: {self.shown}"))
+
+    def empty(self) -> str:
+        """"" or a hint naming the store when it holds no tickets and no models (the wrong folder?)."""
+        from sqlmodel import Session, select
+
+        from router.store import ModelVersion, Ticket
+        with Session(self.engine) as s:
+            if s.exec(select(Ticket.id).limit(1)).first() or s.exec(select(ModelVersion.version).limit(1)).first():
+                return ""
+        return f"the store {self.shown} holds no tickets and no models: {ELSEWHERE}"
 
 
     def check_outputs(self, writes: dict, reads: dict | None = None) -> None:
@@ -83,16 +116,23 @@ class Ctx:
             fail(str(e))
 
 
-def _ctx(config: Optional[Path]) -> Ctx:
+def _ctx(config: Optional[Path], create: bool = False) -> Ctx:
     try:
-        return Ctx(config)
+        return Ctx(config, create)
     except (CatalogError, FileNotFoundError, ValueError) as e:
         fail(str(e))
 
 
+class _Count(ProgressColumn):
+    """"done/total", or "done tickets" when the total is not known (standard input, Excel)."""
+
+    def render(self, task) -> Text:
+        return Text(f"{task.completed:.0f}/{task.total:.0f}" if task.total is not None
+                    else f"{task.completed:.0f} tickets")
+
+
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=err)
+    return Progress(TextColumn("{task.description}"), BarColumn(), _Count(), TimeRemainingColumn(), console=err)
 
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="TOML config file (default ./router.toml, $ROUTER_CONFIG)")
@@ -169,7 +209,9 @@ def _classify(source, output, rejects, encoding, model, threshold, batch_size, r
         with _progress() as progress:
             s = run(c.engine, c.catalog, source, output, rejects, thr, batch_size or c.cfg.classify.batch_size,
                     c.cfg.classify.top_k, model, resume, progress, encoding, cfg=c.cfg)
-    except (TicketFileError, NoModelError, LoadError, ShardError) as e:
+    except NoModelError as e:
+        fail(str(e) + (f"; {hint}" if (hint := c.empty()) else ""))
+    except (TicketFileError, LoadError, ShardError) as e:
         fail(str(e) + ("; after fixing it, rerun with --resume" if isinstance(e, TicketFileError)
                        and "damaged at row" in str(e) else ""))
     except StoreError as e:
@@ -222,7 +264,7 @@ def zeroshot(
     from router.store import ModelVersion, VersionStatus
     from training import data as data_mod, evaluate, gate
 
-    c = _ctx(config)
+    c = _ctx(config, create=True)
     try:
         clf = LLMClassifier.from_settings(c.cfg, c.catalog.ids, c.catalog, **{k: v for k, v in {
             "base": base, "gguf_file": gguf_file}.items() if v is not None})
@@ -257,9 +299,9 @@ def zeroshot(
         registry.promote(c.engine, version, "zero-shot LLM")
     else:
         gate.settle(c.engine, version, None, first="zero-shot LLM (first model)")
-    err.print(f"registered {version} (zero-shot {clf.base})" + (f": accuracy {metrics['accuracy']:.4f}, "
+    err.print(escape(f"registered {version} (zero-shot {clf.base})" + (f": accuracy {metrics['accuracy']:.4f}, "
               f"macro-F1 {metrics['macro_f1']:.4f}, ECE {metrics['ece']:.4f}" if metrics else "")
-              + ("; now current" if registry.current(c.engine).version == version else "; candidate"))
+              + ("; now current" if registry.current(c.engine).version == version else "; candidate")))
     print(version)
 
 
@@ -271,7 +313,7 @@ def import_(
     """Import labeled history into the store (tickets + labels with source 'import')."""
     from training.data import import_labeled
 
-    c = _ctx(config)
+    c = _ctx(config, create=True)
     try:
         added, rejects = import_labeled(c.engine, source, c.catalog)
     except TicketFileError as e:
@@ -291,7 +333,7 @@ def train(
     from training import data as data_mod
     from training.train import train as run
 
-    c = _ctx(config)
+    c = _ctx(config, create=bool(data))
     if data:
         try:
             labeled, rejects = data_mod.from_file(data, c.catalog)
@@ -310,10 +352,12 @@ def train(
             fail(str(e))
     print_report(res.report, c.catalog)
     nf = res.report["nofit"]
-    err.print(f"model {res.version.version}: accuracy {res.report['accuracy']:.4f}, macro-F1 "
-              f"{res.report['macro']['f1']:.4f}, ECE {res.report['ece']:.4f}; no department fits: precision "
-              f"{nf['precision']:.3f}, recall {nf['recall']:.3f} ({nf['support']} held-out); report in {res.version.path}"
-              + ("; now current (first model)" if res.promoted else "; candidate (see `router models`)"))
+    fits = (f"precision {nf['precision']:.3f}, recall {nf['recall']:.3f} ({nf['support']} held-out)"
+            if nf["support"] else "n/a (0 held out)")
+    err.print(escape(f"model {res.version.version}: accuracy {res.report['accuracy']:.4f}, macro-F1 "
+                     f"{res.report['macro']['f1']:.4f}, ECE {res.report['ece']:.4f}; no department fits: {fits}; "
+                     f"report in {res.version.path}"
+                     + ("; now current (first model)" if res.promoted else "; candidate (see `router models`)")))
 
 
 def print_report(rep: dict, catalog, worst: int = 15) -> None:
@@ -336,7 +380,12 @@ def models(ctx: typer.Context, config: Optional[Path] = ConfigOpt):
     t = Table(title="model versions (newest first)", box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("version", "status", "acc", "macro-F1", "ECE", "created"):
         t.add_column(col, no_wrap=True)
-    for mv in registry.versions(c.engine):
+    versions = registry.versions(c.engine)
+    if not versions:
+        err.print(escape(f"no model versions: train one with `router train`; {c.empty()}"
+                         if c.empty() else f"no model versions in the store {c.shown}: train one with `router train`"))
+        return
+    for mv in versions:
         m = mv.metrics or {}
         fmt = lambda k: f"{m[k]:.3f}" if k in m else "-"  # noqa: E731
         t.add_row(mv.version, mv.status, fmt("accuracy"), fmt("macro_f1"), fmt("ece"),
@@ -438,10 +487,16 @@ def returns_import(
         raise typer.Exit(SOME_REJECTED)
 
 
-def _new_password() -> str:
-    """Asked twice on the terminal, never echoed (or one line from standard input when piped)."""
+PasswordStdin = typer.Option(False, "--password-stdin", help="read the password from standard input (all of "
+                             "it, less one final line break), for scripts; never pass it as an argument")
+
+
+def _new_password(from_stdin: bool) -> str:
+    """Asked twice on the terminal, never echoed; or all of standard input with --password-stdin."""
+    if from_stdin:
+        return sys.stdin.read().removesuffix("\n").removesuffix("\r")
     if not sys.stdin.isatty():
-        return sys.stdin.readline().rstrip("\r\n")
+        fail("standard input is not a terminal: pass --password-stdin to read the password from it")
     return typer.prompt("password", hide_input=True, confirmation_prompt=True)
 
 
@@ -456,27 +511,29 @@ def _users(f, *args, **kw):
 
 @users_app.command("add")
 def users_add(name: str = typer.Argument(..., help="the name the dispatcher signs in with"),
-              role: str = typer.Option("dispatcher", help="dispatcher | lead"), config: Optional[Path] = ConfigOpt):
+              role: str = typer.Option("dispatcher", help="dispatcher | lead"), password_stdin: bool = PasswordStdin,
+              config: Optional[Path] = ConfigOpt):
     """Create an account; the password is asked for (never echoed) and stored as a salted argon2id hash."""
     from router import users
 
-    c = _ctx(config)
     _users(users.validate, name, role, None)
-    u = _users(users.add, c.engine, name, _new_password(), role)
-    err.print(f"added {u.role} {u.name}; the labeling app now asks for accounts (unless [labeling] auth says otherwise)")
+    c = _ctx(config, create=True)
+    u = _users(users.add, c.engine, name, _new_password(password_stdin), role)
+    err.print(escape(f"added {u.role} {u.name}; the labeling app now asks for accounts (unless [labeling] auth says "
+                     "otherwise)"))
 
 
 @users_app.command("passwd")
 def users_passwd(name: str, role: Optional[str] = typer.Option(None, help="change the role too"),
-                 config: Optional[Path] = ConfigOpt):
+                 password_stdin: bool = PasswordStdin, config: Optional[Path] = ConfigOpt):
     """Set a new password (and clear the failed sign-ins that delay the next try)."""
     from router import users
 
     c = _ctx(config)
     if users.get(c.engine, name) is None:
         fail(f"no user {name!r}")
-    u = _users(users.set_password, c.engine, name, _new_password(), role)
-    err.print(f"new password for {u.role} {u.name}")
+    u = _users(users.set_password, c.engine, name, _new_password(password_stdin), role)
+    err.print(escape(f"new password for {u.role} {u.name}"))
 
 
 @users_app.command("remove")
@@ -485,7 +542,7 @@ def users_remove(name: str, config: Optional[Path] = ConfigOpt):
     from router import users
 
     _users(users.remove, _ctx(config).engine, name)
-    err.print(f"removed {name}")
+    err.print(escape(f"removed {name}"))
 
 
 @users_app.command("list")
@@ -550,7 +607,7 @@ def _serve(c: Ctx, config: Optional[Path], section: str, package, port, address,
     env["ROUTER_STORE__URL"] = config_mod.store_url(c.cfg)  # the same store, whatever the app's cwd
     url = make_url(env["ROUTER_STORE__URL"]).render_as_string(hide_password=True)
     what = "dashboards" if section == "dashboards" else f"{section} app"
-    err.print(f"{what} for {url} on http://{address}:{port}{locked} (Ctrl+C stops)")
+    err.print(escape(f"{what} for {url} on http://{address}:{port}{locked} (Ctrl+C stops)"))
     app_file = Path(list(package.__path__)[0]) / "app.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.port", str(port),
            "--server.address", address, "--server.headless", "true",

@@ -430,5 +430,20 @@ def home(cfg: Settings) -> Path:
     return h
 
 
+def sqlite_file(cfg: Settings) -> Path | None:
+    """The store's SQLite file (None for a server database or an in-memory one); creates nothing."""
+    if not cfg.store.url:
+        return Path(cfg.paths.home) / "router.db"
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(cfg.store.url)
+    except ArgumentError:
+        return None
+    return Path(url.database) if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+        else None
+
+
 def store_url(cfg: Settings) -> str:
     return cfg.store.url or f"sqlite:///{home(cfg) / 'router.db'}"

@@ -401,6 +401,22 @@ def detect_format(path: str) -> str:
     return formats[suffix]
 
 
+def count_records(path: str) -> int | None:
+    """About how many records a ticket file holds, for a progress bar: its lines, less the header for
+    CSV (a quoted field over several lines makes it an overestimate); None for standard input and Excel."""
+    if path == "-" or detect_format(path) == "xlsx":
+        return None
+    n, last = 0, b"\n"
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                n, last = n + block.count(b"\n"), block[-1:]
+    except OSError:
+        return None
+    n += last != b"\n"
+    return max(n - (detect_format(path) == "csv"), 0)
+
+
 def check_encoding(encoding: str | None) -> str | None:
     """None (detect) or a codec name; raises TicketFileError for an unknown one."""
     if encoding in (None, "", "auto"):

@@ -18,8 +18,8 @@ from router.places import Places
 from router import nofit
 from router.classifier import model_input
 from router.config import Settings
-from router.io import (JsonlWriter, Reject, RoutedWriter, TicketIn, TicketReader, WriteError, done_ids,
-                       parse_time)
+from router.io import (JsonlWriter, Reject, RoutedWriter, TicketIn, TicketReader, WriteError, count_records,
+                       done_ids, parse_time)
 from router.queue import Enqueued, Policy, policy
 from router.store import Prediction, Ticket, now
 
@@ -163,7 +163,7 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
     co_p, co_n = cfg.classify.co_min_p, cfg.classify.co_min_pairs
     rejected_before = done_ids(rejects, key="line") if resume and rejects else set()
     start = time.perf_counter()
-    task = progress.add_task("routing", total=None) if progress else None
+    task = progress.add_task("routing", total=count_records(source)) if progress else None
     out = RoutedWriter(output or "-", append=resume)
     done_before = out.done() if resume else set()
     with JsonlWriter(rejects, append=resume, keep_empty=False) as rej:
@@ -204,8 +204,8 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
             out.write([batch[i] for i in kept], rows)
             summary.routed += len(rows)
             flush_rejects()
-            if progress:
-                progress.advance(task, len(batch))
+            if progress:  # lines done: routed, rejected or already in the output
+                progress.update(task, completed=summary.routed + summary.rejected + summary.skipped)
 
         def flush_rejects() -> None:
             summary.rejected += len(bad)
@@ -227,6 +227,9 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
             if batch:
                 route(batch)
             flush_rejects()
+            if progress:
+                done = summary.routed + summary.rejected + summary.skipped
+                progress.update(task, completed=done, total=done)
             out.finish(reader.encoding)
         except WriteError as e:
             e.routed = summary.routed  # how far it got: the journal keeps it for --resume

@@ -158,19 +158,19 @@ def test_accounts_mode_without_accounts_says_how_to_add_one(engine, monkeypatch)
 
 
 def test_users_cli(home):
-    r = runner.invoke(app, ["users", "add", "王芳", "--role", "lead"], input="wang-fang-pw\n")
+    r = runner.invoke(app, ["users", "add", "王芳", "--role", "lead", "--password-stdin"], input="wang-fang-pw\n")
     assert r.exit_code == 0, r.output
     assert "wang-fang-pw" not in r.output and "added lead 王芳" in r.output
     engine = config_engine()
     u = users.get(engine, "王芳")
     assert u.role == "lead" and u.password_hash.startswith("$argon2id$")
     assert users.sign_in(engine, "王芳", "wang-fang-pw").role == "lead"
-    assert runner.invoke(app, ["users", "add", "王芳"], input="other-password\n").exit_code == 2   # exists
-    assert runner.invoke(app, ["users", "add", "李四"], input="short\n").exit_code == 2           # too short
-    assert runner.invoke(app, ["users", "add", "李四", "--role", "boss"], input="long-enough\n").exit_code == 2
+    assert runner.invoke(app, ["users", "add", "王芳", "--password-stdin"], input="other-password\n").exit_code == 2   # exists
+    assert runner.invoke(app, ["users", "add", "李四", "--password-stdin"], input="short\n").exit_code == 2           # too short
+    assert runner.invoke(app, ["users", "add", "李四", "--role", "boss", "--password-stdin"], input="long-enough\n").exit_code == 2
     r = runner.invoke(app, ["users", "list"])
     assert r.exit_code == 0 and "王芳" in r.output and "lead" in r.output and "sign-in: accounts" in r.output
-    assert runner.invoke(app, ["users", "passwd", "王芳"], input="new-password-9\n").exit_code == 0
+    assert runner.invoke(app, ["users", "passwd", "王芳", "--password-stdin"], input="new-password-9\n").exit_code == 0
     assert users.sign_in(engine, "王芳", "wang-fang-pw").name is None
     assert users.sign_in(engine, "王芳", "new-password-9").name == "王芳"
     assert runner.invoke(app, ["users", "remove", "王芳"]).exit_code == 0

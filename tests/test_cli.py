@@ -47,9 +47,13 @@ def trained(home, template):
     return home
 
 
-def test_classify_before_training_is_a_clear_error(home):
+def test_classify_before_training_is_a_clear_error(home, tmp_path):
     res = invoke("classify", str(SAMPLE / "day.jsonl"))
-    assert res.exit_code == 2 and "no current model" in res.output
+    assert res.exit_code == 2 and f"no store at {home / 'router.db'}" in res.output and not home.exists()
+    history = write_jsonl(tmp_path / "h.jsonl", read_jsonl(SAMPLE / "history.jsonl")[:20])
+    assert invoke("import", str(history)).exit_code == 0
+    res = invoke("classify", str(SAMPLE / "day.jsonl"))
+    assert res.exit_code == 2 and "no current model" in res.output and "no tickets" not in res.output
 
 
 def test_main_job(trained, tmp_path, cfg):

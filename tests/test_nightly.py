@@ -81,7 +81,7 @@ def test_gate_refusal_exits_5(small, home, monkeypatch):
     assert [e.action for e in registry.events(engine)][0] == "kept_candidate"
 
 
-def test_a_second_run_is_locked_out(small, home):
+def test_a_second_run_is_locked_out(small, home, engine):  # engine: the store exists
     cfg = config.load()
     with nightly.lock(config.home(cfg) / "retrain.lock"):
         res = retrain("--force")

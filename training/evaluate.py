@@ -96,6 +96,8 @@ def _nofit_line(rep: dict) -> list[str]:
         return []
     auroc = f", AUROC of the score {n['auroc']:.4f}" if "auroc" in n else ""
     thr = f" (threshold {n['threshold']:.3f}, {n.get('threshold_source', '')})" if n.get("threshold") is not None else ""
+    if not n["support"]:
+        return [f"- no department fits: n/a (0 held out, {n['flagged']} flagged){thr}", ""]
     return [f"- no department fits: precision {n['precision']:.4f}, recall {n['recall']:.4f} "
             f"({n['support']} no-fit held-out tickets, {n['flagged']} flagged){auroc}{thr}", ""]
 
