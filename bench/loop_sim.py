@@ -56,6 +56,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import typer
@@ -266,7 +267,7 @@ class Centre:
     """A store, a config and the CLI, as a centre runs them."""
 
     def __init__(self, setup: Setup, folder: Path, strategy: str, seed: int, rerank: bool = True,
-                 threshold: float = 0.6, min_new_labels: int = 20, **queue):
+                 threshold: float = 0.6, min_new_labels: int = 20, retrain: dict | None = None, **queue):
         self.setup, self.folder = setup, folder
         folder.mkdir(parents=True, exist_ok=True)
         self.config = folder / "router.toml"
@@ -275,7 +276,8 @@ class Centre:
             f'[paths]\nhome = "{folder / "home"}"\ncatalog = "{setup.catalog}"\n'
             f"[classify]\nthreshold = {threshold}\n"
             f'[queue]\nstrategy = "{strategy}"\nseed = {seed}\nrerank = {str(rerank).lower()}\n{extra}'
-            f"[retrain]\nmin_new_labels = {min_new_labels}\n")
+            f"[retrain]\nmin_new_labels = {min_new_labels}\n"
+            + "".join(f"{k} = {json.dumps(v)}\n" for k, v in (retrain or {}).items()))
         from typer.testing import CliRunner
 
         from router import config
@@ -414,12 +416,15 @@ class Centre:
 
 def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, rerank: bool = True,
              days: int | None = None, stress: bool = False, review_all: bool = False,
-             return_rate: float = 0.0) -> dict:
+             return_rate: float = 0.0, lead_budget: int = 0, known_wrong_weight: int | None = None) -> dict:
     """One centre over the days; returns its daily records. `stress` also re-routes each day's
     file, rolls back and promotes again, checking the invariants after each. `return_rate`: the
-    share of wrongly auto-routed tickets the departments return (one or two days later)."""
+    share of wrongly auto-routed tickets the departments return (one or two days later);
+    `lead_budget` > 0: the lead decides up to that many disputes a day on top of the team's
+    `budget` (0: the disputes come out of `budget`); `known_wrong_weight`: [retrain]'s."""
     c = Centre(setup, folder, strategy, seed, rerank, min_new_labels=min(20, budget),
-               threshold=1.0 if review_all else ROUTE)
+               threshold=1.0 if review_all else ROUTE,
+               retrain=None if known_wrong_weight is None else {"known_wrong_weight": known_wrong_weight})
     rng = random.Random(seed)
     back = random.Random(seed + 1)  # the departments' own randomness: the review draws stay as without returns
     due: dict[int, list[dict]] = {}  # day -> returns arriving that morning
@@ -444,8 +449,8 @@ def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, 
         # routed without review at the default threshold (no-fit tickets always go to the queue)
         auto = [r["confidence"] >= ROUTE and r["department"] != "none" for r in rows]
         right = [r["department"] == (t or "none") for r, t in zip(rows, truth)]
-        disputes = c.decide_disputes(budget) if return_rate else 0
-        worked = c.review(budget - disputes, rng)
+        disputes = c.decide_disputes(lead_budget or budget) if return_rate else 0
+        worked = c.review(budget - (0 if lead_budget else disputes), rng)
         worked["reviewed"] += disputes
         labels += worked["reviewed"]
         decided_ids = {tid for _, tid, ch in worked.pop("decided") if ch != "__skip__"}
@@ -484,19 +489,22 @@ def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, 
             **({"pairs": [[round(r["confidence"], 4), int(ok)] for r, ok in zip(rows, right)]}
                if d > len(setup.days) - 5 else {})})
     return {"strategy": strategy, "seed": seed, "budget": budget, "rerank": rerank, "review_all": review_all,
-            "return_rate": return_rate, "days": record,
+            "return_rate": return_rate, "lead_budget": lead_budget, "known_wrong_weight": known_wrong_weight,
+            "days": record,
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
 # ---- the benchmark ---------------------------------------------------------------------------
 
 def _one(dataset: str, strategy: str, seed: int, budget: int, days: int, rerank: bool, root: str, data: Path,
-         review_all: bool = False, return_rate: float = 0.0) -> dict:
+         review_all: bool = False, return_rate: float = 0.0, lead_budget: int = 0,
+         known_wrong_weight: int | None = None) -> dict:
     setup = banking77(seed, days, path=data, workdir=Path(root) / f"b77-{seed}-{return_rate}") \
         if dataset == "banking77" else chinese(days)
     return simulate(setup, strategy, seed, budget,
                     Path(root) / f"{dataset}-{strategy}-{seed}-{budget}-{int(rerank)}-{int(review_all)}-{return_rate}",
-                    rerank=rerank, review_all=review_all, return_rate=return_rate)
+                    rerank=rerank, review_all=review_all, return_rate=return_rate, lead_budget=lead_budget,
+                    known_wrong_weight=known_wrong_weight)
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -506,7 +514,10 @@ def summarise(runs: list[dict]) -> dict:
     for r in runs:
         groups.setdefault(f"{r['strategy']}/{r['budget']}" + ("" if r["rerank"] else "/no-rerank")
                           + ("/all" if r.get("review_all") else "")
-                          + (f"/returns{r['return_rate']:g}" if r.get("return_rate") else ""), []).append(r)
+                          + (f"/returns{r['return_rate']:g}" if r.get("return_rate") else "")
+                          + (f"/lead{r['lead_budget']}" if r.get("lead_budget") else "")
+                          + (f"/kw{r['known_wrong_weight']}" if r.get("known_wrong_weight") is not None else ""),
+                          []).append(r)
     mean = lambda key, runs_, d: float(np.mean([x["days"][d][key] for x in runs_ if x["days"][d].get(key) is not None]))  # noqa: E731
     out = {}
     for name, rs in groups.items():
@@ -588,6 +599,10 @@ def main(dataset: str = typer.Option("banking77", help="banking77 | cn"),
                                                  "'random' is then classic random sampling of the day's tickets)"),
          returns: str = typer.Option("0", help="return rates, comma-separated: each strategy also runs with "
                                               "departments returning this share of the wrongly auto-routed tickets"),
+         lead_budget: int = typer.Option(0, help="with returns: the lead decides up to this many disputes a day "
+                                                 "on top of the budget (0: disputes come out of the budget)"),
+         known_wrong_weight: Optional[int] = typer.Option(None, help="[retrain] known_wrong_weight (default: the "
+                                                          "setting's)"),
          jobs: int = typer.Option(2, help="centres simulated in parallel"),
          data: Path = typer.Option(B77, help="Banking77 train.csv"),
          out: Path = typer.Option(None, help="default bench/results/loop_sim_<dataset>.json")):
@@ -603,7 +618,8 @@ def main(dataset: str = typer.Option("banking77", help="banking77 | cn"),
     tasks += [(s, seed, b, True, True, 0.0) for b in budgets for s in review_all.split(",") if s for seed in seeds_]
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as root:
-        runs = Parallel(n_jobs=jobs, verbose=10)(delayed(_one)(dataset, s, seed, b, days, rr, root, data, all_, r)
+        runs = Parallel(n_jobs=jobs, verbose=10)(delayed(_one)(dataset, s, seed, b, days, rr, root, data, all_, r,
+                                                               lead_budget if r else 0, known_wrong_weight if r else None)
                                                  for s, seed, b, rr, all_, r in tasks)
     res = {"dataset": dataset, "seeds": seeds_, "budgets": budgets, "days": days, "summary": summarise(runs),
            "runs": runs, "invariants": "held on every day of every run (each day's check raises otherwise)",
