@@ -85,6 +85,12 @@ def sign_in(engine, cfg) -> None:
             if not name.strip():
                 st.error("请填写姓名。")
                 return
+            if mode != "accounts":
+                try:
+                    users.reviewer_name(engine, name)
+                except users.UserError as e:
+                    st.error(f"姓名不可用：{plain(e)}")
+                    return
             got = (users.sign_in(engine, name, given, ip) if mode == "accounts" else
                    users.check_shared(name, given, password, ip) if mode == "shared_password" else
                    users.SignIn(name.strip()))

@@ -587,9 +587,19 @@ def label(
 
     c = _ctx(config)
     mode = _users(users.auth_mode, c.cfg, c.engine)[0]
+    address = address or c.cfg.labeling.address
+    if mode == "names" and c.cfg.labeling.auth == config_mod.Auth.auto and address not in LOOPBACK:
+        err.print(escape(f"no accounts and no shared password, so anyone who reaches the app could label under "
+                         f"any name: it binds 127.0.0.1 only, not {address}. To serve the network add accounts "
+                         "(router users add) or set ROUTER_LABELING__PASSWORD; [labeling] auth = \"names\" "
+                         "allows names only on purpose"))
+        address = "127.0.0.1"
     _serve(c, config, "labeling", labeling, port, address, ["--client.toolbarMode", "viewer"],
            {"accounts": " (sign-in: accounts)", "shared_password": " (sign-in: shared password)",
             "names": " (sign-in: names only, no password)"}[mode])
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _serve(c: Ctx, config: Optional[Path], section: str, package, port, address,

@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -45,10 +46,40 @@ def delay(failures: int, free: int = FREE_FAILURES) -> float:
     return 0.0 if failures < free else float(min(2 ** (failures - free), MAX_DELAY_S))
 
 
-def validate(name: str, role: str, password: str | None) -> str:
+_BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def skeleton(name: str) -> str:
+    """What a name looks like: NFKC, case-folded, each character mapped to the lowest code point it
+    is confusable with (Unicode's confusables, via confusable_homoglyphs): `bоb` (Cyrillic о) and
+    `bob` share one."""
+    from confusable_homoglyphs.confusables import confusables_data
+
+    out = []
+    for c in unicodedata.normalize("NFKC", name).casefold():
+        alts = [h["c"] for h in confusables_data.get(c, []) if len(h["c"]) == 1]
+        out.append(min([c, *alts], key=ord))
+    return "".join(out)
+
+
+def check_name(name: str, taken=()) -> str:
+    """The name, stripped; UserError for control, format or bidi characters, for a name that is not
+    NFKC-normal, or one confusable with a name in `taken` (other than itself)."""
     name = name.strip()
-    if not name or len(name) > 40 or any(c.isspace() and c != " " for c in name) or not name.isprintable():
-        raise UserError(f"bad name {name!r}: 1-40 printable characters")
+    if not name or len(name) > 40 or any(c.isspace() and c != " " for c in name) or not name.isprintable() \
+            or any(c in _BIDI or unicodedata.category(c) in ("Cc", "Cf") for c in name):
+        raise UserError(f"bad name {name!r}: 1-40 printable characters, no control or bidi characters")
+    if unicodedata.normalize("NFKC", name) != name:
+        raise UserError(f"bad name {name!r}: write it as {unicodedata.normalize('NFKC', name)!r}")
+    mine = skeleton(name)
+    for other in taken:
+        if other != name and skeleton(other) == mine:
+            raise UserError(f"name {name!r} looks like the existing {other!r}; choose another")
+    return name
+
+
+def validate(name: str, role: str, password: str | None) -> str:
+    name = check_name(name)
     if role not in ROLES:
         raise UserError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
     if password is not None and len(password) < MIN_PASSWORD:
@@ -61,6 +92,7 @@ def add(engine, name: str, password: str, role: str = "dispatcher") -> User:
     with Session(engine) as s:
         if s.get(User, name) is not None:
             raise UserError(f"user {name!r} already exists (router users passwd changes the password)")
+        check_name(name, s.exec(select(User.name)).all())
         u = User(name=name, password_hash=_hasher.hash(password), role=role)
         s.add(u)
         s.commit()
@@ -102,6 +134,15 @@ def get(engine, name: str) -> User | None:
         return s.get(User, name)
 
 
+def reviewer_name(engine, name: str) -> str:
+    """A name typed at sign-in without accounts (names or shared password): UserError when it has
+    control or bidi characters or looks like (but is not) a name that already decided tickets."""
+    from router.store import Label
+
+    with Session(engine) as s:
+        return check_name(name, s.exec(select(Label.reviewer).distinct()).all())
+
+
 def any_users(engine) -> bool:
     with Session(engine) as s:
         return s.exec(select(func.count()).select_from(User)).one() > 0
@@ -111,22 +152,42 @@ class Throttle:
     """In-process failure counts for keys the store does not hold (client addresses, unknown
     names, names under a shared password): the same growing delay as accounts."""
 
-    def __init__(self):
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock  # seconds; tests freeze it
         self._fails: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
 
     def wait(self, key: str, free: int = FREE_FAILURES) -> float:
         with self._lock:
             n, last = self._fails.get(key, (0, 0.0))
-        return max(0.0, last + delay(n, free) - time.monotonic()) if n else 0.0
+        return max(0.0, last + delay(n, free) - self.clock()) if n else 0.0
+
+    def reserve(self, key: str, free: int = FREE_FAILURES) -> tuple[float, int]:
+        """One step under the lock: (the wait left, failures) while `key` is in its delay, else
+        (0, failures) with this try already counted as a failure (`reset` clears it on success)."""
+        with self._lock:
+            n, last = self._fails.get(key, (0, 0.0))
+            left = max(0.0, last + delay(n, free) - self.clock()) if n else 0.0
+            if left > 0:
+                return left, n
+            self._fails[key] = (n + 1, self.clock())
+            if len(self._fails) > 100_000:  # bound the memory a flood of names can take
+                self._fails.pop(next(iter(self._fails)))
+            return 0.0, n + 1
 
     def failed(self, key: str) -> int:
         with self._lock:
             n = self._fails.get(key, (0, 0.0))[0] + 1
-            self._fails[key] = (n, time.monotonic())
+            self._fails[key] = (n, self.clock())
             if len(self._fails) > 100_000:  # bound the memory a flood of names can take
                 self._fails.pop(next(iter(self._fails)))
             return n
+
+    def touch(self, key: str) -> None:
+        """The delay of `key` runs from now (the end of a failed check)."""
+        with self._lock:
+            if key in self._fails:
+                self._fails[key] = (self._fails[key][0], self.clock())
 
     def reset(self, key: str) -> None:
         with self._lock:
@@ -148,19 +209,19 @@ def _refused(name: str, ip: str | None, failures: int, why: str) -> None:
                 name, ip or "local", failures, why, delay(failures))
 
 
-def _ip_wait(ip: str | None) -> float:
-    return throttle.wait(f"ip:{ip}", IP_FREE_FAILURES) if ip else 0.0
-
-
 def sign_in(engine, name: str, password: str, ip: str | None = None) -> SignIn:
-    """Check a dispatcher's own password. While a name (or address) is in its delay after wrong
-    passwords, attempts are refused unchecked. Failures are logged without the password."""
+    """Check a dispatcher's own password. Each try is counted as a failure before the password is
+    checked, in one step with the check of the delay (a transaction holding the account's row on
+    the store; a lock in this process for addresses and unknown names), so parallel tries cannot
+    all pass the check; the right password clears the count. While a name (or address) is in its
+    delay after wrong passwords, tries are refused unchecked. Failures are logged without the password."""
     name = name.strip()
-    t = now()
-    u = get(engine, name)
-    failures, last = (u.failed_sign_ins, u.last_failed_at) if u else (0, None)
-    wait = max(_ip_wait(ip), throttle.wait(f"name:{name}") if u is None else
-               (last + timedelta(seconds=delay(failures)) - t).total_seconds() if failures and last else 0.0)
+    ip_wait, _ = throttle.reserve(f"ip:{ip}", IP_FREE_FAILURES) if ip else (0.0, 0)
+    if ip_wait > 0:
+        return SignIn(wait_s=ip_wait)
+    u, wait, failures = _reserve(engine, name)
+    if u is None:
+        wait, failures = throttle.reserve(f"name:{name}")
     if wait > 0:
         log.warning("sign-in refused: name=%r ip=%s still waiting %.0f s after %d failures",
                     name, ip or "local", wait, failures)
@@ -171,39 +232,56 @@ def sign_in(engine, name: str, password: str, ip: str | None = None) -> SignIn:
         ok = _hasher.verify(u.password_hash if u else _dummy[0], password) and u is not None
     except (VerificationError, InvalidHashError):
         ok = False
-    if ip:
-        throttle.reset(f"ip:{ip}") if ok else throttle.failed(f"ip:{ip}")
-    if not ok:
-        if u is None:
-            _refused(name, ip, throttle.failed(f"name:{name}"), "unknown name")
-        else:
-            _refused(name, ip, _count_failure(engine, name), "wrong password")
+    if not ok:  # the delay runs from the end of the check
+        _failed_now(engine, name) if u is not None else throttle.touch(f"name:{name}")
+        if ip:
+            throttle.touch(f"ip:{ip}")
+        _refused(name, ip, failures, "unknown name" if u is None else "wrong password")
         return SignIn()
+    if ip:
+        throttle.reset(f"ip:{ip}")
     _signed_in(engine, u, password)
     log.info("signed in: name=%r ip=%s role=%s", name, ip or "local", u.role)
     return SignIn(u.name, u.role)
 
 
 @retry
-def _count_failure(engine, name: str) -> int:
+def _reserve(engine, name: str) -> tuple[User | None, float, int]:
+    """(account, wait left, failures): while the account is in its delay, the wait; else this try
+    counted as a failure, in the same transaction (the store's write lock on SQLite, the row's lock
+    on PostgreSQL). (None, 0, 0) for an unknown name."""
     with writing(engine) as s:
-        s.execute(update(User).where(User.name == name)
-                  .values(failed_sign_ins=User.failed_sign_ins + 1, last_failed_at=now()))
-        n = s.exec(select(User.failed_sign_ins).where(User.name == name)).one()
+        u = s.exec(select(User).where(User.name == name).with_for_update()).first()
+        if u is None:
+            return None, 0.0, 0
+        t = now()
+        n, last = u.failed_sign_ins, u.last_failed_at
+        u = User(name=u.name, password_hash=u.password_hash, role=u.role, failed_sign_ins=n)  # detached
+        wait = (last + timedelta(seconds=delay(n)) - t).total_seconds() if n and last else 0.0
+        if wait > 0:
+            s.rollback()
+            return u, wait, n
+        s.execute(update(User).where(User.name == name).values(failed_sign_ins=n + 1, last_failed_at=t))
         s.commit()
-        return n
+        return u, 0.0, n + 1
+
+
+@retry
+def _failed_now(engine, name: str) -> None:
+    with writing(engine) as s:
+        s.execute(update(User).where(User.name == name, User.failed_sign_ins > 0).values(last_failed_at=now()))
+        s.commit()
 
 
 @retry
 def _signed_in(engine, u: User, password: str) -> None:
-    """Clear the failures; re-hash a password stored with older parameters."""
+    """Clear the failures (this try's included); re-hash a password stored with older parameters."""
     values = {"failed_sign_ins": 0, "last_failed_at": None}
     if _hasher.check_needs_rehash(u.password_hash):
         values["password_hash"] = _hasher.hash(password)
-    if u.failed_sign_ins or len(values) > 2:
-        with writing(engine) as s:
-            s.execute(update(User).where(User.name == u.name).values(**values))
-            s.commit()
+    with writing(engine) as s:
+        s.execute(update(User).where(User.name == u.name).values(**values))
+        s.commit()
 
 
 def check_shared(name: str, given: str, password: str, ip: str | None = None) -> SignIn:
@@ -211,7 +289,8 @@ def check_shared(name: str, given: str, password: str, ip: str | None = None) ->
     import hmac
 
     name = name.strip()
-    wait = max(_ip_wait(ip), throttle.wait(f"shared:{name}"))
+    ip_wait, _ = throttle.reserve(f"ip:{ip}", IP_FREE_FAILURES) if ip else (0.0, 0)
+    wait, failures = (ip_wait, 0) if ip_wait > 0 else throttle.reserve(f"shared:{name}")
     if wait > 0:
         return SignIn(wait_s=wait)
     if hmac.compare_digest(given.encode(), password.encode()):
@@ -219,9 +298,10 @@ def check_shared(name: str, given: str, password: str, ip: str | None = None) ->
         if ip:
             throttle.reset(f"ip:{ip}")
         return SignIn(name)
+    throttle.touch(f"shared:{name}")
     if ip:
-        throttle.failed(f"ip:{ip}")
-    _refused(name, ip, throttle.failed(f"shared:{name}"), "wrong shared password")
+        throttle.touch(f"ip:{ip}")
+    _refused(name, ip, failures, "wrong shared password")
     return SignIn()
 
 

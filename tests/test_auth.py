@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from router import config, users
 from router.cli import app
-from router.store import User
+from router.store import Label, Ticket, User
 from tests.test_labeling_actions import item, labels, seed
 from tests.test_labeling_app import APP, start, texts
 
@@ -25,6 +25,14 @@ def fresh_throttle():
     users.throttle._fails.clear()  # in-process counts must not leak between tests
     yield
     users.throttle._fails.clear()
+
+
+@pytest.fixture
+def frozen(monkeypatch):
+    """Time stands still for the sign-in delays (a loaded machine takes seconds per app run)."""
+    t = users.now()
+    monkeypatch.setattr(users, "now", lambda: t)
+    monkeypatch.setattr(users.throttle, "clock", lambda: 1000.0)
 
 
 @pytest.fixture
@@ -91,7 +99,7 @@ def test_a_dispatcher_can_undo_only_their_own_decisions(accounts):
     assert labels(accounts)[0].undone is True and "小区门口的井盖丢了，晚上很危险" in texts(a)
 
 
-def test_wrong_passwords_are_delayed_and_logged_without_the_password(accounts, home):
+def test_wrong_passwords_are_delayed_and_logged_without_the_password(accounts, home, frozen):
     seed(accounts)
     for i in range(3):                                          # three free tries
         assert "姓名或密码错误。" in errors(start("alice", f"guess-{i}"))
@@ -143,7 +151,7 @@ def test_empty_password_variable_is_an_error_not_a_way_around_the_password(engin
     assert "标注人：张三" in texts(start("张三", "toml-secret"))
 
 
-def test_shared_password_tries_are_delayed_too(engine, monkeypatch):
+def test_shared_password_tries_are_delayed_too(engine, monkeypatch, frozen):
     seed(engine)
     monkeypatch.setenv("ROUTER_LABELING__PASSWORD", "shared-secret")
     for i in range(3):
@@ -181,3 +189,53 @@ def test_users_cli(home):
 def config_engine():
     from router.store import connect
     return connect(config.store_url(config.load()))
+
+
+def test_parallel_tries_cannot_all_pass_the_delay(accounts):
+    """30 tries at once, 29 wrong and the right one: the count and the wait are one step, so only
+    the free tries (and the right one, which resets them, plus its own free tries) are checked."""
+    from concurrent.futures import ThreadPoolExecutor
+    seed(accounts)
+    guesses = [f"guess-{i}" for i in range(29)]
+    guesses.insert(15, ALICE)
+    with ThreadPoolExecutor(30) as pool:
+        got = list(pool.map(lambda p: users.sign_in(accounts, "alice", p), guesses))
+    checked = [g for g in got if not g.wait_s]
+    assert len(checked) <= 2 * users.FREE_FAILURES + 1, len(checked)
+
+
+def test_names_that_look_alike_or_hide_direction_marks_are_refused(engine):
+    users.add(engine, "bob", "bobs-password")
+    for name in ("bоb", "BOB", "ｂｏｂ", "b\u202eob", "al\u200dice", "eve\x07"):   # Cyrillic о, case, width, bidi...
+        with pytest.raises(users.UserError):
+            users.add(engine, name, "a-password")
+    users.add(engine, "王芳", "a-password")
+    assert {u.name for u in users.all_users(engine)} == {"bob", "王芳"}
+    with Session(engine) as s:                             # names mode: like a name that decided tickets
+        s.add(Ticket(id="T-look", text="路灯坏了"))
+        s.commit()
+        s.add(Label(ticket_id="T-look", department=None, reviewer="alice"))
+        s.commit()
+    with pytest.raises(users.UserError, match="looks like"):
+        users.reviewer_name(engine, "аlice")              # Cyrillic а
+    assert users.reviewer_name(engine, "alice") == "alice"
+
+
+def test_with_the_defaults_and_no_accounts_the_app_binds_loopback_only(engine, monkeypatch):
+    import os
+    served = []
+
+    def execve(exe, cmd, env):
+        served.append(cmd[cmd.index("--server.address") + 1])
+        raise SystemExit(0)
+
+    monkeypatch.setattr(os, "execve", execve)
+    res = runner.invoke(app, ["label", "--address", "0.0.0.0"])
+    assert served == ["127.0.0.1"] and "binds 127.0.0.1 only, not 0.0.0.0" in res.output, res.output
+    users.add(engine, "bob", "bobs-password")
+    res = runner.invoke(app, ["label", "--address", "0.0.0.0"])
+    assert served[-1] == "0.0.0.0" and "binds 127.0.0.1" not in res.output
+    users.remove(engine, "bob")
+    monkeypatch.setenv("ROUTER_LABELING__AUTH", "names")              # names only, on purpose
+    runner.invoke(app, ["label", "--address", "0.0.0.0"])
+    assert served[-1] == "0.0.0.0"
