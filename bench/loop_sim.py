@@ -583,7 +583,7 @@ def plot(res: dict, path: Path) -> None:
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"30-day loop, {res['dataset']}: mean of seeds {res['seeds']}, "
+    fig.suptitle(f"{res['days']}-day loop, {res['dataset']}: mean of seeds {res['seeds']}, "
                  f"{res['budgets']} reviews a day")
     fig.tight_layout()
     fig.savefig(path)
