@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 from router.catalog import from_label, to_label
 from router.queue import day_start
 from router import returns
-from router.store import ItemStatus, Label, Prediction, QueueItem, Reason, Source, Ticket, now, retry, writing
+from router.store import ItemStatus, Label, Prediction, QueueItem, Reason, Source, Ticket, User, now, retry, writing
 
 SKIP = "__skip__"
 SOURCES = (Source.confirmation, Source.correction, Source.audit)  # labels written by the app
@@ -103,8 +103,20 @@ def _load(s: Session, qid: int) -> Item:
                 top, q.claimed_until)
 
 
+class AccountGone(DecisionError):
+    """The reviewer's account was removed (accounts mode): nothing they do is recorded."""
+
+
+def _account(s: Session, reviewer: str, account: bool) -> None:
+    """With `account` (the app signs in with accounts), refuse a reviewer whose account is gone."""
+    if account and s.get(User, reviewer) is None:
+        s.rollback()
+        raise AccountGone(f"the account {reviewer!r} was removed")
+
+
 @retry
-def decide(engine, reviewer: str, queue_id: int, choice: str, co: list[str] | tuple = ()) -> Label | None:
+def decide(engine, reviewer: str, queue_id: int, choice: str, co: list[str] | tuple = (),
+           account: bool = False) -> Label | None:
     """Record a decision on a claimed ticket: a department id (accepting a suggestion or
     correcting it), NONE ("no department fits", router/catalog.py) or SKIP;
     `co`: co-handling departments (协办) of the chosen one.
@@ -114,6 +126,7 @@ def decide(engine, reviewer: str, queue_id: int, choice: str, co: list[str] | tu
         raise ValueError("a reviewer name is needed to decide")
     t = now()
     with writing(engine) as s:
+        _account(s, reviewer, account)
         q = s.get(QueueItem, queue_id)
         if q is None:
             raise DecisionError(f"queue item {queue_id} does not exist")
@@ -145,7 +158,7 @@ def decide(engine, reviewer: str, queue_id: int, choice: str, co: list[str] | tu
 
 
 @retry
-def undo(engine, reviewer: str, claim_minutes: float = 10) -> int | None:
+def undo(engine, reviewer: str, claim_minutes: float = 10, account: bool = False) -> int | None:
     """Take back this reviewer's last decision: its label is marked undone and the ticket
     goes back to pending, claimed by them (so it is shown next); a dispute decision's return
     is open again. Returns the queue item id, or None when there is nothing to undo. Only
@@ -154,6 +167,7 @@ def undo(engine, reviewer: str, claim_minutes: float = 10) -> int | None:
         raise ValueError("a reviewer name is needed to undo")
     t = now()
     with writing(engine) as s:
+        _account(s, reviewer, account)
         last = None
         for status in (ItemStatus.done, ItemStatus.skipped):
             q = s.exec(select(QueueItem).where(QueueItem.claimed_by == reviewer, QueueItem.status == status)
@@ -162,6 +176,16 @@ def undo(engine, reviewer: str, claim_minutes: float = 10) -> int | None:
                 last = q
         if last is None:
             return None
+        since = s.exec(select(Label.reviewer).where(  # someone else decided the ticket after this decision
+            Label.ticket_id == last.ticket_id, Label.undone == False, Label.reviewer != reviewer,  # noqa: E712
+            Label.created_at > last.done_at)).first()
+        reopened = s.exec(select(QueueItem.id).where(  # ... or it waits in the queue again (routed again)
+            QueueItem.ticket_id == last.ticket_id, QueueItem.id != last.id,
+            QueueItem.status == ItemStatus.pending)).first()
+        if since is not None or reopened is not None:
+            s.rollback()
+            raise DecisionError(f"ticket {last.ticket_id} was " + (f"decided by {since}" if since is not None
+                                else "queued again") + " since; nothing was undone")
         label = None
         if last.status == ItemStatus.done:
             label = s.exec(select(Label).where(Label.ticket_id == last.ticket_id, Label.reviewer == reviewer,

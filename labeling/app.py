@@ -30,7 +30,7 @@ import streamlit as st
 from sqlmodel import Session
 
 from labeling import actions
-from labeling.actions import SKIP, DecisionError
+from labeling.actions import SKIP, AccountGone, DecisionError
 from router import config, returns, users
 from router.catalog import NONE, load_catalog
 from router.nofit import NONE_DUTIES
@@ -127,7 +127,11 @@ def act(engine, catalog, reviewer: str, queue_id: int, choice: str | None) -> No
         st.session_state.flash = ("warning", "请先在列表中选择一个部门。")
         return
     try:
-        actions.decide(engine, reviewer, queue_id, choice, st.session_state.get("co") or ())
+        actions.decide(engine, reviewer, queue_id, choice, st.session_state.get("co") or (),
+                       account=st.session_state.get("auth") == "accounts")
+    except AccountGone:
+        signed_out("您的账号已被删除，本次操作未记录。")
+        return
     except DecisionError:
         st.session_state.flash = ("error", "该工单已被处理或已被他人领取，已为您换下一条。")
         return
@@ -142,8 +146,21 @@ def correct(engine, catalog, reviewer: str, queue_id: int) -> None:
     act(engine, catalog, reviewer, queue_id, st.session_state.get("other"))
 
 
+def signed_out(message: str) -> None:
+    for k in ("reviewer", "role", "auth"):
+        st.session_state.pop(k, None)
+    st.session_state.flash = ("error", message)
+
+
 def take_back(engine, reviewer: str, claim_minutes: float) -> None:
-    qid = actions.undo(engine, reviewer, claim_minutes)
+    try:
+        qid = actions.undo(engine, reviewer, claim_minutes, account=st.session_state.get("auth") == "accounts")
+    except AccountGone:
+        signed_out("您的账号已被删除，本次操作未记录。")
+        return
+    except DecisionError:
+        st.session_state.flash = ("warning", "该工单此后已由他人处理，无法撤销。")
+        return
     st.session_state["other"] = None
     st.session_state.flash = ("info", "已撤销上一步。") if qid else ("warning", "没有可以撤销的操作。")
 

@@ -116,11 +116,16 @@ def set_password(engine, name: str, password: str, role: str | None = None) -> U
 
 
 def remove(engine, name: str) -> None:
-    with Session(engine) as s:
+    """Delete the account and release its claims at once (its labels stay)."""
+    from router.store import ItemStatus, QueueItem
+
+    with writing(engine) as s:
         u = s.get(User, name)
         if u is None:
             raise UserError(f"no user {name!r}")
         s.delete(u)
+        s.execute(update(QueueItem).where(QueueItem.claimed_by == name, QueueItem.status == ItemStatus.pending)
+                  .values(claimed_until=None))
         s.commit()
 
 

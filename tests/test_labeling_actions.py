@@ -155,3 +155,38 @@ def test_release_gives_claims_back(engine):
     a = actions.next_item(engine, "alice")
     assert actions.release(engine, "alice") == 1
     assert actions.next_item(engine, "bob").queue_id == a.queue_id
+
+
+def test_a_removed_account_cannot_act_and_its_claims_are_released(engine):
+    from router import users
+    seed(engine)
+    users.add(engine, "alice", "alices-password")
+    shown = actions.next_item(engine, "alice")
+    actions.decide(engine, "alice", shown.queue_id, "housing", account=True)
+    held = actions.next_item(engine, "alice")
+    users.remove(engine, "alice")
+    assert item(engine, held.queue_id).claimed_until is None              # released at once
+    assert actions.next_item(engine, "bob").queue_id == held.queue_id
+    with pytest.raises(actions.AccountGone):
+        actions.decide(engine, "alice", held.queue_id, "police", account=True)
+    with pytest.raises(actions.AccountGone):
+        actions.undo(engine, "alice", account=True)
+    assert [(x.reviewer, x.undone) for x in labels(engine)] == [("alice", False)]
+
+
+def test_undoing_a_skip_never_reopens_a_ticket_someone_decided_since(engine):
+    ids = seed(engine)
+    shown = actions.next_item(engine, "alice")
+    actions.decide(engine, "alice", shown.queue_id, SKIP)
+    with Session(engine) as s:                                           # the file is routed again
+        p = s.exec(select(Prediction).where(Prediction.ticket_id == shown.ticket_id)).first()
+        s.add(QueueItem(ticket_id=shown.ticket_id, prediction_id=p.id, priority=5.0))
+        s.commit()
+    again = actions.next_item(engine, "bob")
+    assert again.ticket_id == shown.ticket_id
+    actions.decide(engine, "bob", again.queue_id, "housing")
+    with pytest.raises(DecisionError, match="decided by bob"):
+        actions.undo(engine, "alice")
+    assert item(engine, ids[shown.ticket_id]).status == "skipped"
+    live = [(x.ticket_id, x.reviewer) for x in labels(engine) if not x.undone]
+    assert live == [(shown.ticket_id, "bob")]
