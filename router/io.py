@@ -347,10 +347,52 @@ def _csv_records(lines: Iterator[_Line], path: str, need=("id", "text"),
         yield first.n, dict(zip(header, rows[0])), raw, None, None
 
 
+XLSX_MAX_BYTES = 200 << 20          # a workbook's parts, uncompressed (about 150k tickets); larger: use CSV
+XLSX_MAX_STRINGS = 100 << 20        # its shared strings (read whole by openpyxl), uncompressed
+XLSX_MAX_COLS = 1000                # columns in the header row
+XLSX_MAX_CELL = 32767               # characters in a cell (Excel's own limit)
+
+
+def _xlsx_limits(path: Path) -> None:
+    """TicketFileError for a workbook over the limits, from the zip directory alone (nothing inflated)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            parts = z.infolist()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise TicketFileError(f"{path}: not a readable Excel workbook ({type(e).__name__}: {e})") from None
+    total = sum(i.file_size for i in parts)
+    strings = sum(i.file_size for i in parts if i.filename.lower().endswith("sharedstrings.xml"))
+    if total > XLSX_MAX_BYTES or strings > XLSX_MAX_STRINGS:
+        raise TicketFileError(f"{path}: {total >> 20} MiB uncompressed ({strings >> 20} MiB of text), over the "
+                              f"limits of {XLSX_MAX_BYTES >> 20} MiB ({XLSX_MAX_STRINGS >> 20} MiB of text): "
+                              "split the workbook or save it as CSV")
+
+
+def _xlsx_row(width: int):
+    """openpyxl's row builder for read-only sheets, replaced: a row as (values of its first `width`
+    columns, the first further column holding a value or None), never padded to the sheet's width
+    (a single cell in column XFD would make each row 16,384 values)."""
+    def get(row, min_col=1, max_col=None, values_only=False):
+        vals, extra = [None] * width, None
+        for cell in row:
+            c, v = cell["column"], cell["value"]
+            if c <= width:
+                vals[c - 1] = v
+            elif extra is None and v not in (None, ""):
+                extra = c
+        return tuple(vals), extra
+    return get
+
+
 def _xlsx_records(path: Path, need=("id", "text"),
                   aliases: dict = HEADER_ALIASES) -> Iterator[tuple[int, dict | None, str, str | None, bytes | None]]:
+    """Rows of the first sheet, streamed (openpyxl read-only mode), within the XLSX_* limits: a
+    workbook over them is refused, a row with a cell over them is rejected."""
     import openpyxl
 
+    _xlsx_limits(path)
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
         ws = wb.worksheets[0]
@@ -359,22 +401,35 @@ def _xlsx_records(path: Path, need=("id", "text"),
     n = 0
     try:
         ws.reset_dimensions()  # the stored dimension may be wrong ("A1"): read every row and column there is
+        ws._get_row = _xlsx_row(XLSX_MAX_COLS)
         rows = ws.iter_rows(values_only=True)
-        header = next(rows, None)
+        first = next(rows, None)
         n = 1
-        if header is None:
+        if first is None:
             return
-        header = [str(h).strip() if h is not None else "" for h in header]
+        (header, extra) = first
+        if extra is not None:
+            raise TicketFileError(f"{path}: the header row has a value in column {extra}, over the limit of "
+                                  f"{XLSX_MAX_COLS} columns")
+        width = max((i + 1 for i, h in enumerate(header) if h not in (None, "")), default=0)
+        header = [str(h).strip() if h is not None else "" for h in header[:width]]
         fields = [aliases.get(h, h) for h in header]
         for col in need:
             if col not in fields:
                 raise TicketFileError(f"{path}: the header row has no {col!r} column")
-        for n, row in enumerate(rows, 2):
-            if not row or all(c is None or str(c).strip() == "" for c in row):
+        ws._get_row = _xlsx_row(width)  # rows from now on: the header's columns
+        for n, (row, extra) in enumerate(rows, 2):
+            if extra is None and (not row or all(c is None or str(c).strip() == "" for c in row)):
                 continue
-            if len(row) > len(header) and any(c not in (None, "") for c in row[len(header):]):
+            if extra is not None:
                 yield n, None, _cells_json(dict(enumerate(row))), \
-                    f"{len(row)} columns but the header has {len(header)}", None
+                    f"a value in column {extra} but the header has {len(header)} columns", None
+                continue
+            long = next((h for h, v in zip(header, row) if isinstance(v, str) and len(v) > XLSX_MAX_CELL), None)
+            if long is not None:
+                yield n, None, _cells_json({h: (v[:RAW_KEPT] if isinstance(v, str) else v)
+                                            for h, v in zip(header, row)}), \
+                    f"the cell in column {long!r} is longer than {XLSX_MAX_CELL:,} characters", None
                 continue
             rec = {h: v for h, v in zip(header, row) if h}
             yield n, rec, _cells_json(rec), None, None
