@@ -742,10 +742,10 @@ def received_at(rng, day_lo, day_hi):
     return "2026-11-%02dT%02d:%02d:%02d+08:00" % (day, hour, rng.randrange(60), rng.randrange(60))
 
 
-def build(rng, labels, prefix, day_lo, day_hi, with_label):
+def build(rng, labels, prefix, day_lo, day_hi, with_label, text_of=None):
     rows = []
     for lab in labels:
-        text, title, channel = make_text(rng, lab)
+        text, title, channel = (text_of or make_text)(rng, lab)
         true = lab
         if lab in PARTNERS and rng.random() < AMBIG_RATE:
             true = rng.choice(PARTNERS[lab])
@@ -1121,14 +1121,126 @@ def write_month(seed, out, hist_counts):
     return len(hist), sum(m["tickets"] for m in days), sum(m["no_fit"] for m in days)
 
 
+# ====================================================== realistic style ---
+# ``--style realistic``: tickets as citizens write them on a petition site, not as an operator
+# types a call: a short title that names the problem (~10-25 characters), then 150-800
+# characters: a greeting, who they are and where they live (the gazetteer), background, the
+# complaint told and retold, a second topic from another department in passing, colloquial
+# fillers and garbled passages (no punctuation, stutters, homophone typos). The label is the
+# title's problem; the text around it is noisy, so a model that lets the text drown the title
+# loses (issue 21). Own RNG streams; the default style's files are untouched.
+N_REAL_HISTORY, N_REAL_TEST, N_REAL_DAY = 2000, 500, 200
+REAL_LEN = (150, 800)
+R_TITLES = ["关于{xq}{title}的问题", "关于{area}{street}{title}问题的反映", "反映{road}{title}", "{area}{title}，望尽快解决",
+            "投诉{xq}{title}", "{xq}{title}何时能解决？", "{title}的问题请领导重视", "强烈要求解决{road}{title}",
+            "{street}{xq}{title}", "{title}！！！", "再次反映{title}问题", "{area}{title}，多次反映无果"]
+R_GREET = ["尊敬的领导：您好！", "领导您好，", "尊敬的市长：", "各位领导你们好！", "您好！", "领导好", "", "",
+           "尊敬的相关部门领导：", "你好，"]
+R_INTRO = ["我是{area}{xq}的一名业主，在这里住了{years}年了。", "本人是{street}的居民，家住{road}附近。",
+           "我是一名退休职工，住在{xq}{bld}。", "我是外地来江临打工的，现在租住在{street}。", "我家在{road}边上，{xq}那里。",
+           "我是{xq}的住户，家里有老人小孩。", "本人姓{name}，住{area}{street}。", "我们是{xq}的全体业主。"]
+R_BACKGROUND = ["这个问题从{month}前就开始了，我们多次反映，一直没有结果。", "之前在网上留过言，也打过12345，回复说已转交，然后就没下文了。",
+                "我们找过{other}，{other}说不归他们管，让我们找别的部门。", "社区的人来看过一次，拍了几张照片就走了。",
+                "小区里很多人都有意见，大家在业主群里天天说这个事。", "我也知道你们工作忙，但是这个事情实在拖不下去了。",
+                "前段时间媒体也报道过类似的情况。", "去年也出现过一次，后来不了了之。", "我已经写了好几次信了。"]
+R_AGAIN = ["还是那个问题，", "再说一遍，", "总之就是", "说白了就是", "重点是", "我再强调一下，", "关键是", "就是这个事："]
+R_ASIDE = ["另外顺便说一下，", "还有个事，", "对了，", "题外话，", "另外，", "顺便反映一下，"]
+R_FILLER = ["那个那个，", "就是说，", "怎么说呢，", "呃，", "额……", "你说这叫什么事啊，", "真的是，", "哎，", "讲真的，",
+            "我也不知道该找谁，", "说句不好听的，"]
+R_CLOSE = ["望领导百忙之中给予解决，谢谢！", "盼复！", "恳请相关部门高度重视，尽快解决！", "希望政府能给老百姓一个说法。",
+           "谢谢领导！", "望早日解决，谢谢。", "不要再推来推去了！", "期待回复。", ""]
+R_SLOTS = {"years": ["三", "五", "十几", "二十多", "七八"]}
+
+
+def garble(rng, s):
+    """A colloquial or garbled passage: punctuation dropped, a stutter, exclamations, or
+    spaces typed between words on a phone."""
+    k = rng.random()
+    if k < 0.3:
+        return re.sub(r"[，。、；：]", "", s) + " "
+    if k < 0.55 and len(s) > 6:
+        i = rng.randrange(2, len(s) - 2)
+        return s[:i] + s[i - 2:i] + s[i:]
+    if k < 0.8:
+        return re.sub(r"[。！]$", "", s) + rng.choice(["！！！", "。。。", "？？", "啊！", "!!"])
+    return " ".join(s[i:i + rng.randint(2, 5)] for i in range(0, len(s), 4))
+
+
+def realistic_text(rng, label, scen=None):
+    """(text, title, channel) of one ticket of ``label`` in the realistic style."""
+    t = Ticket(rng, label)
+    t.cache["years"] = rng.choice(R_SLOTS["years"])
+    scen = scen or (DISTRICT_SCEN if label in GAZ else S[label])
+    title, phr = rng.choice(scen)
+    title = rng.choice(title.split("/"))
+    head = t.fill(rng.choice(R_TITLES).replace("{title}", title))
+    lo, hi = REAL_LEN
+    target = min(hi, max(lo, int(rng.lognormvariate(math.log(380), 0.45))))
+    main = [t.fill(p) for p in phr]
+    rng.shuffle(main)
+    other = rng.choice([d for d in POPULARITY if d != label])
+    o = Ticket(rng, other)
+    o.gaz = t.gaz
+    aside = o.fill(rng.choice(rng.choice(DISTRICT_SCEN if other in GAZ else S[other])[1]))
+    filler = RAMBLE + [t.fill(b) for b in R_BACKGROUND]
+    rng.shuffle(filler)
+    parts = [rng.choice(R_GREET), t.fill(rng.choice(R_INTRO)), main[0]]
+    tail = [rng.choice(R_AGAIN) + main[1 % len(main)], rng.choice(R_AGAIN) + main[0]]
+    if rng.random() < 0.7:
+        tail.insert(rng.randrange(len(tail) + 1), rng.choice(R_ASIDE) + aside)
+    close = [rng.choice(REQUESTS), rng.choice(R_CLOSE)]
+    while sum(map(len, parts + close)) < target and (filler or tail):
+        if filler and (not tail or rng.random() < 0.55):
+            parts.append(filler.pop())
+        else:
+            parts.append(tail.pop(0))
+        if rng.random() < 0.25:
+            parts.insert(rng.randrange(1, len(parts) + 1), rng.choice(R_FILLER))
+    parts += tail  # the complaint is always told again
+    body = [garble(rng, p) if p and rng.random() < 0.15 else p for p in parts + close]
+    text = add_typos(rng, "".join(body))[:hi]
+    return text, head, wchoice(rng, [("web", 60), ("app", 25), ("wechat", 15)])
+
+
+def write_realistic(seed, out, hist_counts):
+    """history, test and day files of the realistic style (own RNG streams), class sizes as
+    the default sample's, scaled to N_REAL_*."""
+    os.makedirs(out, exist_ok=True)
+    n = len(POPULARITY)
+    counts = [max(3, int(round(c * N_REAL_HISTORY / N_HISTORY))) for c in hist_counts]
+    test_counts = [max(2, int(round(c * N_REAL_TEST / N_HISTORY))) for c in hist_counts]
+    files = {}
+    for name, cnt, k, prefix, labeled in (("history", counts, 11, "RH", True), ("test", test_counts, 12, "RT", True),
+                                          ("day", None, 13, "RD", False)):
+        rng = random.Random(seed * 1000 + k)
+        if cnt is None:
+            labels = [wchoice(rng, list(zip(POPULARITY, hist_counts))) for _ in range(N_REAL_DAY)]
+        else:
+            labels = [lab for lab, c in zip(POPULARITY, cnt) for _ in range(c)]
+            rng.shuffle(labels)
+        rows = build(rng, labels, prefix, 26 if name == "day" else 1, 26 if name == "day" else 25, labeled,
+                     realistic_text)
+        write(os.path.join(out, name + ".jsonl"), rows)
+        files[name] = len(rows)
+    assert n == len(hist_counts)
+    return files
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--out", default=os.path.join(HERE, "sample"))
+    ap.add_argument("--out", default=None, help="default data/sample (data/realistic with --style realistic)")
+    ap.add_argument("--style", choices=["default", "realistic"], default="default",
+                    help="realistic: long petition-site messages, history/test/day only")
     a = ap.parse_args()
     load_departments()
     n = len(POPULARITY)
     hist_counts = class_counts(N_HISTORY, TOP_COUNT, BOTTOM_COUNT, n)
+    if a.style == "realistic":
+        out = a.out or os.path.join(HERE, "realistic")
+        print("realistic: %s -> %s" % (write_realistic(a.seed, out, hist_counts), out))
+        return
+    a.out = a.out or os.path.join(HERE, "sample")
     test_counts = [max(2, int(round(c * N_TEST / N_HISTORY))) for c in hist_counts]
 
     rng_h = random.Random(a.seed * 1000 + 1)

@@ -144,3 +144,21 @@ def test_no_department_tickets_are_about_3_percent_of_several_kinds(month, runs,
     ok, bad = load_tickets(nofit, catalog)
     assert not bad and len(ok) == 180
     assert all(t.label == "none" for t in ok) and {t.extra["no_fit"] for t in ok} == KINDS  # no department fits
+
+
+def test_realistic_style_is_long_titled_and_matches_the_committed_folder(tmp_path):
+    """--style realistic: a short title, then 150-800 characters naming the gazetteer's places;
+    seeded (the committed data/realistic is what the command writes)."""
+    subprocess.run([sys.executable, str(ROOT / "data" / "generate.py"), "--style", "realistic", "--out", str(tmp_path)],
+                   check=True, capture_output=True)
+    assert files(tmp_path) == files(ROOT / "data" / "realistic")
+    hist = rows(tmp_path / "history.jsonl")
+    assert len(hist) > 1500 and all(r["title"] and 150 <= len(r["text"]) <= 800 for r in hist)
+    lengths = sorted(len(r["text"]) for r in hist)
+    assert 300 <= lengths[len(lengths) // 2] <= 500
+    sys.path.insert(0, str(ROOT / "data"))
+    import generate
+    places = {x for g in generate.GAZ.values() for k in ("xq", "streets", "roads") for x in g[k]}
+    assert sum(any(p in r["text"] for p in places) for r in hist) > 0.8 * len(hist)
+    assert len({r["label"] for r in hist}) == len(generate.POPULARITY)
+    assert "label" not in rows(tmp_path / "day.jsonl")[0]
