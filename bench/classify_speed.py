@@ -1,12 +1,19 @@
-"""`router classify` end to end on the CPU baseline: tickets/s and peak memory.
+"""`router classify` end to end on the CPU baseline: tickets/s, start-up and peak memory.
 
-    python bench/classify_speed.py [--tickets 100000] [--big 50]
+    python bench/classify_speed.py [--tickets 50000] [--long 20000] [--big 20] [--before main]
 
-A store with the sample history and a trained baseline is made once; then each case runs the
-real CLI in a fresh copy of it, as a separate process (peak RSS of that process):
+Two stores are made once, each with a trained baseline: the sample history (short tickets) and
+the realistic history (data/realistic: a title, then ~400 characters). Each case runs the real
+CLI in a fresh copy of one, as a separate process (peak RSS of that process):
 - `--tickets` sample tickets (cycled, unique ids and texts), default batch size;
+- `--long` realistic tickets (cycled from data/realistic, unique ids and texts);
 - `--big` tickets of 1 MB of text each (models and the near-duplicate check read the first
-  `classifier.MAX_CHARS` characters; the store keeps all of it), every one queued.
+  `classifier.MAX_CHARS` characters; the store keeps all of it), every one queued;
+- start-up: `router classify` of one realistic ticket, wall seconds of the whole process
+  (interpreter, imports, model load, one ticket, exit).
+`--before REV` runs the same cases with another version of the code in the same run (a
+temporary `git worktree` of REV, or a folder holding a checkout), and the table gives the
+ratio this/before for each case: on a shared machine only ratios within one run compare.
 The model alone (`predict_proba` over the same tickets, in one process) gives the ceiling.
 Writes bench/results/classify_speed.json and prints a table.
 """
@@ -22,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -48,8 +56,8 @@ def _cli(home: Path, *args: str, code: Path = ROOT) -> tuple[str, int, float]:
     return " ".join(res.stderr.split()), rss, wall
 
 
-def _tickets(path: Path, n: int, big: bool = False) -> Path:
-    rows = [json.loads(x) for x in (ROOT / "data" / "sample" / "history.jsonl").read_text(encoding="utf-8").splitlines()]
+def _tickets(path: Path, n: int, big: bool = False, folder: str = "sample") -> Path:
+    rows = [json.loads(x) for x in (ROOT / "data" / folder / "history.jsonl").read_text(encoding="utf-8").splitlines()]
     with path.open("w", encoding="utf-8") as f:
         for i in range(n):
             r = rows[i % len(rows)]
@@ -59,52 +67,80 @@ def _tickets(path: Path, n: int, big: bool = False) -> Path:
     return path
 
 
-def main(tickets: int = typer.Option(100_000), big: int = typer.Option(50),
-         before: Path = typer.Option(None, help="another checkout (e.g. `git worktree add /tmp/before REV`) "
-                                                 "to run the same cases with, in the same run"),
+@contextmanager
+def _checkout(before: str | None):
+    """The code to compare with: a folder as it is, or a temporary git worktree of a revision."""
+    if before is None or Path(before).is_dir():
+        yield Path(before) if before else None
+        return
+    tmp = Path(tempfile.mkdtemp()) / "before"
+    subprocess.run(["git", "worktree", "add", "--detach", str(tmp), before], cwd=ROOT, check=True, capture_output=True)
+    try:
+        yield tmp
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tmp)], cwd=ROOT, capture_output=True)
+
+
+def main(tickets: int = typer.Option(50_000), long: int = typer.Option(20_000), big: int = typer.Option(20),
+         before: str = typer.Option(None, help="a git revision (checked out in a temporary worktree) or a folder "
+                                               "with another checkout: the same cases with that code, in this run"),
          out: Path = typer.Option(ROOT / "bench" / "results" / "classify_speed.json")):
     from router import config, registry
     from router.classifier import model_input
     from router.store import connect
 
     res = {"cases": []}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _checkout(before) as other:
         tmp = Path(tmp)
         templates = {}
-        cases = [(f"{tickets:,} sample tickets", tickets, False, []),
-                 (f"{big} tickets of 1 MB", big, True, ["--threshold", "1"])]
-        for code, label in [(ROOT, "this checkout")] + ([(before, f"before ({before})")] if before else []):
-            template = templates[label] = tmp / f"template-{len(templates)}"
-            _cli(template, "import", str(ROOT / "data" / "sample" / "history.jsonl"), code=code)
-            _cli(template, "train", code=code)
-            for name, n, is_big, extra in cases:
-                home = tmp / f"{label[:6]}-{name}".replace(" ", "_")
-                shutil.copytree(template, home)
-                src = _tickets(tmp / f"{name}.jsonl".replace(" ", "_"), n, is_big)
-                said, rss, wall = _cli(home, "classify", str(src), "-o", str(home / "routed.jsonl"), *extra, code=code)
+        cases = [(f"{tickets:,} sample tickets", "sample", tickets, False, []),
+                 (f"{long:,} realistic tickets (~400 characters)", "realistic", long, False, []),
+                 (f"{big} tickets of 1 MB", "sample", big, True, ["--threshold", "1"]),
+                 ("start-up: one realistic ticket", "realistic", 1, False, [])]
+        srcs = {name: _tickets(tmp / f"case{i}.jsonl", n, is_big, folder)
+                for i, (name, folder, n, is_big, _) in enumerate(cases)}
+        for code, label in [(ROOT, "this checkout")] + ([(other, f"before ({before})")] if other else []):
+            for folder in ("sample", "realistic"):
+                template = templates[label, folder] = tmp / f"template-{len(templates)}"
+                _cli(template, "import", str(ROOT / "data" / folder / "history.jsonl"), code=code)
+                t0 = time.perf_counter()
+                _cli(template, "train", code=code)
+                res.setdefault("train_s", {})[f"{label}, {folder}"] = round(time.perf_counter() - t0, 1)
+            for i, (name, folder, n, is_big, extra) in enumerate(cases):
+                home = tmp / f"{len(templates)}-{i}"
+                shutil.copytree(templates[label, folder], home)
+                said, rss, wall = _cli(home, "classify", str(srcs[name]), "-o", str(tmp / f"routed-{i}.jsonl"),
+                                       *extra, code=code)
                 rate = float(re.search(r"([\d.]+) tickets/s", said).group(1))
                 res["cases"].append({"code": label, "case": name, "tickets": n, "tickets_per_s": rate,
-                                     "wall_s": round(wall, 1), "peak_rss_mb": round(rss / 1024), "summary": said[-300:]})
-        cfg = config.load(env={"ROUTER_PATHS__HOME": str(templates["this checkout"])})
+                                     "wall_s": round(wall, 2), "peak_rss_mb": round(rss / 1024), "summary": said[-300:]})
+        cfg = config.load(env={"ROUTER_PATHS__HOME": str(templates["this checkout", "realistic"])})
         _, clf = registry.load(connect(config.store_url(cfg)), None, cfg)
-        src = [json.loads(x) for x in (tmp / f"{tickets:,} sample tickets.jsonl".replace(" ", "_"))
-               .read_text(encoding="utf-8").splitlines()[:20000]]
+        src = [json.loads(x) for x in srcs[cases[1][0]].read_text(encoding="utf-8").splitlines()[:10000]]
         texts = [model_input(r["text"], r.get("title")) for r in src]
         t0 = time.perf_counter()
         for i in range(0, len(texts), 512):
             clf.predict_proba(texts[i:i + 512])
         res["model_alone_tickets_per_s"] = round(len(texts) / (time.perf_counter() - t0))
+    base = {c["case"]: c for c in res["cases"] if c["code"] != "this checkout"}
+    for c in res["cases"]:
+        b = base.get(c["case"]) if c["code"] == "this checkout" else None
+        if b:
+            key = "wall_s" if c["case"].startswith("start-up") else "tickets_per_s"
+            c["ratio_to_before"] = round(c[key] / b[key], 2) if b[key] else None
     res.update(machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-               date=datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+               load_average=round(os.getloadavg()[0], 1), date=datetime.now(timezone.utc).strftime("%Y-%m-%d"),
                command="python bench/classify_speed.py " + " ".join(sys.argv[1:]))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, ensure_ascii=False))
-    t = Table(title=f"router classify end to end, CPU baseline (model alone: {res['model_alone_tickets_per_s']:,} tickets/s)")
-    for col in ("code", "case", "tickets/s", "wall s", "peak RSS MB"):
+    t = Table(title=f"router classify end to end, CPU baseline (model alone, realistic tickets: "
+                    f"{res['model_alone_tickets_per_s']:,} tickets/s)")
+    for col in ("code", "case", "tickets/s", "wall s", "peak RSS MB", "this / before"):
         t.add_column(col, justify="left" if col in ("code", "case") else "right")
     for c in res["cases"]:
-        t.add_row(c["code"], c["case"], f"{c['tickets_per_s']:,.0f}", f"{c['wall_s']}", f"{c['peak_rss_mb']:,}")
-    Console(width=150).print(t)
+        t.add_row(c["code"], c["case"], f"{c['tickets_per_s']:,.0f}", f"{c['wall_s']}", f"{c['peak_rss_mb']:,}",
+                  f"{c['ratio_to_before']}x" if c.get("ratio_to_before") else "")
+    Console(width=160).print(t)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ TARGET_S = 2.0
 
 def seed_store(home: Path, tickets: int, console: Console) -> dict:
     from dashboards import seed
-    from router import config
+    from router import config, registry
     from router.catalog import load_catalog
     from router.store import connect
 
@@ -54,7 +54,7 @@ def seed_store(home: Path, tickets: int, console: Console) -> dict:
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console) as progress:
         totals = seed.seed_tickets(engine, catalog, tickets, versions[-1], days=365,
-                                   threshold=float(cfg.classify.threshold), progress=progress)
+                                   threshold=registry.threshold(cfg, None)[0], progress=progress)
     return {**totals, "seconds": round(time.perf_counter() - t, 1)}
 
 

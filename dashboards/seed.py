@@ -192,7 +192,7 @@ def demo(engine, cfg, catalog: Catalog, n: int = 3000, days: int = 60, seed: int
     versions = make_versions(engine, cfg, catalog, seed=seed)
     held_out = len(catalog.ids) * 10
     totals = seed_tickets(engine, catalog, n, versions[-1], days=days,
-                          threshold=float(cfg.classify.threshold), seed=seed)
+                          threshold=registry.threshold(cfg, None)[0], seed=seed)
     with engine.connect() as c:
         true, predicted, _ = c.execute(
             select(Label.department, Prediction.department, func.count())

@@ -34,6 +34,12 @@ class Ctx:
         """The zone's name as a caption says it."""
         return "北京时间" if self.tz in ("Asia/Shanghai", "PRC") else self.tz
 
+    def threshold(self) -> float:
+        """The confidence threshold in force: [classify] threshold, or the current version's own ("auto")."""
+        from router import registry
+
+        return registry.threshold(self.cfg, registry.current(connect(self.url)))[0]
+
     def stamp(self, t) -> str:
         return f"{self.local(t):%Y-%m-%d %H:%M}" if t is not None else "-"
 

@@ -71,3 +71,23 @@ def fit_proba(proba: np.ndarray, y_idx: np.ndarray) -> float:
     if len(y_idx) == 0:
         return 1.0
     return fit_temperature(np.log(np.clip(proba, 1e-12, None)), np.asarray(y_idx))
+
+
+def auto_threshold(conf: np.ndarray, correct: np.ndarray, target: float) -> dict:
+    """The lowest threshold at which the tickets at or above it are at least `target` right:
+    {threshold, expected_accuracy (theirs), routed_share (their share), n}. When none is, 1.0
+    (every ticket is reviewed)."""
+    conf, correct = np.asarray(conf, float), np.asarray(correct, bool)
+    out = {"threshold": 1.0, "expected_accuracy": None, "routed_share": 0.0, "n": int(len(conf)),
+           "target_accuracy": target}
+    if not len(conf):
+        return out
+    order = np.argsort(-conf, kind="stable")
+    c, ok = conf[order], correct[order]
+    acc = np.cumsum(ok) / np.arange(1, len(c) + 1)       # accuracy of the top k+1
+    last = np.r_[c[1:] != c[:-1], True]                  # a threshold keeps all ties
+    good = np.flatnonzero(last & (acc >= target))
+    if len(good):
+        k = good[-1]
+        out.update(threshold=float(c[k]), expected_accuracy=float(acc[k]), routed_share=float((k + 1) / len(c)))
+    return out

@@ -33,6 +33,7 @@ class Classifier(ABC):
     kind: str = ""
     classes_: np.ndarray
     temperature: float = 1.0     # predict_proba = softmax(log p / temperature); training fits it
+    refits: bool = False         # training refits the registered version on every label ([train] refit)
     base: str | None = None      # the pretrained model it builds on (the LLM's), recorded in the registry
 
     @classmethod

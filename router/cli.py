@@ -155,6 +155,9 @@ def classify(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="model version (default: current)"),
     threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="queue tickets below this confidence, "
                                               "0..1 (default [classify] threshold)"),
+    summary_json: Optional[Path] = typer.Option(None, "--summary-json", help="also write the summary as JSON to "
+                                                "this file: counts per department, queued, audits, rejected, "
+                                                "expected accuracy, model version"),
     batch_size: Optional[int] = typer.Option(None, min=1, help="tickets per batch (default [classify] batch_size)"),
     resume: bool = typer.Option(False, "--resume", help="skip tickets already in the output (after a crash)"),
     decode: Optional[config_mod.Decode] = typer.Option(None, "--decode", help="LLM models: score (exact probability "
@@ -174,7 +177,8 @@ def classify(
         parallel.serve(lambda version: _model(config, version, decode))
         return
     with parallel.leading():  # the other ranks stop when rank 0 is done, also when it fails
-        _classify(source, output, rejects, encoding, model, threshold, batch_size, resume, decode, config)
+        _classify(source, output, rejects, encoding, model, threshold, batch_size, resume, decode, config,
+                  summary_json)
 
 
 def _model(config: Optional[Path], version: str, decode: Optional[config_mod.Decode]):
@@ -187,7 +191,8 @@ def _model(config: Optional[Path], version: str, decode: Optional[config_mod.Dec
     return registry.load(c.engine, version, c.cfg)[1]
 
 
-def _classify(source, output, rejects, encoding, model, threshold, batch_size, resume, decode, config):
+def _classify(source, output, rejects, encoding, model, threshold, batch_size, resume, decode, config,
+              summary_json=None):
     from router.parallel import ShardError
     from router.routing import StoreError, classify as run, default_output, default_rejects
     from router.io import check_encoding
@@ -199,15 +204,13 @@ def _classify(source, output, rejects, encoding, model, threshold, batch_size, r
         c.cfg.llm.decode = decode
     output = output or default_output(source)
     rejects = rejects or default_rejects(source, output)
-    thr = c.cfg.classify.threshold if threshold is None else threshold
-    if not 0 <= thr <= 1:
-        fail(f"[classify] threshold must be between 0 and 1, not {thr}")
     from router.io import RoutedWriter, WriteError
-    c.check_outputs({**RoutedWriter.files(output), "rejects file": rejects}, {"input": source})
+    c.check_outputs({**RoutedWriter.files(output), "rejects file": rejects}
+                    | ({"summary": str(summary_json)} if summary_json else {}), {"input": source})
     try:
         check_encoding(encoding)
         with _progress() as progress:
-            s = run(c.engine, c.catalog, source, output, rejects, thr, batch_size or c.cfg.classify.batch_size,
+            s = run(c.engine, c.catalog, source, output, rejects, threshold, batch_size or c.cfg.classify.batch_size,
                     c.cfg.classify.top_k, model, resume, progress, encoding, cfg=c.cfg)
     except NoModelError as e:
         fail(str(e) + (f"; {hint}" if (hint := c.empty()) else ""))
@@ -221,13 +224,17 @@ def _classify(source, output, rejects, encoding, model, threshold, batch_size, r
         fail(str(e) + ("" if e.routed is None else f"; stopped after {e.routed} tickets were routed and written "
                        f"to {where}: once it can be written, rerun with --resume to finish"))
     t = Table(title=f"routed with {s.model_version}", show_lines=False)
-    t.add_column("department")
+    t.add_column("department", no_wrap=True)
     t.add_column("name")
-    t.add_column("tickets", justify="right")
+    t.add_column("tickets", justify="right", no_wrap=True)
     for d, n in s.per_department.most_common():
         t.add_row(d, escape(c.catalog.name(d)), str(n))
     err.print(t)
-    err.print(escape(f"routed {s.routed}, queued for review {s.queued} (confidence < {thr}) + {s.audits} audits"
+    expected = (f"; expected accuracy of the {s.auto} routed without review {s.expected_accuracy:.1%}"
+                if s.auto else "")
+    # one line, however narrow the terminal or pipe: no figure is broken across lines
+    err.print(escape(f"routed {s.routed}, queued for review {s.queued} (confidence < {s.threshold:.3g}, "
+                     f"{s.threshold_source}) + {s.audits} audits"
                      + (f" + {s.no_fit} no-fit" if s.no_fit else "")
                      + (f", {s.waiting} already waiting" if s.waiting else "")
                      + (f", {s.decided} already decided by a dispatcher" if s.decided else "")
@@ -237,7 +244,13 @@ def _classify(source, output, rejects, encoding, model, threshold, batch_size, r
                      + (f", {s.by['places']} moved to the district their places name" if s.by['places'] else "")
                      + (f", {s.ambiguous_places} naming places of two districts (left to the model)"
                         if s.ambiguous_places else "")
-                     + f"; {s.rate:.0f} tickets/s" + (f"; output {output}" if output != "-" else "")))
+                     + expected + f"; {s.rate:.0f} tickets/s" + (f"; output {output}" if output != "-" else "")),
+              soft_wrap=True)
+    if summary_json:
+        import json
+
+        summary_json.write_text(json.dumps({**s.as_dict(), "output": output, "rejects": rejects},
+                                           ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     if s.routed + s.skipped == 0:
         err.print("[red]nothing routed[/red]" + (" (every line rejected)" if s.rejected else " (no tickets in the input)"))
         raise typer.Exit(NOTHING_ROUTED)
@@ -355,9 +368,26 @@ def train(
     fits = (f"precision {nf['precision']:.3f}, recall {nf['recall']:.3f} ({nf['support']} held-out)"
             if nf["support"] else "n/a (0 held out)")
     err.print(escape(f"model {res.version.version}: accuracy {res.report['accuracy']:.4f}, macro-F1 "
-                     f"{res.report['macro']['f1']:.4f}, ECE {res.report['ece']:.4f}; no department fits: {fits}; "
-                     f"report in {res.version.path}"
-                     + ("; now current (first model)" if res.promoted else "; candidate (see `router models`)")))
+                     f"{res.report['macro']['f1']:.4f}, ECE {res.report['ece']:.4f}; no department fits: {fits}"
+                     + _fits(res.report) + f"; report in {res.version.path}"
+                     + ("; now current (first model)" if res.promoted else "; candidate (see `router models`)")),
+              soft_wrap=True)
+
+
+def _fits(rep: dict) -> str:
+    """How many labels each fit saw, and the confidence threshold "auto" will use."""
+    f, t = rep.get("fits"), rep.get("threshold") or {}
+    out = ""
+    if f:
+        h = f["held_out"]
+        out = f"; these figures: a fit on {h['fit']} labels, tested on {h['test']} held out" + (
+            f"; the registered version is refit on all {f['registered']['fit']} labels"
+            if f["registered"]["refit_on_all_labels"] else "")
+    if t.get("threshold") is not None:
+        out += (f"; auto threshold {t['threshold']:.3f}: {t['routed_share']:.0%} routed without review at "
+                f"{t['expected_accuracy']:.1%} ({t['source']})" if t.get("expected_accuracy") is not None
+                else f"; auto threshold 1 (no confidence reaches {t['target_accuracy']:.0%}: every ticket reviewed)")
+    return out
 
 
 def print_report(rep: dict, catalog, worst: int = 15) -> None:

@@ -19,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 from pydantic_settings.sources.utils import parse_env_vars
 
@@ -80,8 +80,27 @@ class Store(Section):
 
 
 class Classify(Section):
-    threshold: float = Field(0.6, ge=0, le=1, description="below this confidence a ticket goes to the review queue")
+    threshold: float | Literal["auto"] = Field(
+        "auto", description="below this confidence a ticket goes to the review queue; \"auto\": each model "
+        "version's own, fitted in training (the lowest at which its calibration tickets above it reach "
+        "target_accuracy)")
+    target_accuracy: float = Field(0.95, gt=0, le=1, description="what \"auto\" aims for: the accuracy of "
+                                   "the tickets routed without review")
     top_k: int = Field(3, ge=1, le=100)
+
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _threshold(cls, v):
+        if isinstance(v, str) and v.strip().lower() == "auto":
+            return "auto"
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise ValueError(f'must be a number between 0 and 1 or "auto", not {v!r}') from None
+        if not 0 <= x <= 1:
+            raise ValueError(f'must be between 0 and 1 or "auto", not {x}')
+        return x
+
     batch_size: int = Field(512, ge=1, le=1_000_000,
                             description="tickets per batch: one model call and one store transaction")
     co_min_p: float = Field(0.2, ge=0, le=1, description="suggest a co-handling department (协办) at this "
@@ -91,16 +110,27 @@ class Classify(Section):
 
 
 class Baseline(Section):
+    """router/baseline.py: title and text as two TF-IDF blocks of character n-grams, one LinearSVC."""
     ngram_min: int = Field(1, ge=1, le=10)
-    ngram_max: int = Field(4, ge=1, le=10)
-    max_features: int = Field(300000, ge=1)
-    C: float = Field(20.0, gt=0, description="LinearSVC(C = C / 10) (router/baseline.py)")
-    calibration_folds: int = Field(3, ge=2, le=20)
+    ngram_max: int = Field(3, ge=1, le=10)
+    max_features: int = Field(300000, ge=1, description="per block: the n-grams in most training tickets")
+    min_df: int = Field(2, ge=1, description="n-grams in fewer training tickets are dropped")
+    sublinear: bool = Field(True, description="tf = 1 + log(count)")
+    title_weight: float | Literal["auto"] = Field("auto", description="the title block's weight (each block has "
+                                                  "unit norm); \"auto\": 0.3, 1 or 3, whichever the "
+                                                  "cross-validation finds most accurate")
+    text_weight: float = Field(1.0, ge=0, description="the text block's weight")
+    C: float = Field(10.0, gt=0, description="LinearSVC(C = C / 10)")
+    class_weight: Literal["balanced"] | None = "balanced"
+    calibration_folds: int = Field(3, ge=0, le=20, description="folds of the cross-validation over all training "
+                                   "labels that fits the probability scale and the title's weight (0: none)")
 
 
 class Train(Section):
     seed: int = Field(42, ge=0, le=2**32 - 1)
     test_size: float = Field(0.1, gt=0, lt=1)
+    refit: bool = Field(True, description="after the held-out evaluation, the version that is registered is "
+                        "fitted again on every label (kinds that refit cheaply: the baseline)")
 
 
 class LLM(Section):

@@ -38,10 +38,12 @@ def world() -> World:
 
 
 def active() -> bool:
-    """Several processes, joined in a process group."""
+    """Several processes, joined in a process group (torch is imported only then)."""
+    if world().size <= 1:
+        return False
     import torch.distributed as dist
 
-    return world().size > 1 and dist.is_available() and dist.is_initialized()
+    return dist.is_available() and dist.is_initialized()
 
 
 def init() -> World:

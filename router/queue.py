@@ -28,11 +28,13 @@ from router.store import ItemStatus, Label, Prediction, QueueItem, Reason, Sourc
 class Policy(config.Queue):
     """How `enqueue` fills the queue: the [queue] settings (router/config.py) and the [classify]
     threshold; built from the settings by `policy(cfg)`."""
-    threshold: float = config.Classify.model_fields["threshold"].default
+    threshold: float = 0.6
 
 
 def policy(cfg: config.Settings, **over) -> Policy:
-    return Policy(**cfg.queue.model_dump(), threshold=cfg.classify.threshold).model_copy(
+    """The queue policy; `threshold` (a number) is the one in force (registry.threshold resolves "auto")."""
+    fixed = cfg.classify.threshold if cfg.classify.threshold != "auto" else None
+    return Policy(**cfg.queue.model_dump(), **({"threshold": fixed} if fixed is not None else {})).model_copy(
         update={k: v for k, v in over.items() if v is not None})
 
 

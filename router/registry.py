@@ -95,6 +95,22 @@ def rollback(engine, reason: str = "manual rollback") -> ModelVersion:
     return promote(engine, prev.version, reason, action=Action.rolled_back)
 
 
+LEGACY_THRESHOLD = 0.6   # "auto" for a version trained before it had its own
+
+
+def threshold(cfg, mv: ModelVersion | None) -> tuple[float, str]:
+    """The confidence threshold in force for version `mv` and where it comes from: an explicit
+    `[classify] threshold`, else the version's own (fitted in training to `[classify] target_accuracy`)."""
+    t = cfg.classify.threshold
+    if t != "auto":
+        return float(t), "[classify] threshold"
+    fitted = ((mv.config or {}).get("classify") or {}) if mv is not None else {}
+    if fitted.get("threshold") is None:
+        return LEGACY_THRESHOLD, "default (this version has no fitted threshold)"
+    return float(fitted["threshold"]), (f"fitted: {fitted['expected_accuracy']:.1%} right above it on "
+                                        f"{fitted['n']} calibration tickets (target {fitted['target_accuracy']:.0%})")
+
+
 def load(engine, version: str | None, cfg: Settings) -> tuple[ModelVersion, classifier.Classifier]:
     """The model of `version`, or the current one (None); a clear error when there is none. `cfg`
     (the settings) says how to run it."""

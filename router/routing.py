@@ -44,6 +44,10 @@ class Summary:
     rejected: int = 0
     seconds: float = 0.0
     model_version: str = ""
+    threshold: float = 0.0
+    threshold_source: str = ""
+    auto: int = 0             # routed without review (at or above the threshold, not no-fit)
+    auto_confidence: float = 0.0   # the sum of their confidences
     per_department: Counter = field(default_factory=Counter)
     by: Counter = field(default_factory=Counter)  # what decided each ticket: model, places, rule:<id>, ...
     ambiguous_places: int = 0   # tickets naming a place of two districts (reported, left to the model)
@@ -51,6 +55,22 @@ class Summary:
     @property
     def rate(self) -> float:
         return self.routed / self.seconds if self.seconds else 0.0
+
+    @property
+    def expected_accuracy(self) -> float | None:
+        """The accuracy to expect of the tickets routed without review: their mean calibrated confidence."""
+        return self.auto_confidence / self.auto if self.auto else None
+
+    def as_dict(self) -> dict:
+        """The machine-readable summary (`router classify --summary-json`)."""
+        return {"model_version": self.model_version, "routed": self.routed, "per_department": dict(
+                    self.per_department.most_common()), "routed_without_review": self.auto,
+                "expected_accuracy": None if self.auto == 0 else round(self.expected_accuracy, 4),
+                "threshold": self.threshold, "threshold_source": self.threshold_source,
+                "queued": self.queued, "audits": self.audits, "no_fit": self.no_fit, "already_waiting": self.waiting,
+                "already_decided": self.decided, "over_budget": self.over_budget, "rejected": self.rejected,
+                "skipped": self.skipped, "decided_by": dict(self.by), "ambiguous_places": self.ambiguous_places,
+                "seconds": round(self.seconds, 3), "tickets_per_s": round(self.rate, 1)}
 
 
 def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: Policy,
@@ -144,21 +164,23 @@ def _store(engine, batch, proba, tops, version, pol, rejects: list, flagged=None
 
 
 def classify(engine, catalog: Catalog, source: str, output: str | None, rejects: str | None,
-             threshold: float, batch_size: int = 64, k: int = 3, version: str | None = None,
+             threshold: float | None, batch_size: int = 64, k: int = 3, version: str | None = None,
              resume: bool = False, progress=None, encoding: str | None = None, *, cfg: Settings) -> Summary:
     """Stream `source` through the model a batch at a time: rows to `output` (JSONL, CSV or Excel by its
-    suffix), bad lines to `rejects`. Raises TicketFileError for an unreadable file, StoreError when the
+    suffix), bad lines to `rejects`. `threshold` None: the one `[classify] threshold` says (a number, or
+    the version's own for "auto"). Raises TicketFileError for an unreadable file, StoreError when the
     store fails."""
     reader = TicketReader(source, catalog, encoding=encoding)
     mv, clf = registry.load(engine, version, cfg)
     clf = parallel.shard(clf, mv.version)  # several processes (torchrun): every rank scores a share
-    pol = policy(cfg, threshold=threshold)  # once per run
+    thr, thr_source = (float(threshold), "--threshold") if threshold is not None else registry.threshold(cfg, mv)
+    pol = policy(cfg, threshold=thr)  # once per run
     waiting = order.Waiting(pol.duplicate_window)  # the near-duplicate check's features, kept for the run
     nf = cfg.nofit
     nofit_thr = nofit.threshold(nf, nofit.model_threshold(mv))
     classes = [str(c) for c in clf.classes_]
     places = Places(catalog)
-    summary = Summary(model_version=mv.version)
+    summary = Summary(model_version=mv.version, threshold=thr, threshold_source=thr_source)
     together = cohandling.pairs(engine)  # once per run
     co_p, co_n = cfg.classify.co_min_p, cfg.classify.co_min_pairs
     rejected_before = done_ids(rejects, key="line") if resume and rejects else set()
@@ -193,6 +215,9 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
                 t, top = batch[i], tops[i]
                 dept, conf = top[0]
                 summary.per_department[dept] += 1
+                if keys[i] not in queued and dept != nofit.NONE:
+                    summary.auto += 1
+                    summary.auto_confidence += conf
                 rows.append({"id": t.id, "department": dept, "department_name": catalog.name(dept),
                              "confidence": round(conf, 4), "queued": keys[i] in queued,
                              "top": [{"department": d, "name": catalog.name(d), "p": round(p, 4)}

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import sparse
-from sklearn.feature_extraction.text import HashingVectorizer
+
+from router.ngrams import hashed
 
 
 class Strategy:
@@ -86,9 +87,7 @@ class Entropy(Strategy):
 def featurize(texts) -> sparse.csr_matrix:
     """L2-normalised character 1-3-gram counts (hashed: no fitting, stable across calls), so
     that `a @ b.T` is the cosine similarity of two tickets. Works for Chinese as it is."""
-    vec = HashingVectorizer(analyzer="char_wb", ngram_range=(1, 3), n_features=2 ** 20,
-                            alternate_sign=False, norm="l2")
-    return vec.transform([t or "" for t in texts])
+    return hashed(texts, 1, 3, 20)
 
 
 class Diverse(Strategy):

@@ -115,8 +115,10 @@ def test_daily_budget_keeps_the_best_of_the_day(engine):
 
 
 def test_policy_reads_config_and_classify_still_queues(engine, cfg):
-    pol = policy(cfg)
-    assert pol.threshold == cfg.classify.threshold and pol.strategy == cfg.queue.strategy
+    pol = policy(cfg)   # [classify] threshold "auto": the version's own, passed by routing (0.6 without one)
+    assert cfg.classify.threshold == "auto" and pol.threshold == 0.6 and pol.strategy == cfg.queue.strategy
+    cfg.classify.threshold = 0.7
+    assert policy(cfg).threshold == 0.7
     batch = [TicketIn(id=f"k{i}", text=t, line=i + 1) for i, t in enumerate(["噪音扰民", "井盖丢失", "路灯不亮"])]
     proba = np.array([[0.97, 0.02, 0.01], [0.4, 0.35, 0.25], [0.5, 0.3, 0.2]])
     tops = top_k(proba, ["police", "urban-mgmt", "housing"], 3)

@@ -8,6 +8,10 @@ which Classifier `fit` builds). `train` runs them in order, each on what the one
     calibrate   its temperature (and what `Classifier.tune` fits) and the no-fit threshold, on the
                 calibration slice
     evaluate    the held-out report, and the current model's on the same tickets
+    refit       the version that is registered: for kinds that refit cheaply (the baseline), the same
+                model fitted again on every label (its probability scale and the "auto" confidence
+                threshold from a cross-validation over all of them); the reported figures stay those
+                of the held-out fit, and the report says how many labels each fit saw
     settle      save, register as a candidate, and let the gate (training/gate.py) promote it or not
 """
 
@@ -41,6 +45,7 @@ class Calibrated:
     threshold: float | None = None   # the fitted no-fit threshold (None: not fitted)
     n_nofit: int = 0                 # no-fit tickets in the calibration slice
     tuning: dict = field(default_factory=dict)   # what `Classifier.tune` found (the ensemble's weights)
+    auto: dict = field(default_factory=dict)     # the confidence threshold "auto" uses (auto_threshold)
 
 
 @dataclass
@@ -112,6 +117,7 @@ def train(engine, cfg: config.Settings, catalog: Catalog, data: Labeled, kind: s
         return None  # DDP (training/nightly.py): ranks > 0 only train; rank 0 evaluates and registers
     cal = calibrate(cfg, clf, s.cal)
     ev = evaluate(engine, cfg, catalog, clf, cal, s.test)
+    clf, cal = refit(cfg, catalog, kind, clf, cal, ev, s, data, since, say)
     return settle(engine, cfg, kind, version, clf, s, cal, ev, data, snapshot, since, gate)
 
 
@@ -130,6 +136,25 @@ def fit(cfg: config.Settings, catalog: Catalog, kind: str, data: Labeled) -> cla
     return build(kind, cfg, catalog, nofit.NONE in data.labels).fit(data.texts, data.labels)
 
 
+def auto_threshold(cfg: config.Settings, clf: classifier.Classifier, raw=None, labels=None,
+                   temperature: float = 1.0) -> dict:
+    """The confidence threshold `[classify] threshold = "auto"` uses with this model
+    (calibration.auto_threshold, to `[classify] target_accuracy`): on its out-of-fold probabilities
+    over its training labels where it has them (the baseline's cross-validation), else on `raw`,
+    its probabilities over the calibration slice (`labels`)."""
+    oof = getattr(clf, "oof_proba_", None)
+    if oof is not None:
+        p, y = calibration.temper(oof, temperature), np.searchsorted(clf.fitted_, clf.oof_labels_)
+        source = f"out-of-fold over the {len(y)} training labels"
+    elif raw is not None and len(labels):
+        p, y = calibration.temper(raw, temperature), _indices([str(c) for c in clf.classes_], labels)
+        source = f"the {len(y)} calibration tickets"
+    else:
+        return {"threshold": None, "source": "no calibration data"}
+    return {**calibration.auto_threshold(p.max(axis=1), p.argmax(axis=1) == y, cfg.classify.target_accuracy),
+            "source": source}
+
+
 def calibrate(cfg: config.Settings, clf: classifier.Classifier, cal: Labeled) -> Calibrated:
     """On the calibration slice: the temperature (the model is left at 1: `evaluate` reports ECE before
     and after), what `clf.tune` fits, and the no-fit threshold that catches `[nofit] target_recall`
@@ -138,11 +163,13 @@ def calibrate(cfg: config.Settings, clf: classifier.Classifier, cal: Labeled) ->
     out = Calibrated(n=len(cal), n_nofit=sum(y == nofit.NONE for y in cal.labels))
     clf.temperature = 1.0
     if not len(cal):
+        out.auto = auto_threshold(cfg, clf)
         return out
     out.tuning = clf.tune(cal.texts, cal.labels)
     classes = [str(c) for c in clf.classes_]
     raw, score = nofit.predict(clf, cal.texts)
     out.temperature = calibration.fit_proba(raw, _indices(classes, cal.labels))
+    out.auto = auto_threshold(cfg, clf, raw, cal.labels, out.temperature)
     if st.enabled and st.target_recall > 0 and out.n_nofit >= max(1, st.min_examples):
         if score is None:
             score = nofit.proba_score(calibration.temper(raw, out.temperature), classes)
@@ -173,6 +200,7 @@ def evaluate(engine, cfg: config.Settings, catalog: Catalog, clf: classifier.Cla
                           "ece_after": rep["ece"]}
     if cal.tuning:
         rep["tuning"] = cal.tuning
+    rep["threshold"] = cal.auto
     recent = newest(test, tuple(cfg.retrain.weighted_sources), cfg.retrain.newest_corrections)
     if recent:
         rep["newest_corrections"] = _headline(routed(proba[recent], score[recent], classes,
@@ -206,6 +234,29 @@ def _current(engine, cfg, catalog, test: Labeled, recent, out: Evaluated, proba,
                   nofit.decide(cur_proba, cur_score, cur_classes, cur_thr, st.enabled))
 
 
+def refit(cfg: config.Settings, catalog: Catalog, kind: str, clf: classifier.Classifier, cal: Calibrated,
+          ev: Evaluated, s: Splits, data: Labeled, since: datetime | None, say) -> tuple:
+    """The model to register and its calibration. With `[train] refit` and a kind that refits
+    cheaply (`Classifier.refits`: the baseline), a new fit on every label (held-out test and
+    calibration slices included, replay mixed as for the fit slice); its own cross-validation over
+    all of them gives its probability scale (the temperature stays 1) and the "auto" threshold;
+    the no-fit threshold stays the calibration slice's. Otherwise the held-out fit itself."""
+    rep, rt = ev.report, cfg.retrain
+    rep["fits"] = {"held_out": {"fit": len(s.fit), "calibration": len(s.cal), "test": len(s.test)},
+                   "registered": {"fit": len(s.fit), "refit_on_all_labels": False}}
+    if not (cfg.train.refit and clf.refits and len(s.test) + len(s.cal)):
+        return clf, cal
+    every = replay.mix(data, since, rt.old_sample, rt.recent_weight, tuple(rt.weighted_sources), cfg.train.seed,
+                       rt.known_wrong_weight)
+    say(f"refitting on all {len(every)} labels")
+    final = fit(cfg, catalog, kind, every)
+    final.temperature = 1.0
+    auto = auto_threshold(cfg, final)
+    rep["fits"]["registered"] = {"fit": len(every), "refit_on_all_labels": True}
+    rep["threshold_held_out_fit"], rep["threshold"] = rep.get("threshold"), auto
+    return final, Calibrated(cal.n, 1.0, cal.threshold, cal.n_nofit, cal.tuning, auto)
+
+
 def settle(engine, cfg: config.Settings, kind: str, version: str, clf: classifier.Classifier, s: Splits,
            cal: Calibrated, ev: Evaluated, data: Labeled, snapshot: dict | None, since: datetime | None,
            gate: bool) -> Trained:
@@ -215,6 +266,7 @@ def settle(engine, cfg: config.Settings, kind: str, version: str, clf: classifie
     metrics.save(ev.report, folder, f"{version}: held-out report")
     times = [t for t in data.times if t is not None]
     snap = {"n_train": len(s.fit), "n_calibration": len(s.cal), "n_test": len(s.test),
+            "n_registered_fit": ev.report.get("fits", {}).get("registered", {}).get("fit", len(s.fit)),
             "test_ids_sha1": hashlib.sha1("\n".join(s.test.ids).encode()).hexdigest(),
             "labels_until": max(times).isoformat() if times else None,
             "since": since.isoformat() if since else None, **(snapshot or {})}
@@ -222,7 +274,7 @@ def settle(engine, cfg: config.Settings, kind: str, version: str, clf: classifie
         version=version, kind=kind, path=str(folder.resolve()), status=VersionStatus.candidate,
         base=clf.base and str(clf.base), data_snapshot=snap,
         config={**getattr(cfg, kind).model_dump(mode="json"),
-                "nofit": {"threshold": cal.threshold, "target_recall": cfg.nofit.target_recall,
+                "classify": cal.auto, "nofit": {"threshold": cal.threshold, "target_recall": cfg.nofit.target_recall,
                           "n_calibration": cal.n_nofit}},
         metrics={**metrics.summary(ev.report), "ece_uncalibrated": ev.report["calibration"]["ece_before"]}))
     decision = gate_mod.settle(engine, version, cfg.gate if gate else None, ev.report, ev.current, ev.paired)

@@ -13,7 +13,7 @@ REASONS = {"low_confidence": "低置信度", "audit": "抽检", "no_fit": "无�
 ctx = ui.page("复核队列")
 if not ui.query("has_rows", ctx, "queueitem"):
     ui.guide("复核队列还从未有过工单。`router classify` 会把置信度低于 classify.threshold "
-             f"（{ctx.cfg.classify.threshold:g}）的工单放入队列。" + ui.ROUTE_FIRST)
+             f"（{ctx.threshold():g}）的工单放入队列。" + ui.ROUTE_FIRST)
 
 days = st.slider("显示天数", 7, 180, 30)
 start, end = queries.window(days, now().replace(minute=0, second=0, microsecond=0), ctx.tz)
