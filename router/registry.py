@@ -107,8 +107,10 @@ def threshold(cfg, mv: ModelVersion | None) -> tuple[float, str]:
     fitted = ((mv.config or {}).get("classify") or {}) if mv is not None else {}
     if fitted.get("threshold") is None:
         return LEGACY_THRESHOLD, "default (this version has no fitted threshold)"
-    return float(fitted["threshold"]), (f"fitted: {fitted['expected_accuracy']:.1%} right above it on "
-                                        f"{fitted['n']} calibration tickets (target {fitted['target_accuracy']:.0%})")
+    if fitted.get("expected_accuracy") is None:
+        return float(fitted["threshold"]), f"fitted: no confidence reaches {fitted['target_accuracy']:.0%}, all reviewed"
+    return float(fitted["threshold"]), (f"fitted: {fitted['expected_accuracy']:.1%} right at or above it, "
+                                        f"{fitted['source']} (target {fitted['target_accuracy']:.0%})")
 
 
 def load(engine, version: str | None, cfg: Settings) -> tuple[ModelVersion, classifier.Classifier]:

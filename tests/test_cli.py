@@ -59,7 +59,7 @@ def test_classify_before_training_is_a_clear_error(home, tmp_path):
 def test_main_job(trained, tmp_path, cfg):
     res = invoke("train")  # a second version stays a candidate
     assert res.exit_code == 0 and "candidate" in res.output
-    day = [dict(t) for t in read_jsonl(SAMPLE / "day.jsonl")[:120]]
+    day = [dict(t) for t in read_jsonl(SAMPLE / "day.jsonl")]   # the whole day: some tickets name another district
     src = write_jsonl(tmp_path / "day.jsonl", day)
     with open(src, "a") as f:
         f.write("{not json\n")
@@ -75,11 +75,11 @@ def test_main_job(trained, tmp_path, cfg):
     assert moved and all(x["department"] == x["district"] and x["place"] for x in moved)
     assert f"{len(moved)} moved to the district their places name" in " ".join(res.output.split())
     rejects = read_jsonl(tmp_path / "day.rejects.jsonl")
-    assert rejects[0]["line"] == 121 and "malformed JSON" in rejects[0]["reason"]
-    assert "routed 120" in res.output and "rejected 1" in res.output
+    assert rejects[0]["line"] == len(day) + 1 and "malformed JSON" in rejects[0]["reason"]
+    assert f"routed {len(day)}" in res.output and "rejected 1" in res.output
     engine = connect(f"sqlite:///{trained}/router.db")
     with Session(engine) as s:
-        assert s.exec(select(func.count()).select_from(Prediction)).one() == 120
+        assert s.exec(select(func.count()).select_from(Prediction)).one() == len(day)
         queued = s.exec(select(func.count()).select_from(QueueItem)
                         .where(QueueItem.reason == "low_confidence")).one()
         audits = set(s.exec(select(QueueItem.ticket_id).where(QueueItem.reason == "audit")))
