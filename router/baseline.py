@@ -66,6 +66,10 @@ class BaselineClassifier(Classifier):
     def from_settings(cls, cfg: Settings, classes, catalog=None):
         return cls(classes=classes, **cfg.baseline.model_dump())
 
+    def carry(self, other) -> None:
+        if self.title_weight == "auto" and getattr(other, "title_w", None) is not None:
+            self.title_weight = other.title_w
+
     # -- features
     def _vectorizers(self):
         return [Tfidf(self.ngram_min, self.ngram_max, self.sublinear, self.min_df, self.max_features)

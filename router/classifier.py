@@ -52,6 +52,10 @@ class Classifier(ABC):
         weights); returns what it found for the training report. Default: nothing."""
         return {}
 
+    def carry(self, other: "Classifier") -> None:
+        """Before a refit on every label: take over what `other`, the held-out fit of the same kind,
+        chose while fitting (the baseline's title weight), so the refit need not choose again."""
+
     def proba_and_margins(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray | None, list | None]:
         """(predict_proba, raw per-class margins, the classes the margins are over), for the no-fit
         score (router/nofit.py); models without margins (the LLM) return (proba, None, None)."""

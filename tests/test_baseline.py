@@ -119,6 +119,7 @@ def test_auto_threshold_is_stored_with_the_version_and_used(trained, tmp_path, m
     assert mv.data_snapshot["n_registered_fit"] == 900 and mv.data_snapshot["n_train"] == held["fit"]
     meta = json.loads((home / "models" / mv.version / "meta.json").read_text())
     assert meta["n_fit"] == 900 and meta["temperature"] == 1.0 and mv.temperature == 1.0
+    assert meta["params"]["title_weight"] == meta["title_weight_used"]   # the held-out fit's choice, carried
     day = write_jsonl(tmp_path / "day.jsonl", read_jsonl(SAMPLE / "day.jsonl")[:60])
     res = runner.invoke(app, ["classify", str(day), "--summary-json", str(tmp_path / "s.json")])
     assert res.exit_code == 0, res.output

@@ -249,7 +249,9 @@ def refit(cfg: config.Settings, catalog: Catalog, kind: str, clf: classifier.Cla
     every = replay.mix(data, since, rt.old_sample, rt.recent_weight, tuple(rt.weighted_sources), cfg.train.seed,
                        rt.known_wrong_weight)
     say(f"refitting on all {len(every)} labels")
-    final = fit(cfg, catalog, kind, every)
+    final = build(kind, cfg, catalog, nofit.NONE in every.labels)
+    final.carry(clf)
+    final.fit(every.texts, every.labels)
     final.temperature = 1.0
     auto = auto_threshold(cfg, final)
     rep["fits"]["registered"] = {"fit": len(every), "refit_on_all_labels": True}
