@@ -129,8 +129,9 @@ class Baseline(Section):
 class Train(Section):
     seed: int = Field(42, ge=0, le=2**32 - 1)
     test_size: float = Field(0.1, gt=0, lt=1)
-    refit: bool = Field(True, description="after the held-out evaluation, the version that is registered is "
-                        "fitted again on every label (kinds that refit cheaply: the baseline)")
+    refit: bool = Field(False, description="after the held-out evaluation, the version that is registered is "
+                        "fitted again on every label (kinds that refit cheaply: the baseline). Off by default: "
+                        "the gate re-scores the current version on held-out tickets that a refit version saw")
 
 
 class LLM(Section):

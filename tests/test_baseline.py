@@ -94,7 +94,7 @@ def test_auto_threshold_is_the_lowest_that_reaches_the_target():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     h = tmp_path_factory.mktemp("home") / "home"
-    env = {**os.environ, "ROUTER_PATHS__HOME": str(h), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "ROUTER_PATHS__HOME": str(h), "PYTHONPATH": str(ROOT), "ROUTER_TRAIN__REFIT": "true"}
     src = write_jsonl(h.parent / "hist.jsonl", read_jsonl(SAMPLE / "history.jsonl")[:900])
     for args in (["import", str(src)], ["train"]):
         subprocess.run([sys.executable, "-m", "router.cli", *args], env=env, check=True, capture_output=True)
@@ -105,6 +105,7 @@ def test_auto_threshold_is_stored_with_the_version_and_used(trained, tmp_path, m
     home = tmp_path / "home"
     shutil.copytree(trained, home)
     monkeypatch.setenv("ROUTER_PATHS__HOME", str(home))
+    monkeypatch.setenv("ROUTER_TRAIN__REFIT", "true")
     with Session(connect(f"sqlite:///{home}/router.db")) as s:
         mv = s.exec(select(ModelVersion)).one()
     fitted = mv.config["classify"]
