@@ -8,6 +8,8 @@ size of the store. pandas only shapes the small results. Days are local days in 
 
 from __future__ import annotations
 
+import re
+
 import json
 from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
@@ -384,6 +386,36 @@ def mix_table(recent: pd.Series, reference: pd.Series) -> pd.DataFrame:
 
 
 # --- model history --------------------------------------------------------------------------
+
+# The registry's reasons are recorded in English (logs, `router models`); the dashboards show them in Chinese.
+_REASONS_ZH = [
+    (r"^gate: ", "上线关卡："),
+    (r"zero-shot LLM \(first model\)", "零样本大模型（首个模型）"),
+    (r"first trained model", "首个训练的模型"),
+    (r"^manual promotion$", "手动上线"), (r"^manual rollback$", "手动回滚"),
+    (r"macro-F1 ([-\d.]+) -> ([-\d.]+) \(([-+\d.]+)", r"宏平均 F1 \1 → \2（\3"),
+    (r"; (\d+%) bootstrap bound ([-+\d.]+)\)", r"；\1 自助法界限 \2）"),
+    (r"(\d)\)", r"\1）"),
+    (r": drops more than the allowed ([-\d.]+)", r"：下降超过允许的 \1"),
+    (r", but F1 fell by more than ([\d.]+) for (\d+) department\(s\) with >= (\d+) held-out tickets: ",
+     r"，但有 \2 个测试工单不少于 \3 张的部门 F1 下降超过 \1："),
+    (r"; no department with >= (\d+) held-out tickets lost more than ([\d.]+) F1",
+     r"；测试工单不少于 \1 张的部门 F1 下降均未超过 \2"),
+    (r"current model (\S+) could not be re-scored \((.*)\)", r"当前模型 \1 无法重新评分（\2）"),
+    (r"no-fit (recall|precision) ([\d.]+) -> ([\d.]+)",
+     lambda m: f"无合适部门{'召回率' if m[1] == 'recall' else '精确率'} {m[2]} → {m[3]}"),
+    (r" \(more than ([\d.]+) worse on (\d+) no-fit held-out tickets\)",
+     r"（在 \2 张无合适部门测试工单上变差超过 \1）"),
+    (r", but ", "，但"),
+]
+
+
+def reason_zh(text: str) -> str:
+    """A registry reason in Chinese, phrase by phrase; what is not known stays as it is."""
+    for pattern, repl in _REASONS_ZH:
+        text = re.sub(pattern, repl, text or "")
+    return text
+
 
 def events(engine) -> pd.DataFrame:
     stmt = select(ModelEvent.created_at, ModelEvent.version, ModelEvent.action, ModelEvent.reason).order_by(

@@ -355,3 +355,19 @@ def test_queue_days_are_beijing_days_and_the_chart_starts_with_the_queue(engine)
     first = queries.local(evening, "Asia/Shanghai").date()
     assert days[0] == f"{first:%m-%d}"  # not weeks of zeros before the first queued ticket
     assert days[-1] == f"{queries.local(now(), 'Asia/Shanghai'):%m-%d}"
+
+
+def test_model_history_reasons_and_captions_are_chinese(cfg, engine, catalog):
+    seed.demo(engine, cfg, catalog, n=300)
+    from router import registry
+    from router.store import Action
+    cur = registry.current(engine).version
+    registry.record(engine, cur, Action.kept_candidate, "gate: macro-F1 0.8000 -> 0.7900 (-0.0100): drops more "
+                    "than the allowed 0.005")
+    registry.record(engine, cur, Action.promoted, "gate: first trained model")
+    at = render("views/6_Model_history.py")
+    shown = " ".join(str(v) for t in at.table for v in t.value.to_numpy().ravel())
+    assert "首个训练的模型" in shown and "宏平均 F1 0.8000 → 0.7900" in shown and "下降超过允许的 0.005" in shown
+    assert "first trained model" not in shown and "gate:" not in shown
+    at = render("views/3_Calibration.py")
+    assert not any("classify.threshold" in c.value for c in at.caption)

@@ -12,7 +12,7 @@ REASONS = {"low_confidence": "低置信度", "audit": "抽检", "no_fit": "无�
 
 ctx = ui.page("复核队列")
 if not ui.query("has_rows", ctx, "queueitem"):
-    ui.guide("复核队列还从未有过工单。`router classify` 会把置信度低于 classify.threshold "
+    ui.guide("复核队列还从未有过工单。`router classify` 会把置信度低于复核阈值"
              f"（{ctx.threshold():g}）的工单放入队列。" + ui.ROUTE_FIRST)
 
 days = st.slider("显示天数", 7, 180, 30)

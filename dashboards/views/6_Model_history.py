@@ -5,7 +5,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboards import ui
+from dashboards import queries, ui
 from router.store import Action, VersionStatus
 
 ACTIONS = {Action.promoted: "上线", Action.rolled_back: "回滚", Action.kept_candidate: "未上线（保留为候选）"}
@@ -18,6 +18,7 @@ if not vs:
 ev = ui.query("events", ctx).copy()
 ev["at"] = ctx.local(ev["at"]) if len(ev) else ev["at"]
 ev["action_name"] = ev["action"].map(lambda a: ACTIONS.get(a, a))
+ev["reason"] = ev["reason"].map(queries.reason_zh)
 
 table = pd.DataFrame([{"version": v["version"], "kind": v["kind"], "status": STATUS.get(v["status"], v["status"]),
                        "created_at": ctx.local(v["created_at"]), "promoted_at": ctx.local(v["promoted_at"]),
