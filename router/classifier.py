@@ -47,6 +47,13 @@ class Classifier(ABC):
     @abstractmethod
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
+    fit_info: dict = {}          # what the last fit did beyond the obvious (a warm start), for the report
+
+    def warm_start(self, previous: "Classifier") -> bool:
+        """Make the next `fit` go on from `previous` (an earlier version of this kind) instead of from
+        scratch, when this kind can and its settings say so; returns whether it will. Default: never."""
+        return False
+
     def tune(self, texts: Sequence[str], labels: Sequence[str]) -> dict:
         """Fit what is fitted on the calibration slice besides the temperature (the ensemble's
         weights); returns what it found for the training report. Default: nothing."""

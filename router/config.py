@@ -200,6 +200,12 @@ class SFT(Section):
     save_total_limit: int = Field(2, ge=1)
     logging_steps: int = Field(10, ge=1)
     seed: int = Field(42, ge=0, le=2**32 - 1)
+    incremental: bool = Field(False, description="retraining warm-starts from the current LLM version's adapter "
+                              "(same base and departments) and trains on the labels it has not seen plus `replay` "
+                              "of the ones it has")
+    replay: int = Field(2000, ge=0, description="incremental: older labeled tickets replayed per run (a random sample)")
+    budget_minutes: float = Field(0, ge=0, description="> 0: training stops after this many minutes and keeps the "
+                                  "adapter as it is then (a night's slot); 0 = no limit")
     share_prefix: bool = Field(True, description="encode the shared instruction prefix once per optimizer step "
                                "(no gradient through it); max_seq then bounds ticket + answer only")
 

@@ -70,10 +70,16 @@ class EnsembleClassifier(Classifier):
         """The pretrained model the members build on (the LLM's)."""
         return next((m.base for m in self.members if m.base), None)
 
+    def warm_start(self, previous: Classifier) -> bool:
+        """Each member warm-starts from the previous ensemble's member of its kind, where it can."""
+        old = {m.kind: m for m in getattr(previous, "members", [])}
+        return any([m.warm_start(old[m.kind]) for m in self.members if m.kind in old])
+
     def fit(self, texts, labels) -> "EnsembleClassifier":
         texts, labels = list(texts), list(labels)
         for m in self.members:
             m.fit(texts, labels)
+        self.fit_info = {m.kind: m.fit_info for m in self.members if m.fit_info}
         self._seen = None
         return self
 

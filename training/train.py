@@ -96,6 +96,24 @@ def _headline(rep: dict) -> dict:
             "nofit_precision": n.get("precision"), "nofit_recall": n.get("recall")}
 
 
+def warm_start(engine, cfg, clf: classifier.Classifier, say) -> str | None:
+    """Let `clf` go on from the current version when that is of its kind (else the newest of its
+    kind), if the kind can and its settings say so ([sft] incremental); returns that version."""
+    prev = registry.current(engine)
+    if prev is None or prev.kind != clf.kind:
+        prev = next((v for v in registry.versions(engine) if v.kind == clf.kind), None)
+    if prev is None:
+        return None
+    try:
+        ok = clf.warm_start(classifier.load(prev.path, cfg))
+    except Exception as e:  # its files are gone: train from scratch
+        say(f"no warm start from {prev.version}: {type(e).__name__}: {e}")
+        return None
+    if ok:
+        say(f"warm start from {prev.version}")
+    return prev.version if ok else None
+
+
 def train(engine, cfg: config.Settings, catalog: Catalog, data: Labeled, kind: str = "baseline",
           snapshot: dict | None = None, console=None, since: datetime | None = None,
           gate: bool = False) -> Trained | None:
@@ -112,7 +130,9 @@ def train(engine, cfg: config.Settings, catalog: Catalog, data: Labeled, kind: s
     s = split_data(cfg, data, since)
     version = registry.new_version(kind)
     say(f"{version}: fitting on {len(s.fit)} tickets, calibrating on {len(s.cal)}, testing on {len(s.test)}")
-    clf = fit(cfg, catalog, kind, s.fit)
+    clf = fit(engine, cfg, catalog, kind, s.fit, say)
+    if clf.fit_info:
+        snapshot = {**(snapshot or {}), "fit": clf.fit_info}
     if not parallel.world().lead:
         return None  # DDP (training/nightly.py): ranks > 0 only train; rank 0 evaluates and registers
     cal = calibrate(cfg, clf, s.cal)
@@ -132,8 +152,15 @@ def split_data(cfg: config.Settings, data: Labeled, since: datetime | None) -> S
     return Splits(fit_set, rest.subset(cal_idx), test)
 
 
-def fit(cfg: config.Settings, catalog: Catalog, kind: str, data: Labeled) -> classifier.Classifier:
-    return build(kind, cfg, catalog, nofit.NONE in data.labels).fit(data.texts, data.labels)
+def fit(engine, cfg: config.Settings, catalog: Catalog, kind: str, data: Labeled, say) -> classifier.Classifier:
+    """A new model of `kind` fitted on `data`, going on from the previous version where it can
+    (`warm_start`); its `fit_info` then names that version (`from`)."""
+    clf = build(kind, cfg, catalog, nofit.NONE in data.labels)
+    warm = warm_start(engine, cfg, clf, say)
+    clf.fit(data.texts, data.labels)
+    if warm or clf.fit_info:
+        clf.fit_info = {"from": warm, **clf.fit_info}
+    return clf
 
 
 def auto_threshold(cfg: config.Settings, clf: classifier.Classifier, raw=None, labels=None,

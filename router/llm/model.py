@@ -27,8 +27,15 @@ from router.classifier import Classifier
 from router.config import LLM, Prompt as Template, Settings
 from router.parallel import world
 
+TRAINED_ON = "trained_on.npy"   # in an adapter folder: keys of the (ticket, department) pairs it was trained on
 _LLM = LLM()        # the declared [llm] defaults (router/config.py)
 PROGRESS_MIN = 256   # show a progress bar from this many tickets on
+
+
+def pair_keys(texts: Sequence[str], labels: Sequence[str]) -> np.ndarray:
+    """A 64-bit key per (ticket text, department) pair."""
+    return np.array([int.from_bytes(hashlib.sha1(f"{t}\x1f{y}".encode()).digest()[:8], "little")
+                     for t, y in zip(texts, labels)], dtype=np.uint64)
 
 
 class LLMClassifier(Classifier):
@@ -47,6 +54,8 @@ class LLMClassifier(Classifier):
         self.temperature, self.decode, self.device, self.batch_size = temperature, decode, device, batch_size
         self.quantize, self.precision = quantize, precision          # precision: nf4 | bf16 | fp8 | auto (load.py)
         self._model = self._tokenizer = self._prompt = self._scorer = None
+        self._warm: Path | None = None           # warm_start: the adapter the next fit goes on from
+        self.fit_info = {}
 
     @classmethod
     def from_settings(cls, cfg: Settings, classes, catalog, **params) -> "LLMClassifier":
@@ -183,14 +192,65 @@ class LLMClassifier(Classifier):
         self.temperature = t
         return report
 
+    def warm_start(self, previous: Classifier) -> bool:
+        """[sft] incremental: the next `fit` goes on training `previous`'s adapter, on the tickets it was
+        not trained on plus [sft] replay of those it was (its adapter lists them: trained_on.npy). Only
+        for the same base model and the same departments (else the answers would differ)."""
+        self._warm = None
+        s = (self.cfg or Settings()).sft
+        why = ("[sft] incremental is off" if not s.incremental else
+               "it is not an LLM version" if not isinstance(previous, LLMClassifier) else
+               "it has no adapter" if not previous.adapter else
+               f"its base is {previous.base}" if str(previous.base) != str(self.base) else
+               "its departments differ" if list(previous.classes_) != list(self.classes_) else "")
+        self.fit_info = {"warm_start": not why, **({"why_not": why} if why else {})}
+        if not why:
+            self._warm = Path(previous.adapter)
+        return not why
+
+    def _pick(self, texts: list[str], labels: list[str]) -> tuple[list[int], dict]:
+        """Positions to train on: all of them from scratch; when warm-starting, the pairs the previous
+        adapter was not trained on, then a seeded sample of [sft] replay of those it was."""
+        if self._warm is None:
+            return list(range(len(texts))), {"warm_start": False, "trained": len(texts)}
+        s = (self.cfg or Settings()).sft
+        path = self._warm / TRAINED_ON
+        seen = set(np.load(path).tolist()) if path.exists() else set()
+        keys = pair_keys(texts, labels)
+        new = [i for i, k in enumerate(keys) if int(k) not in seen]
+        old = [i for i, k in enumerate(keys) if int(k) in seen]
+        rng = np.random.default_rng(s.seed)
+        replay = sorted(rng.choice(old, min(s.replay, len(old)), replace=False).tolist()) if old else []
+        return new + replay, {"warm_start": True, "new": len(new), "replay": len(replay), "older": len(old),
+                              "trained": len(new) + len(replay)}
+
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> "LLMClassifier":
-        """QLoRA fine-tuning on (ticket, department) pairs via router/llm/sft.py; the adapter replaces any old one."""
+        """LoRA fine-tuning on (ticket, department) pairs via router/llm/sft.py: a new adapter, or the
+        warm-started one (`warm_start`) on the new pairs plus a replay sample; [sft] budget_minutes
+        bounds the time. The adapter lists every pair it has seen (trained_on.npy)."""
+        texts, labels = list(texts), list(labels)
+        pick, info = self._pick(texts, labels)
+        warm = self._warm
+        if pick:
+            self._finetune([texts[i] for i in pick], [labels[i] for i in pick], warm)
+        elif warm is not None:                       # nothing new: keep the adapter as it is
+            self.adapter = str(warm)
+        seen = set(pair_keys(texts, labels).tolist())
+        if warm is not None and (warm / TRAINED_ON).exists():
+            seen |= set(np.load(warm / TRAINED_ON).tolist())
+        if self.adapter and Path(self.adapter) != warm and world().lead:
+            np.save(Path(self.adapter) / TRAINED_ON, np.array(sorted(seen), dtype=np.uint64))
+        self.fit_info = {**{k: v for k, v in self.fit_info.items() if k == "why_not"}, **info}
+        self._warm = None
+        return self
+
+    def _finetune(self, texts: list[str], labels: list[str], warm: Path | None) -> None:
         from router.llm.sft import finetune
 
         # A folder named by the data, under the state home: a crashed run resumes from its checkpoints.
         cfg = self.cfg
         home = Path(cfg.paths.home)
-        key = hashlib.sha1("\x1f".join([str(self.base), *texts, "\x1e", *labels]).encode()).hexdigest()[:12]
+        key = hashlib.sha1("\x1f".join([str(self.base), str(warm), *texts, "\x1e", *labels]).encode()).hexdigest()[:12]
         self._work = home / "work" / f"llm-{key}"
         self._work.mkdir(parents=True, exist_ok=True)
         # Train on exactly this classifier's prompt and device, whatever the config file says.
@@ -199,10 +259,9 @@ class LLMClassifier(Classifier):
         run_cfg.llm.device = self.device
         run_cfg.llm.quantize = "auto" if self.quantize is None else self.quantize
         adapter = finetune(str(self.base), list(texts), list(labels), self.catalog, run_cfg, self._work,
-                           gguf_file=self.gguf_file or None, classes=list(self.classes_))
+                           gguf_file=self.gguf_file or None, classes=list(self.classes_), adapter=warm)
         self.adapter = str(adapter)
         self._model = self._tokenizer = self._prompt = self._scorer = None
-        return self
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, folder) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from transformers import TrainerCallback
 
 from router.config import SFT, Settings
 from router.parallel import accumulation, world
@@ -122,6 +123,26 @@ def training_base(model_id: str, gguf_file: str | None, s: SFT, llm, device: str
     return pick_base(s, llm.quantize, device, model_shape(model_id, gguf_file), torch.cuda.mem_get_info(device)[0])
 
 
+class Budget(TrainerCallback):
+    """A TrainerCallback that stops training once `minutes` have passed since training began
+    (`clock`: seconds, injectable); the adapter is then saved as it is."""
+
+    def __init__(self, minutes: float, clock=None):
+        import time
+
+        self.minutes, self.clock, self.start, self.stopped_at = minutes, clock or time.monotonic, None, None
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.start = self.clock()
+
+    def on_step_end(self, args, state, control, **kw):
+        if self.minutes > 0 and self.clock() - self.start >= self.minutes * 60:
+            control.should_training_stop = True
+            self.stopped_at = state.global_step
+            log.info("[sft] budget_minutes = %s reached after %d optimizer steps: stopping", self.minutes,
+                     state.global_step)
+
+
 def last_checkpoint(folder: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -172,15 +193,23 @@ def ddp(cuda: bool) -> dict:
 
 
 def trainer(model, tokenizer, dataset: dict, s: dict, out_dir: Path, cuda: bool, callbacks=(), progress=True,
-            prefix: Sequence[int] | None = None):
-    """The SFTTrainer over a pre-tokenized {input_ids, completion_mask} dataset, LoRA from [sft];
-    with `prefix` (token ids) the sequences are continuations of that shared prefix."""
+            prefix: Sequence[int] | None = None, adapter: str | Path | None = None):
+    """The SFTTrainer over a pre-tokenized {input_ids, completion_mask} dataset, LoRA from [sft], or
+    the trainable `adapter` (a warm start); with `prefix` (token ids) the sequences are continuations
+    of that shared prefix."""
     from datasets import Dataset
     from trl import SFTTrainer
 
     ds = Dataset.from_dict(dataset)
+    peft = lora_config(s)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model, peft = PeftModel.from_pretrained(model, str(adapter), is_trainable=True), None
+        if s.gradient_checkpointing:
+            model.enable_input_require_grads()
     kw = dict(model=model, args=sft_config(s, out_dir, cuda, len(ds), progress), train_dataset=ds,
-              processing_class=tokenizer, peft_config=lora_config(s), callbacks=list(callbacks))
+              processing_class=tokenizer, peft_config=peft, callbacks=list(callbacks))
     if not prefix:
         return SFTTrainer(**kw)
     return _prefix_trainer_class()(prefix=list(prefix), **kw)
@@ -261,7 +290,7 @@ def _prefix_trainer_class():
 
 def finetune(model_id: str, texts: Sequence[str], labels: Sequence[str], catalog, cfg, out_dir,
              resume: bool = True, *, gguf_file: str | None = None, classes: Sequence[str] | None = None,
-             callbacks=(), progress: bool = True, **overrides) -> Path:
+             callbacks=(), progress: bool = True, adapter: str | Path | None = None, **overrides) -> Path:
     """Fine-tune a LoRA adapter on (ticket text, department id) pairs; returns out_dir/adapter.
 
     model_id   base model (Hugging Face id or folder), loaded by router.llm.load.load_model
@@ -270,6 +299,7 @@ def finetune(model_id: str, texts: Sequence[str], labels: Sequence[str], catalog
     out_dir    checkpoints in out_dir/checkpoints, the adapter (+ tokenizer) in out_dir/adapter
     resume     continue from the newest checkpoint in out_dir/checkpoints, if there is one
     classes    department ids the prompt offers (default: the catalogue's active ones)
+    adapter    warm start: go on training this adapter instead of a new LoRA
     overrides  any [sft] key, e.g. max_steps=10
     """
     from router.llm.load import load_model, pick_device
@@ -297,8 +327,10 @@ def finetune(model_id: str, texts: Sequence[str], labels: Sequence[str], catalog
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "base.json").write_text(json.dumps({"base": base, "why": why}, ensure_ascii=False))
     share = bool(s.share_prefix)
+    if s.budget_minutes > 0 and not any(isinstance(c, Budget) for c in callbacks):
+        callbacks = [*callbacks, Budget(s.budget_minutes)]
     tr = trainer(model, tokenizer, examples(prompt, texts, labels, s.max_seq, share), s, out_dir, cuda,
-                 callbacks, progress, prefix=prompt.prefix if share else None)
+                 callbacks, progress, prefix=prompt.prefix if share else None, adapter=adapter)
     ckpt = last_checkpoint(out_dir / "checkpoints") if resume else None
     tr.train(resume_from_checkpoint=ckpt)
     adapter = out_dir / "adapter"
