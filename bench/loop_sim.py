@@ -267,17 +267,18 @@ class Centre:
     """A store, a config and the CLI, as a centre runs them."""
 
     def __init__(self, setup: Setup, folder: Path, strategy: str, seed: int, rerank: bool = True,
-                 threshold: float = 0.6, min_new_labels: int = 20, retrain: dict | None = None, **queue):
+                 threshold: float = 0.6, min_new_labels: int = 20, retrain: dict | None = None, extra: str = "",
+                 **queue):
         self.setup, self.folder = setup, folder
         folder.mkdir(parents=True, exist_ok=True)
         self.config = folder / "router.toml"
-        extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in queue.items())
+        queue_keys = "".join(f"{k} = {json.dumps(v)}\n" for k, v in queue.items())
         self.config.write_text(
             f'[paths]\nhome = "{folder / "home"}"\ncatalog = "{setup.catalog}"\n'
             f"[classify]\nthreshold = {threshold}\n"
-            f'[queue]\nstrategy = "{strategy}"\nseed = {seed}\nrerank = {str(rerank).lower()}\n{extra}'
+            f'[queue]\nstrategy = "{strategy}"\nseed = {seed}\nrerank = {str(rerank).lower()}\n{queue_keys}'
             f"[retrain]\nmin_new_labels = {min_new_labels}\n"
-            + "".join(f"{k} = {json.dumps(v)}\n" for k, v in (retrain or {}).items()))
+            + "".join(f"{k} = {json.dumps(v)}\n" for k, v in (retrain or {}).items()) + extra)
         from typer.testing import CliRunner
 
         from router import config
@@ -416,15 +417,20 @@ class Centre:
 
 def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, rerank: bool = True,
              days: int | None = None, stress: bool = False, review_all: bool = False,
-             return_rate: float = 0.0, lead_budget: int = 0, known_wrong_weight: int | None = None) -> dict:
+             return_rate: float = 0.0, lead_budget: int = 0, known_wrong_weight: int | None = None,
+             kind: str = "baseline", extra: str = "", minutes: float = 0, log: Path | None = None) -> dict:
     """One centre over the days; returns its daily records. `stress` also re-routes each day's
     file, rolls back and promotes again, checking the invariants after each. `return_rate`: the
     share of wrongly auto-routed tickets the departments return (one or two days later);
     `lead_budget` > 0: the lead decides up to that many disputes a day on top of the team's
-    `budget` (0: the disputes come out of `budget`); `known_wrong_weight`: [retrain]'s."""
+    `budget` (0: the disputes come out of `budget`); `known_wrong_weight`: [retrain]'s. `kind`: the
+    model kind trained and retrained; `extra`: TOML sections added to the centre's config ([llm],
+    [sft], ...); `minutes` > 0: no new day starts after that many minutes (the run says how many days
+    fit); `log`: each day's record is appended there as it is made (a run cut short keeps its days)."""
     c = Centre(setup, folder, strategy, seed, rerank, min_new_labels=min(20, budget),
-               threshold=1.0 if review_all else ROUTE,
-               retrain=None if known_wrong_weight is None else {"known_wrong_weight": known_wrong_weight})
+               threshold=1.0 if review_all else ROUTE, extra=extra,
+               retrain={"kind": kind, **({} if known_wrong_weight is None else
+                                         {"known_wrong_weight": known_wrong_weight})})
     rng = random.Random(seed)
     back = random.Random(seed + 1)  # the departments' own randomness: the review draws stay as without returns
     due: dict[int, list[dict]] = {}  # day -> returns arriving that morning
@@ -435,11 +441,20 @@ def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, 
         users.add(c.engine, LEAD, "lead-password-sim", "lead")
     t0 = time.perf_counter()
     c.cli("import", str(_write(folder / "history.jsonl", setup.history, keep_label=True)))
-    c.cli("train")
+    c.cli("train", "--kind", kind)
     first = c.evaluate(setup.test)
-    record = [{"day": 0, **first, "labels": len(setup.history)}]
+    record = [{"day": 0, **first, "labels": len(setup.history), "seconds": round(time.perf_counter() - t0, 1)}]
     labels = len(setup.history)
+
+    def say(r: dict) -> None:
+        if log:
+            with log.open("a") as f:
+                f.write(json.dumps({"kind": kind, "strategy": strategy, "seed": seed, **r}) + "\n")
+
+    say(record[0])
     for d, day in enumerate(setup.days[:days] if days else setup.days, start=1):
+        if minutes and time.perf_counter() - t0 > minutes * 60:
+            break
         arrived = {"returns": 0, "return_rejects": 0}
         todo = [r for r in due.pop(d, []) if r["id"] not in labeled]
         if todo:
@@ -487,10 +502,11 @@ def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, 
             "queue": c.queue_size(), "promoted": night.exit_code == 0,
             # the last days' (confidence, right) pairs: what another threshold would have routed
             **({"pairs": [[round(r["confidence"], 4), int(ok)] for r, ok in zip(rows, right)]}
-               if d > len(setup.days) - 5 else {})})
+               if d > len(setup.days) - 5 else {}), "seconds": round(time.perf_counter() - t0, 1)})
+        say({k: v for k, v in record[-1].items() if k != "pairs"})
     return {"strategy": strategy, "seed": seed, "budget": budget, "rerank": rerank, "review_all": review_all,
             "return_rate": return_rate, "lead_budget": lead_budget, "known_wrong_weight": known_wrong_weight,
-            "days": record,
+            "kind": kind, "days": record,
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -498,13 +514,14 @@ def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, 
 
 def _one(dataset: str, strategy: str, seed: int, budget: int, days: int, rerank: bool, root: str, data: Path,
          review_all: bool = False, return_rate: float = 0.0, lead_budget: int = 0,
-         known_wrong_weight: int | None = None) -> dict:
-    setup = banking77(seed, days, path=data, workdir=Path(root) / f"b77-{seed}-{return_rate}") \
+         known_wrong_weight: int | None = None, kind: str = "baseline", extra: str = "", minutes: float = 0,
+         log: Path | None = None) -> dict:
+    setup = banking77(seed, days, path=data, workdir=Path(root) / f"b77-{seed}-{return_rate}-{kind}") \
         if dataset == "banking77" else chinese(days)
     return simulate(setup, strategy, seed, budget,
-                    Path(root) / f"{dataset}-{strategy}-{seed}-{budget}-{int(rerank)}-{int(review_all)}-{return_rate}",
+                    Path(root) / f"{dataset}-{kind}-{strategy}-{seed}-{budget}-{int(rerank)}-{int(review_all)}-{return_rate}",
                     rerank=rerank, review_all=review_all, return_rate=return_rate, lead_budget=lead_budget,
-                    known_wrong_weight=known_wrong_weight)
+                    known_wrong_weight=known_wrong_weight, kind=kind, extra=extra, minutes=minutes, log=log)
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -512,7 +529,9 @@ def summarise(runs: list[dict]) -> dict:
     day-30 accuracy is first reached."""
     groups: dict[str, list[dict]] = {}
     for r in runs:
-        groups.setdefault(f"{r['strategy']}/{r['budget']}" + ("" if r["rerank"] else "/no-rerank")
+        kind = r.get("kind", "baseline")
+        groups.setdefault(("" if kind == "baseline" else f"{kind}:") + f"{r['strategy']}/{r['budget']}"
+                          + ("" if r["rerank"] else "/no-rerank")
                           + ("/all" if r.get("review_all") else "")
                           + (f"/returns{r['return_rate']:g}" if r.get("return_rate") else "")
                           + (f"/lead{r['lead_budget']}" if r.get("lead_budget") else "")
@@ -521,7 +540,7 @@ def summarise(runs: list[dict]) -> dict:
     mean = lambda key, runs_, d: float(np.mean([x["days"][d][key] for x in runs_ if x["days"][d].get(key) is not None]))  # noqa: E731
     out = {}
     for name, rs in groups.items():
-        n = len(rs[0]["days"])
+        n = min(len(x["days"]) for x in rs)
         curve = [mean("accuracy", rs, d) for d in range(n)]
         out[name] = {"seeds": len(rs), "accuracy": curve, "macro_f1": [mean("macro_f1", rs, d) for d in range(n)],
                      "auto_share": [None] + [mean("auto_share", rs, d) for d in range(1, n)],
@@ -605,23 +624,37 @@ def main(dataset: str = typer.Option("banking77", help="banking77 | cn"),
                                                           "setting's)"),
          jobs: int = typer.Option(2, help="centres simulated in parallel"),
          data: Path = typer.Option(B77, help="Banking77 train.csv"),
+         kinds: str = typer.Option("baseline", help="comma-separated model kinds (baseline, llm, ensemble)"),
+         extra: Path = typer.Option(None, help="a TOML file of sections added to every centre's config "
+                                               "([llm], [sft], [prompt], [ensemble]; not paths/classify/queue/retrain)"),
+         minutes: float = typer.Option(0, help="> 0: no run starts a new day after this many minutes"),
          out: Path = typer.Option(None, help="default bench/results/loop_sim_<dataset>.json")):
     from joblib import Parallel, delayed
 
     out = out or RESULTS / f"loop_sim_{dataset}.json"
+    extra_text = extra.read_text(encoding="utf-8") if extra else ""
+    log = out.with_suffix(".days.jsonl")
+    log.unlink(missing_ok=True)
+    kinds_ = [k for k in kinds.split(",") if k]
     seeds_ = [int(s) for s in seeds.split(",")]
     budgets = [int(b) for b in budget.split(",")]
     rates = [float(x) for x in returns.split(",")]
-    tasks = [(s, seed, b, True, False, r) for r in rates for b in budgets for s in strategies.split(",") if s
-             for seed in seeds_]
-    tasks += [(s, seed, b, False, False, 0.0) for b in budgets for s in no_rerank.split(",") if s for seed in seeds_]
-    tasks += [(s, seed, b, True, True, 0.0) for b in budgets for s in review_all.split(",") if s for seed in seeds_]
+    tasks = [(s, seed, b, True, False, r, k) for k in kinds_ for r in rates for b in budgets
+             for s in strategies.split(",") if s for seed in seeds_]
+    tasks += [(s, seed, b, False, False, 0.0, k) for k in kinds_ for b in budgets for s in no_rerank.split(",") if s
+              for seed in seeds_]
+    tasks += [(s, seed, b, True, True, 0.0, k) for k in kinds_ for b in budgets for s in review_all.split(",") if s
+              for seed in seeds_]
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as root:
         runs = Parallel(n_jobs=jobs, verbose=10)(delayed(_one)(dataset, s, seed, b, days, rr, root, data, all_, r,
-                                                               lead_budget if r else 0, known_wrong_weight if r else None)
-                                                 for s, seed, b, rr, all_, r in tasks)
-    res = {"dataset": dataset, "seeds": seeds_, "budgets": budgets, "days": days, "summary": summarise(runs),
+                                                               lead_budget if r else 0,
+                                                               known_wrong_weight if r else None, k, extra_text,
+                                                               minutes, log)
+                                                 for s, seed, b, rr, all_, r, k in tasks)
+    res = {"dataset": dataset, "seeds": seeds_, "budgets": budgets, "days": days, "kinds": kinds_,
+           "days_run": {f"{r['kind']}:{r['strategy']}/{r['seed']}": len(r["days"]) - 1 for r in runs},
+           "extra_config": extra_text, "summary": summarise(runs),
            "runs": runs, "invariants": "held on every day of every run (each day's check raises otherwise)",
            "seconds": round(time.perf_counter() - t0),
            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",

@@ -281,8 +281,14 @@ def zeroshot(
     try:
         clf = LLMClassifier.from_settings(c.cfg, c.catalog.ids, c.catalog, **{k: v for k, v in {
             "base": base, "gguf_file": gguf_file}.items() if v is not None})
-        clf.prompt  # loads the model now: a missing model fails here, before anything is registered
         metrics, snapshot = {}, {"source": "zero-shot"}
+        if c.cfg.prompt.shots > 0:  # the few-shot block, from the store's labeled tickets (imported history)
+            history = data_mod.from_store(c.engine, c.catalog)
+            clf.choose_shots(history.texts, history.labels)
+            snapshot["shots"] = len(clf.shots)
+            err.print(f"few-shot block: {len(clf.shots)} labeled tickets from the store "
+                      f"({c.cfg.prompt.shots} per department)")
+        clf.prompt  # loads the model now: a missing model fails here, before anything is registered
         if calibrate:
             labeled, rejects = data_mod.from_file(calibrate, c.catalog)
             if len(labeled) < 4:

@@ -159,8 +159,10 @@ class Prompt(Section):
     {city}: the catalogue's city; {departments}: one `department` line per department; {ticket}: the ticket."""
     model_config = ConfigDict(extra="ignore")   # templates saved by older versions may carry other keys
     system: str = Field("", description="optional system message (R1-distilled models work best without)")
-    user: str = ("你是{city}12345政务服务便民热线的派单员。请阅读市民反映的工单，从下列部门中选出应当承办的一个部门，"
-                 "只回答部门编号。\n\n可选部门及其职责：\n{departments}\n\n工单内容：{ticket}")
+    user: str = Field("你是{city}12345政务服务便民热线的派单员。请阅读市民反映的工单，从下列部门中选出应当承办的一个部门，"
+                      "只回答部门编号。\n\n可选部门及其职责：\n{departments}\n\n{examples}工单内容：{ticket}",
+                      description="{examples}: the few-shot block (empty when shots = 0; placed after "
+                      "{departments} when the template lacks it)")
     department: str = Field("{label}. {name}：{duties}",
                             description="one line per department: {label}, {name}, {id}, {duties}")
     label: str = Field("number", description="what the model answers: \"number\" (1..N in catalogue order: 1-2 "
@@ -168,6 +170,12 @@ class Prompt(Section):
                        "slower to score) or its \"id\"; keep `user` and `department` in step")
     think: str = Field("auto", description="close an empty <think></think> block before the answer: auto | yes | no")
     max_ticket_tokens: int = Field(512, ge=1, description="longer tickets are cut (the head is kept)")
+    shots: int = Field(0, ge=0, description="few-shot: this many labeled tickets per department in the shared "
+                       "prefix (drawn from the training tickets, or the store's for `router zeroshot`); costs no "
+                       "time per ticket, only a longer prefix")
+    shot: str = Field("工单：{ticket}\n答：{label}", description="one example: {ticket}, {label}, {name}")
+    shots_header: str = "已派单的工单示例：\n{shots}\n\n"
+    shot_chars: int = Field(80, ge=1, description="an example's ticket is cut to this many characters")
 
 
 class SFT(Section):

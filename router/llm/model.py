@@ -45,7 +45,7 @@ class LLMClassifier(Classifier):
                  base: str = _LLM.base, adapter: str | Path | None = None, gguf_file: str = _LLM.gguf_file,
                  template: dict | None = None, temperature: float = _LLM.temperature, decode: str = _LLM.decode,
                  device: str = _LLM.device, batch_size: int = _LLM.batch_size, quantize=_LLM.quantize,
-                 precision: str = _LLM.precision):
+                 precision: str = _LLM.precision, shots: Sequence | None = None):
         """Stores its parameters, as a scikit-learn estimator does; `from_settings` and `load` fill them
         from the settings. `cfg`: the settings `fit` uses ([sft], [paths]); `classes`: default the
         catalogue's departments; `template`: the [prompt] keys, default the declared ones."""
@@ -53,6 +53,7 @@ class LLMClassifier(Classifier):
         self.base, self.adapter, self.gguf_file, self.template = base, adapter, gguf_file, template
         self.temperature, self.decode, self.device, self.batch_size = temperature, decode, device, batch_size
         self.quantize, self.precision = quantize, precision          # precision: nf4 | bf16 | fp8 | auto (load.py)
+        self.shots = [tuple(x) for x in shots or []]   # few-shot examples (text, department) in the prefix
         self._model = self._tokenizer = self._prompt = self._scorer = None
         self._warm: Path | None = None           # warm_start: the adapter the next fit goes on from
         self.fit_info = {}
@@ -86,7 +87,7 @@ class LLMClassifier(Classifier):
                                                       gguf_file=self.gguf_file or None, device=self.device,
                                                       quantize=quantize, precision=self.precision)
             self._prompt = build_prompt(self._tokenizer, self.catalog, self._template().model_dump(),
-                                        list(self.classes_))
+                                        list(self.classes_), self.shots)
         return self._model
 
     @property
@@ -206,6 +207,7 @@ class LLMClassifier(Classifier):
         self.fit_info = {"warm_start": not why, **({"why_not": why} if why else {})}
         if not why:
             self._warm = Path(previous.adapter)
+            self.shots = list(previous.shots)
         return not why
 
     def _pick(self, texts: list[str], labels: list[str]) -> tuple[list[int], dict]:
@@ -229,6 +231,7 @@ class LLMClassifier(Classifier):
         warm-started one (`warm_start`) on the new pairs plus a replay sample; [sft] budget_minutes
         bounds the time. The adapter lists every pair it has seen (trained_on.npy)."""
         texts, labels = list(texts), list(labels)
+        self.choose_shots(texts, labels)
         pick, info = self._pick(texts, labels)
         warm = self._warm
         if pick:
@@ -243,6 +246,17 @@ class LLMClassifier(Classifier):
         self.fit_info = {**{k: v for k, v in self.fit_info.items() if k == "why_not"}, **info}
         self._warm = None
         return self
+
+    def choose_shots(self, texts: Sequence[str], labels: Sequence[str]) -> None:
+        """[prompt] shots > 0: k labeled tickets per department for the prompt's few-shot block
+        (a warm start keeps the previous version's, so the prompt it was trained with stays)."""
+        k = self._template().shots
+        if k > 0 and not (self._warm is not None and self.shots):
+            from router.llm.prompt import pick_shots
+
+            seed = (self.cfg or Settings()).train.seed
+            self.shots = pick_shots(texts, labels, k, seed, list(self.classes_))
+            self._model = self._tokenizer = self._prompt = self._scorer = None
 
     def _finetune(self, texts: list[str], labels: list[str], warm: Path | None) -> None:
         from router.llm.sft import finetune
@@ -259,7 +273,8 @@ class LLMClassifier(Classifier):
         run_cfg.llm.device = self.device
         run_cfg.llm.quantize = "auto" if self.quantize is None else self.quantize
         adapter = finetune(str(self.base), list(texts), list(labels), self.catalog, run_cfg, self._work,
-                           gguf_file=self.gguf_file or None, classes=list(self.classes_), adapter=warm)
+                           gguf_file=self.gguf_file or None, classes=list(self.classes_), adapter=warm,
+                           shots=self.shots)
         self.adapter = str(adapter)
         self._model = self._tokenizer = self._prompt = self._scorer = None
 
@@ -278,7 +293,7 @@ class LLMClassifier(Classifier):
         meta = {"kind": self.kind, "base": str(self.base), "gguf_file": self.gguf_file or None, "adapter": adapter,
                 "temperature": self.temperature,
                 "classes": list(self.classes_), "labels": labels, "template": self._template().model_dump(),
-                "city": self.catalog.city, "departments": depts}
+                "city": self.catalog.city, "departments": depts, "shots": [list(x) for x in self.shots]}
         (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1))
 
     @classmethod
@@ -293,4 +308,5 @@ class LLMClassifier(Classifier):
                                  adapter=folder / meta["adapter"] if meta.get("adapter") else None,
                                  gguf_file=meta.get("gguf_file") or "",
                                  template={**cfg.prompt.model_dump(), **(meta.get("template") or {})},
-                                 temperature=meta.get("temperature", 1.0), device=device or cfg.llm.device)
+                                 temperature=meta.get("temperature", 1.0), device=device or cfg.llm.device,
+                                 shots=meta.get("shots") or [])

@@ -74,14 +74,35 @@ def _render(tokenizer, messages: list[dict], think: str) -> str:
     return text
 
 
+def pick_shots(texts: Sequence[str], labels: Sequence[str], k: int, seed: int = 42,
+               classes: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """k labeled tickets per department (a seeded draw among each department's tickets), in class order."""
+    import random
+
+    by: dict[str, list[str]] = {}
+    for t, y in zip(texts, labels):
+        by.setdefault(y, []).append(t)
+    rng = random.Random(seed)
+    order = list(classes) if classes is not None else sorted(by)
+    return [(t, c) for c in order if c in by for t in rng.sample(by[c], min(k, len(by[c])))]
+
+
+def shots_block(t: Template, shots: Sequence[tuple[str, str]], catalog: Catalog, label_of: dict) -> str:
+    """The few-shot block: [prompt] shots_header around one `shot` line per example ('' when none)."""
+    lines = [t.shot.format(ticket=" ".join(text.split())[: t.shot_chars], label=label_of[c], name=catalog.name(c))
+             for text, c in shots if c in label_of]
+    return t.shots_header.format(shots="\n".join(lines)) if lines else ""
+
+
 def build_prompt(tokenizer, catalog: Catalog, template: Template | Mapping | None = None,
-                 classes: Sequence[str] | None = None) -> Prompt:
+                 classes: Sequence[str] | None = None, shots: Sequence[tuple[str, str]] = ()) -> Prompt:
     """The prompt for `classes` (default: the catalogue's active departments).
 
     template: the [prompt] settings (router/config.py) or a dict of some of them: system, user (with {city}, {departments}, {ticket}),
     department (one line per department: {label}, {name}, {id}, {duties}), label ("name", "id" or
     "number": 1, 2, ... in class order; then let `department` show the name too, e.g. "{label}. {name}"),
     think ("auto", "yes", "no"), max_ticket_tokens.
+    shots: (ticket text, department id) examples for the few-shot block, in the shared prefix.
     """
     t = template if isinstance(template, Template) else Template(**dict(template or {}))
     classes = list(classes) if classes is not None else catalog.ids
@@ -96,7 +117,9 @@ def build_prompt(tokenizer, catalog: Catalog, template: Template | Mapping | Non
     lines = "\n".join(t.department.format(label=lab, name=catalog.name(c), id=c,
                                              duties=catalog.by_id[c].duties if c in catalog.by_id else "")
                       for c, lab in zip(classes, labels))
-    user = t.user.format(city=catalog.city, departments=lines, ticket=SLOT)
+    examples = shots_block(t, shots, catalog, dict(zip(classes, labels)))
+    fmt = t.user if "{examples}" in t.user or not examples else t.user.replace("{departments}", "{departments}\n\n{examples}")
+    user = fmt.format(city=catalog.city, departments=lines, ticket=SLOT, examples=examples)
     messages = ([{"role": "system", "content": t.system}] if t.system else []) + \
         [{"role": "user", "content": user}]
     text = _render(tokenizer, messages, t.think)

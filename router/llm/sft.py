@@ -290,7 +290,7 @@ def _prefix_trainer_class():
 
 def finetune(model_id: str, texts: Sequence[str], labels: Sequence[str], catalog, cfg, out_dir,
              resume: bool = True, *, gguf_file: str | None = None, classes: Sequence[str] | None = None,
-             callbacks=(), progress: bool = True, adapter: str | Path | None = None, **overrides) -> Path:
+             callbacks=(), progress: bool = True, adapter: str | Path | None = None, shots=(), **overrides) -> Path:
     """Fine-tune a LoRA adapter on (ticket text, department id) pairs; returns out_dir/adapter.
 
     model_id   base model (Hugging Face id or folder), loaded by router.llm.load.load_model
@@ -300,6 +300,7 @@ def finetune(model_id: str, texts: Sequence[str], labels: Sequence[str], catalog
     resume     continue from the newest checkpoint in out_dir/checkpoints, if there is one
     classes    department ids the prompt offers (default: the catalogue's active ones)
     adapter    warm start: go on training this adapter instead of a new LoRA
+    shots      (text, department) examples of the prompt's few-shot block
     overrides  any [sft] key, e.g. max_steps=10
     """
     from router.llm.load import load_model, pick_device
@@ -319,7 +320,7 @@ def finetune(model_id: str, texts: Sequence[str], labels: Sequence[str], catalog
     log.info("training base: %s (%s)", base, why)
     model, tokenizer = load_model(model_id, gguf_file=gguf_file, device=device, quantize=base == "nf4",
                                   dtype=torch.bfloat16 if cuda else torch.float32)
-    prompt = build_prompt(tokenizer, catalog, cfg.prompt, classes)
+    prompt = build_prompt(tokenizer, catalog, cfg.prompt, classes, shots)
     unknown = sorted(set(labels) - set(prompt.classes))
     if unknown:
         raise ValueError(f"labels not among the prompt's departments: {unknown[:5]}")
