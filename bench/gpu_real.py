@@ -13,7 +13,8 @@ Data (nothing tuned on a test split):
   77 intents, names only, an English prompt.
 - clinc150: ../shared/datasets/clinc150/train_val.json: train -> val (in-scope); 150 intents.
 Each train part: 10% (stratified, seed 43) is the calibration slice (temperatures, ensemble weights),
-the rest is what the models fit. `--max-train` / `--max-test` cap the sizes (stratified).
+the rest is what the models fit. `--max-train` (Banking77, CLINC150) / `--max-test` cap the sizes
+(stratified).
 
 Models: the baseline ([baseline] defaults, fitted in a separate process while the GPU works); the LLM
 zero-shot; with `--shots k` examples per department in the shared prefix (picked from the fit part);
@@ -50,7 +51,7 @@ from router import ROOT, config  # noqa: E402
 from router.catalog import Catalog, Department, load_catalog  # noqa: E402
 from router.classifier import model_input  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "datasets"
+SHARED = [ROOT.parent / "shared" / "datasets"]   # --shared
 EN = {"system": "", "think": "no", "label": "number", "department": "{label}. {name}", "max_ticket_tokens": 96,
       "shot": "Message: {ticket}\nAnswer: {label}", "shots_header": "Examples:\n{shots}\n\n"}
 USER = {"banking77": "Which intent does this bank customer's message express? Answer with the intent's number "
@@ -91,16 +92,16 @@ def dataset(name: str, max_train: int | None, max_test: int | None):
         train, test, template = rows("history.jsonl"), rows("test.jsonl"), {}
     else:
         if name == "banking77":
-            data = [(r["text"], r["category"]) for r in csv.DictReader((SHARED / name / "train.csv").open())]
+            data = [(r["text"], r["category"]) for r in csv.DictReader((SHARED[0] / name / "train.csv").open())]
             tr, te = stratified([y for _, y in data], 0.2, 42)
             train, test = [data[i] for i in tr], [data[i] for i in te]
         else:
-            d = json.loads((SHARED / name / "train_val.json").read_text())
+            d = json.loads((SHARED[0] / name / "train_val.json").read_text())
             train, test = [tuple(x) for x in d["train"]], [tuple(x) for x in d["val"]]
         intents = sorted({y for _, y in train})
         catalog = Catalog([Department(i, i.replace("_", " "), "") for i in intents])
         template = {**EN, "user": USER[name]}
-    return catalog, template, cap(train, max_train, 1), cap(test, max_test, 2)
+    return catalog, template, cap(train, max_train if name != "cn" else None, 1), cap(test, max_test, 2)
 
 
 def baseline_job(name: str, fit: list, cal: list, test: list, classes: list[str]) -> dict:
@@ -223,7 +224,7 @@ def incremental(args, home: Path, res: dict) -> dict:
     catalog, template, train, test = dataset("cn", args.max_train, args.max_test)
     classes, texts = catalog.ids, [t for t, _ in test]
     fit = res["cn"]["_fit"]
-    stages = [n for n in args.stages if n <= len(fit)]
+    stages = [n for n in args.stages if n < len(fit)] + [len(fit)]
     out = {"stages": stages, "replay": args.replay, "epochs": args.epochs["cn"], "rows": []}
     prev = None
     for n in stages:
@@ -260,12 +261,15 @@ def shape7b(args, home: Path) -> dict:
     from router.llm.model import LLMClassifier
     from tests.tiny_think import QWEN_7B_SHAPE
 
-    folder = Path("/tmp/q7b")
+    folder = home / "q7b"
+    shape = QWEN_7B_SHAPE if not args.tiny else {**QWEN_7B_SHAPE, "hidden_size": 64, "intermediate_size": 128,
+                                                 "num_hidden_layers": 2, "num_attention_heads": 4,
+                                                 "num_key_value_heads": 2}
     if not (folder / "config.json").exists():
         torch.manual_seed(0)
         torch.set_default_dtype(torch.bfloat16)
-        with torch.device("cuda"):
-            m = Qwen2ForCausalLM(Qwen2Config(**QWEN_7B_SHAPE))
+        with torch.device(args.device):
+            m = Qwen2ForCausalLM(Qwen2Config(**shape))
         torch.set_default_dtype(torch.float32)
         m.save_pretrained(folder)
         AutoTokenizer.from_pretrained(args.shape7b).save_pretrained(folder)
@@ -277,23 +281,27 @@ def shape7b(args, home: Path) -> dict:
             self.t = []
 
         def on_step_end(self, a, state, control, **kw):
-            torch.cuda.synchronize()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
             self.t.append(time.perf_counter())
 
     catalog = load_catalog(ROOT / "data" / "departments.json")
     rows = [json.loads(x) for x in (ROOT / "data" / "sample" / "history.jsonl").read_text("utf-8").splitlines()]
     cfg = config.Settings()
-    cfg.paths.home, cfg.llm.device = str(home / "q7b"), "cuda"
+    cfg.paths.home, cfg.llm.device = str(home / "q7b-run"), args.device
     cfg.sft = config.SFT(**{**cfg.sft.model_dump(), "base": "nf4", "max_steps": args.steps7b, "logging_steps": 5,
                             "save_steps": 10 ** 6})
+    if args.tiny:
+        cfg.prompt = config.Prompt(department="{label}. {name}", max_ticket_tokens=48)
     n = cfg.sft.batch_size * cfg.sft.grad_accum * args.steps7b
     steps = Steps()
     import router.llm.sft as sft_mod
 
     orig = sft_mod.trainer
-    sft_mod.trainer = lambda *a, **k: orig(*a, **{**k, "callbacks": [*k.get("callbacks", ()), steps]})
-    clf = LLMClassifier.from_settings(cfg, catalog.ids, catalog, base=str(folder), device="cuda")
-    torch.cuda.reset_peak_memory_stats()
+    sft_mod.trainer = lambda *a, **k: orig(*a[:6], [*a[6], steps], *a[7:], **k)   # callbacks: 7th positional
+    clf = LLMClassifier.from_settings(cfg, catalog.ids, catalog, base=str(folder), device=args.device)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     _, total = timed(lambda: clf.fit([model_input(r["text"]) for r in rows[:n]], [r["label"] for r in rows[:n]]))
     sft_mod.trainer = orig
     per_step = float(np.median(np.diff(steps.t[1:]))) if len(steps.t) > 2 else total / args.steps7b
@@ -337,6 +345,7 @@ def main(model: str = typer.Option("", help="the converted Qwen2.5-Coder-0.5B-In
          stages: str = typer.Option("1000,2500,5000"), replay: int = typer.Option(500),
          steps7b: int = typer.Option(12), new_per_night: int = typer.Option(500),
          home: Path = typer.Option(Path("/tmp/gpu-real")),
+         shared: Path = typer.Option(SHARED[0], help="the shared datasets folder"),
          out: Path = typer.Option(ROOT / "bench" / "results" / "gpu_real.json")):
     import torch
 
@@ -348,13 +357,14 @@ def main(model: str = typer.Option("", help="the converted Qwen2.5-Coder-0.5B-In
     args.stages, args.steps7b, args.new_per_night, args.shape7b = [int(x) for x in stages.split(",")], steps7b, \
         new_per_night, tokenizer7b
     args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    SHARED[0] = shared
+    args.tiny = tiny
     if tiny:
         from tests.tiny_think import tiny_model
 
         texts = [d.name + d.duties for d in load_catalog(ROOT / "data" / "departments.json").departments]
         args.model = str(tiny_model(home / "tiny", texts + ["bank card transfer top up account request"]))
         args.max_train, args.max_test = args.max_train or 300, args.max_test or 60
-        args.stages = [100, 200, 270]
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     res: dict = {"gpu": gpu, "model": "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF dequantized, bf16)" if not tiny
                  else "tiny random Qwen2 (dry run)", "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
