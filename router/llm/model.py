@@ -198,7 +198,7 @@ class LLMClassifier(Classifier):
         not trained on plus [sft] replay of those it was (its adapter lists them: trained_on.npy). Only
         for the same base model and the same departments (else the answers would differ)."""
         self._warm = None
-        s = (self.cfg or Settings()).sft
+        s = self.cfg.sft
         why = ("[sft] incremental is off" if not s.incremental else
                "it is not an LLM version" if not isinstance(previous, LLMClassifier) else
                "it has no adapter" if not previous.adapter else
@@ -215,7 +215,7 @@ class LLMClassifier(Classifier):
         adapter was not trained on, then a seeded sample of [sft] replay of those it was."""
         if self._warm is None:
             return list(range(len(texts))), {"warm_start": False, "trained": len(texts)}
-        s = (self.cfg or Settings()).sft
+        s = self.cfg.sft
         path = self._warm / TRAINED_ON
         seen = set(np.load(path).tolist()) if path.exists() else set()
         keys = pair_keys(texts, labels)
@@ -254,7 +254,7 @@ class LLMClassifier(Classifier):
         if k > 0 and not (self._warm is not None and self.shots):
             from router.llm.prompt import pick_shots
 
-            seed = (self.cfg or Settings()).train.seed
+            seed = self.cfg.train.seed
             self.shots = pick_shots(texts, labels, k, seed, list(self.classes_))
             self._model = self._tokenizer = self._prompt = self._scorer = None
 
