@@ -65,20 +65,20 @@ def test_warm_start_goes_on_from_the_adapter_on_new_pairs_and_a_replay(tiny, cat
     assert first.fit_info == {"warm_start": False, "trained": 40}
     assert set(np.load(f"{first.adapter}/{TRAINED_ON}").tolist()) == set(pair_keys(old_t, old_y).tolist())
     trained = lora_b(first.adapter)
-    assert any(v.abs().sum() > 0 for v in trained.values())       # a fresh LoRA's B is zero; this one learnt
+    assert any(v.abs().max() > 1e-3 for v in trained.values())    # a fresh LoRA's B is zero; this one learnt
 
     new_t, new_y = make(12, 7)
-    second = llm(tiny, tcfg, catalog, learning_rate=0.0)           # lr 0: the weights stay where they started
+    second = llm(tiny, tcfg, catalog, learning_rate=1e-12)         # ~0: the weights stay where they started
     assert second.warm_start(first)
     second.fit(old_t + new_t, old_y + new_y)
     assert second.fit_info == {"warm_start": True, "new": 12, "replay": 5, "older": 40, "trained": 17}
     assert second.adapter != first.adapter
     after = lora_b(second.adapter)
-    assert after.keys() == trained.keys() and all(torch.equal(after[k], trained[k]) for k in trained)
+    assert after.keys() == trained.keys() and all(torch.allclose(after[k], trained[k], atol=1e-8) for k in trained)
     assert len(np.load(f"{second.adapter}/{TRAINED_ON}")) == 52
 
-    cold = llm(tiny, tcfg, catalog, learning_rate=0.0).fit(new_t, new_y)   # from scratch: B starts at zero
-    assert all(v.abs().sum() == 0 for v in lora_b(cold.adapter).values())
+    cold = llm(tiny, tcfg, catalog, learning_rate=1e-12).fit(new_t, new_y)   # from scratch: B starts at zero
+    assert all(v.abs().max() < 1e-8 for v in lora_b(cold.adapter).values())
 
 
 def test_no_warm_start_when_off_or_incompatible(tiny, catalog, tcfg):
