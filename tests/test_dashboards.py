@@ -371,3 +371,12 @@ def test_model_history_reasons_and_captions_are_chinese(cfg, engine, catalog):
     assert "first trained model" not in shown and "gate:" not in shown
     at = render("views/3_Calibration.py")
     assert not any("classify.threshold" in c.value for c in at.caption)
+
+
+def test_no_fit_chart_axes_are_dates_and_short_percentages(store):
+    at = render(PAGES[4])
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    share = [sp for sp in specs if '"share"' in json.dumps(sp)]
+    assert share, "the no-fit rate chart"
+    enc = json.dumps(share[0])
+    assert '"format": "%m-%d"' in enc and '"format": ".1%"' in enc

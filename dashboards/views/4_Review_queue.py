@@ -71,7 +71,8 @@ else:
     rates = nf.melt("day", ["flagged_rate", "label_rate"], "rate", "share").dropna()
     rates["rate"] = rates["rate"].map({"flagged_rate": "模型判为无合适部门", "label_rate": "标注员标为无合适部门"})
     st.altair_chart(alt.Chart(rates).mark_line(point=True).encode(
-        x=alt.X("day:T", title=f"日期（{ctx.zone}）"), y=alt.Y("share:Q", title="占比", axis=alt.Axis(format="%")),
+        x=alt.X("day:T", title=f"日期（{ctx.zone}）", axis=alt.Axis(format="%m-%d", labelAngle=0)),
+        y=alt.Y("share:Q", title="占比", axis=alt.Axis(format=".1%")),
         color=alt.Color("rate:N", title=None),
         tooltip=[alt.Tooltip("day:T", title="日期"), alt.Tooltip("rate:N", title="类别"),
                  alt.Tooltip("share:Q", title="占比", format=".1%")]).properties(height=220), width="stretch")
