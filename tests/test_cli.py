@@ -201,7 +201,7 @@ def test_exit_codes(trained, tmp_path, monkeypatch):
     assert not (tmp_path / "day.routed.jsonl").exists()
     monkeypatch.setenv("ROUTER_CLASSIFY__THRESHOLD", "-0.1")
     res = invoke("classify", str(day))
-    assert res.exit_code == 2 and "[classify] threshold" in res.output and "greater than or equal to 0" in res.output
+    assert res.exit_code == 2 and "[classify] threshold" in res.output and "between 0 and 1" in res.output
     monkeypatch.delenv("ROUTER_CLASSIFY__THRESHOLD")
     res = invoke("classify", str(day), "-o", str(day))
     assert res.exit_code == 2 and "overwrite the input" in res.output and len(read_jsonl(day)) == 3
