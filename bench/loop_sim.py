@@ -213,7 +213,7 @@ def check_returns(engine, when: str, imported: int | None = None, disputes: list
 
 
 SUMMARY = re.compile(r"routed (\d+), queued for review (\d+) \(confidence < [\d.]+\) \+ (\d+) audits"
-                     r"(?: \+ (\d+) no-fit)?(?:, (\d+) already waiting)?")
+                     r"(?: \+ (\d+) no-fit)?(?: \+ (\d+) emergencies)?(?:, (\d+) already waiting)?")
 
 
 def check_run(engine, when: str, output: Path, printed: str, items_before: int) -> dict:
@@ -226,18 +226,21 @@ def check_run(engine, when: str, output: Path, printed: str, items_before: int) 
     m = SUMMARY.search(" ".join(printed.split()))
     if not m:
         raise Broken(f"{when}: no summary line in the output of router classify:\n{printed[-500:]}")
-    routed, low, audits, no_fit, waiting = (int(x or 0) for x in m.groups())
+    routed, low, audits, no_fit, urgent, waiting = (int(x or 0) for x in m.groups())
     rows = [json.loads(x) for x in output.read_text(encoding="utf-8").splitlines()]
     with Session(engine) as s:
         new = s.exec(select(QueueItem.ticket_id, QueueItem.reason).where(QueueItem.id > items_before)).all()
     made = Counter(r for _, r in new)
-    if made["low_confidence"] != low or made["audit"] != audits or made["no_fit"] != no_fit:
-        raise Broken(f"{when}: summary says {low} queued + {audits} audits + {no_fit} no-fit, the run created "
-                     f"{made['low_confidence']} + {made['audit']} + {made['no_fit']} queue rows")
+    if made["low_confidence"] != low or made["audit"] != audits or made["no_fit"] != no_fit \
+            or made["emergency"] != urgent:
+        raise Broken(f"{when}: summary says {low} queued + {audits} audits + {no_fit} no-fit + {urgent} emergencies, "
+                     f"the run created {made['low_confidence']} + {made['audit']} + {made['no_fit']} + "
+                     f"{made['emergency']} queue rows")
     key = lambda r: r.get("stored_id", r["id"])  # noqa: E731  (a day reusing ids: the store's own id)
     said = {key(r) for r in rows if r["queued"]}
-    if len(said) != low + audits + no_fit + waiting:
-        raise Broken(f"{when}: {len(said)} rows say queued, the summary {low} + {audits} + {no_fit} no-fit "
+    if len(said) != low + audits + no_fit + urgent + waiting:
+        raise Broken(f"{when}: {len(said)} rows say queued, the summary {low} + {audits} + {no_fit} no-fit + {urgent} "
+                     f"emergencies "
                      f"+ {waiting} waiting")
     flagged = [key(r) for r in rows if r["department"] == "none" and not r["queued"]]
     if flagged:

@@ -18,6 +18,8 @@ PAGES = [  # file, title, url path (the default page is served at /), one line f
     ("views/5_Drift.py", "分布漂移", "drift", "近期工单的部门分布与训练数据对比"),
     ("views/6_Model_history.py", "模型历史", "history", "各版本、上线决策及理由、回滚"),
     ("views/7_Returns.py", "退单与派单异议", "returns", "一次派单准确率、退单率与退单原因、待审核异议及其时长、多次改派"),
+    ("views/8_Rules.py", "派单规则", "rules", "派单目录规则的命中数与被改派、退单的比例"),
+    ("views/9_Incidents.py", "并单与预警", "incidents", "当日最大、增长最快的并单事件（分辖区、分部门）与苗头性诉求预警"),
 ]
 
 if __name__ == "__main__":

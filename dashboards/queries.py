@@ -488,3 +488,74 @@ def redispatch_chains(engine, limit: int = 200) -> pd.DataFrame:
         chains.setdefault(tid, []).append(dept)
     df = pd.DataFrame([(t, len(c), c) for t, c in chains.items()], columns=["ticket", "returns", "departments"])
     return df.sort_values("returns", ascending=False, kind="stable").reset_index(drop=True)
+def rule_stats(engine) -> pd.DataFrame:
+    """Each catalogue rule (disabled ones too): tickets it decided (hits), how many of those a dispatcher
+    decided otherwise (a label not undone, imports aside) and how many the department returned (退单)."""
+    from router.store import Rule, TicketReturn
+
+    rules = _all(engine, select(Rule.id, Rule.pattern, Rule.regex, Rule.department, Rule.district, Rule.note,
+                                Rule.active, Rule.created_by, Rule.created_at).order_by(Rule.id))
+    cols = ["id", "pattern", "regex", "department", "district", "note", "active", "created_by", "created_at"]
+    df = pd.DataFrame(rules, columns=cols)
+    if df.empty:
+        return df.assign(hits=[], overturned=[], returned=[], overturn_rate=[])
+    hits = dict(_all(engine, select(Prediction.rule_id, func.count(func.distinct(Prediction.ticket_id)))
+                     .where(Prediction.rule_id.is_not(None)).group_by(Prediction.rule_id)))
+    latest = (select(Label.ticket_id, func.max(Label.id).label("lid"))
+              .where(Label.undone == False, Label.source != Source.imported).group_by(Label.ticket_id).subquery())  # noqa: E712
+    over = dict(_all(engine, select(Prediction.rule_id, func.count(func.distinct(Prediction.ticket_id)))
+                     .join(latest, latest.c.ticket_id == Prediction.ticket_id).join(Label, Label.id == latest.c.lid)
+                     .where(Prediction.rule_id.is_not(None),
+                            (Label.department.is_(None)) | (Label.department != Prediction.department))
+                     .group_by(Prediction.rule_id)))
+    ret = dict(_all(engine, select(Prediction.rule_id, func.count(func.distinct(TicketReturn.ticket_id)))
+                    .join(TicketReturn, TicketReturn.prediction_id == Prediction.id)
+                    .where(Prediction.rule_id.is_not(None)).group_by(Prediction.rule_id)))
+    df["hits"] = df["id"].map(lambda i: hits.get(i, 0))
+    df["overturned"] = df["id"].map(lambda i: over.get(i, 0))
+    df["returned"] = df["id"].map(lambda i: ret.get(i, 0))
+    df["overturn_rate"] = np.where(df["hits"] > 0, (df["overturned"] + df["returned"]) / df["hits"].clip(lower=1), np.nan)
+    return df
+
+
+def incident_days(engine) -> list:
+    """Days (UTC bounds are the caller's) that have incident tickets: the newest received time, for the default."""
+    from router.store import Incident
+
+    return _one(engine, select(func.max(Incident.last_at)))
+
+
+def incidents(engine, start: datetime, end: datetime, alert_size: int, alert_hours: float) -> pd.DataFrame:
+    """The incidents (并单) with tickets received in [start, end): size that day and overall, span, growth
+    (tickets per hour), the most tickets within any `alert_hours`, and whether that reaches `alert_size`
+    (风险性苗头性诉求预警)."""
+    from router.store import Incident
+
+    rows = _all(engine, select(Ticket.incident_id, Ticket.received_at).where(
+        Ticket.incident_id.is_not(None), Ticket.received_at >= utc(start), Ticket.received_at < utc(end)))
+    cols = ["id", "place", "district", "department", "size", "today", "first", "last", "per_hour", "peak", "alert"]
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    times: dict[int, list] = {}
+    for inc, at in rows:
+        times.setdefault(inc, []).append(pd.Timestamp(at).tz_localize("UTC") if pd.Timestamp(at).tzinfo is None
+                                         else pd.Timestamp(at))
+    meta = {r[0]: r[1:] for r in _all(engine, select(Incident.id, Incident.place, Incident.district,
+                                                     Incident.department, Incident.size)
+                                     .where(Incident.id.in_(list(times))))}
+    out = []
+    win = pd.Timedelta(hours=alert_hours)
+    for inc, ts in times.items():
+        ts.sort()
+        peak = max(int(np.searchsorted(ts, t + win, side="right")) - k for k, t in enumerate(ts))
+        hours = max((ts[-1] - ts[0]).total_seconds() / 3600, 1.0)
+        place, district, dept, size = meta.get(inc, ("", None, None, len(ts)))
+        out.append([inc, place, district, dept, size, len(ts), ts[0], ts[-1], round(len(ts) / hours, 2), peak,
+                    peak >= alert_size])
+    return pd.DataFrame(out, columns=cols).sort_values(["today", "per_hour"], ascending=False)
+
+
+def incident_tickets(engine, incident_id: int) -> pd.DataFrame:
+    rows = _all(engine, select(Ticket.id, Ticket.received_at, Ticket.duplicate_of, Ticket.title, Ticket.text)
+                .where(Ticket.incident_id == incident_id).order_by(Ticket.received_at, Ticket.id))
+    return pd.DataFrame(rows, columns=["id", "received_at", "duplicate_of", "title", "text"])

@@ -1099,17 +1099,108 @@ def month_test(seed, base):
     return number(rows, "MT%05d")
 
 
+# ------------------------------------------- emergencies and legal channels ---
+# Rare tickets for 110/119/120/122 (handed over at once) and for the legal channel (courts, arbitration,
+# 信访, discipline, administrative review, information disclosure), plus near-misses that use the
+# same words for a past, hypothetical or administrative matter (labelled with the department that
+# handles them). Own RNG streams and ids (`M05-E001`, `MHE001`), so every other ticket stays as it was.
+EMERGENCY_SCEN = {
+    "emergency-119": ["{xq}{bld}着火了，浓烟很大，快来救火！", "{road}边上{shop}起火了，火势很大，里面好像还有人。",
+                      "家里厨房煤气泄漏着火了，我们跑出来了，快派消防车到{xq}！", "{xq}地下车库有辆车烧起来了，黑烟往楼里冒，快来！",
+                      "{village}后山着火了，火往村子这边烧过来了。", "{road}一个液化气罐爆炸了，旁边几家店都炸坏了。",
+                      "河水涨上来了，{village}有一家老人被困在屋里出不来。", "{xq}{bld}楼道里电动车烧着了，现在全是浓烟，人下不来。"],
+    "emergency-120": ["我爸突然晕倒了，叫不醒，在{xq}{bld}，快派救护车！", "{road}公交站有个老人倒在地上抽搐，口吐白沫。",
+                      "邻居家老人心脏病发作了，呼吸困难，家里就她一个人，{xq}。", "我老公喝了农药，现在在{village}家里，快救救他。",
+                      "{xq}有一家人煤气中毒了，昏迷不醒。", "{road}工地上有工人从架子上摔下来，大出血，人不省人事。"],
+    "emergency-110": ["{road}有人拿着刀在街上追着砍人！快来！", "我孩子在{xq}楼下玩，一转眼不见了，找了半个小时都找不到了。",
+                      "{road}有个男的抢了我的包往{road2}跑了。", "楼上正在打架，听到有人喊救命，{xq}{bld}。",
+                      "{xq}有个人站在楼顶上说要跳楼。", "我女儿在{road}{shop}门口被人抱走了，快帮帮我！",
+                      "隔壁男的正在家暴，往死里打他老婆，{xq}{bld}。"],
+    "emergency-122": ["{road}发生车祸，一辆电动车被货车撞了，人倒在地上流血。", "{road}和{road2}路口两辆车相撞，有人受伤卡在车里。",
+                      "刚才{road}一个老人被车撞倒了，躺在地上起不来，司机跑了。", "{road}上一辆面包车翻车了，好几个人受伤。"],
+}
+NEAR_MISS_SCEN = [  # (department, phrasing): emergency words, no emergency
+    ("gas", "上次{road}煤气泄漏的事处理了吗？一直没人回复。"), ("fire-rescue", "{xq}楼道里堆满了杂物，万一着火了怎么办？"),
+    ("police", "上周我孩子在{road}走丢了，多亏派出所民警帮忙找到，想表扬一下。"),
+    ("medical-insurance", "想问一下叫120救护车的费用能不能医保报销。"),
+    ("traffic-police", "去年在{road}出了车祸，事故认定书一直没出来。"), ("fire-rescue", "{xq}消防演练警报响了一上午，能不能提前通知。"),
+    ("gas", "电视上说最近煤气中毒的多，燃气公司能不能上门检查一下。"),
+    ("medical-insurance", "我爸上个月心梗住院，医保报销比例太低了。"), ("fire-rescue", "{xq}的灭火器都过期了，物业也不换。"),
+    ("police", "前几天{road}有人打架，想问问处理结果。"),
+]
+LEGAL_SCEN = ["法院判决对方还我{money}，判决生效半年了对方一直不执行，能不能帮我要回来？", "公司拖欠我{month}工资不给，我想申请劳动仲裁，去哪里立案？",
+              "我对{street}城管的罚款决定不服，想申请行政复议。", "我要举报{village}村支书贪污集体资金，请纪委查一查。",
+              "我要申请政府信息公开，公开{village}征地补偿的标准和名单。", "我的信访事项已经出了复查意见，我还是不服，想申请复核。",
+              "离婚判决孩子归我，对方不让我见孩子，法院的判决不管用吗？", "案子在法院一年多了还没判，你们帮我催一下法官。",
+              "我要实名举报{street}的一个干部收受红包，想知道纪委的举报渠道。", "仲裁裁决公司赔我{money}，公司不服起诉了，我该怎么办？"]
+
+
+def special_row(rng, label, phr, when, gaz=None):
+    """One ticket from phrasing `phr` (slots filled from a random district), labelled `label`."""
+    t = Ticket(rng, gaz or rng.choice(GAZ_IDS))
+    body = t.fill(phr)
+    channel = wchoice(rng, [("phone", 80), ("wechat", 10), ("app", 10)]) if label.startswith("emergency") \
+        else wchoice(rng, CHANNELS)
+    if channel == "phone" and rng.random() < 0.5:
+        text = rng.choice(OPERATOR).format(b=body, r=rng.choice(REQUESTS))
+    else:
+        text = t.fill(rng.choice(OPENINGS)) + body + (t.fill(rng.choice(CLOSINGS)) if rng.random() < 0.5 else "")
+    return {"id": None, "text": add_typos(rng, text), "received_at": when, "channel": channel, "label": label}
+
+
+def special_rows(rng, n_emergency, n_near, n_legal, when):
+    rows = [special_row(rng, ln, rng.choice(EMERGENCY_SCEN[ln]), when(rng))
+            for ln in rng.choices(sorted(EMERGENCY_SCEN), weights=[3, 3, 2, 2], k=n_emergency)]
+    rows += [special_row(rng, d, p, when(rng)) for d, p in (rng.choice(NEAR_MISS_SCEN) for _ in range(n_near))]
+    rows += [special_row(rng, "legal-channel", rng.choice(LEGAL_SCEN), when(rng)) for _ in range(n_legal)]
+    return rows
+
+
+def month_specials(seed, t):
+    """Day ``t``'s emergencies (1-4), near-misses (1-3) and legal-channel tickets (2-6), ids M%02d-E%03d."""
+    rng = random.Random(seed * 1000 + 300 + t)
+    date = month_date(t)
+    rows = special_rows(rng, rng.randint(1, 4), rng.randint(1, 3), rng.randint(2, 6),
+                        lambda r: stamp(date, wchoice(r, list(enumerate(HOUR_W))), r))
+    rows.sort(key=lambda r: r["received_at"])
+    for i, r in enumerate(rows, 1):
+        r["id"] = "M%02d-E%03d" % (t + 1, i)
+    return rows
+
+
+def history_specials(seed):
+    """Labelled examples for the month's history: 4 per emergency line, 4 near-misses, 10 legal-channel."""
+    rng = random.Random(seed * 1000 + 299)
+    rows = [special_row(rng, ln, p, None) for ln in sorted(EMERGENCY_SCEN) for p in rng.sample(EMERGENCY_SCEN[ln], 4)]
+    rows += special_rows(rng, 0, 4, 10, lambda r: None)
+    for i, r in enumerate(rows, 1):
+        date = datetime.date(MONTH_START[0], MONTH_START[1], rng.randint(*MONTH_HISTORY_DAYS))
+        r["received_at"], r["id"] = stamp(date, wchoice(rng, list(enumerate(HOUR_W))), rng), "MHE%03d" % i
+    return rows
+
+
+def merged(rows, extra):
+    """`rows` with `extra` inserted in time order (stable: existing rows keep their order)."""
+    return sorted(rows + extra, key=lambda r: r["received_at"])
+
+
 def write_month(seed, out, hist_counts):
     base = list(zip(POPULARITY, hist_counts))
     d = os.path.join(out, "month")
     os.makedirs(d, exist_ok=True)
-    hist = month_history(seed)
+    hist = merged(month_history(seed), history_specials(seed))
     write(os.path.join(d, "history.jsonl"), hist)
     write(os.path.join(d, "test.jsonl"), month_test(seed, base))
     schedule = burst_schedule(seed, base)
     days = []
     for t in range(MONTH_DAYS):
         rows, meta = month_day(seed, t, base, schedule)
+        extra = month_specials(seed, t)
+        rows = merged(rows, extra)
+        meta["tickets"] = len(rows)
+        meta["emergencies"] = {r["id"]: r["label"] for r in extra if r["label"].startswith("emergency")}
+        meta["legal_channel"] = [r["id"] for r in extra if r["label"] == "legal-channel"]
+        meta["near_misses"] = [r["id"] for r in extra if r["label"] not in EMERGENCY_SCEN and r["label"] != "legal-channel"]
         write(os.path.join(d, meta["file"]), rows)
         days.append(meta)
     meta = {"seed": seed, "start": month_date(0).isoformat(), "days": days,

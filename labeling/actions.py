@@ -18,7 +18,8 @@ from sqlmodel import Session, select
 from router.catalog import from_label, to_label
 from router.queue import day_start
 from router import returns
-from router.store import ItemStatus, Label, Prediction, QueueItem, Reason, Source, Ticket, User, now, retry, writing
+from router import order
+from router.store import Incident, ItemStatus, Label, Prediction, QueueItem, Reason, Source, Ticket, User, now, retry, writing
 
 SKIP = "__skip__"
 SOURCES = (Source.confirmation, Source.correction, Source.audit)  # labels written by the app
@@ -39,6 +40,7 @@ class Item:
     model_version: str | None
     top: list[tuple[str, float]] = field(default_factory=list)  # [(department, p)], best first
     claimed_until: datetime | None = None
+    members: list[tuple[str, str]] = field(default_factory=list)  # the incident's other undecided tickets (id, text)
 
 
 @dataclass
@@ -100,7 +102,18 @@ def _load(s: Session, qid: int) -> Item:
     p = s.get(Prediction, q.prediction_id) if q.prediction_id else None
     top = [(str(d), float(pr)) for d, pr in (p.topk if p else [])]
     return Item(q.id, q.ticket_id, text, title, q.reason, q.prediction_id, p.model_version if p else None,
-                top, q.claimed_until)
+                top, q.claimed_until, _members(s, q.ticket_id))
+
+
+def _members(s: Session, ticket_id: str) -> list[tuple[str, str]]:
+    """The other undecided tickets of this ticket's incident (id, text), oldest first."""
+    inc = s.exec(select(Ticket.incident_id).where(Ticket.id == ticket_id)).first()
+    if inc is None:
+        return []
+    done = select(Label.ticket_id).where(Label.undone == False)  # noqa: E712
+    return [tuple(r) for r in s.exec(select(Ticket.id, Ticket.text).where(
+        Ticket.incident_id == inc, Ticket.id != ticket_id, Ticket.id.not_in(done))
+        .order_by(Ticket.received_at, Ticket.id)).all()]
 
 
 class AccountGone(DecisionError):
@@ -151,10 +164,74 @@ def decide(engine, reviewer: str, queue_id: int, choice: str, co: list[str] | tu
                           prediction_id=q.prediction_id, created_at=t,
                           co_departments=[c for c in dict.fromkeys(co) if dept and c != dept])
             s.add(label)
+            _settle_members(s, q.ticket_id, dept, reviewer, source, t)
         s.commit()
         if label is not None:
             s.refresh(label)
         return label
+
+
+def _settle_members(s: Session, ticket_id: str, dept: str | None, reviewer: str, source: str, t: datetime) -> int:
+    """One decision settles the incident (并单): each undecided member gets the same department (its own
+    source: confirmation when that was its own top suggestion), and its open item, if any, is closed."""
+    inc = s.exec(select(Ticket.incident_id).where(Ticket.id == ticket_id)).first()
+    if inc is None:
+        return 0
+    others = [x for x in s.exec(select(Ticket.id).where(Ticket.incident_id == inc, Ticket.id != ticket_id))]
+    settled = set(s.exec(select(Label.ticket_id).where(Label.ticket_id.in_(others), Label.undone == False)))  # noqa: E712
+    n = 0
+    for tid in others:
+        if tid in settled:
+            continue
+        pred = s.exec(select(Prediction).where(Prediction.ticket_id == tid).order_by(Prediction.id.desc())).first()
+        own = Source.confirmation if pred is not None and (dept or NONE) == pred.department else Source.correction
+        s.add(Label(ticket_id=tid, department=dept, reviewer=reviewer, source=own,
+                    prediction_id=pred.id if pred else None, created_at=t))
+        s.execute(update(QueueItem).where(QueueItem.ticket_id == tid, QueueItem.status == ItemStatus.pending)
+                  .values(status=ItemStatus.done, done_at=t, claimed_by=None, claimed_until=None))
+        n += 1
+    return n
+
+
+def _unsettle_members(s: Session, label: Label) -> None:
+    """Undo what `_settle_members` wrote with `label`: the members' labels, and their items open again."""
+    inc = s.exec(select(Ticket.incident_id).where(Ticket.id == label.ticket_id)).first()
+    if inc is None:
+        return
+    others = select(Ticket.id).where(Ticket.incident_id == inc, Ticket.id != label.ticket_id)
+    same = (Label.reviewer == label.reviewer) & (Label.created_at == label.created_at) & Label.ticket_id.in_(others)
+    tids = list(s.exec(select(Label.ticket_id).where(same, Label.undone == False)))  # noqa: E712
+    s.execute(update(Label).where(same).values(undone=True))
+    s.execute(update(QueueItem).where(QueueItem.ticket_id.in_(tids), QueueItem.status == ItemStatus.done,
+                                      QueueItem.done_at == label.created_at, QueueItem.claimed_by == None)  # noqa: E711
+              .values(status=ItemStatus.pending, done_at=None))
+
+
+@retry
+def split(engine, reviewer: str, ticket_id: str) -> int:
+    """Take a ticket out of its incident (it is another matter): it gets its own queue item with its newest
+    prediction. Returns the new item's id."""
+    with writing(engine) as s:
+        tk = s.get(Ticket, ticket_id)
+        if tk is None or tk.incident_id is None:
+            raise DecisionError(f"ticket {ticket_id} is in no incident")
+        inc = s.get(Incident, tk.incident_id)
+        if inc is not None:
+            inc.size = max(inc.size - 1, 0)
+            s.add(inc)
+        s.execute(update(Ticket).where(Ticket.duplicate_of == ticket_id, Ticket.incident_id == tk.incident_id)
+                  .values(duplicate_of=tk.duplicate_of))
+        tk.incident_id, tk.duplicate_of = None, None
+        s.add(tk)
+        item = s.exec(select(QueueItem).where(QueueItem.ticket_id == ticket_id, QueueItem.status == ItemStatus.pending)).first()
+        if item is None:
+            pred = s.exec(select(Prediction).where(Prediction.ticket_id == ticket_id).order_by(Prediction.id.desc())).first()
+            item = QueueItem(ticket_id=ticket_id, prediction_id=pred.id if pred else None, reason=Reason.low_confidence,
+                             priority=order.UNCERTAIN + 1.0)
+            s.add(item)
+        s.commit()
+        s.refresh(item)
+        return item.id
 
 
 @retry
@@ -195,6 +272,7 @@ def undo(engine, reviewer: str, claim_minutes: float = 10, account: bool = False
             if label is not None:
                 label.undone = True
                 s.add(label)
+                _unsettle_members(s, label)
         if last.reason == Reason.returned:
             returns.reopen(s, last, label)
         last.status, last.done_at = ItemStatus.pending, None

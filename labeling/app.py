@@ -31,12 +31,13 @@ from sqlmodel import Session
 
 from labeling import actions
 from labeling.actions import SKIP, AccountGone, DecisionError
-from router import config, returns, users
-from router.catalog import NONE, load_catalog
+from router import config, returns, rules, users
+from router.catalog import EMERGENCY, LEGAL, NONE, RESERVED, load_catalog
 from router.nofit import NONE_DUTIES
 from router.places import Places
 from router.store import Ticket, connect
 
+DISPOSITIONS = [*EMERGENCY, LEGAL]  # a dispatcher can mark a ticket for an emergency line or the legal channel
 _MD = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
@@ -152,6 +153,20 @@ def signed_out(message: str) -> None:
     st.session_state.flash = ("error", message)
 
 
+def split_out(engine, reviewer: str) -> None:
+    """The "拆分" button: the picked member leaves the incident and gets its own queue item."""
+    tid = st.session_state.get("split_pick")
+    if not tid:
+        st.session_state.flash = ("warning", "请先选择要拆分的工单。")
+        return
+    try:
+        actions.split(engine, reviewer, tid)
+        st.session_state.flash = ("info", f"工单 {tid} 已拆出并单，单独复核。")
+    except DecisionError as e:
+        st.session_state.flash = ("warning", str(e))
+    st.session_state["split_pick"] = None
+
+
 def take_back(engine, reviewer: str, claim_minutes: float) -> None:
     try:
         qid = actions.undo(engine, reviewer, claim_minutes, account=st.session_state.get("auth") == "accounts")
@@ -234,13 +249,15 @@ def highlighted(text: str, spans) -> str:
 def duties(catalog, dept: str) -> None:
     """A department's duties and, for a district, its places (plain text)."""
     d = catalog.by_id.get(dept)
-    st.text(d.duties if d else (NONE_DUTIES if dept == NONE else "（目录中无此部门）"))
+    st.text(d.duties if d else (NONE_DUTIES if dept == NONE else RESERVED[dept][1] if dept in RESERVED
+                                else "（目录中无此部门）"))
     if d and d.places:
         st.text("辖区地名：" + "、".join(d.places))
 
 
 def ticket_view(engine, catalog, reviewer: str, item: actions.Item, tz: str) -> None:
-    note = {"audit": "    （抽检：模型较有把握，请核实）", "no_fit": "    （模型判断：无合适部门，请核实）"}
+    note = {"audit": "    （抽检：模型较有把握，请核实）", "no_fit": "    （模型判断：无合适部门，请核实）",
+            "emergency": "    （紧急警情：请立即转 110/119/120/122）"}
     st.text(f"工单 {item.ticket_id} · {received(engine, item.ticket_id, tz)}" + note.get(item.reason, ""))
     if item.title:
         st.text(f"标题：{item.title}")
@@ -249,6 +266,13 @@ def ticket_view(engine, catalog, reviewer: str, item: actions.Item, tz: str) -> 
         where = "、".join(found.names)
         st.text(f"地点：{where} → " + (catalog.name(found.district) if found.district else
                                       "不止一个辖区：" + "、".join(catalog.name(d) for ds in found.ambiguous.values() for d in ds)))
+    if item.members:
+        st.text(f"并单：同一事件另有 {len(item.members)} 张未处理工单，本次决定一并处理")
+        with st.expander("并单工单（可拆分）"):
+            for tid, text in item.members[:50]:
+                st.text(f"{tid}：{text[:120]}")
+            st.selectbox("拆出不属于同一事件的工单", [m[0] for m in item.members], index=None, key="split_pick")
+            st.button("拆分", key="split", on_click=split_out, args=(engine, reviewer))
     with st.container(border=True, key="ticket_text"):
         if found.spans:
             st.html(highlighted(item.text, found.spans))
@@ -274,7 +298,7 @@ def details(engine, catalog, reviewer: str, item: actions.Item) -> None:
     st.markdown("##### 改派其他部门")
     pick_col, go_col = st.columns([4, 1], vertical_alignment="bottom")
     with pick_col:
-        choice = st.selectbox("其他部门（输入名称可搜索）", catalog.ids, index=None, key="other",
+        choice = st.selectbox("其他部门（输入名称可搜索）", catalog.ids + DISPOSITIONS, index=None, key="other",
                               format_func=lambda d: f"{catalog.name(d)}（{d}）", placeholder="输入部门名称搜索…")
     with go_col:
         st.button("改派", key="correct", width="stretch", on_click=correct,
@@ -353,6 +377,44 @@ def read_only_disputes(engine, catalog, tz: str) -> None:
             st.text(f"工单 {d.ticket_id} · 已等待 {d.age_days:.1f} 天\n" + "\n".join(dispute_lines(catalog, d, tz)))
 
 
+def rules_panel(engine, catalog, cfg, reviewer: str) -> None:
+    """Leads only: the dispatch catalogue's rules (派单目录), add one or disable one (router/rules.py)."""
+    account = users.get(engine, reviewer)
+    if account is None or account.role != "lead":
+        return
+    with st.sidebar.expander("派单目录规则（组长）"):
+        for r in rules.listed(engine):
+            st.text(f"#{r.id} {'正则 ' if r.regex else ''}{r.pattern} → {catalog.name(r.department)}"
+                    + (f"（限 {catalog.name(r.district)}）" if r.district else "") + f"\n依据：{r.note}")
+        with st.form("rule_add", clear_on_submit=True):
+            pattern = st.text_input("关键词或正则", key="rule_pattern")
+            regex = st.checkbox("按正则表达式匹配", key="rule_regex")
+            dept = st.selectbox("派往部门", catalog.ids + DISPOSITIONS[-1:], index=None, key="rule_dept",
+                                format_func=lambda d: f"{catalog.name(d)}（{d}）")
+            district = st.selectbox("限定辖区（可不选）", [d.id for d in catalog.active if d.places], index=None,
+                                    key="rule_district", format_func=catalog.name)
+            note = st.text_input("依据（三定规定/权责清单条目）", key="rule_note")
+            if st.form_submit_button("添加规则"):
+                try:
+                    if not dept or not note.strip():
+                        raise rules.RuleError("请选择部门并填写依据。")
+                    rule, warnings = rules.add(engine, catalog, pattern, dept, regex=regex, district=district,
+                                               note=note.strip(), by=reviewer, max_share=cfg.rules.max_share)
+                    st.session_state.flash = ("success", f"已添加规则 #{rule.id}" + "".join("；" + w for w in warnings))
+                except rules.RuleError as e:
+                    st.session_state.flash = ("error", f"规则未添加：{e}")
+                st.rerun()
+        with st.form("rule_disable"):
+            rid = st.number_input("停用规则编号", min_value=1, step=1, key="rule_off")
+            if st.form_submit_button("停用"):
+                try:
+                    rules.disable(engine, int(rid), reviewer)
+                    st.session_state.flash = ("info", f"规则 #{int(rid)} 已停用（保留在历史中）")
+                except rules.RuleError as e:
+                    st.session_state.flash = ("error", str(e))
+                st.rerun()
+
+
 def main() -> None:
     st.set_page_config(page_title="工单分派标注", layout="wide")
     try:
@@ -365,6 +427,7 @@ def main() -> None:
         sign_in(engine, cfg)
         return
     sidebar(engine, reviewer, tz)
+    rules_panel(engine, catalog, cfg, reviewer)
     st.html(STYLE)
     show_flash()
     item = actions.next_item(engine, reviewer, claim_minutes)

@@ -17,6 +17,23 @@ from pathlib import Path
 # None: `to_label` / `from_label` convert. A queue item for such a ticket has reason `no_fit`.
 NONE = "none"
 NONE_NAME = "无合适部门"
+# Reserved dispositions beside `none` (国办函〔2025〕66号 section 二): hand to an emergency line at once,
+# or point to the legal channel. Labels, models and the output use these ids; their names and duties:
+EMERGENCY = {
+    "emergency-110": ("110 报警（公安）", "正在发生的违法犯罪、暴力伤人、抢劫、绑架、走失儿童、有人轻生等须立即出警的警情"),
+    "emergency-119": ("119 火警（消防救援）", "正在发生的火灾、燃气泄漏、爆炸、人员被困等须立即救援的险情"),
+    "emergency-120": ("120 急救（医疗）", "昏迷、呼吸困难、大出血、中毒、心脏病发作等须立即急救的病情"),
+    "emergency-122": ("122 交通事故报警", "有人受伤的交通事故，须交警和急救立即到场"),
+}
+LEGAL = "legal-channel"
+LEGAL_NAME = "依法分流（诉讼、仲裁、信访、纪检监察、行政复议、信息公开）"
+LEGAL_DUTIES = ("属于法院诉讼或执行、劳动人事仲裁、信访复查复核、纪检监察举报、行政复议、政府信息公开申请等"
+                "法定途径的事项：告知来电人依法通过相应渠道办理")
+RESERVED = {NONE: (NONE_NAME, ""), **EMERGENCY, LEGAL: (LEGAL_NAME, LEGAL_DUTIES)}
+
+
+def is_emergency(dept_id: str | None) -> bool:
+    return dept_id in EMERGENCY
 
 
 def is_none(label: str) -> bool:
@@ -74,7 +91,7 @@ class Catalog:
 
     def name(self, dept_id: str) -> str:
         d = self.by_id.get(dept_id)
-        return d.name if d else (NONE_NAME if dept_id == NONE else dept_id)
+        return d.name if d else (RESERVED[dept_id][0] if dept_id in RESERVED else dept_id)
 
     def canonical(self, dept_id: str) -> str:
         """Follow merges, so labels given to a merged department count for its successor."""
@@ -88,6 +105,8 @@ class Catalog:
         """An id for a label given as id, current name or former name; None if unknown."""
         if label in self.by_id:
             return self.canonical(label)
+        if label in RESERVED and label != NONE:   # a dispatcher's emergency / legal-channel disposition
+            return label
         for d in self.departments:
             if label == d.name or label in d.aliases:
                 return self.canonical(d.id)
@@ -113,8 +132,8 @@ def load_catalog(path: str | Path) -> Catalog:
         for key in ("id", "name", "duties"):
             if not isinstance(d.get(key), str) or not d[key].strip():
                 raise CatalogError(f"{where}: missing or empty '{key}'")
-        if d["id"] == NONE:
-            raise CatalogError(f"{where}: the id {NONE!r} is reserved for \"no department fits\"")
+        if d["id"] in RESERVED:
+            raise CatalogError(f"{where}: the id {d['id']!r} is reserved ({RESERVED[d['id']][0]})")
         if d["id"] in ids:
             raise CatalogError(f"{where}: duplicate id {d['id']!r} (also #{ids[d['id']]})")
         if d["name"] in names:

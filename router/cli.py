@@ -36,6 +36,9 @@ app.add_typer(models_app, name="models")
 users_app = typer.Typer(help="Dispatchers' accounts for the labeling app.", no_args_is_help=True,
                         rich_markup_mode=None, context_settings=HELP)
 app.add_typer(users_app, name="users")
+rules_app = typer.Typer(help="The dispatch catalogue's rules (派单目录): keyword or pattern -> department.",
+                        no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(rules_app, name="rules")
 returns_app = typer.Typer(help="Returns (退单) from departments: each opens a dispute for a lead.",
                           no_args_is_help=True, rich_markup_mode=None, context_settings=HELP)
 app.add_typer(returns_app, name="returns")
@@ -160,6 +163,9 @@ def classify(
                                                 "expected accuracy, model version"),
     batch_size: Optional[int] = typer.Option(None, min=1, help="tickets per batch (default [classify] batch_size)"),
     resume: bool = typer.Option(False, "--resume", help="skip tickets already in the output (after a crash)"),
+    emergencies_only: bool = typer.Option(False, "--emergencies-only", help="route only the tickets the emergency "
+                                          "rules flag (110/119/120/122), without the model: for a cron every minute "
+                                          "(with --resume, each ticket once)"),
     decode: Optional[config_mod.Decode] = typer.Option(None, "--decode", help="LLM models: score (exact probability "
                                                        "of every department, the default) | generate "
                                                        "(outlines-constrained label)"),
@@ -178,7 +184,7 @@ def classify(
         return
     with parallel.leading():  # the other ranks stop when rank 0 is done, also when it fails
         _classify(source, output, rejects, encoding, model, threshold, batch_size, resume, decode, config,
-                  summary_json)
+                  summary_json, emergencies_only)
 
 
 def _model(config: Optional[Path], version: str, decode: Optional[config_mod.Decode]):
@@ -192,7 +198,7 @@ def _model(config: Optional[Path], version: str, decode: Optional[config_mod.Dec
 
 
 def _classify(source, output, rejects, encoding, model, threshold, batch_size, resume, decode, config,
-              summary_json=None):
+              summary_json=None, emergencies_only=False):
     from router.parallel import ShardError
     from router.routing import StoreError, classify as run, default_output, default_rejects
     from router.io import check_encoding
@@ -211,7 +217,8 @@ def _classify(source, output, rejects, encoding, model, threshold, batch_size, r
         check_encoding(encoding)
         with _progress() as progress:
             s = run(c.engine, c.catalog, source, output, rejects, threshold, batch_size or c.cfg.classify.batch_size,
-                    c.cfg.classify.top_k, model, resume, progress, encoding, cfg=c.cfg)
+                    c.cfg.classify.top_k, model, resume, progress, encoding, cfg=c.cfg,
+                    emergencies_only=emergencies_only)
     except NoModelError as e:
         fail(str(e) + (f"; {hint}" if (hint := c.empty()) else ""))
     except (TicketFileError, LoadError, ShardError) as e:
@@ -230,12 +237,18 @@ def _classify(source, output, rejects, encoding, model, threshold, batch_size, r
     for d, n in s.per_department.most_common():
         t.add_row(d, escape(c.catalog.name(d)), str(n))
     err.print(t)
+    if s.emergencies:
+        err.print(f"[bold red]{s.emergencies} EMERGENCIES[/bold red] (110/119/120/122): first in the output and "
+                  "at the top of the review queue")
+    if emergencies_only:
+        err.print(f"{s.skipped_calm} tickets are no emergency: left for the regular run")
     expected = (f"; expected accuracy of the {s.auto} routed without review {s.expected_accuracy:.1%}"
                 if s.auto else "")
     # one line, however narrow the terminal or pipe: no figure is broken across lines
     err.print(escape(f"routed {s.routed}, queued for review {s.queued} (confidence < {s.threshold:.3g}, "
                      f"{s.threshold_source}) + {s.audits} audits"
                      + (f" + {s.no_fit} no-fit" if s.no_fit else "")
+                     + (f" + {s.emergencies} emergencies" if s.emergencies else "")
                      + (f", {s.waiting} already waiting" if s.waiting else "")
                      + (f", {s.decided} already decided by a dispatcher" if s.decided else "")
                      + (f", {s.over_budget} over the daily budget" if s.over_budget else "") + ", "
@@ -244,6 +257,8 @@ def _classify(source, output, rejects, encoding, model, threshold, batch_size, r
                      + (f", {s.by['places']} moved to the district their places name" if s.by['places'] else "")
                      + (f", {s.ambiguous_places} naming places of two districts (left to the model)"
                         if s.ambiguous_places else "")
+                     + (f", {s.incident_members} in incidents (并单; {s.merged} without an item of their own)"
+                        if s.incident_members else "")
                      + expected + f"; {s.rate:.0f} tickets/s" + (f"; output {output}" if output != "-" else "")),
               soft_wrap=True)
     if summary_json:
@@ -251,7 +266,7 @@ def _classify(source, output, rejects, encoding, model, threshold, batch_size, r
 
         summary_json.write_text(json.dumps({**s.as_dict(), "output": output, "rejects": rejects},
                                            ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    if s.routed + s.skipped == 0:
+    if s.routed + s.skipped + s.skipped_calm == 0:
         err.print("[red]nothing routed[/red]" + (" (every line rejected)" if s.rejected else " (no tickets in the input)"))
         raise typer.Exit(NOTHING_ROUTED)
     if s.rejected:
@@ -681,3 +696,62 @@ def main():
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+@rules_app.command("add")
+def rules_add(
+    pattern: str = typer.Argument(..., help="keyword (or a regular expression with --regex) in the title or text"),
+    department: str = typer.Argument(..., help="department id or name (a merged one is rewritten to its successor)"),
+    note: str = typer.Option(..., "--note", help="the 三定 rule or 权责清单 item the rule rests on"),
+    regex: bool = typer.Option(False, "--regex", help="PATTERN is a regular expression"),
+    district: Optional[str] = typer.Option(None, "--district", help="only for tickets whose place is in this district (id)"),
+    by: str = typer.Option("", "--by", help="who pins the rule (recorded)"),
+    force: bool = typer.Option(False, "--force", help="add it even when it matches more than [rules] max_share "
+                               "of the newest tickets"),
+    config: Optional[Path] = ConfigOpt,
+):
+    """Pin a rule: matching tickets go to DEPARTMENT whatever the model says (the most specific rule wins)."""
+    from router import rules
+
+    c = _ctx(config)
+    try:
+        rule, warnings = rules.add(c.engine, c.catalog, pattern, department, regex=regex, district=district,
+                                   note=note, by=by, max_share=c.cfg.rules.max_share, force=force)
+    except rules.RuleError as e:
+        fail(str(e))
+    for w in warnings:
+        err.print(f"[yellow]warning:[/yellow] {escape(w)}")
+    err.print(escape(f"rule {rule.id}: {rule.pattern!r} -> {rule.department} ({c.catalog.name(rule.department)})"
+                     + (f" in {rule.district}" if rule.district else "")))
+
+
+@rules_app.command("list")
+def rules_list(everything: bool = typer.Option(False, "--all", help="disabled rules too (the history)"),
+               config: Optional[Path] = ConfigOpt):
+    """The rules, with their note and who pinned or disabled them."""
+    from router import rules
+
+    c = _ctx(config)
+    t = Table(box=box.SIMPLE)
+    for col in ("id", "pattern", "department", "district", "note", "by", "state"):
+        t.add_column(col)
+    for r in rules.listed(c.engine, everything):
+        state = "active" if r.active else f"disabled by {r.disabled_by or '?'} {r.disabled_at:%Y-%m-%d}"
+        t.add_row(str(r.id), escape(("re:" if r.regex else "") + r.pattern),
+                  escape(f"{r.department} {c.catalog.name(r.department)}"), r.district or "", escape(r.note),
+                  escape(f"{r.created_by} {r.created_at:%Y-%m-%d}"), state)
+    Console(highlight=False, width=200).print(t)
+
+
+@rules_app.command("disable")
+def rules_disable(rule_id: int = typer.Argument(..., metavar="ID"), by: str = typer.Option("", "--by"),
+                  config: Optional[Path] = ConfigOpt):
+    """Stop applying a rule (kept in the history)."""
+    from router import rules
+
+    c = _ctx(config)
+    try:
+        rules.disable(c.engine, rule_id, by)
+    except rules.RuleError as e:
+        fail(str(e))
+    err.print(f"rule {rule_id} disabled")

@@ -243,6 +243,31 @@ class Gate(Section):
     nofit_min_support: int = Field(10, ge=1, description="held-out no-fit tickets needed for that check")
 
 
+class Emergency(Section):
+    """Emergencies (router/emergency.py): the rule layer always routes to its line; the model's own
+    emergency answer (learnt from labels emergency-110 ...) counts only at this probability."""
+    model_min: float = Field(0.5, ge=0, le=1, description="the model's emergency line counts when its "
+                             "probability reaches this; below it the ticket goes to its best other department")
+
+
+class Rules(Section):
+    """The dispatch catalogue's rules (router/rules.py, `router rules add`)."""
+    max_share: float = Field(0.2, gt=0, le=1, description="refuse a rule matching more than this share of the "
+                             "newest 2,000 tickets (a rule matching everything)")
+
+
+class Incidents(Section):
+    """Incidents (并单, router/incidents.py): repeated appeals about one matter grouped at classify time."""
+    enabled: bool = Field(True, description="group near-duplicate tickets naming the same place")
+    window_days: float = Field(2.0, gt=0, description="an earlier ticket counts when received at most this many "
+                               "days before")
+    similarity: float = Field(0.6, gt=0, le=1, description="cosine of character 1-3-grams from which two tickets "
+                              "read alike (bench/incidents.py measures it)")
+    alert_size: int = Field(10, ge=2, description="dashboards: an incident with this many tickets within "
+                            "alert_hours is an early warning (风险性苗头性诉求预警)")
+    alert_hours: float = Field(4.0, gt=0, description="... the span that counts")
+
+
 class Nofit(Section):
     """"No department fits" (router/nofit.py): a ticket whose out-of-scope score reaches the threshold,
     or whose top class is the model's `none` class (learnt from dispatchers' N labels and imported
@@ -334,6 +359,9 @@ class Settings(BaseModel):
     ensemble: Ensemble = Field(default_factory=Ensemble)
     gate: Gate = Field(default_factory=Gate)
     nofit: Nofit = Field(default_factory=Nofit)
+    emergency: Emergency = Field(default_factory=Emergency)
+    rules: Rules = Field(default_factory=Rules)
+    incidents: Incidents = Field(default_factory=Incidents)
     retrain: Retrain = Field(default_factory=Retrain)
     dashboards: Dashboards = Field(default_factory=Dashboards)
     queue: Queue = Field(default_factory=Queue)

@@ -3,7 +3,10 @@
 Each step takes the batch's tickets and each ticket's top-k [(department, p), ...] (best first)
 and returns new tops; what it decided goes into the ticket's `Info` (written to the output):
   - `jurisdiction`: the places a ticket names move a territorial matter to their district
-    (router/places.py).
+    (router/places.py);
+  - `catalogue_rules`: the centre's rules (router/rules.py) win over the model and the places;
+  - `emergencies` (last: nothing after it can switch it off): the rule layer's emergency line
+    (router/emergency.py) wins over the model and every other step.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from router import emergency
+from router.catalog import is_emergency
 from router.places import Places
 
 
@@ -20,13 +25,21 @@ class Info:
     """What the dispatch steps found for one ticket (output fields)."""
     by: str = "model"                    # model | places | rule:<id> | emergency-rule
     place: str | None = None             # the first gazetteer name found
+    names: list[str] = field(default_factory=list)  # every gazetteer name found
     district: str | None = None          # its district, when the names agree on one
     ambiguous: dict[str, list[str]] = field(default_factory=dict)  # name -> districts, never guessed
+    rule_id: int | None = None           # the catalogue rule that decided
+    conflict: list[int] | None = None    # equally specific rules naming other departments
+    guard: str | None = None             # a rule kept from sending a functional matter to a street office
 
     def fields(self) -> dict:
         out = {"by": self.by, "place": self.place, "district": self.district}
         if self.ambiguous:
             out["place_ambiguous"] = self.ambiguous
+        if self.conflict:
+            out["rule_conflict"] = self.conflict
+        if self.guard:
+            out["guard"] = self.guard
         return out
 
 
@@ -36,7 +49,7 @@ def jurisdiction(places: Places, batch, tops: list, infos: list[Info], proba=Non
     out = []
     for i, (t, top) in enumerate(zip(batch, tops)):
         f = places.find(t.text, t.title)
-        infos[i].place, infos[i].district, infos[i].ambiguous = f.place, f.district, f.ambiguous
+        infos[i].place, infos[i].district, infos[i].ambiguous, infos[i].names = f.place, f.district, f.ambiguous, f.names
         new = places.resolve(f, top, None if proba is None else proba[i], classes)
         if new is not None and infos[i].by == "model":
             infos[i].by = "places"
@@ -63,3 +76,44 @@ def reweigh(proba: np.ndarray, classes: list[str], tops: list, before: list) -> 
         out[i] = rest * ((1.0 - conf) / total) if total > 0 else rest
         out[i, j] = conf
     return out
+
+
+def catalogue_rules(rules, catalog, batch, tops: list, infos: list[Info], model_tops: list) -> list:
+    """The most specific matching rule's department leads (confidence 1, by `rule:<id>`), unless it is a
+    street office and the matter is functional (the model's best department is not territorial)."""
+    if not rules.rules:
+        return tops
+    out = []
+    for i, (t, top) in enumerate(zip(batch, tops)):
+        m = rules.match(t.text, t.title, infos[i].district)
+        if m.rule is not None:
+            target = catalog.by_id.get(m.rule.department)
+            matter = catalog.by_id.get(model_tops[i][0][0]) if model_tops[i] else None
+            if target is not None and target.level == "street" and not (matter and matter.territorial):
+                infos[i].guard = f"rule {m.rule.id} not applied: a functional matter never goes to a street office"
+            else:
+                infos[i].by, infos[i].rule_id, infos[i].conflict = f"rule:{m.rule.id}", m.rule.id, m.conflict
+                top = [(m.rule.department, 1.0)] + [x for x in top if x[0] != m.rule.department][: max(len(top) - 1, 0)]
+        out.append(top)
+    return out
+
+
+def emergencies(batch, tops: list, infos: list[Info], model_min: float = 0.5) -> list:
+    """A ticket the rule layer calls an emergency goes to its line, confidence 1, the model's
+    suggestions after it; one the model alone routes to a line stays there (by `model`) when the
+    model gives it at least `model_min`, else its best other department leads."""
+    out = []
+    for i, (t, top) in enumerate(zip(batch, tops)):
+        ln = emergency.line(t.text, t.title)
+        if ln is not None:
+            infos[i].by = "emergency-rule"
+            top = [(ln, 1.0)] + [(d, p) for d, p in top if d != ln][: max(len(top) - 1, 0)]
+        elif top and is_emergency(top[0][0]) and top[0][1] < model_min:
+            top = [x for x in top if not is_emergency(x[0])] + [x for x in top if is_emergency(x[0])]
+        out.append(top)
+    return out
+
+
+def urgent_first(n: int, tops: list) -> list[int]:
+    """Positions 0..n-1 with the emergencies first (each group in input order): the output order."""
+    return sorted(range(n), key=lambda i: not is_emergency(tops[i][0][0]))

@@ -665,6 +665,8 @@ ROUTED_COLUMNS = {
     "place": ("place", "地点"),
     "district": ("district", "属地"),
     "co_departments": ("co_departments", "协办部门建议"),
+    "incident_id": ("incident_id", "并单编号"),
+    "duplicate_of": ("duplicate_of", "重复工单"),
 }
 _CJK = re.compile("[\u3400-\u9fff]")
 _ILLEGAL_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")

@@ -60,6 +60,14 @@ def with_none(catalog):
     return Catalog([*catalog.departments, Department(NONE, NONE_NAME, NONE_DUTIES)], city=catalog.city)
 
 
+def with_reserved(catalog, ids):
+    """The catalogue plus entries for the reserved dispositions `ids` (emergency lines, legal channel)."""
+    from router.catalog import RESERVED, Catalog, Department
+
+    extra = [Department(r, RESERVED[r][0], RESERVED[r][1]) for r in ids if r not in catalog.by_id]
+    return Catalog([*catalog.departments, *extra], city=catalog.city) if extra else catalog
+
+
 def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 

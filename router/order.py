@@ -10,6 +10,7 @@ are shown first (`labeling.actions.next_item` takes the highest priority):
   NO_FIT     "no department fits" (router/nofit.py): + its no-fit confidence, in [0, 1]; routed
              nowhere until a dispatcher confirms or routes it; the daily budget does not drop it
   RETURNED   a department sent the ticket back: a dispute only a lead decides (router/returns.py)
+  EMERGENCY  routed to 110/119/120/122 (router/emergency.py): + confidence; hand it over now
 
 A new band is a constant here and a line where it is given (a band above RETURNED takes 4,
 5, ...; one between two bands moves those above it, and so needs their stored pending
@@ -40,6 +41,7 @@ from router.strategies import featurize, make_strategy, max_sim
 UNCERTAIN = 0.0
 NO_FIT = 2.0
 RETURNED = 3.0
+EMERGENCY = 4.0
 
 
 @dataclass
@@ -50,18 +52,37 @@ class Ranked:
 
 
 def enqueue(session: Session, ticket_ids, proba: np.ndarray, prediction_ids, pol: Policy,
-            texts=None, nofit=None, cache: "Waiting | None" = None) -> Enqueued:
-    """Queue the tickets of one routed batch (`rank`, then `queue.enqueue` stores)."""
-    r = rank(session, ticket_ids, proba, pol, texts, nofit, cache)
-    return queue.enqueue(session, ticket_ids, prediction_ids, r.reasons, r.priorities, pol)
+            texts=None, nofit=None, cache: "Waiting | None" = None, emergency=None,
+            incidents: "tuple[dict, set] | None" = None) -> Enqueued:
+    """Queue the tickets of one routed batch (`rank`, then `queue.enqueue` stores). `incidents`: (ticket id
+    -> incident id, incidents with an open item) (router/incidents.py): one item per incident, so a
+    member that would be queued gets none when its incident already has one, in the store or earlier in
+    the batch (`merged`); an emergency still does."""
+    r = rank(session, ticket_ids, proba, pol, texts, nofit, cache, emergency)
+    skip = []
+    if incidents is not None:
+        incident_of, seen = incidents[0], set(incidents[1])
+        waiting = queue.open_items(session, ticket_ids)
+        for i, tid in enumerate(ticket_ids):
+            inc = incident_of.get(tid)
+            if inc is None or r.reasons[i] in (None, Reason.emergency) or tid in waiting:
+                continue
+            if inc in seen:
+                skip.append(i)
+                r.reasons[i] = None
+            seen.add(inc)
+    done = queue.enqueue(session, ticket_ids, prediction_ids, r.reasons, r.priorities, pol)
+    done.merged = [ticket_ids[i] for i in skip]
+    return done
 
 
 def rank(session: Session, ticket_ids, proba: np.ndarray, pol: Policy, texts=None, nofit=None,
-         cache: "Waiting | None" = None) -> Ranked:
+         cache: "Waiting | None" = None, emergency=None) -> Ranked:
     """Reasons and priorities of one routed batch: no-fit tickets, low-confidence ones, and a random
     `audit_rate` share of the confident ones; a ticket already waiting gets this batch's reason and
     score (a decided one none). `texts` enables the near-duplicate check (against `cache`, the
-    run's features of waiting tickets); `nofit` holds each no-fit ticket's confidence, NaN for the others."""
+    run's features of waiting tickets); `nofit` holds each no-fit ticket's confidence, NaN for the others;
+    `emergency` marks the tickets routed to an emergency line."""
     ticket_ids = list(ticket_ids)
     n = len(ticket_ids)
     out = Ranked([None] * n, np.zeros(n))
@@ -71,13 +92,16 @@ def rank(session: Session, ticket_ids, proba: np.ndarray, pol: Policy, texts=Non
     conf = proba.max(axis=1)
     scores = np.asarray(make_strategy(pol.strategy).scores(proba), dtype=float)
     nofit = np.full(n, np.nan) if nofit is None else np.asarray(nofit, dtype=float)
+    urgent = np.zeros(n, bool) if emergency is None else np.asarray(emergency, dtype=bool)
     # a seeded run draws differently for every batch (one generator per batch would repeat)
     rng = np.random.default_rng(None if pol.seed is None else [pol.seed, zlib.crc32(ticket_ids[0].encode("utf-8", "surrogatepass"))])
     low = []
     for i, tid in enumerate(ticket_ids):
         if tid in done:
             continue
-        if not np.isnan(nofit[i]):
+        if urgent[i]:
+            out.reasons[i], out.priorities[i] = Reason.emergency, EMERGENCY + float(conf[i])
+        elif not np.isnan(nofit[i]):
             out.reasons[i], out.priorities[i] = Reason.no_fit, NO_FIT + float(nofit[i])
         elif tid in waiting:
             out.reasons[i], out.priorities[i] = Reason.low_confidence, UNCERTAIN + float(scores[i])

@@ -53,11 +53,14 @@ class Enqueued:
     waiting: list[str] = field(default_factory=list)   # already had an open item: refreshed
     decided: list[str] = field(default_factory=list)   # a dispatcher already decided: not queued
     nofit: list[str] = field(default_factory=list)     # new no-fit items
+    emergency: list[str] = field(default_factory=list)  # new emergency items (top of the queue)
+    merged: list[str] = field(default_factory=list)     # incident members whose incident already waits: no item
+    linked: dict = field(default_factory=dict)          # ticket id -> (incident id, duplicate_of) (router/incidents.py)
     dropped: int = 0                                   # pending items set over_budget by this batch
 
     @property
     def queued(self) -> set[str]:
-        return {*self.low, *self.audit, *self.nofit, *self.waiting}
+        return {*self.low, *self.audit, *self.nofit, *self.emergency, *self.waiting}
 
 
 def decided(session: Session, ids) -> set[str]:
@@ -74,14 +77,16 @@ def open_items(session: Session, ids) -> dict[str, QueueItem]:
 def enqueue(session: Session, ticket_ids, prediction_ids, reasons, priorities, pol: Policy) -> Enqueued:
     """Store the queue items of one routed batch with the reasons and priorities router/order.py
     gave them (reason None: not queued). Decided tickets are left out; a ticket already waiting
-    gets its item refreshed with the new prediction, reason and priority (an audit stays as it was).
+    gets its item refreshed with the new prediction, reason and priority (an audit or an emergency
+    stays as it was, unless it becomes an emergency).
     Then the daily budget is applied."""
     ticket_ids = list(ticket_ids)
     out = Enqueued()
     if not ticket_ids:
         return out
     done, waiting = decided(session, ticket_ids), open_items(session, ticket_ids)
-    new = {Reason.low_confidence: out.low, Reason.audit: out.audit, Reason.no_fit: out.nofit}
+    new = {Reason.low_confidence: out.low, Reason.audit: out.audit, Reason.no_fit: out.nofit,
+           Reason.emergency: out.emergency}
     for tid, pid, reason, pr in zip(ticket_ids, prediction_ids, reasons, priorities):
         if tid in done:
             out.decided.append(tid)
@@ -90,8 +95,8 @@ def enqueue(session: Session, ticket_ids, prediction_ids, reasons, priorities, p
         elif tid in waiting:
             item = waiting[tid]
             item.prediction_id = pid
-            if item.reason != Reason.audit:
-                item.reason, item.priority = reason, float(pr)
+            if reason == Reason.emergency or item.reason not in (Reason.audit, Reason.emergency):
+                item.reason, item.priority = reason, float(pr)   # an emergency stays one
             session.add(item)
             out.waiting.append(tid)
         elif reason is not None:

@@ -12,9 +12,10 @@ from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, select
 
-from router import cohandling, dispatch, order, parallel, queue, registry
-from router.catalog import Catalog
+from router import cohandling, dispatch, emergency, order, parallel, queue, registry
+from router.catalog import Catalog, is_emergency
 from router.places import Places
+from router.rules import Rules
 from router import nofit
 from router.classifier import model_input
 from router.config import Settings
@@ -25,6 +26,9 @@ from router.store import Prediction, Ticket, now
 
 __all__ = ["classify", "store_batch", "stored_ids", "default_output", "default_rejects",
            "Summary", "StoreError"]
+
+
+RULES_VERSION = "rules"  # the model version recorded for what the rule layer alone routed (--emergencies-only)
 
 
 class StoreError(RuntimeError):
@@ -51,6 +55,10 @@ class Summary:
     per_department: Counter = field(default_factory=Counter)
     by: Counter = field(default_factory=Counter)  # what decided each ticket: model, places, rule:<id>, ...
     ambiguous_places: int = 0   # tickets naming a place of two districts (reported, left to the model)
+    emergencies: int = 0        # new emergency items (110/119/120/122), first in the queue
+    skipped_calm: int = 0       # --emergencies-only: tickets that are no emergency (left for the regular run)
+    merged: int = 0             # tickets of an incident that already waits in the queue: no item of their own
+    incident_members: int = 0   # tickets of this run in an incident (并单)
 
     @property
     def rate(self) -> float:
@@ -74,32 +82,46 @@ class Summary:
 
 
 def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: Policy,
-                flagged=None, waiting: order.Waiting | None = None) -> Enqueued:
+                flagged=None, waiting: order.Waiting | None = None, infos=None, incidents=None) -> Enqueued:
     """Tickets, predictions and queue items of one batch in one transaction (bulk inserts).
     `tops` holds each ticket's [(department, probability), ...], best first; `pol` the queue policy;
     `flagged` marks the no-fit tickets (their top is ("none", confidence)); `waiting` is the run's
-    cache for the near-duplicate check.
-    A ticket already predicted by `version` (a resumed or repeated run) is not predicted again."""
+    cache for the near-duplicate check; `infos` what the dispatch steps found (places, the deciding rule);
+    `incidents` the [incidents] settings: new tickets join incidents (router/incidents.py) and a member of an
+    incident with an open queue item gets none. A ticket already predicted by `version` (a resumed or repeated run) is not predicted again."""
     ids = [t.id for t in batch]
     t0 = now()
     with Session(engine) as s:
         known = set(s.exec(select(Ticket.id).where(Ticket.id.in_(ids))))
         predicted = set(s.exec(select(Prediction.ticket_id).where(
             Prediction.ticket_id.in_(ids), Prediction.model_version == version)))
+        info = infos or [dispatch.Info() for _ in batch]
         fresh = [dict(id=t.id, text=t.text, title=t.title, channel=t.channel,
-                      received_at=parse_time(t.received_at), created_at=t0) for t in batch if t.id not in known]
+                      received_at=parse_time(t.received_at), created_at=t0,
+                      places=incidents_mod.SEP.join(info[i].names) or None, district=info[i].district)
+                 for i, t in enumerate(batch) if t.id not in known]
         if fresh:
             s.execute(insert(Ticket), fresh)
+        new = [i for i in range(len(batch)) if ids[i] not in known]
+        if incidents is not None and incidents.enabled and new:
+            incidents_mod.link(s, [ids[i] for i in new], [model_input(batch[i].text, batch[i].title) for i in new],
+                               [info[i].names for i in new], [info[i].district for i in new],
+                               [f["received_at"] or t0 for f in fresh], [tops[i][0][0] for i in new],
+                               incidents.window_days, incidents.similarity)
         keep = [i for i in range(len(batch)) if ids[i] not in predicted]
         rows = [dict(ticket_id=ids[i], model_version=version, department=tops[i][0][0], confidence=tops[i][0][1],
-                     topk=[list(x) for x in tops[i]], created_at=t0) for i in keep]
+                     topk=[list(x) for x in tops[i]], created_at=t0, rule_id=info[i].rule_id) for i in keep]
         pred_ids = list(s.scalars(insert(Prediction).returning(Prediction.id, sort_by_parameter_order=True),
                                   rows)) if rows else []
         nofit_conf = None if flagged is None else \
             np.array([tops[i][0][1] if flagged[i] else np.nan for i in keep], dtype=float)
         done = order.enqueue(s, [ids[i] for i in keep], proba[keep], pred_ids, pol,
                              texts=[model_input(batch[i].text, batch[i].title) for i in keep], nofit=nofit_conf,
-                             cache=waiting)
+                             cache=waiting, emergency=[is_emergency(tops[i][0][0]) for i in keep],
+                             incidents=incidents_mod.queue_state(s, [ids[i] for i in keep]) if incidents is not None and incidents.enabled else None)
+        done.linked = dict((tid, (inc, dup)) for tid, inc, dup in s.exec(
+            select(Ticket.id, Ticket.incident_id, Ticket.duplicate_of).where(Ticket.id.in_(ids),
+                                                                            Ticket.incident_id.is_not(None))))
         again = [ids[i] for i in range(len(batch)) if ids[i] in predicted]
         if again:  # say truthfully whether a repeated ticket waits in the queue
             done.waiting += list(queue.open_items(s, again))
@@ -137,11 +159,12 @@ def _brief(e: Exception) -> str:
 
 
 def _store(engine, batch, proba, tops, version, pol, rejects: list, flagged=None,
-           waiting=None) -> tuple[list[int], Enqueued]:
+           waiting=None, infos=None, incidents=None) -> tuple[list[int], Enqueued]:
     """store_batch, and when the store refuses the batch, each ticket alone: a ticket it still refuses
     becomes a reject naming its line and the problem. Returns (stored positions, what was queued)."""
     try:
-        return list(range(len(batch))), store_batch(engine, batch, proba, tops, version, pol, flagged, waiting)
+        return list(range(len(batch))), store_batch(engine, batch, proba, tops, version, pol, flagged, waiting,
+                                                    infos, incidents)
     except (OperationalError, InterfaceError, DisconnectionError) as e:
         raise StoreError(_brief(e)) from None
     except (SQLAlchemyError, ValueError, OverflowError):
@@ -150,37 +173,48 @@ def _store(engine, batch, proba, tops, version, pol, rejects: list, flagged=None
     for i, t in enumerate(batch):
         try:
             one = store_batch(engine, [t], proba[i:i + 1], tops[i:i + 1], version, pol,
-                              None if flagged is None else flagged[i:i + 1], waiting)
+                              None if flagged is None else flagged[i:i + 1], waiting,
+                              None if infos is None else infos[i:i + 1], incidents)
         except (OperationalError, InterfaceError, DisconnectionError) as e:
             raise StoreError(_brief(e)) from None
         except (SQLAlchemyError, ValueError, OverflowError) as e:
             rejects.append(Reject(t.line, f"ticket {t.id}: the store refused it ({_brief(e)})", t.raw))
             continue
         kept.append(i)
-        for f in ("low", "audit", "nofit", "waiting", "decided"):
+        for f in ("low", "audit", "nofit", "emergency", "merged", "waiting", "decided"):
             getattr(done, f).extend(getattr(one, f))
+        done.linked.update(one.linked)
         done.dropped += one.dropped
     return kept, done
 
 
 def classify(engine, catalog: Catalog, source: str, output: str | None, rejects: str | None,
              threshold: float | None, batch_size: int = 64, k: int = 3, version: str | None = None,
-             resume: bool = False, progress=None, encoding: str | None = None, *, cfg: Settings) -> Summary:
+             resume: bool = False, progress=None, encoding: str | None = None, *, cfg: Settings,
+             emergencies_only: bool = False) -> Summary:
     """Stream `source` through the model a batch at a time: rows to `output` (JSONL, CSV or Excel by its
     suffix), bad lines to `rejects`. `threshold` None: the one `[classify] threshold` says (a number, or
-    the version's own for "auto"). Raises TicketFileError for an unreadable file, StoreError when the
+    the version's own for "auto"); emergencies first in each batch's rows. `emergencies_only`:
+    no model, only the tickets the emergency rules flag are routed, stored and queued (the others are
+    counted in `skipped_calm` and left for the regular run). Raises TicketFileError for an unreadable file, StoreError when the
     store fails."""
     reader = TicketReader(source, catalog, encoding=encoding)
-    mv, clf = registry.load(engine, version, cfg)
-    clf = parallel.shard(clf, mv.version)  # several processes (torchrun): every rank scores a share
-    thr, thr_source = (float(threshold), "--threshold") if threshold is not None else registry.threshold(cfg, mv)
+    if emergencies_only:  # no model: the rule layer decides (a cron every minute)
+        mv, clf = None, None
+        thr, thr_source = (float(threshold), "--threshold") if threshold is not None else (
+            cfg.classify.threshold if isinstance(cfg.classify.threshold, float) else 0.6, "[classify] threshold")
+    else:
+        mv, clf = registry.load(engine, version, cfg)
+        clf = parallel.shard(clf, mv.version)  # several processes (torchrun): every rank scores a share
+        thr, thr_source = (float(threshold), "--threshold") if threshold is not None else registry.threshold(cfg, mv)
+    version = mv.version if mv else RULES_VERSION
     pol = policy(cfg, threshold=thr)  # once per run
     waiting = order.Waiting(pol.duplicate_window)  # the near-duplicate check's features, kept for the run
     nf = cfg.nofit
-    nofit_thr = nofit.threshold(nf, nofit.model_threshold(mv))
-    classes = [str(c) for c in clf.classes_]
-    places = Places(catalog)
-    summary = Summary(model_version=mv.version, threshold=thr, threshold_source=thr_source)
+    nofit_thr = nofit.threshold(nf, nofit.model_threshold(mv)) if mv else None
+    classes = [str(c) for c in clf.classes_] if clf is not None else []
+    places, rules = Places(catalog), Rules.load(engine)
+    summary = Summary(model_version=version, threshold=thr, threshold_source=thr_source)
     together = cohandling.pairs(engine)  # once per run
     co_p, co_n = cfg.classify.co_min_p, cfg.classify.co_min_pairs
     rejected_before = done_ids(rejects, key="line") if resume and rejects else set()
@@ -192,25 +226,41 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
         bad: list[Reject] = []
 
         def route(batch: list[TicketIn]) -> None:
-            proba, score = nofit.scores(clf, [model_input(t.text, t.title) for t in batch])
-            tops, flagged = nofit.route(proba, score, classes, k, nofit_thr, nf.enabled)
-            infos = [dispatch.Info() for _ in batch]
-            model_tops = tops
-            tops = dispatch.jurisdiction(places, batch, tops, infos, proba, classes)
-            proba = dispatch.reweigh(proba, classes, tops, model_tops)
+            if emergencies_only:  # the per-minute check: the rule layer alone, nothing else written
+                urgent = [t for t in batch if emergency.line(t.text, t.title)]
+                summary.skipped_calm += len(batch) - len(urgent)
+                if not urgent:
+                    return
+                batch = urgent
+                proba, flagged = np.ones((len(batch), 1)), None
+                infos = [dispatch.Info() for _ in batch]
+                tops = dispatch.emergencies(batch, [[] for _ in batch], infos)
+            else:
+                proba, score = nofit.scores(clf, [model_input(t.text, t.title) for t in batch])
+                tops, flagged = nofit.route(proba, score, classes, k, nofit_thr, nf.enabled)
+                infos = [dispatch.Info() for _ in batch]
+                model_tops = tops
+                tops = dispatch.jurisdiction(places, batch, tops, infos, proba, classes)
+                tops = dispatch.catalogue_rules(rules, catalog, batch, tops, infos, model_tops)
+                tops = dispatch.emergencies(batch, tops, infos, cfg.emergency.model_min)
+                proba = dispatch.reweigh(proba, classes, tops, model_tops)
             summary.by.update(x.by for x in infos)
             summary.ambiguous_places += sum(bool(x.ambiguous) for x in infos)
             keys = stored_ids(engine, batch)
             kept, done = _store(engine, [replace(t, id=key) for t, key in zip(batch, keys)],
-                                proba, tops, mv.version, pol, bad, flagged, waiting)
+                                proba, tops, version, pol, bad, flagged, waiting, infos, cfg.incidents)
             summary.queued += len(done.low)
             summary.audits += len(done.audit)
             summary.no_fit += len(done.nofit)
+            summary.emergencies += len(done.emergency)
+            summary.merged += len(done.merged)
+            summary.incident_members += len(done.linked)
             summary.waiting += len(done.waiting)
             summary.decided += len(done.decided)
             summary.over_budget += done.dropped
             queued = done.queued
             rows = []
+            kept = [kept[j] for j in dispatch.urgent_first(len(kept), [tops[i] for i in kept])]
             for i in kept:
                 t, top = batch[i], tops[i]
                 dept, conf = top[0]
@@ -224,7 +274,7 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
                                      for d, p in top],
                              "co_departments": [{"department": d, "name": catalog.name(d), "p": round(p, 4)}
                                                 for d, p in cohandling.suggest(top, together, co_p, co_n)],
-                             "model_version": mv.version}
+                             "model_version": version}
                             | ({"stored_id": keys[i]} if keys[i] != t.id else {}) | infos[i].fields())
             out.write([batch[i] for i in kept], rows)
             summary.routed += len(rows)
@@ -261,7 +311,7 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
             raise
         finally:
             out.close()
-    if summary.routed:
+    if summary.routed and clf is not None:
         order.prioritize(engine, clf, mv.version, pol, (nofit_thr, nf.enabled))
         summary.over_budget += _trim(engine, pol)
     summary.seconds = time.perf_counter() - start

@@ -39,6 +39,7 @@ class Reason(StrEnum):
     low_confidence = "low_confidence"
     audit = "audit"              # a random check of a confident ticket
     no_fit = "no_fit"            # no department seems to fit
+    emergency = "emergency"      # routed to 110/119/120/122: first in the queue (router/emergency.py)
     returned = "returned"        # a department sent it back (退单): a dispute for a lead (派单异议审核)
 
 
@@ -83,6 +84,10 @@ class Ticket(SQLModel, table=True):
     received_at: Optional[datetime] = Field(default=None, index=True)
     channel: Optional[str] = None
     created_at: datetime = Field(default_factory=now, index=True)
+    places: Optional[str] = None               # the gazetteer names it gives, "、"-joined (router/places.py)
+    district: Optional[str] = Field(default=None, index=True)  # their district, when one
+    incident_id: Optional[int] = Field(default=None, index=True)  # the incident (并单) it belongs to
+    duplicate_of: Optional[str] = None         # the earlier ticket it repeats
 
 
 class Prediction(SQLModel, table=True):
@@ -93,6 +98,7 @@ class Prediction(SQLModel, table=True):
     confidence: float
     topk: list = Field(default_factory=list, sa_column=Column(JSON))  # [[dept, prob], ...]
     created_at: datetime = Field(default_factory=now, index=True)
+    rule_id: Optional[int] = Field(default=None, index=True)  # the catalogue rule that decided it (None: the model)
 
 
 OPEN = f"status = '{ItemStatus.pending}'"
@@ -150,6 +156,35 @@ class TicketReturn(SQLModel, table=True):
     status: str = Field(default=ReturnStatus.open, index=True)
     decision_id: Optional[int] = Field(default=None, foreign_key="label.id")         # the lead's label
     created_at: datetime = Field(default_factory=now, index=True)
+
+
+class Incident(SQLModel, table=True):
+    """Repeated appeals about one matter (并单): near-duplicate tickets naming the same place within
+    `[incidents] window_days` (router/incidents.py)."""
+    id: Optional[int] = Field(default=None, primary_key=True)
+    place: str                                 # the place its first tickets share
+    district: Optional[str] = Field(default=None, index=True)
+    department: Optional[str] = Field(default=None, index=True)  # where its first ticket was routed
+    size: int = 1
+    started_at: Optional[datetime] = Field(default=None, index=True)   # first ticket received
+    last_at: Optional[datetime] = Field(default=None, index=True)      # newest ticket received
+    created_at: datetime = Field(default_factory=now)
+
+
+class Rule(SQLModel, table=True):
+    """A dispatch catalogue rule (派单目录): tickets matching `pattern` (a keyword, or a regular expression)
+    go to `department`, optionally only in `district`. Never deleted: disabling keeps it as history."""
+    id: Optional[int] = Field(default=None, primary_key=True)
+    pattern: str
+    regex: bool = False
+    department: str
+    district: Optional[str] = None
+    note: str = ""                             # the 三定 / 权责清单 item it rests on
+    active: bool = Field(default=True, index=True)
+    created_by: str = ""
+    created_at: datetime = Field(default_factory=now)
+    disabled_by: Optional[str] = None
+    disabled_at: Optional[datetime] = None
 
 
 class ModelVersion(SQLModel, table=True):
@@ -312,6 +347,6 @@ def open_store(cfg):
     return connect(config.store_url(cfg), cfg.store.busy_timeout_ms)
 
 
-__all__ = ["Ticket", "Prediction", "QueueItem", "Label", "TicketReturn", "ModelVersion", "ModelEvent", "User",
+__all__ = ["Ticket", "Prediction", "Rule", "Incident", "QueueItem", "Label", "TicketReturn", "ModelVersion", "ModelEvent", "User",
            "Session", "SQLModel", "StoreVersionError", "connect", "open_store", "make_engine", "migrate", "now", "writing", "retry",
            "transient"]

@@ -13,6 +13,7 @@ from datetime import datetime
 import pytest
 
 from router import ROOT
+from router.catalog import EMERGENCY
 from router.io import load_tickets
 
 SAMPLE = ROOT / "data" / "sample"
@@ -77,8 +78,10 @@ def test_month_files_load_with_true_labels_and_day_times(month, catalog):
         ids |= {t.id for t in ok}
     assert 300 <= sum(len(x) for x in days) / 30 <= 500
     hist, test = rows(d / "history.jsonl"), rows(d / "test.jsonl")
-    per_dept = Counter(r["label"] for r in hist if r["label"])
+    per_dept = Counter(r["label"] for r in hist if r["label"] and not r["id"].startswith("MHE"))
     assert len(per_dept) == 70 and 3 <= min(per_dept.values()) and max(per_dept.values()) <= 7
+    special = Counter(r["label"] for r in hist if r["id"].startswith("MHE"))  # emergencies, near-misses, legal
+    assert all(special[ln] == 4 for ln in EMERGENCY) and special["legal-channel"] == 10
     assert max(r["received_at"] for r in hist) < meta["start"]
     assert len(test) == 1500 and len({r["label"] for r in test if r["label"]}) == 70
     ids_all = ids | {r["id"] for r in hist + test}
@@ -113,6 +116,22 @@ def test_bursts_are_near_duplicates_to_one_department_within_hours(month):
         gap.append(twin[len(twin) // 2] - rest[len(rest) // 2])
         assert twin[len(twin) // 2] >= 0.4 and gap[-1] > 0.08, b["title"]
     assert sorted(gap)[len(gap) // 2] > 0.25
+
+
+def test_emergencies_near_misses_and_legal_channel_are_rare_and_listed(month):
+    """1-4 emergencies, 1-3 near-misses and 2-6 legal-channel tickets a day, listed in meta.json, with
+    their own ids; every other ticket as before (the specials are only inserted)."""
+    _, meta, days = month
+    for m, day in zip(meta["days"], days):
+        by_id = {r["id"]: r for r in day}
+        assert 1 <= len(m["emergencies"]) <= 4 and 1 <= len(m["near_misses"]) <= 3 and 2 <= len(m["legal_channel"]) <= 6
+        assert all(by_id[i]["label"] == ln for i, ln in m["emergencies"].items())
+        assert all(by_id[i]["label"] == "legal-channel" for i in m["legal_channel"])
+        assert all(by_id[i]["label"] in ("gas", "fire-rescue", "police", "medical-insurance", "traffic-police") for i in m["near_misses"])
+        regular = [r["id"] for r in day if "-E" not in r["id"]]
+        assert regular == ["M%02d-%04d" % (m["day"], k) for k in range(1, len(regular) + 1)]
+    n = sum(len(x) for x in days)
+    assert 0.004 < sum(len(m["emergencies"]) for m in meta["days"]) / n < 0.012
 
 
 def test_department_mix_drifts_over_the_month(month):

@@ -276,7 +276,8 @@ def test_table_output_keeps_the_input_columns_and_resumes(tmp_path, fmt):
         rows = [[c.value for c in r] for r in ws.iter_rows()]
         assert ws["B2"].data_type == "s"                           # text, never a formula
     assert rows[0] == ["工单编号", "诉求内容", "部门", "派单部门编号", "派单部门", "置信度", "待人工复核",
-                       "候选部门", "模型版本", "入库编号", "判定依据", "地点", "属地", "协办部门建议"]
+                       "候选部门", "模型版本", "入库编号", "判定依据", "地点", "属地", "协办部门建议",
+                       "并单编号", "重复工单"]
     assert [str(r[0]) for r in rows[1:]] == ["1", "2", "3"]
     assert rows[2][3:10] == ["police", "市公安局", 0.42 if fmt == "xlsx" else "0.42", "是", "市公安局 0.42", "v1",
                              None if fmt == "xlsx" else ""]

@@ -225,3 +225,29 @@ def test_matched_place_is_highlighted_and_text_stays_plain(engine, catalog):
     shown = [h.proto.body for h in at.get("html") if "ticket-text" in h.proto.body]
     assert shown == ['<div class="ticket-text" style="white-space: pre-wrap"><mark>滨江花园</mark>门口 '
                      '&lt;b&gt;有人&lt;/b&gt; **乱搭**</div>']
+
+
+def test_leads_edit_the_catalogue_rules_dispatchers_do_not_see_them(engine, catalog):
+    from router import rules, users
+
+    seed(engine)
+    users.add(engine, "组长", "lead-pass-333", "lead")
+    users.add(engine, "甲", "disp-pass-444")
+    d = start("甲", "disp-pass-444")
+    assert not any(e.label.startswith("派单目录规则") for e in d.get("expander"))
+    lead = start("组长", "lead-pass-333")
+    lead.text_input(key="rule_pattern").input("健身房")
+    lead.selectbox(key="rule_dept").select("commerce")
+    lead.text_input(key="rule_note").input("市商务局三定：预付卡")
+    lead.button(key="FormSubmitter:rule_add-添加规则").click().run()
+    got = rules.listed(engine)
+    assert [(r.pattern, r.department, r.note, r.created_by) for r in got] == [("健身房", "commerce", "市商务局三定：预付卡", "组长")]
+    assert any(t.startswith(f"#{got[0].id} 健身房 → 市商务局") for t in texts(lead))
+    lead.text_input(key="rule_pattern").input(" ")
+    lead.selectbox(key="rule_dept").select("commerce")
+    lead.text_input(key="rule_note").input("x")
+    lead.button(key="FormSubmitter:rule_add-添加规则").click().run()
+    assert any("empty pattern" in e.value for e in lead.error)            # refused, one line
+    lead.number_input(key="rule_off").set_value(got[0].id)
+    lead.button(key="FormSubmitter:rule_disable-停用").click().run()
+    assert rules.listed(engine) == [] and rules.listed(engine, everything=True)[0].disabled_by == "组长"

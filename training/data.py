@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from router.catalog import NONE, Catalog, from_label, to_label
+from router.catalog import NONE, RESERVED, Catalog, from_label, to_label
 from router.classifier import model_input
 from router.cohandling import parse as parse_co
 from router.io import Reject, load_tickets, parse_time
@@ -53,7 +53,7 @@ def from_store(engine, catalog: Catalog) -> Labeled:
     out = Labeled()
     for tid, (label, text) in sorted(latest.items()):
         dept = catalog.canonical(from_label(label.department))
-        if dept not in active and dept != NONE:
+        if dept not in active and dept not in RESERVED:
             continue
         out.ids.append(tid)
         out.texts.append(text)

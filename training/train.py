@@ -25,7 +25,7 @@ import numpy as np
 
 from router import calibration, classifier, config, nofit, parallel, registry
 from router.calibration import ece
-from router.catalog import Catalog
+from router.catalog import RESERVED, Catalog
 from router.store import ModelVersion, VersionStatus
 from training import evaluate as metrics, gate as gate_mod, replay
 from training.data import Labeled, split
@@ -64,11 +64,14 @@ class Trained:
     current_report: dict | None = None
 
 
-def build(kind: str, cfg, catalog: Catalog, no_fit: bool = False) -> classifier.Classifier:
+def build(kind: str, cfg, catalog: Catalog, no_fit: bool = False, labels=()) -> classifier.Classifier:
     """A new model over the catalogue's departments, plus the `none` class when `no_fit`
-    (the training data has "no department fits" labels)."""
-    classes = catalog.ids + ([nofit.NONE] if no_fit else [])
-    return classifier.build(kind, cfg, classes, nofit.with_none(catalog) if no_fit else catalog)
+    (the training data has "no department fits" labels) and each reserved disposition (an
+    emergency line, the legal channel) that `labels` hold."""
+    reserved = [r for r in RESERVED if r != nofit.NONE and r in set(labels)]
+    classes = catalog.ids + ([nofit.NONE] if no_fit else []) + reserved
+    shown = nofit.with_none(catalog) if no_fit else catalog
+    return classifier.build(kind, cfg, classes, nofit.with_reserved(shown, reserved))
 
 
 def routed(proba, score, classes, labels, catalog, thr, enabled) -> dict:
@@ -155,7 +158,7 @@ def split_data(cfg: config.Settings, data: Labeled, since: datetime | None) -> S
 def fit(engine, cfg: config.Settings, catalog: Catalog, kind: str, data: Labeled, say) -> classifier.Classifier:
     """A new model of `kind` fitted on `data`, going on from the previous version where it can
     (`warm_start`); its `fit_info` then names that version (`from`)."""
-    clf = build(kind, cfg, catalog, nofit.NONE in data.labels)
+    clf = build(kind, cfg, catalog, nofit.NONE in data.labels, data.labels)
     warm = warm_start(engine, cfg, clf, say)
     clf.fit(data.texts, data.labels)
     if warm or clf.fit_info:

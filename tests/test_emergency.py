@@ -1,0 +1,110 @@
+"""Emergencies and the legal channel: the rule layer, learning from labels, output order, the queue,
+`router classify --emergencies-only`."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlmodel import Session, select
+
+from router.catalog import EMERGENCY
+from router.dispatch import Info, emergencies
+from router.emergency import line
+from router.io import TicketIn
+from router.store import Label, QueueItem, connect
+from tests.conftest import SAMPLE, read_jsonl, write_jsonl
+from tests.test_cli import invoke
+
+
+@pytest.mark.parametrize("text,want", [
+    ("3栋楼道里电动车烧着了，全是浓烟，人下不来", "emergency-119"),
+    ("我爸突然晕倒了，叫不醒，快派救护车！", "emergency-120"),
+    ("中山路有人拿着刀在街上追着砍人！", "emergency-110"),
+    ("我孩子在楼下玩，一转眼不见了，找了半个小时都找不到了", "emergency-110"),
+    ("滨江路两辆车相撞，有人受伤卡在车里", "emergency-122"),
+    ("楼上正在打架，听到有人喊救命", "emergency-110"),         # a weak word, happening now
+    ("上次煤气泄漏的事处理了吗", None),                        # the issue's near-miss
+    ("楼道里堆满了杂物，万一着火了怎么办？", None),
+    ("想问一下叫120救护车的费用能不能医保报销", None),
+    ("去年在滨江路出了车祸，事故认定书一直没出来", None),
+    ("滨江路追尾了，车灯碎了，没人受伤", None),                # a crash with nobody hurt is no 122
+    ("家里有人打人，不知道找谁", None),                        # a weak word, not said to be now
+    ("上次楼下着火了，现在又冒烟了，快来！", "emergency-119"),  # the past mentioned, but it is happening now
+])
+def test_rule_layer(text, want):
+    assert line(text) == want
+
+
+def test_the_rule_wins_and_a_weak_model_emergency_does_not():
+    batch = [TicketIn(line=1, id="a", text="厨房着火了，快来"), TicketIn(line=2, id="b", text="楼道里灯不亮")]
+    tops = [[("housing", 0.9), ("fire-rescue", 0.1)], [("emergency-119", 0.4), ("housing", 0.35)]]
+    infos = [Info(), Info()]
+    new = emergencies(batch, tops, infos, model_min=0.5)
+    assert new[0] == [("emergency-119", 1.0), ("housing", 0.9)] and infos[0].by == "emergency-rule"
+    assert new[1][0] == ("housing", 0.35) and infos[1].by == "model"   # the model's 0.4 is not enough
+    assert emergencies(batch[1:], tops[1:], [Info()], model_min=0.3)[0][0] == ("emergency-119", 0.4)
+
+
+@pytest.fixture(scope="module")
+def month_home(tmp_path_factory):
+    """A home with the month's history (emergency and legal-channel labels among it) and a model."""
+    h = tmp_path_factory.mktemp("em") / "home"
+    old = os.environ.get("ROUTER_PATHS__HOME")
+    os.environ["ROUTER_PATHS__HOME"] = str(h)
+    try:
+        assert invoke("import", str(SAMPLE / "month" / "history.jsonl")).exit_code == 0
+        res = invoke("train")
+        assert res.exit_code == 0, res.output
+    finally:
+        os.environ.pop("ROUTER_PATHS__HOME") if old is None else os.environ.update(ROUTER_PATHS__HOME=old)
+    return h
+
+
+def test_learned_from_labels_first_in_output_and_queue(month_home, tmp_path, monkeypatch):
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(month_home, home)
+    monkeypatch.setenv("ROUTER_PATHS__HOME", str(home))
+    engine = connect(f"sqlite:///{home}/router.db")
+    with Session(engine) as s:        # imported as labels, so the model has these classes
+        got = set(s.exec(select(Label.department)))
+    assert set(EMERGENCY) | {"legal-channel"} <= got
+    day = read_jsonl(SAMPLE / "month" / "day05.jsonl")[:60]
+    day.append({"id": "X1", "text": "我爸突然晕倒了，叫不醒，快派救护车！"})
+    src = write_jsonl(tmp_path / "day.jsonl", day)
+    res = invoke("classify", str(src))
+    assert res.exit_code == 0, res.output
+    out = read_jsonl(tmp_path / "day.routed.jsonl")
+    urgent = [r for r in out if r["department"] in EMERGENCY]
+    assert urgent and out[:len(urgent)] == urgent                   # emergencies are written first
+    x1 = next(r for r in out if r["id"] == "X1")
+    assert (x1["department"], x1["department_name"], x1["by"], x1["queued"]) == (
+        "emergency-120", "120 急救（医疗）", "emergency-rule", True)
+    assert "EMERGENCIES" in res.output
+    with Session(engine) as s:
+        items = s.exec(select(QueueItem).where(QueueItem.status == "pending")
+                       .order_by(QueueItem.priority.desc())).all()
+    assert {q.ticket_id for q in items[:len(urgent)]} == {r["id"] for r in urgent}
+    assert all(q.reason == "emergency" for q in items[:len(urgent)])
+    assert all(q.reason != "emergency" for q in items[len(urgent):])
+
+
+def test_emergencies_only_needs_no_model_and_writes_only_emergencies(home, tmp_path):
+    rows = [{"id": "a", "text": "楼道里灯不亮"}, {"id": "b", "text": "滨江路两辆车相撞，有人受伤卡在车里"},
+            {"id": "c", "text": "上次煤气泄漏的事处理了吗"}]
+    src = write_jsonl(tmp_path / "now.jsonl", rows)
+    res = invoke("classify", str(src), "--emergencies-only")
+    assert res.exit_code == 0, res.output
+    out = read_jsonl(tmp_path / "now.routed.jsonl")
+    assert [(r["id"], r["department"], r["model_version"]) for r in out] == [("b", "emergency-122", "rules")]
+    assert "2 tickets are no emergency" in " ".join(res.output.split())
+    rows.append({"id": "d", "text": "有人要跳楼，快来"})          # a minute later: the file grew
+    write_jsonl(tmp_path / "now.jsonl", rows)
+    assert invoke("classify", str(src), "--emergencies-only", "--resume").exit_code == 0
+    assert [r["id"] for r in read_jsonl(tmp_path / "now.routed.jsonl")] == ["b", "d"]
+    engine = connect(f"sqlite:///{home}/router.db")
+    with Session(engine) as s:
+        assert sorted((q.ticket_id, q.reason) for q in s.exec(select(QueueItem))) == [
+            ("b", "emergency"), ("d", "emergency")]

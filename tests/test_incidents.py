@@ -1,0 +1,99 @@
+"""Incidents (并单): grouping at classify time, one queue item per incident, one decision settles all,
+splitting a member out, an incident spanning a model promotion, the dashboard's early warning."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from sqlmodel import Session, select
+
+from labeling import actions
+from router.store import Incident, Label, ModelVersion, QueueItem, Ticket, connect
+from tests.conftest import read_jsonl, write_jsonl
+from tests.test_cli import invoke
+from tests.test_emergency import month_home  # noqa: F401  (the fixture)
+
+BURST = ["滨江路滨江花园门口自来水管爆了，水冒得老高，路上全淹了。", "滨江路滨江花园门口自来水管爆了，水一直往外喷。",
+         "滨江花园门口滨江路上自来水管爆了，我们家也停水了。", "你好，滨江路滨江花园门口自来水管爆了，水冒得老高，路上全淹了。车都过不去了。"]
+
+
+def day(rows, hour0=9):
+    return [{"id": f"b{i}", "text": t, "received_at": f"2026-11-20T{hour0 + i:02d}:10:00+08:00"} for i, t in enumerate(rows)]
+
+
+@pytest.fixture
+def centre(month_home, tmp_path, monkeypatch):  # noqa: F811
+    home = tmp_path / "home"
+    shutil.copytree(month_home, home)
+    monkeypatch.setenv("ROUTER_PATHS__HOME", str(home))
+    monkeypatch.setenv("ROUTER_CLASSIFY__THRESHOLD", "1.0")          # every ticket would be queued
+    monkeypatch.setenv("ROUTER_QUEUE__AUDIT_RATE", "0")
+    return home, connect(f"sqlite:///{home}/router.db")
+
+
+def test_repeats_form_one_incident_with_one_queue_item(centre, tmp_path):
+    home, engine = centre
+    rows = day(BURST) + [{"id": "o1", "text": "滨江花园小区门口垃圾没人清理", "received_at": "2026-11-20T09:30:00+08:00"},
+                         {"id": "o2", "text": "东湖湾门口自来水管爆了，水冒得老高，路上全淹了。",
+                          "received_at": "2026-11-20T09:40:00+08:00"}]   # same words, another place
+    src = write_jsonl(tmp_path / "d.jsonl", rows)
+    res = invoke("classify", str(src))
+    assert res.exit_code == 0, res.output
+    out = {r["id"]: r for r in read_jsonl(tmp_path / "d.routed.jsonl")}
+    inc = out["b0"]["incident_id"]
+    assert inc is not None and all(out[f"b{i}"]["incident_id"] == inc for i in range(4))
+    assert out["b0"]["duplicate_of"] is None and out["b1"]["duplicate_of"] == "b0"
+    assert out["o1"]["incident_id"] is None and out["o2"]["incident_id"] is None
+    assert [out[f"b{i}"]["queued"] for i in range(4)] == [True, False, False, False]   # one item per incident
+    with Session(engine) as s:
+        assert s.get(Incident, inc).size == 4 and s.get(Incident, inc).place == "滨江路"
+        items = s.exec(select(QueueItem.ticket_id).where(QueueItem.status == "pending")).all()
+    assert sorted(items) == ["b0", "o1", "o2"]
+
+    item = actions.next_item(engine, "王芳")
+    while item.ticket_id != "b0":
+        actions.decide(engine, "王芳", item.queue_id, actions.SKIP)
+        item = actions.next_item(engine, "王芳")
+    assert [m[0] for m in item.members] == ["b1", "b2", "b3"]
+    actions.split(engine, "王芳", "b3")                                   # b3 is another matter
+    with Session(engine) as s:
+        assert s.get(Ticket, "b3").incident_id is None and s.get(Incident, inc).size == 3
+        assert s.exec(select(QueueItem).where(QueueItem.ticket_id == "b3", QueueItem.status == "pending")).one()
+    actions.decide(engine, "王芳", item.queue_id, "water-supply")        # one decision settles b0, b1, b2
+    with Session(engine) as s:
+        got = {x.ticket_id: x.department for x in s.exec(select(Label).where(Label.source != "import"))}
+    assert got == {"b0": "water-supply", "b1": "water-supply", "b2": "water-supply"}
+    actions.undo(engine, "王芳")                                          # and undo takes all three back
+    with Session(engine) as s:
+        assert not s.exec(select(Label).where(Label.source != "import", Label.undone == False)).all()  # noqa: E712
+
+
+def test_an_incident_spans_a_model_promotion(centre, tmp_path):
+    home, engine = centre
+    write_jsonl(tmp_path / "a.jsonl", day(BURST[:2]))
+    assert invoke("classify", str(tmp_path / "a.jsonl")).exit_code == 0
+    res = invoke("train")                                                # a second version: a candidate
+    assert res.exit_code == 0, res.output
+    with Session(engine) as s:
+        new = s.exec(select(ModelVersion.version).where(ModelVersion.status == "candidate")).one()
+    assert invoke("models", "promote", new).exit_code == 0
+    write_jsonl(tmp_path / "b.jsonl", [{"id": "c1", "text": BURST[2], "received_at": "2026-11-20T13:00:00+08:00"}])
+    assert invoke("classify", str(tmp_path / "b.jsonl")).exit_code == 0
+    a = {r["id"]: r for r in read_jsonl(tmp_path / "a.routed.jsonl")}
+    b = read_jsonl(tmp_path / "b.routed.jsonl")[0]
+    assert b["incident_id"] == a["b0"]["incident_id"] and b["duplicate_of"] in ("b0", "b1")
+    assert b["model_version"] != a["b0"]["model_version"] and b["queued"] is False
+
+
+def test_dashboard_lists_incidents_and_raises_the_warning(centre, tmp_path, monkeypatch):
+    from tests.test_dashboards import render
+
+    home, engine = centre
+    monkeypatch.setenv("ROUTER_INCIDENTS__ALERT_SIZE", "4")
+    src = write_jsonl(tmp_path / "d.jsonl", day(BURST, hour0=9))
+    assert invoke("classify", str(src)).exit_code == 0
+    at = render("views/9_Incidents.py")
+    assert any("预警：滨江路" in e.value for e in at.error)
+    assert {m.label: m.value for m in at.metric} == {"当日并单事件": "1", "并入事件的工单": "4", "预警": "1"}
+    assert set(at.dataframe[-1].value["id"]) == {"b0", "b1", "b2", "b3"}     # the tickets, one click away
