@@ -3,8 +3,9 @@
 A ticket joins an incident when an earlier ticket (in the store or earlier in its batch) names one
 of the same places (router/places.py), was received within `[incidents] window_days` of it, and
 reads alike: cosine of their character 1-3-gram vectors (router/strategies.featurize) at least
-`[incidents] similarity`. It joins its most similar such ticket (`duplicate_of`) and that
-ticket's incident (`incident_id`), which is opened when the earlier ticket had none. Tickets naming
+`[incidents] similarity`. It repeats its most similar such ticket (`duplicate_of`) and joins the
+incident (`incident_id`) of the tickets it reads like, opened when none of them had one; when it
+reads like tickets of two incidents, they are merged into the older one. Tickets naming
 no place are never grouped (too many "停水了" are different matters).
 
 The queue (router/order.py) keeps one item per incident: a member whose incident already has an
@@ -63,28 +64,47 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
     inc_of = dict(c_inc)                       # ticket id -> incident id, as it grows
     order = sorted(range(len(todo)), key=lambda k: (at[todo[k]], ids[todo[k]]))
     done = []
+    alias: dict[int, int] = {}                 # merged incident -> the one it went into
+
+    def find(inc):
+        while inc in alias:
+            inc = alias[inc]
+        return inc
+
     for k in order:
         i = todo[k]
-        best, best_sim = None, similarity
-        for j, cid in enumerate(c_ids):
-            if sim_c[k, j] >= best_sim and c_names[j] & set(names[i]) and abs(at[i] - c_at[j]) <= window:
-                best, best_sim = cid, sim_c[k, j]
-        for k2 in done:                         # earlier tickets of this batch
-            i2 = todo[k2]
-            if sim_b[k, k2] >= best_sim and set(names[i2]) & set(names[i]) and abs(at[i] - at[i2]) <= window:
-                best, best_sim = ids[i2], sim_b[k, k2]
+        hits = [(sim_c[k, j], cid) for j, cid in enumerate(c_ids)
+                if sim_c[k, j] >= similarity and c_names[j] & set(names[i]) and abs(at[i] - c_at[j]) <= window]
+        hits += [(sim_b[k, k2], ids[todo[k2]]) for k2 in done                  # earlier tickets of this batch
+                 if sim_b[k, k2] >= similarity and set(names[todo[k2]]) & set(names[i])
+                 and abs(at[i] - at[todo[k2]]) <= window]
         done.append(k)
-        if best is None:
+        if not hits:
             continue
-        inc = inc_of.get(best)
-        if inc is None:                         # the earlier ticket starts an incident
-            j = todo[next(k2 for k2 in done if ids[todo[k2]] == best)] if best in ids else None
-            first = Incident(place=names[i][0] if j is None else names[j][0],
-                             district=districts[i] if j is None else districts[j],
-                             department=departments[i] if j is None else departments[j], size=1,
-                             started_at=at[i] if j is None else at[j], last_at=at[i])
-            if j is None:
-                first.started_at = min(at[i], next(c_at[x] for x, cid in enumerate(c_ids) if cid == best))
+        best = max(hits)[1]
+        joined = sorted({find(inc_of[t]) for _, t in hits if inc_of.get(t) is not None})
+        if joined:
+            inc = joined[0]
+            for other in joined[1:]:           # the ticket reads like two incidents: they are one
+                alias[other] = inc
+                session.execute(update(Ticket).where(Ticket.incident_id == other).values(incident_id=inc))
+                gone = session.get(Incident, other)
+                keep = session.get(Incident, inc)
+                keep.size += gone.size
+                keep.started_at = min(_aware(keep.started_at), _aware(gone.started_at))
+                keep.last_at = max(_aware(keep.last_at), _aware(gone.last_at))
+                session.add(keep)
+                session.delete(gone)
+                for t, v in list(out.items()):
+                    if v[0] == other:
+                        out[t] = (inc, v[1])
+        else:                                   # the earlier ticket starts an incident
+            j = next((todo[k2] for k2 in done if ids[todo[k2]] == best), None)
+            b_at = at[j] if j is not None else next(c_at[x] for x, cid in enumerate(c_ids) if cid == best)
+            first = Incident(place=(names[j] if j is not None else names[i])[0],
+                             district=districts[j] if j is not None else districts[i],
+                             department=departments[j] if j is not None else departments[i], size=1,
+                             started_at=min(b_at, at[i]), last_at=at[i])
             session.add(first)
             session.flush()
             inc = first.id

@@ -97,3 +97,29 @@ def test_dashboard_lists_incidents_and_raises_the_warning(centre, tmp_path, monk
     assert any("预警：滨江路" in e.value for e in at.error)
     assert {m.label: m.value for m in at.metric} == {"当日并单事件": "1", "并入事件的工单": "4", "预警": "1"}
     assert set(at.dataframe[-1].value["id"]) == {"b0", "b1", "b2", "b3"}     # the tickets, one click away
+
+
+def test_a_ticket_like_two_incidents_merges_them(engine):
+    """Two phrasings of one burst start two incidents; a ticket reading like both merges them."""
+    from datetime import datetime, timedelta, timezone
+
+    from router import incidents
+
+    t0 = datetime(2026, 11, 20, 1, tzinfo=timezone.utc)
+    a = "滨江花园整个小区突然停电了，电梯里还困了人。"
+    b = "滨江花园一带大面积停电，什么时候来电？没有任何通知。"
+    both = "滨江花园整个小区突然停电了，一带大面积停电，什么时候来电？"
+    rows = [("p1", a), ("p2", a + "家里有老人。"), ("q1", b), ("q2", b + "冰箱里的东西都要坏了。"), ("r1", both)]
+    with Session(engine) as s:
+        for k, (tid, text) in enumerate(rows):
+            s.add(Ticket(id=tid, text=text, received_at=t0 + timedelta(minutes=k), places="滨江花园",
+                         district="district-linjiang"))
+            s.flush()
+            incidents.link(s, [tid], [text], [["滨江花园"]], ["district-linjiang"], [t0 + timedelta(minutes=k)],
+                           ["power-supply"], 2.0, 0.6)
+            if tid == "q2":   # before the bridging ticket: two incidents
+                assert len({s.get(Ticket, x).incident_id for x in ("p1", "p2", "q1", "q2")}) == 2
+        s.commit()
+        inc = {s.get(Ticket, x).incident_id for x, _ in rows}
+        assert len(inc) == 1 and s.get(Incident, inc.pop()).size == 5
+        assert len(s.exec(select(Incident)).all()) == 1
