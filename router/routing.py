@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from sqlmodel import Session, select
 
 from router import cohandling, dispatch, emergency, order, parallel, queue, registry
+from router import incidents as incidents_mod
 from router.catalog import Catalog, is_emergency
 from router.places import Places
 from router.rules import Rules
