@@ -276,7 +276,8 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
                              "co_departments": [{"department": d, "name": catalog.name(d), "p": round(p, 4)}
                                                 for d, p in cohandling.suggest(top, together, co_p, co_n)],
                              "model_version": version}
-                            | ({"stored_id": keys[i]} if keys[i] != t.id else {}) | infos[i].fields())
+                            | ({"stored_id": keys[i]} if keys[i] != t.id else {}) | infos[i].fields()
+                            | dict(zip(("incident_id", "duplicate_of"), done.linked.get(keys[i], (None, None)))))
             out.write([batch[i] for i in kept], rows)
             summary.routed += len(rows)
             flush_rejects()
