@@ -5,7 +5,7 @@ import streamlit as st
 from dashboards import ui
 
 ctx = ui.page("派单规则")
-df = ui.query("rule_stats", ctx.url)
+df = ui.query("rule_stats", ctx)
 if df.empty:
     ui.guide("还没有派单规则。组长可用 `router rules add 关键词 部门 --note 三定/权责清单依据` 添加，"
              "之后 `router classify` 会按规则派单。")

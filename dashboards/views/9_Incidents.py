@@ -9,13 +9,13 @@ import streamlit as st
 from dashboards import ui
 
 ctx = ui.page("并单与预警")
-newest = ui.query("incident_days", ctx.url)
+newest = ui.query("incident_days", ctx)
 if newest is None:
     ui.guide("还没有并单。`router classify` 会把同一地点、内容相近的重复诉求并为一个事件（[incidents] 设置）。")
 inc_cfg = ctx.cfg.incidents
 day = st.date_input("日期", value=ctx.local(newest).date())
 start = datetime.combine(day, time(0), tzinfo=ZoneInfo(ctx.tz))
-df = ui.query("incidents", ctx.url, start, start + timedelta(days=1), inc_cfg.alert_size, inc_cfg.alert_hours)
+df = ui.query("incidents", ctx, start, start + timedelta(days=1), inc_cfg.alert_size, inc_cfg.alert_hours)
 if df.empty:
     ui.guide(f"{day:%Y-%m-%d} 没有并单事件。")
 df = ui.named(ctx.catalog, df, "department", "district")
@@ -45,4 +45,4 @@ right.dataframe(df.groupby("department_name", dropna=False).agg(事件=("id", "c
 st.subheader("事件的工单")
 pick = st.selectbox("选择事件", df["id"].tolist(), index=0 if len(alerts) == 0 else df["id"].tolist().index(alerts["id"].iloc[0]),
                     format_func=lambda i: f"{i} · {df.set_index('id').loc[i, 'place']} · {df.set_index('id').loc[i, 'today']} 张")
-st.dataframe(ui.query("incident_tickets", ctx.url, int(pick)), hide_index=True)
+st.dataframe(ui.query("incident_tickets", ctx, int(pick)), hide_index=True)
