@@ -91,7 +91,7 @@ def test_learned_from_labels_first_in_output_and_queue(month_home, tmp_path, mon
     assert all(q.reason != "emergency" for q in items[len(urgent):])
 
 
-def test_emergencies_only_needs_no_model_and_writes_only_emergencies(home, tmp_path):
+def test_emergencies_only_needs_no_model_and_writes_only_emergencies(home, engine, tmp_path):  # a store, no model
     rows = [{"id": "a", "text": "楼道里灯不亮"}, {"id": "b", "text": "滨江路两辆车相撞，有人受伤卡在车里"},
             {"id": "c", "text": "上次煤气泄漏的事处理了吗"}]
     src = write_jsonl(tmp_path / "now.jsonl", rows)
