@@ -116,7 +116,7 @@ def test_a_ticket_like_two_incidents_merges_them(engine):
                          district="district-linjiang"))
             s.flush()
             incidents.link(s, [tid], [text], [["滨江花园"]], ["district-linjiang"], [t0 + timedelta(minutes=k)],
-                           ["power-supply"], 2.0, 0.6)
+                           ["power-supply"], 2.0, 0.55)
             if tid == "q2":   # before the bridging ticket: two incidents
                 assert len({s.get(Ticket, x).incident_id for x in ("p1", "p2", "q1", "q2")}) == 2
         s.commit()
