@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 from typer.testing import CliRunner
 
 from router import ROOT, config
+from tests.conftest import SAMPLE
 from router.cli import app
 
 
@@ -67,7 +68,7 @@ def test_config_paths_and_home_must_be_what_they_say(home, tmp_path, monkeypatch
     assert res.exit_code == 2 and "ROUTER_PATHS__HOME" in res.output and "is a file" in res.output, res.output
     assert "Traceback" not in res.output
     monkeypatch.setenv("ROUTER_PATHS__HOME", str(tmp_path / "file" / "below"))
-    res = run("models")
+    res = run("import", str(SAMPLE / "history.jsonl"))                # a command that starts a store
     assert res.exit_code == 2 and "cannot create the folder" in res.output, res.output
 
 

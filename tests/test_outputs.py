@@ -66,6 +66,7 @@ def test_an_output_never_overwrites_a_model_outside_the_home_or_an_external_data
     refused(invoke("classify", str(src), "-o", str(target)), mv.version)
     intact(trained, before)
     monkeypatch.setenv("ROUTER_STORE__URL", f"sqlite:///{tmp_path}/elsewhere.db")
+    connect(f"sqlite:///{tmp_path}/elsewhere.db")                    # the store exists
     refused(invoke("classify", str(src), "-o", str(tmp_path / "elsewhere.db")), "elsewhere.db")
     refused(invoke("classify", str(src), "--rejects", str(tmp_path / "elsewhere.db-wal")), "wal")
 
@@ -88,7 +89,7 @@ def test_the_input_and_the_outputs_are_never_one_another(trained, tmp_path):
 
 def test_returns_rejects_never_overwrite_the_store(home, tmp_path):
     src = write_jsonl(tmp_path / "returns.jsonl", [{"id": "T1", "department": "nope"}])
-    assert invoke("models").exit_code == 0  # creates the store
+    connect(f"sqlite:///{home}/router.db")                            # the store exists
     db = home / "router.db"
     refused(invoke("returns", "import", str(src), "--rejects", str(db)), "store")
     refused(invoke("returns", "import", str(src), "--rejects", str(src)), "input")
