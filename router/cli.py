@@ -197,6 +197,19 @@ def _model(config: Optional[Path], version: str, decode: Optional[config_mod.Dec
     return registry.load(c.engine, version, c.cfg)[1]
 
 
+def _note_prompt(c, version: str | None) -> None:
+    """Say once when router.toml's [prompt] differs from the prompt saved with the version that routes."""
+    from router import registry
+    from router.llm import prompt
+
+    mv = registry.get(c.engine, version) if version else registry.current(c.engine)
+    differ = prompt.overridden(mv.path, c.cfg.prompt) if mv is not None else []
+    if differ:
+        err.print(escape(f"note: router.toml's [prompt] {', '.join(differ)} differs from the prompt saved with "
+                         f"{mv.version}; the saved one is used (the version was trained and calibrated with "
+                         f"it); newly trained versions take router.toml's"), style="yellow")
+
+
 def _classify(source, output, rejects, encoding, model, threshold, batch_size, resume, decode, config,
               summary_json=None, emergencies_only=False):
     from router.parallel import ShardError
@@ -213,6 +226,7 @@ def _classify(source, output, rejects, encoding, model, threshold, batch_size, r
     from router.io import RoutedWriter, WriteError
     c.check_outputs({**RoutedWriter.files(output), "rejects file": rejects}
                     | ({"summary": str(summary_json)} if summary_json else {}), {"input": source})
+    _note_prompt(c, model)
     try:
         check_encoding(encoding)
         with _progress() as progress:

@@ -156,7 +156,9 @@ class LLM(Section):
 
 class Prompt(Section):
     """The routing prompt (router/llm/prompt.py), rendered through the model's chat template.
-    {city}: the catalogue's city; {departments}: one `department` line per department; {ticket}: the ticket."""
+    {city}: the catalogue's city; {departments}: one `department` line per department; {ticket}: the ticket.
+    A model version keeps the template it was trained with (its meta.json), and that one wins: an edited
+    prompt reaches newly trained or registered versions only (`router classify` says when they differ)."""
     model_config = ConfigDict(extra="ignore")   # templates saved by older versions may carry other keys
     system: str = Field("", description="optional system message (R1-distilled models work best without)")
     user: str = Field("你是{city}12345政务服务便民热线的派单员。请阅读市民反映的工单，从下列部门中选出应当承办的一个部门，"

@@ -35,7 +35,7 @@ def llm_env(home, monkeypatch):
     return home
 
 
-def test_zeroshot_then_classify_end_to_end(llm_env, tiny, tmp_path, catalog, cfg):
+def test_zeroshot_then_classify_end_to_end(llm_env, tiny, tmp_path, catalog, cfg, monkeypatch):
     res = runner.invoke(app, ["zeroshot", "--base", str(tiny)])
     assert res.exit_code == 0, res.output
     version = res.stdout.strip().splitlines()[-1]
@@ -58,6 +58,15 @@ def test_zeroshot_then_classify_end_to_end(llm_env, tiny, tmp_path, catalog, cfg
     assert res.exit_code == 0, res.output
     gen = read_jsonl(tmp_path / "gen.jsonl")
     assert len(gen) == 5 and all(r["department"] in catalog.ids for r in gen)
+    assert "differs from the prompt saved" not in res.stderr
+
+    # an edited [prompt] reaches new versions only: the version keeps its own, and classify says so once
+    monkeypatch.setenv("ROUTER_PROMPT__SYSTEM", "你是派单员。")
+    res = runner.invoke(app, ["classify", str(day), "--model", version, "-o", str(tmp_path / "edited.jsonl")])
+    assert res.exit_code == 0, res.output
+    note = " ".join(res.stderr.split())
+    assert note.count(f"[prompt] system differs from the prompt saved with {version}") == 1
+    assert [r["top"] for r in read_jsonl(tmp_path / "edited.jsonl")] == [r["top"] for r in rows]
 
 
 def test_zeroshot_calibrates_on_labeled_tickets(llm_env, tiny, tmp_path):

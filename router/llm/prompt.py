@@ -17,7 +17,9 @@ training uses the very same ids.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping, Sequence
 
 from router.catalog import Catalog
@@ -131,3 +133,14 @@ def build_prompt(tokenizer, catalog: Catalog, template: Template | Mapping | Non
     return Prompt(tokenizer=tokenizer, classes=classes, labels=labels, prefix=enc(before), suffix=enc(after),
                   label_ids=[enc(lab) for lab in labels], end_id=end_id,
                   max_ticket_tokens=t.max_ticket_tokens, text_prefix=before, text_suffix=after)
+
+
+def overridden(folder, template: Template) -> list[str]:
+    """The keys of `template` (router.toml's [prompt]) that differ from the template saved with the
+    model version in `folder` (an ensemble's members included). The saved one wins: a version routes
+    with the prompt it was trained and calibrated with; router.toml's reaches newly trained versions."""
+    out = set()
+    for meta in [Path(folder) / "meta.json", *sorted(Path(folder).glob("members/*/meta.json"))]:
+        saved = json.loads(meta.read_text()).get("template") if meta.exists() else None
+        out |= {k for k, v in template.model_dump().items() if saved and k in saved and saved[k] != v}
+    return sorted(out)
