@@ -24,6 +24,7 @@ from router.store import Action, ItemStatus, Label, ModelEvent, ModelVersion, Pr
 from training import evaluate
 
 REVIEWERS = ["wang.li", "zhang.wei", "chen.jing", "liu.yang", "zhao.min"]
+LEAD = "lead.sun"  # decides the seeded disputes
 
 
 def _proba(y: np.ndarray, k: int, accuracy: float, rng: np.random.Generator) -> np.ndarray:
@@ -251,7 +252,7 @@ def seed_returns(engine, catalog: Catalog, share: float = 0.05, seed: int = 0) -
                     break
                 uphold = rng.random() < 0.1 and j == len(chain) - 1
                 target = d if uphold else catalog.ids[(catalog.ids.index(d) + 1) % len(catalog.ids)]
-                lab = Label(ticket_id=tid, department=target, reviewer="lead.sun", source=Source.dispute,
+                lab = Label(ticket_id=tid, department=target, reviewer=LEAD, source=Source.dispute,
                             wrong_departments=[] if uphold else chain[:j + 1], prediction_id=pid,
                             created_at=when + timedelta(hours=3))
                 s.add(lab)

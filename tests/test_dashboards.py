@@ -211,7 +211,7 @@ def test_review_queue_page(store):
     lo, hi = queries.wilson(k, len(audits))
     assert any(f"{lo:.1%} - {hi:.1%}" in c.value for c in at.caption)
     assert charts(at) == 4  # queue size, decisions, no-fit rate, audit
-    assert set(at.dataframe[0].value["reviewer"]) == set(seed.REVIEWERS)
+    assert set(at.dataframe[0].value["reviewer"]) == {*seed.REVIEWERS, seed.LEAD}
 
 
 def test_drift_page(store):
