@@ -14,7 +14,7 @@ new prediction (the store enforces this with a partial unique index).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
@@ -61,6 +61,13 @@ class Enqueued:
     @property
     def queued(self) -> set[str]:
         return {*self.low, *self.audit, *self.nofit, *self.emergency, *self.waiting}
+
+    def __iadd__(self, other: "Enqueued") -> "Enqueued":
+        """Add another batch's (lists and the count add up, `linked` merges)."""
+        for f in fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            setattr(self, f.name, a | b if isinstance(a, dict) else a + b)
+        return self
 
 
 def decided(session: Session, ids) -> set[str]:

@@ -65,6 +65,18 @@ class Summary:
     def rate(self) -> float:
         return self.routed / self.seconds if self.seconds else 0.0
 
+    def add(self, done: Enqueued) -> None:
+        """Count what one batch did to the queue."""
+        self.queued += len(done.low)
+        self.audits += len(done.audit)
+        self.no_fit += len(done.nofit)
+        self.emergencies += len(done.emergency)
+        self.merged += len(done.merged)
+        self.incident_members += len(done.linked)
+        self.waiting += len(done.waiting)
+        self.decided += len(done.decided)
+        self.over_budget += done.dropped
+
     @property
     def expected_accuracy(self) -> float | None:
         """The accuracy to expect of the tickets routed without review: their mean calibrated confidence."""
@@ -182,10 +194,7 @@ def _store(engine, batch, proba, tops, version, pol, rejects: list, flagged=None
             rejects.append(Reject(t.line, f"ticket {t.id}: the store refused it ({_brief(e)})", t.raw))
             continue
         kept.append(i)
-        for f in ("low", "audit", "nofit", "emergency", "merged", "waiting", "decided"):
-            getattr(done, f).extend(getattr(one, f))
-        done.linked.update(one.linked)
-        done.dropped += one.dropped
+        done += one
     return kept, done
 
 
@@ -250,15 +259,7 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
             keys = stored_ids(engine, batch)
             kept, done = _store(engine, [replace(t, id=key) for t, key in zip(batch, keys)],
                                 proba, tops, version, pol, bad, flagged, waiting, infos, cfg.incidents)
-            summary.queued += len(done.low)
-            summary.audits += len(done.audit)
-            summary.no_fit += len(done.nofit)
-            summary.emergencies += len(done.emergency)
-            summary.merged += len(done.merged)
-            summary.incident_members += len(done.linked)
-            summary.waiting += len(done.waiting)
-            summary.decided += len(done.decided)
-            summary.over_budget += done.dropped
+            summary.add(done)
             queued = done.queued
             rows = []
             kept = [kept[j] for j in dispatch.urgent_first(len(kept), [tops[i] for i in kept])]
