@@ -212,7 +212,7 @@ def check_returns(engine, when: str, imported: int | None = None, disputes: list
                 raise Broken(f"{when}: dispute decision {label_id} on return {ret_id} not in the store")
 
 
-SUMMARY = re.compile(r"routed (\d+), queued for review (\d+) \(confidence < [\d.]+\) \+ (\d+) audits"
+SUMMARY = re.compile(r"routed (\d+), queued for review (\d+) \(confidence < [\d.]+[^)]*\) \+ (\d+) audits"
                      r"(?: \+ (\d+) no-fit)?(?: \+ (\d+) emergencies)?(?:, (\d+) already waiting)?")
 
 
