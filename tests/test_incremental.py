@@ -18,15 +18,9 @@ from router.llm.model import TRAINED_ON, LLMClassifier, pair_keys
 from router.store import connect
 from tests import tiny_llm
 from tests.conftest import SAMPLE, read_jsonl, write_jsonl
-from tests.test_training_sft import CLASSES, FAST, KEYS, FILLER, Record, make
+from tests.test_training_sft import CLASSES, FAST, Record, make, tiny  # noqa: F401 (tiny: fixture)
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, catalog):
-    corpus = [t for c in CLASSES for t in (KEYS[c], catalog.name(c))] + ["".join(FILLER), "派单。部门：工单："] * 3
-    return tiny_llm.build(tmp_path_factory.mktemp("tiny") / "model", corpus)
 
 
 @pytest.fixture
