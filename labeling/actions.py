@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, true, update
 from sqlmodel import Session, select
 
-from router.catalog import from_label, to_label
+from router.catalog import NONE, from_label, to_label
 from router.queue import day_start
 from router import returns
 from router import order
