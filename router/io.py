@@ -418,7 +418,9 @@ def _xlsx_records(path: Path, need=("id", "text"),
             if col not in fields:
                 raise TicketFileError(f"{path}: the header row has no {col!r} column")
         ws._get_row = _xlsx_row(width)  # rows from now on: the header's columns
-        for n, (row, extra) in enumerate(rows, 2):
+        for n, item in enumerate(rows, 2):
+            # a row missing from the sheet's XML comes as openpyxl's own empty row, not our pair
+            row, extra = item if len(item) == 2 and isinstance(item[0], tuple) else ((), None)
             if extra is None and (not row or all(c is None or str(c).strip() == "" for c in row)):
                 continue
             if extra is not None:
