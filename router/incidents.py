@@ -4,8 +4,9 @@ A ticket joins an incident when an earlier ticket (in the store or earlier in it
 of the same places (router/places.py), was received within `[incidents] window_days` of it, and
 reads alike: cosine of their character 1-3-gram vectors (router/strategies.featurize) at least
 `[incidents] similarity`. It repeats its most similar such ticket (`duplicate_of`) and joins the
-incident (`incident_id`) of the tickets it reads like, opened when none of them had one; when it
-reads like tickets of two incidents, they are merged into the older one. Tickets naming
+incident (`incident_id`) of the tickets it reads like, opened when none of them had one; those of
+them in no incident yet (earlier in the batch or from an earlier run) join it too; when it reads like
+tickets of two incidents, they are merged into the older one. Tickets naming
 no place are never grouped (too many "停水了" are different matters).
 
 The queue (router/order.py) keeps one item per incident: a member whose incident already has an
@@ -56,6 +57,7 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
     c_names = [set(c[3].split(SEP)) for c in cand]
     c_at = [_aware(c[4]) for c in cand]
     c_inc = {c[0]: c[5] for c in cand}
+    when = dict(zip(c_ids, c_at)) | {ids[x]: at[x] for x in todo}
     f_batch = featurize([texts[i] for i in todo])
     sim_c = (f_batch @ featurize([model_input(c[1], c[2]) for c in cand]).T).toarray() if cand else \
         np.zeros((len(todo), 0))
@@ -82,6 +84,7 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
         if not hits:
             continue
         best = max(hits)[1]
+        loose = sorted({t for _, t in hits if inc_of.get(t) is None})   # matches in no incident yet: pulled in
         joined = sorted({find(inc_of[t]) for _, t in hits if inc_of.get(t) is not None})
         if joined:
             inc = joined[0]
@@ -98,23 +101,25 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
                 for t, v in list(out.items()):
                     if v[0] == other:
                         out[t] = (inc, v[1])
-        else:                                   # the earlier ticket starts an incident
+        else:                                   # the earlier tickets start an incident
             j = next((todo[k2] for k2 in done if ids[todo[k2]] == best), None)
-            b_at = at[j] if j is not None else next(c_at[x] for x, cid in enumerate(c_ids) if cid == best)
-            first = Incident(place=(names[j] if j is not None else names[i])[0],
-                             district=districts[j] if j is not None else districts[i],
-                             department=departments[j] if j is not None else departments[i], size=1,
-                             started_at=min(b_at, at[i]), last_at=at[i])
+            src = j if j is not None else i
+            first = Incident(place=names[src][0], district=districts[src], department=departments[src], size=0,
+                             started_at=at[i], last_at=at[i])
             session.add(first)
             session.flush()
             inc = first.id
-            inc_of[best] = inc
-            session.execute(update(Ticket).where(Ticket.id == best).values(incident_id=inc))
-            out.setdefault(best, (inc, None))
+        row = session.get(Incident, inc)
+        for t in loose:
+            inc_of[t] = inc
+            out.setdefault(t, (inc, None))
+            session.execute(update(Ticket).where(Ticket.id == t).values(incident_id=inc))
+            row.size += 1
+            row.started_at = min(_aware(row.started_at), when[t])
+            row.last_at = max(_aware(row.last_at), when[t])
         inc_of[ids[i]] = inc
         out[ids[i]] = (inc, best)
         session.execute(update(Ticket).where(Ticket.id == ids[i]).values(incident_id=inc, duplicate_of=best))
-        row = session.get(Incident, inc)
         row.size += 1
         row.last_at = max(_aware(row.last_at) or at[i], at[i])
         session.add(row)

@@ -123,3 +123,42 @@ def test_a_ticket_like_two_incidents_merges_them(engine):
         inc = {s.get(Ticket, x).incident_id for x, _ in rows}
         assert len(inc) == 1 and s.get(Incident, inc.pop()).size == 5
         assert len(s.exec(select(Incident)).all()) == 1
+
+
+def test_a_match_in_no_incident_is_pulled_in(engine):
+    """A ticket reading like a member of an incident and like a ticket in none (from an earlier run, or
+    earlier in its batch) brings that ticket into the incident too."""
+    from datetime import datetime, timedelta, timezone
+
+    from router import incidents
+
+    t0 = datetime(2026, 11, 20, 1, tzinfo=timezone.utc)
+    a = "滨江花园整个小区突然停电了，电梯里还困了人。"
+    b = "滨江花园一带大面积停电，什么时候来电？没有任何通知。"
+    both = "滨江花园整个小区突然停电了，一带大面积停电，什么时候来电？"
+
+    def run(s, rows, start):
+        at = [t0 + timedelta(minutes=start + k) for k in range(len(rows))]
+        for (tid, text), t in zip(rows, at):
+            s.add(Ticket(id=tid, text=text, received_at=t, places="滨江花园", district="district-linjiang"))
+        s.flush()
+        incidents.link(s, [r[0] for r in rows], [r[1] for r in rows], [["滨江花园"]] * len(rows),
+                       ["district-linjiang"] * len(rows), at, ["power-supply"] * len(rows), 2.0, 0.55)
+
+    with Session(engine) as s:                 # earlier runs: p1+p2 an incident, q1 alone
+        run(s, [("p1", a), ("p2", a + "家里有老人。")], 0)
+        run(s, [("q1", b)], 5)
+        assert s.get(Ticket, "q1").incident_id is None
+        run(s, [("r1", both)], 10)             # reads like p1 (in the incident) and q1 (in none)
+        s.commit()
+        inc = s.get(Ticket, "p1").incident_id
+        assert {s.get(Ticket, x).incident_id for x in ("p1", "p2", "q1", "r1")} == {inc}
+        assert s.get(Incident, inc).size == 4 and s.get(Ticket, "q1").duplicate_of is None
+
+    with Session(engine) as s:                 # one batch: x1 and y1 in no incident, z1 reads like both
+        run(s, [("x1", b), ("y1", a), ("z1", both)], 3 * 24 * 60)
+        s.commit()
+        inc = s.get(Ticket, "z1").incident_id
+        assert inc is not None and {s.get(Ticket, x).incident_id for x in ("x1", "y1")} == {inc}
+        row = s.get(Incident, inc)
+        assert row.size == 3 and incidents._aware(row.started_at) == t0 + timedelta(minutes=3 * 24 * 60)
