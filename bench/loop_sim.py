@@ -412,10 +412,18 @@ class Centre:
 
         mv, clf = registry.load(self.engine, None, self.cfg)
         rows = [r for r in rows if r.get("label")]
-        pred = clf.predict([model_input(r["text"], r.get("title")) for r in rows])
+        texts = [model_input(r["text"], r.get("title")) for r in rows]
+        pred = clf.predict(texts)
         truth = [r["label"] for r in rows]
-        return {"version": mv.version, "accuracy": float(accuracy_score(truth, pred)),
-                "macro_f1": float(f1_score(truth, pred, average="macro", zero_division=0))}
+        out = {"version": mv.version, "accuracy": float(accuracy_score(truth, pred)),
+               "macro_f1": float(f1_score(truth, pred, average="macro", zero_division=0))}
+        if getattr(clf, "members", None):  # an ensemble: each member's accuracy too (its scores are cached)
+            classes = np.array(clf.classes, dtype=object)
+            out["members"] = {m.kind: float(accuracy_score(truth, classes[p.argmax(axis=1)]))
+                              for m, p in zip(clf.members, clf._member_probas(texts))}
+            if clf.weights is not None:
+                out["weights"] = {m.kind: float(w) for m, w in zip(clf.members, clf.weights)}
+        return out
 
 
 def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, rerank: bool = True,
@@ -555,6 +563,10 @@ def summarise(runs: list[dict]) -> dict:
                      "returns": [None] + [mean("returns", rs, d) for d in range(1, n)],
                      "disputes": [None] + [mean("disputes", rs, d) for d in range(1, n)],
                      "labels": [mean("labels", rs, d) for d in range(n)]}
+        kinds = sorted({k for x in rs for d in x["days"] for k in d.get("members", {})})
+        if kinds:  # an ensemble's members, each scored on the held-out test every day
+            out[name]["members"] = {k: [float(np.mean([x["days"][d]["members"][k] for x in rs])) for d in range(n)]
+                                    for k in kinds}
     for name, rs in groups.items():  # the last days' tickets: which threshold routes them at 95%?
         pairs = np.array([p for r in rs for d in r["days"][-3:] for p in d.get("pairs", [])]).reshape(-1, 2)
         out[name].update(_at_accuracy(pairs, 0.95))
@@ -585,6 +597,15 @@ def _at_accuracy(pairs: np.ndarray, target: float) -> dict:
     return {"threshold_at_95": float(conf[k]), "auto_share_at_95": float((k + 1) / len(conf))}
 
 
+def _gpu() -> str | None:
+    """The GPU the LLM ran on, if any (torch is imported only when it is already installed)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
 def plot(res: dict, path: Path) -> None:
     import matplotlib
 
@@ -599,6 +620,12 @@ def plot(res: dict, path: Path) -> None:
         axes[1].plot(days[1:], g["auto_share"][1:], **style)
         axes[1].plot(days[1:], g["auto_accuracy"][1:], **{**style, "ls": ":", "label": None})
         axes[2].plot(days[1:], g["queue"][1:], **style)
+        for j, (member, curve) in enumerate(sorted(g.get("members", {}).items())):
+            axes[0].plot(days, curve, color=f"C{k}", ls=(":", "-.")[j % 2], label=f"{name}, its {member} member")
+    ref = res.get("compare")
+    if ref:
+        axes[0].plot(range(len(ref["accuracy"])), ref["accuracy"], color="k", ls="--",
+                     label=f"{ref['name']} ({ref['file']})")
     axes[0].set(title="held-out accuracy of the current model", xlabel="day")
     axes[1].set(title="share routed automatically (solid) and its accuracy (dotted)", xlabel="day", ylim=(0, 1))
     axes[2].set(title="tickets waiting in the queue", xlabel="day")
@@ -631,6 +658,8 @@ def main(dataset: str = typer.Option("banking77", help="banking77 | cn"),
          extra: Path = typer.Option(None, help="a TOML file of sections added to every centre's config "
                                                "([llm], [sft], [prompt], [ensemble]; not paths/classify/queue/retrain)"),
          minutes: float = typer.Option(0, help="> 0: no run starts a new day after this many minutes"),
+         compare: Path = typer.Option(None, help="an earlier run's JSON (the baseline's): its first strategy's "
+                                                 "curve at the first budget is drawn beside and kept as `compare`"),
          out: Path = typer.Option(None, help="default bench/results/loop_sim_<dataset>.json")):
     from joblib import Parallel, delayed
 
@@ -661,8 +690,15 @@ def main(dataset: str = typer.Option("banking77", help="banking77 | cn"),
            "runs": runs, "invariants": "held on every day of every run (each day's check raises otherwise)",
            "seconds": round(time.perf_counter() - t0),
            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-           "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+           "gpu": _gpu(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
            "command": "python bench/loop_sim.py " + " ".join(sys.argv[1:])}
+    if compare:  # the earlier run of the same strategy, seed and budget (re-ranking, no returns)
+        strategy = strategies.split(",")[0]
+        run = next(r for r in json.loads(compare.read_text())["runs"]
+                   if (r["strategy"], r["seed"], r["budget"]) == (strategy, seeds_[0], budgets[0])
+                   and r["rerank"] and not r.get("review_all") and not r.get("return_rate"))
+        res["compare"] = {"file": compare.name, "name": f"{run.get('kind', 'baseline')}:{strategy}/{budgets[0]} seed "
+                          f"{seeds_[0]}", "accuracy": [d["accuracy"] for d in run["days"]]}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1))
     plot(res, out.with_suffix(".png"))

@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA GPU: run scripts/demo.sh')"
+command -v router > /dev/null || router() { python3 -m router.cli "$@"; }   # not pip-installed: from the checkout
 model=$(python3 -m tests.qwen | tail -n 1)          # download, join, check, convert once (cached)
 export ROUTER_PATHS__HOME=.router-gpu ROUTER_LLM__BASE="$model" ROUTER_LLM__DEVICE=cuda ROUTER_LLM__PRECISION=bf16 \
   ROUTER_SFT__BASE=bf16 ROUTER_SFT__EPOCHS=2 ROUTER_SFT__BATCH_SIZE=32 ROUTER_SFT__GRAD_ACCUM=1 \
