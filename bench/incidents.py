@@ -89,6 +89,7 @@ def main():
     a = ap.parse_args()
     env = {k: str(v) for k, v in (("ROUTER_INCIDENTS__SIMILARITY", a.similarity),
                                   ("ROUTER_INCIDENTS__WINDOW_DAYS", a.window_days)) if v is not None}
+    load = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         on = run(Path(tmp) / "on", env | {"ROUTER_INCIDENTS__ENABLED": "true"})
         off = run(Path(tmp) / "off", env | {"ROUTER_INCIDENTS__ENABLED": "false"})
@@ -99,7 +100,8 @@ def main():
     from router.config import Incidents
 
     cfg = Incidents(**{k: v for k, v in (("similarity", a.similarity), ("window_days", a.window_days)) if v is not None})
-    res = {"machine": platform.machine(), "date": time.strftime("%Y-%m-%d"), "settings": cfg.model_dump()} | m
+    res = {"machine": platform.machine(), "date": time.strftime("%Y-%m-%d"), "loadavg": [round(x, 2) for x in load],
+           "settings": cfg.model_dump()} | m
     OUT.write_text(json.dumps(res, ensure_ascii=False, indent=1) + "\n")
     print("| similarity, window | burst tickets grouped | smallest burst coverage | outside bursts merged with a burst "
           "| outside bursts in any incident | queue items off → on (reviews saved) | 30 days classify s off / on |")
