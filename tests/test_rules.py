@@ -146,6 +146,7 @@ def test_dashboard_shows_hits_and_overturns(engine, catalog, home):
     assert df.loc[r1.id, "overturn_rate"] == 0.25 and df.loc[r2.id, "hits"] == 1
     at = render("views/8_Rules.py")
     assert {m.label: m.value for m in at.metric} == {"生效规则": "2", "规则派单": "5", "被改派或退单": "1"}
+    assert set(at.dataframe[0].value["district"]) == {"全市"}                 # citywide rules, named
 
 
 def test_dashboard_without_rules_says_how_to_add_one(home):

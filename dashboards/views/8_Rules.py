@@ -10,6 +10,7 @@ if df.empty:
     ui.guide("还没有派单规则。组长可用 `router rules add 关键词 部门 --note 三定/权责清单依据` 添加，"
              "之后 `router classify` 会按规则派单。")
 df = ui.named(ctx.catalog, df, "department")
+df["district"] = df["district"].map(lambda d: ctx.catalog.name(d) if isinstance(d, str) else "全市")
 df["state"] = df["active"].map({True: "生效", False: "已停用"})
 cols = st.columns(3)
 cols[0].metric("生效规则", int(df["active"].sum()))
