@@ -183,8 +183,11 @@ def classify(
         parallel.serve(lambda version: _model(config, version, decode))
         return
     with parallel.leading():  # the other ranks stop when rank 0 is done, also when it fails
-        _classify(source, output, rejects, encoding, model, threshold, batch_size, resume, decode, config,
-                  summary_json, emergencies_only)
+        from router.routing import Job
+
+        _classify(Job(source, output, rejects, version=model, threshold=threshold, batch_size=batch_size,
+                      resume=resume, encoding=encoding, emergencies_only=emergencies_only),
+                  decode, config, summary_json)
 
 
 def _model(config: Optional[Path], version: str, decode: Optional[config_mod.Decode]):
@@ -210,29 +213,25 @@ def _note_prompt(c, version: str | None) -> None:
                          f"it); newly trained versions take router.toml's"), style="yellow")
 
 
-def _classify(source, output, rejects, encoding, model, threshold, batch_size, resume, decode, config,
-              summary_json=None, emergencies_only=False):
-    from router.parallel import ShardError
-    from router.routing import StoreError, classify as run, default_output, default_rejects
-    from router.io import check_encoding
+def _classify(job, decode: Optional[config_mod.Decode], config: Optional[Path], summary_json: Optional[Path]):
+    from router.io import RoutedWriter, WriteError, check_encoding
     from router.llm import LoadError
+    from router.parallel import ShardError
     from router.registry import NoModelError
+    from router.routing import StoreError, classify as run
 
     c = _ctx(config)
     if decode is not None:
         c.cfg.llm.decode = decode
-    output = output or default_output(source)
-    rejects = rejects or default_rejects(source, output)
-    from router.io import RoutedWriter, WriteError
+    job = job.resolved(c.cfg)
+    output, rejects = job.output, job.rejects
     c.check_outputs({**RoutedWriter.files(output), "rejects file": rejects}
-                    | ({"summary": str(summary_json)} if summary_json else {}), {"input": source})
-    _note_prompt(c, model)
+                    | ({"summary": str(summary_json)} if summary_json else {}), {"input": job.source})
+    _note_prompt(c, job.version)
     try:
-        check_encoding(encoding)
+        check_encoding(job.encoding)
         with _progress() as progress:
-            s = run(c.engine, c.catalog, source, output, rejects, threshold, batch_size or c.cfg.classify.batch_size,
-                    c.cfg.classify.top_k, model, resume, progress, encoding, cfg=c.cfg,
-                    emergencies_only=emergencies_only)
+            s = run(c.engine, c.catalog, job, c.cfg, progress)
     except NoModelError as e:
         fail(str(e) + (f"; {hint}" if (hint := c.empty()) else ""))
     except (TicketFileError, LoadError, ShardError) as e:
@@ -254,7 +253,7 @@ def _classify(source, output, rejects, encoding, model, threshold, batch_size, r
     if s.emergencies:
         err.print(f"[bold red]{s.emergencies} EMERGENCIES[/bold red] (110/119/120/122): first in the output and "
                   "at the top of the review queue")
-    if emergencies_only:
+    if job.emergencies_only:
         err.print(f"{s.skipped_calm} tickets are no emergency: left for the regular run")
     expected = (f"; expected accuracy of the {s.auto} routed without review {s.expected_accuracy:.1%}"
                 if s.auto else "")

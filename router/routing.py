@@ -25,7 +25,7 @@ from router.io import (JsonlWriter, Reject, RoutedWriter, TicketIn, TicketReader
 from router.queue import Enqueued, Policy, policy
 from router.store import Prediction, Ticket, now
 
-__all__ = ["classify", "store_batch", "stored_ids", "default_output", "default_rejects",
+__all__ = ["Job", "classify", "store_batch", "stored_ids", "default_output", "default_rejects",
            "Summary", "StoreError"]
 
 
@@ -34,6 +34,28 @@ RULES_VERSION = "rules"  # the model version recorded for what the rule layer al
 
 class StoreError(RuntimeError):
     """The store cannot be reached or written (not a problem of one ticket)."""
+
+
+@dataclass
+class Job:
+    """One `router classify` run; None fields take their defaults (`resolved`)."""
+    source: str                      # a file, or "-" for standard input
+    output: str | None = None        # default <input>.routed.jsonl ("-": standard output)
+    rejects: str | None = None       # default <output>.rejects.jsonl
+    version: str | None = None       # default the current model
+    threshold: float | None = None   # queue below this confidence; default [classify] threshold ("auto":
+                                     # the version's own)
+    batch_size: int | None = None    # default [classify] batch_size
+    k: int | None = None             # suggestions per ticket; default [classify] top_k
+    resume: bool = False             # skip the tickets already in the output
+    encoding: str | None = None      # default detected
+    emergencies_only: bool = False   # no model: only what the emergency rules flag (a cron every minute)
+
+    def resolved(self, cfg: Settings) -> Job:
+        c = cfg.classify
+        output = self.output or default_output(self.source)
+        return replace(self, output=output, rejects=self.rejects or default_rejects(self.source, output),
+                       batch_size=self.batch_size or c.batch_size, k=self.k or c.top_k)
 
 
 @dataclass
@@ -198,25 +220,24 @@ def _store(engine, batch, proba, tops, version, pol, rejects: list, flagged=None
     return kept, done
 
 
-def classify(engine, catalog: Catalog, source: str, output: str | None, rejects: str | None,
-             threshold: float | None, batch_size: int = 64, k: int = 3, version: str | None = None,
-             resume: bool = False, progress=None, encoding: str | None = None, *, cfg: Settings,
-             emergencies_only: bool = False) -> Summary:
-    """Stream `source` through the model a batch at a time: rows to `output` (JSONL, CSV or Excel by its
-    suffix), bad lines to `rejects`. `threshold` None: the one `[classify] threshold` says (a number, or
-    the version's own for "auto"); emergencies first in each batch's rows. `emergencies_only`:
-    no model, only the tickets the emergency rules flag are routed, stored and queued (the others are
-    counted in `skipped_calm` and left for the regular run). Raises TicketFileError for an unreadable file, StoreError when the
-    store fails."""
-    reader = TicketReader(source, catalog, encoding=encoding)
-    if emergencies_only:  # no model: the rule layer decides (a cron every minute)
+def classify(engine, catalog: Catalog, job: Job, cfg: Settings, progress=None) -> Summary:
+    """Stream `job.source` through the model a batch at a time: rows to `job.output` (JSONL, CSV or
+    Excel by its suffix), bad lines to `job.rejects`; emergencies first in each batch's rows.
+    `job.threshold` None: the one `[classify] threshold` says (a number, or the version's own for
+    "auto"). `job.emergencies_only`: no model, only the tickets the emergency rules flag are routed,
+    stored and queued (the others are counted in `skipped_calm` and left for the regular run).
+    Raises TicketFileError for an unreadable file, StoreError when the store fails."""
+    job = job.resolved(cfg)
+    reader = TicketReader(job.source, catalog, encoding=job.encoding)
+    if job.emergencies_only:  # no model: the rule layer decides (a cron every minute)
         mv, clf = None, None
-        thr, thr_source = (float(threshold), "--threshold") if threshold is not None else (
+        thr, thr_source = (float(job.threshold), "--threshold") if job.threshold is not None else (
             cfg.classify.threshold if isinstance(cfg.classify.threshold, float) else 0.6, "[classify] threshold")
     else:
-        mv, clf = registry.load(engine, version, cfg)
+        mv, clf = registry.load(engine, job.version, cfg)
         clf = parallel.shard(clf, mv.version)  # several processes (torchrun): every rank scores a share
-        thr, thr_source = (float(threshold), "--threshold") if threshold is not None else registry.threshold(cfg, mv)
+        thr, thr_source = ((float(job.threshold), "--threshold") if job.threshold is not None
+                           else registry.threshold(cfg, mv))
     version = mv.version if mv else RULES_VERSION
     pol = policy(cfg, threshold=thr)  # once per run
     waiting = order.Waiting(pol.duplicate_window)  # the near-duplicate check's features, kept for the run
@@ -227,16 +248,16 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
     summary = Summary(model_version=version, threshold=thr, threshold_source=thr_source)
     together = cohandling.pairs(engine)  # once per run
     co_p, co_n = cfg.classify.co_min_p, cfg.classify.co_min_pairs
-    rejected_before = done_ids(rejects, key="line") if resume and rejects else set()
+    rejected_before = done_ids(job.rejects, key="line") if job.resume else set()
     start = time.perf_counter()
-    task = progress.add_task("routing", total=count_records(source)) if progress else None
-    out = RoutedWriter(output or "-", append=resume)
-    done_before = out.done() if resume else set()
-    with JsonlWriter(rejects, append=resume, keep_empty=False) as rej:
+    task = progress.add_task("routing", total=count_records(job.source)) if progress else None
+    out = RoutedWriter(job.output, append=job.resume)
+    done_before = out.done() if job.resume else set()
+    with JsonlWriter(job.rejects, append=job.resume, keep_empty=False) as rej:
         bad: list[Reject] = []
 
         def route(batch: list[TicketIn]) -> None:
-            if emergencies_only:  # the per-minute check: the rule layer alone, nothing else written
+            if job.emergencies_only:  # the per-minute check: the rule layer alone, nothing else written
                 urgent = [t for t in batch if emergency.line(t.text, t.title)]
                 summary.skipped_calm += len(batch) - len(urgent)
                 if not urgent:
@@ -247,7 +268,7 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
                 tops = dispatch.emergencies(batch, [[] for _ in batch], infos)
             else:
                 proba, score = nofit.scores(clf, [model_input(t.text, t.title) for t in batch])
-                tops, flagged = nofit.route(proba, score, classes, k, nofit_thr, nf.enabled)
+                tops, flagged = nofit.route(proba, score, classes, job.k, nofit_thr, nf.enabled)
                 infos = [dispatch.Info() for _ in batch]
                 model_tops = tops
                 tops = dispatch.jurisdiction(places, batch, tops, infos, proba, classes)
@@ -299,7 +320,7 @@ def classify(engine, catalog: Catalog, source: str, output: str | None, rejects:
                     summary.skipped += 1
                 else:
                     batch.append(item)
-                    if len(batch) >= batch_size:
+                    if len(batch) >= job.batch_size:
                         route(batch)
                         batch = []
             if batch:
