@@ -9,6 +9,10 @@ them in no incident yet (earlier in the batch or from an earlier run) join it to
 tickets of two incidents, they are merged into the older one. Tickets naming
 no place are never grouped (too many "停水了" are different matters).
 
+Cost: only pairs that share a place are compared (an inverted index place -> tickets, one sparse
+product per place), and a routing run featurizes each stored ticket once (`Window`); the writes of
+a batch go out as a few bulk statements.
+
 The queue (router/order.py) keeps one item per incident: a member whose incident already has an
 open item gets none (`merged`); one decision on that item settles every undecided member
 (labeling/actions.decide), and a member can be split out (labeling/actions.split).
@@ -19,7 +23,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
 from router.store import Incident, Ticket
@@ -32,55 +36,147 @@ def _aware(t: datetime | None) -> datetime | None:
     return t if t is None or t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
+class Window:
+    """Features of the stored tickets linking compares with, kept for a routing run: each ticket's
+    row is computed once, however many batches (rows of one growing CSR matrix)."""
+
+    def __init__(self):
+        self.pos: dict[str, int] = {}
+        self.data, self.indices, self.indptr = [], [], [np.zeros(1, np.int64)]
+        self.matrix = None
+
+    def add(self, ids: list[str], f) -> None:
+        new = [k for k, t in enumerate(ids) if t not in self.pos]
+        if not new:
+            return
+        f = f[new] if len(new) < len(ids) else f
+        for k in new:
+            self.pos[ids[k]] = len(self.pos)
+        self.data.append(f.data)
+        self.indices.append(f.indices)
+        self.indptr.append(f.indptr[1:] + self.indptr[-1][-1])
+        self.matrix = None
+
+    def rows(self, session: Session, ids: list[str]):
+        """The feature matrix holding `ids` (read and featurized when not seen yet) and their rows in it."""
+        from scipy import sparse
+
+        from router.classifier import model_input
+
+        missing = [t for t in ids if t not in self.pos]
+        if missing:
+            got = {}
+            for k in range(0, len(missing), 5000):
+                got.update((i, model_input(t, h)) for i, t, h in session.exec(
+                    select(Ticket.id, Ticket.text, Ticket.title).where(Ticket.id.in_(missing[k:k + 5000]))))
+            self.add(missing, featurize([got[t] for t in missing]))
+        if self.matrix is None:
+            self.data, self.indices = [np.concatenate(self.data)], [np.concatenate(self.indices)]
+            self.indptr = [np.concatenate(self.indptr)]
+            self.matrix = sparse.csr_matrix((self.data[0], self.indices[0], self.indptr[0]),
+                                            shape=(len(self.pos), 1 << 20))
+        return self.matrix, np.array([self.pos[t] for t in ids], dtype=np.int64)
+
+
+def _pairs(groups: dict[str, tuple[list[int], list[int]]], fa, fb, ta: np.ndarray, tb: np.ndarray,
+           window: float, similarity: float, b_rows: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a, b, cosine) of the pairs of tickets a and b (rows of `fa`; of `fb`, or `fb[b_rows]`) that name
+    one place (`groups`: place -> (a's, b's)), were received within `window` seconds and read alike."""
+    out_a, out_b, out_s = [], [], []
+    for ra, rb in groups.values():
+        if not ra or not rb:
+            continue
+        ra, rb = np.asarray(ra), np.asarray(rb)
+        s = (fa[ra] @ fb[rb if b_rows is None else b_rows[rb]].T).toarray()
+        ok = (s >= similarity) & (np.abs(ta[ra][:, None] - tb[rb][None, :]) <= window)
+        i, j = np.nonzero(ok)
+        out_a.append(ra[i])
+        out_b.append(rb[j])
+        out_s.append(s[i, j])
+    if not out_a:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    a, b, s = np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_s)
+    _, first = np.unique(a * (len(tb) + 1) + b, return_index=True)   # a pair naming two places: once
+    return a[first], b[first], s[first]
+
+
 def link(session: Session, ids: list[str], texts: list[str], names: list[list[str]], districts: list[str | None],
          received: list[datetime | None], departments: list[str], window_days: float, similarity: float,
-         limit: int = 20000) -> dict[str, tuple[int, str]]:
+         limit: int = 20000, cache: Window | None = None) -> dict[str, tuple[int, str]]:
     """Link the batch's stored tickets `ids` to incidents (writes Ticket.incident_id/duplicate_of and the
-    Incident rows); returns ticket id -> (incident id, duplicate_of) for those that joined one."""
+    Incident rows); returns ticket id -> (incident id, duplicate_of) for those that joined one. `cache`:
+    the routing run's `Window` (features of the stored tickets compared with)."""
     window = timedelta(days=window_days)
     at = [_aware(t) for t in received]
     todo = [i for i in range(len(ids)) if names[i] and at[i] is not None]
     if not todo:
         return {}
+    cache = cache if cache is not None else Window()
     lo, hi = min(at[i] for i in todo) - window, max(at[i] for i in todo)
     dists = sorted({districts[i] for i in todo if districts[i]})
     places = {n for i in todo for n in names[i]}
     cand = session.exec(
-        select(Ticket.id, Ticket.text, Ticket.title, Ticket.places, Ticket.received_at, Ticket.incident_id)
+        select(Ticket.id, Ticket.places, Ticket.received_at, Ticket.incident_id)
         .where(Ticket.places.is_not(None), Ticket.received_at >= lo, Ticket.received_at <= hi,
                Ticket.id.not_in(ids), (Ticket.district.in_(dists)) | (Ticket.district.is_(None)))
         .order_by(Ticket.received_at.desc()).limit(limit)).all()
-    cand = [c for c in cand if places & set(c[3].split(SEP))]
-    from router.classifier import model_input
-
+    c_names = [c[1].split(SEP) for c in cand]
+    keep = [j for j, n in enumerate(c_names) if places.intersection(n)]
+    cand, c_names = [cand[j] for j in keep], [c_names[j] for j in keep]
     c_ids = [c[0] for c in cand]
-    c_names = [set(c[3].split(SEP)) for c in cand]
-    c_at = [_aware(c[4]) for c in cand]
-    c_inc = {c[0]: c[5] for c in cand}
+    c_at = [_aware(c[2]) for c in cand]
     when = dict(zip(c_ids, c_at)) | {ids[x]: at[x] for x in todo}
     f_batch = featurize([texts[i] for i in todo])
-    sim_c = (f_batch @ featurize([model_input(c[1], c[2]) for c in cand]).T).toarray() if cand else \
-        np.zeros((len(todo), 0))
-    sim_b = (f_batch @ f_batch.T).toarray()
+    cache.add([ids[i] for i in todo], f_batch)   # the next batches compare with these
+    t_batch = np.array([at[i].timestamp() for i in todo])
+    t_cand = np.array([t.timestamp() for t in c_at])
+    # place -> (batch rows, candidate rows): only tickets naming one place are compared
+    groups: dict[str, tuple[list[int], list[int]]] = {}
+    for k, i in enumerate(todo):
+        for n in dict.fromkeys(names[i]):
+            groups.setdefault(n, ([], []))[0].append(k)
+    for j, ns in enumerate(c_names):
+        for n in dict.fromkeys(ns):
+            if n in groups:
+                groups[n][1].append(j)
+    secs = window.total_seconds()
+    hits_c: dict[int, list[tuple[float, int]]] = {}
+    if cand:
+        m, rows = cache.rows(session, c_ids)
+        a, b, s = _pairs(groups, f_batch, m, t_batch, t_cand, secs, similarity, rows)
+        for k, j, v in zip(a.tolist(), b.tolist(), s.tolist()):
+            hits_c.setdefault(k, []).append((v, j))
+    a, b, s = _pairs({n: (g[0], g[0]) for n, g in groups.items()}, f_batch, f_batch, t_batch, t_batch, secs,
+                     similarity)
+    hits_b: dict[int, list[tuple[float, int]]] = {}
+    for k, k2, v in zip(a.tolist(), b.tolist(), s.tolist()):
+        if k != k2:
+            hits_b.setdefault(k, []).append((v, k2))
+
     out: dict[str, tuple[int, str]] = {}
-    inc_of = dict(c_inc)                       # ticket id -> incident id, as it grows
+    inc_of = {c[0]: c[3] for c in cand}        # ticket id -> incident id, as it grows
     order = sorted(range(len(todo)), key=lambda k: (at[todo[k]], ids[todo[k]]))
-    done = []
+    done: set[int] = set()
     alias: dict[int, int] = {}                 # merged incident -> the one it went into
+    rows_of: dict[int, Incident] = {}          # the incidents touched, read once
+    writes: dict[str, dict] = {}               # ticket id -> its new incident_id (and duplicate_of)
 
     def find(inc):
         while inc in alias:
             inc = alias[inc]
         return inc
 
+    def row(inc) -> Incident:
+        if inc not in rows_of:
+            rows_of[inc] = session.get(Incident, inc)
+        return rows_of[inc]
+
     for k in order:
         i = todo[k]
-        hits = [(sim_c[k, j], cid) for j, cid in enumerate(c_ids)
-                if sim_c[k, j] >= similarity and c_names[j] & set(names[i]) and abs(at[i] - c_at[j]) <= window]
-        hits += [(sim_b[k, k2], ids[todo[k2]]) for k2 in done                  # earlier tickets of this batch
-                 if sim_b[k, k2] >= similarity and set(names[todo[k2]]) & set(names[i])
-                 and abs(at[i] - at[todo[k2]]) <= window]
-        done.append(k)
+        hits = [(v, c_ids[j]) for v, j in hits_c.get(k, ())]
+        hits += [(v, ids[todo[k2]]) for v, k2 in hits_b.get(k, ()) if k2 in done]   # earlier tickets of this batch
+        done.add(k)
         if not hits:
             continue
         best = max(hits)[1]
@@ -91,13 +187,12 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
             for other in joined[1:]:           # the ticket reads like two incidents: they are one
                 alias[other] = inc
                 session.execute(update(Ticket).where(Ticket.incident_id == other).values(incident_id=inc))
-                gone = session.get(Incident, other)
-                keep = session.get(Incident, inc)
-                keep.size += gone.size
-                keep.started_at = min(_aware(keep.started_at), _aware(gone.started_at))
-                keep.last_at = max(_aware(keep.last_at), _aware(gone.last_at))
-                session.add(keep)
+                gone, keep_ = row(other), row(inc)
+                keep_.size += gone.size
+                keep_.started_at = min(_aware(keep_.started_at), _aware(gone.started_at))
+                keep_.last_at = max(_aware(keep_.last_at), _aware(gone.last_at))
                 session.delete(gone)
+                del rows_of[other]
                 for t, v in list(out.items()):
                     if v[0] == other:
                         out[t] = (inc, v[1])
@@ -109,20 +204,35 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
             session.add(first)
             session.flush()
             inc = first.id
-        row = session.get(Incident, inc)
+            rows_of[inc] = first
+        r = row(inc)
         for t in loose:
             inc_of[t] = inc
             out.setdefault(t, (inc, None))
-            session.execute(update(Ticket).where(Ticket.id == t).values(incident_id=inc))
-            row.size += 1
-            row.started_at = min(_aware(row.started_at), when[t])
-            row.last_at = max(_aware(row.last_at), when[t])
+            writes.setdefault(t, {})
+            r.size += 1
+            r.started_at = min(_aware(r.started_at), when[t])
+            r.last_at = max(_aware(r.last_at), when[t])
         inc_of[ids[i]] = inc
         out[ids[i]] = (inc, best)
-        session.execute(update(Ticket).where(Ticket.id == ids[i]).values(incident_id=inc, duplicate_of=best))
-        row.size += 1
-        row.last_at = max(_aware(row.last_at) or at[i], at[i])
-        session.add(row)
+        writes[ids[i]] = {"dup": best}
+        r.size += 1
+        r.last_at = max(_aware(r.last_at) or at[i], at[i])
+    # the tickets' new incidents, in two bulk statements (merged incidents resolved)
+    t = Ticket.__table__
+    only = [{"tid": x, "inc": find(inc_of[x])} for x, w in writes.items() if "dup" not in w]
+    both = [{"tid": x, "inc": find(inc_of[x]), "dup": w["dup"]} for x, w in writes.items() if "dup" in w]
+    conn = session.connection()
+    if only:
+        conn.execute(update(t).where(t.c.id == bindparam("tid")).values(incident_id=bindparam("inc")), only)
+    if both:
+        conn.execute(update(t).where(t.c.id == bindparam("tid")).values(incident_id=bindparam("inc"),
+                                                                        duplicate_of=bindparam("dup")), both)
+    for obj in list(session.identity_map.values()):   # Ticket objects the caller holds see the new values
+        if isinstance(obj, Ticket) and obj.id in writes:
+            session.expire(obj)
+    session.add_all(rows_of.values())
+    session.flush()
     return out
 
 

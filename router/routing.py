@@ -117,13 +117,14 @@ class Summary:
 
 
 def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: Policy,
-                flagged=None, waiting: order.Waiting | None = None, infos=None, incidents=None) -> Enqueued:
+                flagged=None, waiting: order.Waiting | None = None, infos=None, incidents=None,
+                window: incidents_mod.Window | None = None) -> Enqueued:
     """Tickets, predictions and queue items of one batch in one transaction (bulk inserts).
     `tops` holds each ticket's [(department, probability), ...], best first; `pol` the queue policy;
     `flagged` marks the no-fit tickets (their top is ("none", confidence)); `waiting` is the run's
     cache for the near-duplicate check; `infos` what the dispatch steps found (places, the deciding rule);
     `incidents` the [incidents] settings: new tickets join incidents (router/incidents.py) and a member of an
-    incident with an open queue item gets none. A ticket already predicted by `version` (a resumed or repeated run) is not predicted again."""
+    incident with an open queue item gets none (`window`: the run's features of the tickets compared). A ticket already predicted by `version` (a resumed or repeated run) is not predicted again."""
     ids = [t.id for t in batch]
     t0 = now()
     with Session(engine) as s:
@@ -142,7 +143,7 @@ def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: P
             incidents_mod.link(s, [ids[i] for i in new], [model_input(batch[i].text, batch[i].title) for i in new],
                                [info[i].names for i in new], [info[i].district for i in new],
                                [f["received_at"] or t0 for f in fresh], [tops[i][0][0] for i in new],
-                               incidents.window_days, incidents.similarity)
+                               incidents.window_days, incidents.similarity, cache=window)
         keep = [i for i in range(len(batch)) if ids[i] not in predicted]
         rows = [dict(ticket_id=ids[i], model_version=version, department=tops[i][0][0], confidence=tops[i][0][1],
                      topk=[list(x) for x in tops[i]], created_at=t0, rule_id=info[i].rule_id) for i in keep]
@@ -194,12 +195,12 @@ def _brief(e: Exception) -> str:
 
 
 def _store(engine, batch, proba, tops, version, pol, rejects: list, flagged=None,
-           waiting=None, infos=None, incidents=None) -> tuple[list[int], Enqueued]:
+           waiting=None, infos=None, incidents=None, window=None) -> tuple[list[int], Enqueued]:
     """store_batch, and when the store refuses the batch, each ticket alone: a ticket it still refuses
     becomes a reject naming its line and the problem. Returns (stored positions, what was queued)."""
     try:
         return list(range(len(batch))), store_batch(engine, batch, proba, tops, version, pol, flagged, waiting,
-                                                    infos, incidents)
+                                                    infos, incidents, window)
     except (OperationalError, InterfaceError, DisconnectionError) as e:
         raise StoreError(_brief(e)) from None
     except (SQLAlchemyError, ValueError, OverflowError):
@@ -209,7 +210,7 @@ def _store(engine, batch, proba, tops, version, pol, rejects: list, flagged=None
         try:
             one = store_batch(engine, [t], proba[i:i + 1], tops[i:i + 1], version, pol,
                               None if flagged is None else flagged[i:i + 1], waiting,
-                              None if infos is None else infos[i:i + 1], incidents)
+                              None if infos is None else infos[i:i + 1], incidents, window)
         except (OperationalError, InterfaceError, DisconnectionError) as e:
             raise StoreError(_brief(e)) from None
         except (SQLAlchemyError, ValueError, OverflowError) as e:
@@ -241,6 +242,7 @@ def classify(engine, catalog: Catalog, job: Job, cfg: Settings, progress=None) -
     version = mv.version if mv else RULES_VERSION
     pol = policy(cfg, threshold=thr)  # once per run
     waiting = order.Waiting(pol.duplicate_window)  # the near-duplicate check's features, kept for the run
+    window = incidents_mod.Window()                # incident linking's features, kept for the run
     nf = cfg.nofit
     nofit_thr = nofit.threshold(nf, nofit.model_threshold(mv)) if mv else None
     classes = [str(c) for c in clf.classes_] if clf is not None else []
@@ -279,7 +281,7 @@ def classify(engine, catalog: Catalog, job: Job, cfg: Settings, progress=None) -
             summary.ambiguous_places += sum(bool(x.ambiguous) for x in infos)
             keys = stored_ids(engine, batch)
             kept, done = _store(engine, [replace(t, id=key) for t, key in zip(batch, keys)],
-                                proba, tops, version, pol, bad, flagged, waiting, infos, cfg.incidents)
+                                proba, tops, version, pol, bad, flagged, waiting, infos, cfg.incidents, window)
             summary.add(done)
             queued = done.queued
             rows = []
