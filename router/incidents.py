@@ -9,9 +9,9 @@ them in no incident yet (earlier in the batch or from an earlier run) join it to
 tickets of two incidents, they are merged into the older one. Tickets naming
 no place are never grouped (too many "停水了" are different matters).
 
-Cost: only pairs that share a place are compared (an inverted index place -> tickets, one sparse
-product per place), and a routing run featurizes each stored ticket once (`Window`); the writes of
-a batch go out as a few bulk statements.
+Cost: only tickets naming places of one district are compared (one sparse product per district, over
+the batch's n-grams only), a routing run featurizes each stored ticket once (`Window`), and a batch's
+writes go out as a few bulk statements.
 
 The queue (router/order.py) keeps one item per incident: a member whose incident already has an
 open item gets none (`merged`); one decision on that item settles every undecided member
@@ -38,9 +38,12 @@ def _aware(t: datetime | None) -> datetime | None:
 
 class Window:
     """Features of the stored tickets linking compares with, kept for a routing run: each ticket's
-    row is computed once, however many batches (rows of one growing CSR matrix)."""
+    row is computed once, however many batches (rows of one growing CSR matrix). `places`: the
+    gazetteer, to compare the tickets of one district together (else those of one place)."""
 
-    def __init__(self):
+    def __init__(self, places=None):
+        # place -> its district (router/places.Places): the tickets of one district are compared together
+        self.area = {n: ds[0] for n, ds in places.where.items() if len(ds) == 1} if places is not None else {}
         self.pos: dict[str, int] = {}
         self.data, self.indices, self.indptr = [], [], [np.zeros(1, np.int64)]
         self.matrix = None
@@ -78,18 +81,39 @@ class Window:
         return self.matrix, np.array([self.pos[t] for t in ids], dtype=np.int64)
 
 
+def _compact(X, lut: np.ndarray, width: int):
+    """`X` with its columns renumbered by `lut` (-1: dropped): a narrow matrix multiplies faster."""
+    from scipy import sparse
+
+    c = lut[X.indices]
+    keep = c >= 0
+    indptr = np.concatenate(([0], np.cumsum(keep)))[X.indptr]
+    return sparse.csr_matrix((X.data[keep], c[keep], indptr), shape=(X.shape[0], width))
+
+
+def _incidence(names: list[list[str]], index: dict[str, int]):
+    """Ticket x place: 1 where the ticket names the place (places not in `index` left out)."""
+    from scipy import sparse
+
+    cols = [[index[n] for n in dict.fromkeys(ns) if n in index] for ns in names]
+    indptr = np.cumsum([0] + [len(c) for c in cols])
+    flat = np.fromiter((c for cs in cols for c in cs), np.int32, int(indptr[-1]))
+    return sparse.csr_matrix((np.ones(len(flat), np.float32), flat, indptr), shape=(len(names), len(index)))
+
+
 def _pairs(groups: dict[str, tuple[list[int], list[int]]], fa, fb, ta: np.ndarray, tb: np.ndarray,
-           window: float, similarity: float, b_rows: np.ndarray | None = None
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(a, b, cosine) of the pairs of tickets a and b (rows of `fa`; of `fb`, or `fb[b_rows]`) that name
-    one place (`groups`: place -> (a's, b's)), were received within `window` seconds and read alike."""
+           na, nb, window: float, similarity: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a, b, cosine) of the pairs of tickets a and b (rows of `fa`, of `fb`) that name one place (`na`,
+    `nb`: their places), were received within `window` seconds and read alike. Only tickets of one group
+    (`groups`: an area -> (a's, b's)) are compared."""
     out_a, out_b, out_s = [], [], []
     for ra, rb in groups.values():
         if not ra or not rb:
             continue
         ra, rb = np.asarray(ra), np.asarray(rb)
-        s = (fa[ra] @ fb[rb if b_rows is None else b_rows[rb]].T).toarray()
+        s = (fa[ra] @ fb[rb].T).toarray()
         ok = (s >= similarity) & (np.abs(ta[ra][:, None] - tb[rb][None, :]) <= window)
+        ok &= (na[ra] @ nb[rb].T).toarray() > 0
         i, j = np.nonzero(ok)
         out_a.append(ra[i])
         out_b.append(rb[j])
@@ -129,26 +153,36 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
     when = dict(zip(c_ids, c_at)) | {ids[x]: at[x] for x in todo}
     f_batch = featurize([texts[i] for i in todo])
     cache.add([ids[i] for i in todo], f_batch)   # the next batches compare with these
+    # only the batch's n-grams count in a cosine with a batch ticket: the others' columns are dropped
+    cols = np.unique(f_batch.indices)
+    lut = np.full(f_batch.shape[1], -1, np.int32)
+    lut[cols] = np.arange(len(cols), dtype=np.int32)
+    f_small = _compact(f_batch, lut, len(cols))
     t_batch = np.array([at[i].timestamp() for i in todo])
     t_cand = np.array([t.timestamp() for t in c_at])
-    # place -> (batch rows, candidate rows): only tickets naming one place are compared
+    # area (a place's district, `cache.area`) -> (batch rows, candidate rows): tickets naming a place
+    # of one area are compared, one sparse product per area; the pairs that share no place are dropped
+    area = cache.area.get
     groups: dict[str, tuple[list[int], list[int]]] = {}
     for k, i in enumerate(todo):
-        for n in dict.fromkeys(names[i]):
-            groups.setdefault(n, ([], []))[0].append(k)
+        for g in dict.fromkeys(area(n, n) for n in names[i]):
+            groups.setdefault(g, ([], []))[0].append(k)
     for j, ns in enumerate(c_names):
-        for n in dict.fromkeys(ns):
-            if n in groups:
-                groups[n][1].append(j)
+        for g in dict.fromkeys(area(n, n) for n in ns):
+            if g in groups:
+                groups[g][1].append(j)
+    index = {n: x for x, n in enumerate(sorted(places))}
+    n_batch = _incidence([names[i] for i in todo], index)
     secs = window.total_seconds()
     hits_c: dict[int, list[tuple[float, int]]] = {}
     if cand:
         m, rows = cache.rows(session, c_ids)
-        a, b, s = _pairs(groups, f_batch, m, t_batch, t_cand, secs, similarity, rows)
+        a, b, s = _pairs(groups, f_small, _compact(m[rows], lut, len(cols)), t_batch, t_cand,
+                         n_batch, _incidence(c_names, index), secs, similarity)
         for k, j, v in zip(a.tolist(), b.tolist(), s.tolist()):
             hits_c.setdefault(k, []).append((v, j))
-    a, b, s = _pairs({n: (g[0], g[0]) for n, g in groups.items()}, f_batch, f_batch, t_batch, t_batch, secs,
-                     similarity)
+    a, b, s = _pairs({g: (r[0], r[0]) for g, r in groups.items()}, f_small, f_small, t_batch, t_batch,
+                     n_batch, n_batch, secs, similarity)
     hits_b: dict[int, list[tuple[float, int]]] = {}
     for k, k2, v in zip(a.tolist(), b.tolist(), s.tolist()):
         if k != k2:
@@ -160,6 +194,7 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
     done: set[int] = set()
     alias: dict[int, int] = {}                 # merged incident -> the one it went into
     rows_of: dict[int, Incident] = {}          # the incidents touched, read once
+    state: dict[int, list] = {}                # ... their [size, started_at, last_at] as they grow
     writes: dict[str, dict] = {}               # ticket id -> its new incident_id (and duplicate_of)
 
     def find(inc):
@@ -167,10 +202,11 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
             inc = alias[inc]
         return inc
 
-    def row(inc) -> Incident:
-        if inc not in rows_of:
-            rows_of[inc] = session.get(Incident, inc)
-        return rows_of[inc]
+    def grow(inc) -> list:
+        if inc not in state:
+            r = rows_of[inc] = session.get(Incident, inc)
+            state[inc] = [r.size, _aware(r.started_at), _aware(r.last_at)]
+        return state[inc]
 
     for k in order:
         i = todo[k]
@@ -187,15 +223,10 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
             for other in joined[1:]:           # the ticket reads like two incidents: they are one
                 alias[other] = inc
                 session.execute(update(Ticket).where(Ticket.incident_id == other).values(incident_id=inc))
-                gone, keep_ = row(other), row(inc)
-                keep_.size += gone.size
-                keep_.started_at = min(_aware(keep_.started_at), _aware(gone.started_at))
-                keep_.last_at = max(_aware(keep_.last_at), _aware(gone.last_at))
-                session.delete(gone)
-                del rows_of[other]
-                for t, v in list(out.items()):
-                    if v[0] == other:
-                        out[t] = (inc, v[1])
+                gone, keep_ = grow(other), grow(inc)
+                keep_[:] = [keep_[0] + gone[0], min(keep_[1], gone[1]), max(keep_[2], gone[2])]
+                session.delete(rows_of.pop(other))
+                del state[other]
         else:                                   # the earlier tickets start an incident
             j = next((todo[k2] for k2 in done if ids[todo[k2]] == best), None)
             src = j if j is not None else i
@@ -204,20 +235,22 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
             session.add(first)
             session.flush()
             inc = first.id
-            rows_of[inc] = first
-        r = row(inc)
+            rows_of[inc], state[inc] = first, [0, at[i], at[i]]
+        st = grow(inc)
         for t in loose:
             inc_of[t] = inc
             out.setdefault(t, (inc, None))
             writes.setdefault(t, {})
-            r.size += 1
-            r.started_at = min(_aware(r.started_at), when[t])
-            r.last_at = max(_aware(r.last_at), when[t])
+            st[:] = [st[0] + 1, min(st[1], when[t]), max(st[2], when[t])]
         inc_of[ids[i]] = inc
         out[ids[i]] = (inc, best)
         writes[ids[i]] = {"dup": best}
-        r.size += 1
-        r.last_at = max(_aware(r.last_at) or at[i], at[i])
+        st[0] += 1
+        st[2] = max(st[2] or at[i], at[i])
+    out = {t: (find(inc), dup) for t, (inc, dup) in out.items()}    # merged incidents resolved
+    for inc, (size, started, last) in state.items():
+        r = rows_of[inc]
+        r.size, r.started_at, r.last_at = size, started, last
     # the tickets' new incidents, in two bulk statements (merged incidents resolved)
     t = Ticket.__table__
     only = [{"tid": x, "inc": find(inc_of[x])} for x, w in writes.items() if "dup" not in w]

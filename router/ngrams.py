@@ -61,10 +61,15 @@ def hashed(texts, lo: int = 1, hi: int = 3, bits: int = 20) -> sparse.csr_matrix
 
 def _counts(doc: np.ndarray, col: np.ndarray, n: int, width: int) -> sparse.csr_matrix:
     """The (n, width) matrix counting each (doc, col) pair: sorted, no duplicates."""
-    key, count = np.unique(doc * width + col, return_counts=True)
-    indptr = np.searchsorted(key, np.arange(n + 1) * width)
-    return sparse.csr_matrix((count.astype(np.float32), (key % width).astype(np.int32), indptr),
-                             shape=(n, width))
+    key = doc * width + col
+    if n * width < 2 ** 31:       # half the bytes to sort
+        key = key.astype(np.int32)
+    key.sort()
+    start = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1]))) if len(key) else np.zeros(0, np.int64)
+    count = np.diff(np.append(start, len(key))).astype(np.float32)
+    key = key[start].astype(np.int64)
+    indptr = np.searchsorted(key, np.arange(n + 1, dtype=np.int64) * width)
+    return sparse.csr_matrix((count, (key % width).astype(np.int32), indptr), shape=(n, width))
 
 
 def normalize(X: sparse.csr_matrix) -> sparse.csr_matrix:

@@ -242,11 +242,11 @@ def classify(engine, catalog: Catalog, job: Job, cfg: Settings, progress=None) -
     version = mv.version if mv else RULES_VERSION
     pol = policy(cfg, threshold=thr)  # once per run
     waiting = order.Waiting(pol.duplicate_window)  # the near-duplicate check's features, kept for the run
-    window = incidents_mod.Window()                # incident linking's features, kept for the run
     nf = cfg.nofit
     nofit_thr = nofit.threshold(nf, nofit.model_threshold(mv)) if mv else None
     classes = [str(c) for c in clf.classes_] if clf is not None else []
     places, rules = Places(catalog), Rules.load(engine)
+    window = incidents_mod.Window(places)          # incident linking's features, kept for the run
     summary = Summary(model_version=version, threshold=thr, threshold_source=thr_source)
     together = cohandling.pairs(engine)  # once per run
     co_p, co_n = cfg.classify.co_min_p, cfg.classify.co_min_pairs
