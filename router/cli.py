@@ -243,6 +243,8 @@ def _classify(job, decode: Optional[config_mod.Decode], config: Optional[Path], 
         where = "standard output" if output == "-" else RoutedWriter.files(output).get("output's journal", output)
         fail(str(e) + ("" if e.routed is None else f"; stopped after {e.routed} tickets were routed and written "
                        f"to {where}: once it can be written, rerun with --resume to finish"))
+    for w in s.rule_warnings:
+        err.print(f"[yellow]warning:[/yellow] {escape(w)}")
     t = Table(title=f"routed with {s.model_version}", show_lines=False)
     t.add_column("department", no_wrap=True)
     t.add_column("name")

@@ -82,6 +82,7 @@ class Summary:
     skipped_calm: int = 0       # --emergencies-only: tickets that are no emergency (left for the regular run)
     merged: int = 0             # tickets of an incident that already waits in the queue: no item of their own
     incident_members: int = 0   # tickets of this run in an incident (并单)
+    rule_warnings: list = field(default_factory=list)  # catalogue rules the catalogue changed under (router/rules.py)
 
     @property
     def rate(self) -> float:
@@ -245,9 +246,9 @@ def classify(engine, catalog: Catalog, job: Job, cfg: Settings, progress=None) -
     nf = cfg.nofit
     nofit_thr = nofit.threshold(nf, nofit.model_threshold(mv)) if mv else None
     classes = [str(c) for c in clf.classes_] if clf is not None else []
-    places, rules = Places(catalog), Rules.load(engine)
+    places, rules = Places(catalog), Rules.load(engine, catalog)
     window = incidents_mod.Window(places)          # incident linking's features, kept for the run
-    summary = Summary(model_version=version, threshold=thr, threshold_source=thr_source)
+    summary = Summary(model_version=version, threshold=thr, threshold_source=thr_source, rule_warnings=rules.warnings)
     together = cohandling.pairs(engine)  # once per run
     co_p, co_n = cfg.classify.co_min_p, cfg.classify.co_min_pairs
     rejected_before = done_ids(job.rejects, key="line") if job.resume else set()

@@ -12,7 +12,9 @@ Rules live in the store (`Rule`), never deleted: `disable` keeps the rule with w
 `add` refuses an empty pattern, a bad or empty-matching regular expression, a pattern matching more
 than `max_share` of the newest stored tickets (a rule matching everything), an unknown department or
 district, and a department that is inactive with no successor; one merged into another is rewritten
-to its successor, with a warning.
+to its successor, with a warning. The catalogue can change after a rule was pinned: each routing run
+checks the rules again (`Rules.load(engine, catalog)`), routes a rule of a since-merged department to its
+successor and skips one whose department is now inactive, and warns about both.
 
 The guard "functional matters never go to street offices" (国办函〔2025〕66号 五): a ticket whose
 matter is functional (the model's best department is not `territorial`) is never sent to a
@@ -54,8 +56,8 @@ def literal_length(pattern: str, regex: bool) -> int:
     return len(re.sub(r"\\.|[.^$*+?{}\[\]|()]", "", pattern))
 
 
-def compile_rule(r: Rule) -> Compiled:
-    return Compiled(r.id, r.department, r.district,
+def compile_rule(r: Rule, department: str | None = None) -> Compiled:
+    return Compiled(r.id, department or r.department, r.district,
                     re.compile(r.pattern if r.regex else re.escape(r.pattern)), literal_length(r.pattern, r.regex))
 
 
@@ -66,15 +68,28 @@ class Match:
 
 
 class Rules:
-    """The active rules, compiled once per routing run."""
+    """The active rules, compiled once per routing run. With `catalog`, checked against it as it is now:
+    a rule whose department was merged since it was pinned routes to the successor, one whose department
+    is inactive with no successor is not applied; each says so in `warnings`."""
 
-    def __init__(self, rules: list[Rule]):
-        self.rules = [compile_rule(r) for r in sorted(rules, key=lambda r: r.id)]
+    def __init__(self, rules: list[Rule], catalog: Catalog | None = None):
+        self.rules, self.warnings = [], []
+        for r in sorted(rules, key=lambda r: r.id):
+            dept = r.department
+            if catalog is not None:
+                try:
+                    dept, warn = check_department(catalog, r.department)
+                except RuleError as e:
+                    self.warnings.append(f"rule {r.id} ({r.pattern!r}) is not applied: {e}")
+                    continue
+                if warn:
+                    self.warnings.append(f"rule {r.id} ({r.pattern!r}): {warn}: it routes to {dept}")
+            self.rules.append(compile_rule(r, dept))
 
     @classmethod
-    def load(cls, engine) -> "Rules":
+    def load(cls, engine, catalog: Catalog | None = None) -> "Rules":
         with Session(engine) as s:
-            return cls(list(s.exec(select(Rule).where(Rule.active == True))))  # noqa: E712
+            return cls(list(s.exec(select(Rule).where(Rule.active == True))), catalog)  # noqa: E712
 
     def match(self, text: str, title: str | None, district: str | None) -> Match:
         s = f"{title}\n{text}" if title else text
@@ -99,7 +114,7 @@ def check_department(catalog: Catalog, dept: str) -> tuple[str, str | None]:
     succ = catalog.canonical(d.id)
     if succ == d.id or not catalog.by_id[succ].active:
         raise RuleError(f"department {d.id} ({d.name}) is inactive and has no active successor")
-    return succ, f"department {d.id} ({d.name}) was merged into {succ} ({catalog.by_id[succ].name}): the rule names {succ}"
+    return succ, f"department {d.id} ({d.name}) was merged into {succ} ({catalog.by_id[succ].name})"
 
 
 def add(engine, catalog: Catalog, pattern: str, department: str, *, regex: bool = False, district: str | None = None,
@@ -120,7 +135,7 @@ def add(engine, catalog: Catalog, pattern: str, department: str, *, regex: bool 
         rx = re.compile(re.escape(pattern))
     dept, warn = check_department(catalog, department)
     if warn:
-        warnings.append(warn)
+        warnings.append(f"{warn}: the rule names {dept}")
     if district is not None:
         d = catalog.by_id.get(district)
         if d is None or not d.territorial:

@@ -251,3 +251,18 @@ def test_leads_edit_the_catalogue_rules_dispatchers_do_not_see_them(engine, cata
     lead.number_input(key="rule_off").set_value(got[0].id)
     lead.button(key="FormSubmitter:rule_disable-停用").click().run()
     assert rules.listed(engine) == [] and rules.listed(engine, everything=True)[0].disabled_by == "组长"
+
+
+def test_a_dispatcher_marks_an_emergency_line_or_the_legal_channel(engine):
+    """The reserved dispositions are in the 改派 list: the label holds the line, shown by its name."""
+    seed(engine)
+    at = start()
+    at.selectbox(key="other").select("emergency-120")
+    at.run()
+    assert any(t.startswith("昏迷、呼吸困难") for t in texts(at))            # the line's duties shown
+    at.button(key="correct").click().run()                                # T1: a medical emergency
+    at.selectbox(key="other").select("legal-channel")
+    at.button(key="correct").click().run()                                # T2: the legal channel
+    assert not at.exception
+    assert [(r.ticket_id, r.department, r.source) for r in labels(engine)] == [
+        ("T1", "emergency-120", "correction"), ("T2", "legal-channel", "correction")]

@@ -15,7 +15,7 @@ from router.dispatch import Info, catalogue_rules
 from router.io import TicketIn
 from router.rules import RuleError, Rules
 from router.store import Prediction, Rule, Ticket, connect
-from tests.conftest import SAMPLE, read_jsonl, write_jsonl
+from tests.conftest import read_jsonl, write_jsonl
 from tests.test_cli import invoke
 from tests.test_emergency import month_home  # noqa: F401  (the fixture)
 
@@ -62,6 +62,14 @@ def test_merged_department_is_rewritten_inactive_refused(engine, tmp_path):
     assert r.department == "telecom" and "merged into telecom" in warnings[0]
     with pytest.raises(RuleError, match="inactive and has no active successor"):
         rules.add(engine, cat, "卷烟", "tobacco")
+    # pinned while the departments were active, then the catalogue changed: checked again at routing
+    old, _ = rules.add(engine, load_catalog(ROOT / "data" / "departments.json"), "有线电视", "cable-tv")
+    gone, _ = rules.add(engine, load_catalog(ROOT / "data" / "departments.json"), "假烟", "tobacco")
+    rs = Rules.load(engine, cat)
+    assert {c.id: c.department for c in rs.rules} == {r.id: "telecom", old.id: "telecom"}
+    assert rs.match("有线电视没信号", None, None).rule.department == "telecom"
+    assert [w.split(":")[0] for w in rs.warnings] == [f"rule {old.id} ('有线电视')", f"rule {gone.id} ('假烟') is not applied"]
+    assert "merged into telecom" in rs.warnings[0] and "no active successor" in rs.warnings[1]
 
 
 def rule(i, pattern, dept, district=None, regex=False):
@@ -120,6 +128,19 @@ def test_rules_win_in_router_classify(month_home, tmp_path, monkeypatch):  # noq
         assert dict(s.exec(select(Prediction.ticket_id, Prediction.rule_id)).all()) == {"a": 1, "b": None}
     assert invoke("rules", "disable", "1", "--by", "组长").exit_code == 0
     assert "disabled by 组长" in invoke("rules", "list", "--all").output
+
+    assert invoke("rules", "add", "机顶盒", "cable-tv", "--note", "广电网络权责清单").exit_code == 0   # rule 2
+    raw = json.loads((ROOT / "data" / "departments.json").read_text(encoding="utf-8"))
+    for d in raw["departments"]:
+        if d["id"] == "cable-tv":
+            d.update(active=False, merged_into="telecom")                  # the catalogue changes afterwards
+    (tmp_path / "c.json").write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    monkeypatch.setenv("ROUTER_PATHS__CATALOG", str(tmp_path / "c.json"))
+    src = write_jsonl(tmp_path / "e.jsonl", [{"id": "c", "text": "家里机顶盒坏了，有线电视没信号"}])
+    res = invoke("classify", str(src))
+    assert res.exit_code == 0 and "rule 2 ('机顶盒'): department cable-tv" in " ".join(res.output.split()), res.output
+    out = read_jsonl(tmp_path / "e.routed.jsonl")[0]
+    assert (out["department"], out["by"]) == ("telecom", "rule:2")
 
 
 def test_dashboard_shows_hits_and_overturns(engine, catalog, home):
