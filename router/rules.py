@@ -144,11 +144,20 @@ def add(engine, catalog: Catalog, pattern: str, department: str, *, regex: bool 
         warnings.append(f"{dept} is a street office: the rule applies only to territorial matters (the guard)")
     with Session(engine) as s:
         texts = s.exec(select(Ticket.title, Ticket.text).order_by(Ticket.created_at.desc()).limit(sample)).all()
+    texts = [f"{h}\n{t}" if h else t for h, t in texts]
     if texts and not force:
-        share = sum(bool(rx.search(f"{h}\n{t}" if h else t)) for h, t in texts) / len(texts)
+        share = sum(bool(rx.search(t)) for t in texts) / len(texts)
         if share > max_share:
             raise RuleError(f"the pattern {pattern!r} matches {share:.0%} of the newest {len(texts)} tickets "
                             f"(more than {max_share:.0%}): too broad for a rule (--force to add it anyway)")
+    mine = (district is not None, literal_length(pattern, regex))
+    for r in Rules.load(engine).rules:   # an equally specific rule to another department: a conflict
+        if r.department != dept and r.district == district and r.specificity == mine:
+            n = sum(bool(rx.search(t) and r.pattern.search(t)) for t in texts)
+            if n or rx.pattern == r.pattern.pattern:
+                seen = f" (both match {n} of the newest {len(texts)} tickets)" if n else ""
+                warnings.append(f"conflicts with rule {r.id} ({r.pattern.pattern!r} -> {r.department}){seen}: "
+                                f"equally specific, the older rule {r.id} wins and such tickets list both (rule_conflict)")
     with writing(engine) as s:
         rule = Rule(pattern=pattern, regex=regex, department=dept, district=district, note=note, created_by=by)
         s.add(rule)

@@ -49,6 +49,21 @@ def test_bad_rules_are_refused(engine, catalog):
     assert rules.listed(engine) == [] and rules.listed(engine, everything=True)[0].disabled_by == "组长"
 
 
+def test_a_conflicting_rule_is_added_with_a_warning(engine, catalog):
+    with Session(engine) as s:
+        s.add_all([Ticket(id="t0", text="路上雨水井盖丢了")] + [Ticket(id=f"t{i}", text=f"{i}号楼路灯不亮") for i in range(1, 10)])
+        s.commit()
+    r1, w1 = rules.add(engine, catalog, "井盖", "municipal-facilities", note="市政设施三定")
+    r2, w2 = rules.add(engine, catalog, "井盖", "urban-mgmt", note="城管三定")          # the same keyword
+    _, w3 = rules.add(engine, catalog, "雨水井", "drainage", note="排水权责清单")        # longer: more specific
+    _, w4 = rules.add(engine, catalog, "水井", "water-supply", note="供水")             # as specific, overlapping
+    _, w5 = rules.add(engine, catalog, "井盖", "drainage", note="x", district="district-linjiang")  # district first
+    assert w1 == w3 == w5 == []
+    assert w2 == [f"conflicts with rule {r1.id} ('井盖' -> municipal-facilities) (both match 1 of the newest 10 "
+                  f"tickets): equally specific, the older rule {r1.id} wins and such tickets list both (rule_conflict)"]
+    assert [w.split(" (")[0] for w in w4] == [f"conflicts with rule {r1.id}", f"conflicts with rule {r2.id}"]
+
+
 def test_merged_department_is_rewritten_inactive_refused(engine, tmp_path):
     raw = json.loads((ROOT / "data" / "departments.json").read_text(encoding="utf-8"))
     for d in raw["departments"]:
