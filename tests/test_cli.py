@@ -2,49 +2,21 @@
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 
-import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from router.cli import app
 from router.store import ModelVersion, Prediction, QueueItem, Ticket, connect
-from tests.conftest import SAMPLE, empty_store, read_jsonl, write_jsonl
+from tests.conftest import SAMPLE, empty_store, invoke, read_jsonl, write_jsonl
 
 runner = CliRunner()
-
-
-def invoke(*args, input=None):
-    res = runner.invoke(app, list(args), input=input)
-    return res
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """A home with the sample history imported and one trained model (trained once per module)."""
-    h = tmp_path_factory.mktemp("template") / "home"
-    old = os.environ.get("ROUTER_PATHS__HOME")
-    os.environ["ROUTER_PATHS__HOME"] = str(h)
-    try:
-        assert invoke("import", str(SAMPLE / "history.jsonl")).exit_code == 0
-        res = invoke("train")
-        assert res.exit_code == 0, res.output
-    finally:
-        os.environ.pop("ROUTER_PATHS__HOME") if old is None else os.environ.update(ROUTER_PATHS__HOME=old)
-    return h
-
-
-@pytest.fixture
-def trained(home, template):
-    shutil.copytree(template, home)
-    return home
 
 
 def test_classify_before_training_is_a_clear_error(home, tmp_path):

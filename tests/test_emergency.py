@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 
 import pytest
 from sqlmodel import Session, select
@@ -13,8 +12,7 @@ from router.dispatch import Info, emergencies
 from router.emergency import line
 from router.io import TicketIn
 from router.store import Label, QueueItem, connect
-from tests.conftest import SAMPLE, read_jsonl, write_jsonl
-from tests.test_cli import invoke
+from tests.conftest import SAMPLE, invoke, read_jsonl, write_jsonl
 
 
 @pytest.mark.parametrize("text,want", [
@@ -46,27 +44,8 @@ def test_the_rule_wins_and_a_weak_model_emergency_does_not():
     assert emergencies(batch[1:], tops[1:], [Info()], model_min=0.3)[0][0] == ("emergency-119", 0.4)
 
 
-@pytest.fixture(scope="module")
-def month_home(tmp_path_factory):
-    """A home with the month's history (emergency and legal-channel labels among it) and a model."""
-    h = tmp_path_factory.mktemp("em") / "home"
-    old = os.environ.get("ROUTER_PATHS__HOME")
-    os.environ["ROUTER_PATHS__HOME"] = str(h)
-    try:
-        assert invoke("import", str(SAMPLE / "month" / "history.jsonl")).exit_code == 0
-        res = invoke("train")
-        assert res.exit_code == 0, res.output
-    finally:
-        os.environ.pop("ROUTER_PATHS__HOME") if old is None else os.environ.update(ROUTER_PATHS__HOME=old)
-    return h
-
-
-def test_learned_from_labels_first_in_output_and_queue(month_home, tmp_path, monkeypatch):
-    import shutil
-
-    home = tmp_path / "home"
-    shutil.copytree(month_home, home)
-    monkeypatch.setenv("ROUTER_PATHS__HOME", str(home))
+def test_learned_from_labels_first_in_output_and_queue(month_trained, tmp_path):
+    home = month_trained
     engine = connect(f"sqlite:///{home}/router.db")
     with Session(engine) as s:        # imported as labels, so the model has these classes
         got = set(s.exec(select(Label.department)))

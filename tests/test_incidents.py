@@ -3,16 +3,13 @@ splitting a member out, an incident spanning a model promotion, the dashboard's 
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 from sqlmodel import Session, select
 
 from labeling import actions
 from router.store import Incident, Label, ModelVersion, QueueItem, Ticket, connect
-from tests.conftest import read_jsonl, write_jsonl
-from tests.test_cli import invoke
-from tests.test_emergency import month_home  # noqa: F401  (the fixture)
+from tests.conftest import invoke, read_jsonl, write_jsonl
 
 BURST = ["滨江路滨江花园门口自来水管爆了，水冒得老高，路上全淹了。", "滨江路滨江花园门口自来水管爆了，水一直往外喷。",
          "滨江花园门口滨江路上自来水管爆了，我们家也停水了。", "你好，滨江路滨江花园门口自来水管爆了，水冒得老高，路上全淹了。车都过不去了。"]
@@ -23,10 +20,8 @@ def day(rows, hour0=9):
 
 
 @pytest.fixture
-def centre(month_home, tmp_path, monkeypatch):  # noqa: F811
-    home = tmp_path / "home"
-    shutil.copytree(month_home, home)
-    monkeypatch.setenv("ROUTER_PATHS__HOME", str(home))
+def centre(month_trained, monkeypatch):
+    home = month_trained
     monkeypatch.setenv("ROUTER_CLASSIFY__THRESHOLD", "1.0")          # every ticket would be queued
     monkeypatch.setenv("ROUTER_QUEUE__AUDIT_RATE", "0")
     return home, connect(f"sqlite:///{home}/router.db")

