@@ -654,21 +654,21 @@ def output_format(path: str | None) -> str:
     return {".csv": "csv", ".xlsx": "xlsx"}.get(suffix, "jsonl")
 
 
-# Routing columns of CSV/Excel output: row key -> (English header, Chinese header).
+# Routing columns of CSV/Excel output: row key (the English header) -> Chinese header.
 ROUTED_COLUMNS = {
-    "department": ("department", "派单部门编号"),
-    "department_name": ("department_name", "派单部门"),
-    "confidence": ("confidence", "置信度"),
-    "queued": ("queued", "待人工复核"),
-    "top": ("top", "候选部门"),
-    "model_version": ("model_version", "模型版本"),
-    "stored_id": ("stored_id", "入库编号"),
-    "by": ("by", "判定依据"),
-    "place": ("place", "地点"),
-    "district": ("district", "属地"),
-    "co_departments": ("co_departments", "协办部门建议"),
-    "incident_id": ("incident_id", "并单编号"),
-    "duplicate_of": ("duplicate_of", "重复工单"),
+    "department": "派单部门编号",
+    "department_name": "派单部门",
+    "confidence": "置信度",
+    "queued": "待人工复核",
+    "top": "候选部门",
+    "model_version": "模型版本",
+    "stored_id": "入库编号",
+    "by": "判定依据",
+    "place": "地点",
+    "district": "属地",
+    "co_departments": "协办部门建议",
+    "incident_id": "并单编号",
+    "duplicate_of": "重复工单",
 }
 _CJK = re.compile("[\u3400-\u9fff]")
 _ILLEGAL_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -728,7 +728,7 @@ class RoutedWriter:
         entries = [json.loads(x) for x in self.journal.read_text(encoding="utf-8").splitlines() if x.strip()]
         cols_in = list(dict.fromkeys(k for e in entries for k in e["in"]))
         zh = any(_CJK.search(c) for c in cols_in)
-        names = {k: v[1] if zh else v[0] for k, v in ROUTED_COLUMNS.items()}
+        names = {k: v if zh else k for k, v in ROUTED_COLUMNS.items()}
         names = {k: (("派单_" if zh else "routed_") + n if n in cols_in else n) for k, n in names.items()}
         header = cols_in + list(names.values())
         rows = ([e["in"].get(c) for c in cols_in] + [_routing_value(k, e["out"].get(k), zh) for k in names]
@@ -758,7 +758,7 @@ class RoutedWriter:
         else:
             with open(path, "rb") as f:
                 records = list(_csv_records(_decoded(f, None, {}), str(path)))
-        routed = {v: k for k, (en, zh) in ROUTED_COLUMNS.items() for v in (en, zh, "routed_" + en, "派单_" + zh)}
+        routed = {v: k for k, zh in ROUTED_COLUMNS.items() for v in (k, zh, "routed_" + k, "派单_" + zh)}
         with JsonlWriter(self.journal) as j:
             for _, rec, _, err, _ in records:
                 if err or rec is None:
