@@ -582,6 +582,12 @@ def summarise(runs: list[dict]) -> dict:
     return out
 
 
+def _compact(runs: list[dict]) -> list[dict]:
+    """The runs without the last days' per-ticket (confidence, right) pairs: the summary's
+    threshold_at_95 and auto_share_at_95 hold what they give."""
+    return [{**r, "days": [{k: v for k, v in d.items() if k != "pairs"} for d in r["days"]]} for r in runs]
+
+
 def _at_accuracy(pairs: np.ndarray, target: float) -> dict:
     """The lowest threshold whose automatically routed tickets are right at least `target` of the
     time, and the share of tickets it routes automatically."""
@@ -687,7 +693,7 @@ def main(dataset: str = typer.Option("banking77", help="banking77 | cn"),
     res = {"dataset": dataset, "seeds": seeds_, "budgets": budgets, "days": days, "kinds": kinds_,
            "days_run": {f"{r['kind']}:{r['strategy']}/{r['seed']}": len(r["days"]) - 1 for r in runs},
            "extra_config": extra_text, "summary": summarise(runs),
-           "runs": runs, "invariants": "held on every day of every run (each day's check raises otherwise)",
+           "runs": _compact(runs), "invariants": "held on every day of every run (each day's check raises otherwise)",
            "seconds": round(time.perf_counter() - t0),
            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
            "gpu": _gpu(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
