@@ -1,12 +1,14 @@
-"""`router classify` end to end on the CPU baseline: tickets/s, start-up and peak memory.
+"""`router classify` end to end on the CPU baseline: tickets/s, start-up, CPU seconds and peak memory.
 
-    python bench/classify_speed.py [--tickets 50000] [--long 20000] [--big 20] [--before main]
+    taskset -c 0,1 python bench/classify_speed.py [--tickets 50000] [--long 20000] [--big 20] [--before main]
 
 Two stores are made once, each with a trained baseline: the sample history (short tickets) and
 the realistic history (data/realistic: a title, then ~400 characters). Each case runs the real
 CLI in a fresh copy of one, as a separate process (peak RSS of that process):
 - `--tickets` sample tickets (cycled, unique ids and texts), default batch size;
-- `--long` realistic tickets (cycled from data/realistic, unique ids and texts);
+- `--long` realistic tickets (cycled from data/realistic, unique ids and texts), with incidents (并单) on,
+  then off (`[incidents] enabled = false`): the cycled copies keep their history ticket's time and place,
+  so nearly every one joins an incident, the costliest case for linking;
 - `--big` tickets of 1 MB of text each (models and the near-duplicate check read the first
   `classifier.MAX_CHARS` characters; the store keeps all of it), every one queued;
 - start-up: `router classify` of one realistic ticket, wall seconds of the whole process
@@ -14,6 +16,8 @@ CLI in a fresh copy of one, as a separate process (peak RSS of that process):
 `--before REV` runs the same cases with another version of the code in the same run (a
 temporary `git worktree` of REV, or a folder holding a checkout), and the table gives the
 ratio this/before for each case: on a shared machine only ratios within one run compare.
+Each case also records the CPU seconds (user + system) of its process, which a loaded machine
+inflates far less than wall time, and the JSON the load average before and after the run.
 The model alone (`predict_proba` over the same tickets, in one process) gives the ceiling.
 Writes bench/results/classify_speed.json and prints a table.
 """
@@ -24,6 +28,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -44,16 +49,21 @@ RUN = ("import resource, sys\nfrom router.cli import app\n"
        "    print(f'maxrss_kb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}', file=sys.stderr)\n")
 
 
-def _cli(home: Path, *args: str, code: Path = ROOT) -> tuple[str, int, float]:
+def _cli(home: Path, *args: str, code: Path = ROOT, env_extra: dict | None = None) -> tuple[str, int, float, float]:
+    """(what it printed, peak RSS kB, wall seconds, CPU seconds) of one `router` process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROUTER_")} | {"ROUTER_PATHS__HOME": str(home)}
     env["PYTHONPATH"] = str(code)
+    env |= env_extra or {}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-c", RUN, *args], env=env, capture_output=True, text=True, cwd=code)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if res.returncode:
         raise RuntimeError(f"router {' '.join(args)} exited {res.returncode}:\n{res.stderr[-2000:]}")
     rss = int(re.search(r"maxrss_kb=(\d+)", res.stderr).group(1))
-    return " ".join(res.stderr.split()), rss, wall
+    return " ".join(res.stderr.split()), rss, wall, cpu
 
 
 def _tickets(path: Path, n: int, big: bool = False, folder: str = "sample") -> Path:
@@ -89,16 +99,18 @@ def main(tickets: int = typer.Option(50_000), long: int = typer.Option(20_000), 
     from router.classifier import model_input
     from router.store import connect
 
-    res = {"cases": []}
+    res = {"cases": [], "load_average_start": [round(x, 2) for x in os.getloadavg()]}
+    off = {"ROUTER_INCIDENTS__ENABLED": "false"}
     with tempfile.TemporaryDirectory() as tmp, _checkout(before) as other:
         tmp = Path(tmp)
         templates = {}
-        cases = [(f"{tickets:,} sample tickets", "sample", tickets, False, []),
-                 (f"{long:,} realistic tickets (~400 characters)", "realistic", long, False, []),
-                 (f"{big} tickets of 1 MB", "sample", big, True, ["--threshold", "1"]),
-                 ("start-up: one realistic ticket", "realistic", 1, False, [])]
+        cases = [(f"{tickets:,} sample tickets", "sample", tickets, False, [], {}),
+                 (f"{long:,} realistic tickets (~400 characters)", "realistic", long, False, [], {}),
+                 (f"{long:,} realistic tickets, incidents off", "realistic", long, False, [], off),
+                 (f"{big} tickets of 1 MB", "sample", big, True, ["--threshold", "1"], {}),
+                 ("start-up: one realistic ticket", "realistic", 1, False, [], {})]
         srcs = {name: _tickets(tmp / f"case{i}.jsonl", n, is_big, folder)
-                for i, (name, folder, n, is_big, _) in enumerate(cases)}
+                for i, (name, folder, n, is_big, _, _) in enumerate(cases)}
         for code, label in [(ROOT, "this checkout")] + ([(other, f"before ({before})")] if other else []):
             for folder in ("sample", "realistic"):
                 template = templates[label, folder] = tmp / f"template-{len(templates)}"
@@ -106,14 +118,15 @@ def main(tickets: int = typer.Option(50_000), long: int = typer.Option(20_000), 
                 t0 = time.perf_counter()
                 _cli(template, "train", code=code)
                 res.setdefault("train_s", {})[f"{label}, {folder}"] = round(time.perf_counter() - t0, 1)
-            for i, (name, folder, n, is_big, extra) in enumerate(cases):
+            for i, (name, folder, n, is_big, extra, env) in enumerate(cases):
                 home = tmp / f"{len(templates)}-{i}"
                 shutil.copytree(templates[label, folder], home)
-                said, rss, wall = _cli(home, "classify", str(srcs[name]), "-o", str(tmp / f"routed-{i}.jsonl"),
-                                       *extra, code=code)
+                said, rss, wall, cpu = _cli(home, "classify", str(srcs[name]), "-o", str(tmp / f"routed-{i}.jsonl"),
+                                            *extra, code=code, env_extra=env)
                 rate = float(re.search(r"([\d.]+) tickets/s", said).group(1))
                 res["cases"].append({"code": label, "case": name, "tickets": n, "tickets_per_s": rate,
-                                     "wall_s": round(wall, 2), "peak_rss_mb": round(rss / 1024), "summary": said[-300:]})
+                                     "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                                     "peak_rss_mb": round(rss / 1024), "summary": said[-300:]})
         cfg = config.load(env={"ROUTER_PATHS__HOME": str(templates["this checkout", "realistic"])})
         _, clf = registry.load(connect(config.store_url(cfg)), None, cfg)
         src = [json.loads(x) for x in srcs[cases[1][0]].read_text(encoding="utf-8").splitlines()[:10000]]
@@ -128,18 +141,21 @@ def main(tickets: int = typer.Option(50_000), long: int = typer.Option(20_000), 
         if b:
             key = "wall_s" if c["case"].startswith("start-up") else "tickets_per_s"
             c["ratio_to_before"] = round(c[key] / b[key], 2) if b[key] else None
+            c["cpu_ratio_to_before"] = round(c["cpu_s"] / b["cpu_s"], 2) if b["cpu_s"] else None
     res.update(machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-               load_average=round(os.getloadavg()[0], 1), date=datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+               load_average_end=[round(x, 2) for x in os.getloadavg()],
+               pinned=sorted(os.sched_getaffinity(0)), date=datetime.now(timezone.utc).strftime("%Y-%m-%d"),
                command="python bench/classify_speed.py " + " ".join(sys.argv[1:]))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, ensure_ascii=False))
     t = Table(title=f"router classify end to end, CPU baseline (model alone, realistic tickets: "
                     f"{res['model_alone_tickets_per_s']:,} tickets/s)")
-    for col in ("code", "case", "tickets/s", "wall s", "peak RSS MB", "this / before"):
+    for col in ("code", "case", "tickets/s", "wall s", "CPU s", "peak RSS MB", "this / before", "CPU this / before"):
         t.add_column(col, justify="left" if col in ("code", "case") else "right")
     for c in res["cases"]:
-        t.add_row(c["code"], c["case"], f"{c['tickets_per_s']:,.0f}", f"{c['wall_s']}", f"{c['peak_rss_mb']:,}",
-                  f"{c['ratio_to_before']}x" if c.get("ratio_to_before") else "")
+        t.add_row(c["code"], c["case"], f"{c['tickets_per_s']:,.0f}", f"{c['wall_s']}", f"{c['cpu_s']}",
+                  f"{c['peak_rss_mb']:,}", f"{c['ratio_to_before']}x" if c.get("ratio_to_before") else "",
+                  f"{c['cpu_ratio_to_before']}x" if c.get("cpu_ratio_to_before") else "")
     Console(width=160).print(t)
 
 

@@ -297,9 +297,43 @@ class StoreVersionError(ValueError):
     """The store was written by a newer version of the router (a schema revision this one does not know)."""
 
 
+def shipped_head() -> str | None:
+    """The newest schema revision this version ships, read from the migration files (no Alembic
+    import); None unless there is exactly one head."""
+    import re
+
+    revs, downs = set(), set()
+    for f in (Path(__file__).with_name("migrations") / "versions").glob("*.py"):
+        src = f.read_text(encoding="utf-8")
+        rev = re.search(r"^revision\s*=\s*['\"]([^'\"]+)['\"]", src, re.M)
+        down = re.search(r"^down_revision\s*=\s*['\"]([^'\"]+)['\"]", src, re.M)
+        if rev:
+            revs.add(rev.group(1))
+        if down:
+            downs.add(down.group(1))
+    heads = revs - downs
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _at(url: str) -> list[str] | None:
+    """The revisions stamped in the store at `url` (None: no Alembic table yet)."""
+    probe = make_engine(url)
+    try:
+        with probe.connect() as c:
+            return [r[0] for r in c.exec_driver_sql("SELECT version_num FROM alembic_version")]
+    except DBAPIError:
+        return None
+    finally:
+        probe.dispose()
+
+
 def migrate(url: str) -> None:
     """Bring the database at `url` to the newest schema (alembic upgrade head). A store at a revision
-    this version does not know is refused (StoreVersionError) before anything is changed."""
+    this version does not know is refused (StoreVersionError) before anything is changed. A store
+    already at the newest revision costs one query (Alembic is not even imported: start-up time)."""
+    head = shipped_head()
+    if head is not None and _at(url) == [head]:
+        return
     from alembic import command
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
