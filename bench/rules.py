@@ -106,9 +106,9 @@ def route(home: Path, files: list[Path], off: set[int] = frozenset()):
     engine = connect(f"sqlite:///{home}/router.db")
     mv, clf = registry.load(engine, None, cfg)
     classes = [str(c) for c in clf.classes_]
-    rules = Rules.load(engine)
+    rules = Rules.load(engine, catalog)
     with Session(engine) as s:
-        pruned = Rules([r for r in s.exec(select(Rule).where(Rule.active == True)) if r.id not in off])  # noqa: E712
+        pruned = Rules([r for r in s.exec(select(Rule).where(Rule.active == True)) if r.id not in off], catalog)  # noqa: E712
     places = Places(catalog)
     nf = cfg.nofit
     thr = nofit.threshold(nf, nofit.model_threshold(mv))
