@@ -756,6 +756,8 @@ def rules_list(everything: bool = typer.Option(False, "--all", help="disabled ru
                   escape(f"{r.department} {c.catalog.name(r.department)}"), r.district or "", escape(r.note),
                   escape(f"{r.created_by} {r.created_at:%Y-%m-%d}"), state)
     Console(highlight=False, width=200).print(t)
+    for w in rules.Rules.load(c.engine, c.catalog).warnings:   # the catalogue changed since they were pinned
+        err.print(f"[yellow]warning:[/yellow] {escape(w)}")
 
 
 @rules_app.command("disable")

@@ -151,6 +151,7 @@ def test_rules_win_in_router_classify(month_trained, tmp_path, monkeypatch):
     assert res.exit_code == 0 and "rule 2 ('机顶盒'): department cable-tv" in " ".join(res.output.split()), res.output
     out = read_jsonl(tmp_path / "e.routed.jsonl")[0]
     assert (out["department"], out["by"]) == ("telecom", "rule:2")
+    assert "rule 2 ('机顶盒'): department cable-tv" in " ".join(invoke("rules", "list").output.split())
 
 
 def test_dashboard_shows_hits_and_overturns(engine, catalog, home):
