@@ -195,6 +195,7 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
     alias: dict[int, int] = {}                 # merged incident -> the one it went into
     rows_of: dict[int, Incident] = {}          # the incidents touched, read once
     state: dict[int, list] = {}                # ... their [size, started_at, last_at] as they grow
+    gone_rows: list[Incident] = []             # merged into another
     writes: dict[str, dict] = {}               # ticket id -> its new incident_id (and duplicate_of)
 
     def find(inc):
@@ -225,7 +226,7 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
                 session.execute(update(Ticket).where(Ticket.incident_id == other).values(incident_id=inc))
                 gone, keep_ = grow(other), grow(inc)
                 keep_[:] = [keep_[0] + gone[0], min(keep_[1], gone[1]), max(keep_[2], gone[2])]
-                session.delete(rows_of.pop(other))
+                gone_rows.append(rows_of.pop(other))   # deleted at the end: no new incident reuses its id
                 del state[other]
         else:                                   # the earlier tickets start an incident
             j = next((todo[k2] for k2 in done if ids[todo[k2]] == best), None)
@@ -265,6 +266,9 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
         if isinstance(obj, Ticket) and obj.id in writes:
             session.expire(obj)
     session.add_all(rows_of.values())
+    session.flush()
+    for r in gone_rows:
+        session.delete(r)
     session.flush()
     return out
 

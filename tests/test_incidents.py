@@ -157,3 +157,37 @@ def test_a_match_in_no_incident_is_pulled_in(engine):
         assert inc is not None and {s.get(Ticket, x).incident_id for x in ("x1", "y1")} == {inc}
         row = s.get(Incident, inc)
         assert row.size == 3 and incidents._aware(row.started_at) == t0 + timedelta(minutes=3 * 24 * 60)
+
+
+def test_an_incident_opened_after_a_merge_stays_its_own(engine):
+    """A batch that merges two incidents and then opens a new one: the new one never takes the merged
+    incident's id (SQLite reuses the highest deleted id), so its repeats are not folded into the survivor."""
+    from datetime import datetime, timedelta, timezone
+
+    from router import incidents
+
+    t0 = datetime(2026, 11, 20, 1, tzinfo=timezone.utc)
+    a = "滨江花园整个小区突然停电了，电梯里还困了人。"
+    b = "滨江花园一带大面积停电，什么时候来电？没有任何通知。"
+    both = "滨江花园整个小区突然停电了，一带大面积停电，什么时候来电？"
+    lamp = "东湖湾小区门口的路灯坏了好几天，晚上一片漆黑，老人出门摔倒了。"
+    with Session(engine) as s:
+        earlier = [("p1", a, "滨江花园"), ("p2", a + "家里有老人。", "滨江花园"), ("q1", b, "滨江花园"),
+                   ("q2", b + "冰箱里的东西都要坏了。", "滨江花园"), ("u0", lamp, "东湖湾")]
+        for k, (tid, text, place) in enumerate(earlier):
+            s.add(Ticket(id=tid, text=text, received_at=t0 + timedelta(minutes=k), places=place))
+            s.flush()
+            if tid != "u0":
+                incidents.link(s, [tid], [text], [[place]], [None], [t0 + timedelta(minutes=k)], ["power"], 2.0, 0.55)
+        batch = [("r1", both, "滨江花园"), ("u1", lamp + "请尽快修。", "东湖湾"), ("u2", lamp + "已经一周了。", "东湖湾")]
+        at = [t0 + timedelta(minutes=10 + k) for k in range(3)]
+        for (tid, text, place), when in zip(batch, at):
+            s.add(Ticket(id=tid, text=text, received_at=when, places=place))
+        s.flush()
+        incidents.link(s, [x[0] for x in batch], [x[1] for x in batch], [[x[2]] for x in batch], [None] * 3, at,
+                       ["power", "lights", "lights"], 2.0, 0.55)
+        s.commit()
+        inc = {x: s.get(Ticket, x).incident_id for x in ("p1", "q1", "r1", "u0", "u1", "u2")}
+        assert inc["p1"] == inc["q1"] == inc["r1"]
+        assert inc["u0"] == inc["u1"] == inc["u2"] != inc["p1"]
+        assert s.get(Incident, inc["u0"]).size == 3 and s.get(Incident, inc["p1"]).size == 5
