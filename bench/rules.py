@@ -115,9 +115,9 @@ def route(home: Path, files: list[Path], off: set[int] = frozenset()):
     rows = []
     for day, f in enumerate(files, 1):
         batch, _ = load_tickets(f, catalog)
-        truth = {json.loads(x)["id"]: json.loads(x).get("label") for x in f.open(encoding="utf-8")}
+        truth = {r["id"]: r.get("label") for r in map(json.loads, f.open(encoding="utf-8"))}
         proba, score = nofit.scores(clf, [model_input(t.text, t.title) for t in batch])
-        tops, _ = nofit.route(proba, score, classes, 3, thr, nf.enabled)
+        tops, _ = nofit.route(proba, score, classes, cfg.classify.top_k, thr, nf.enabled)
         res = {}
         for name, rs in (("with", rules), ("without", Rules([])), ("pruned", pruned)):
             infos = [dispatch.Info() for _ in batch]
