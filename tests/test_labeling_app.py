@@ -266,3 +266,37 @@ def test_a_dispatcher_marks_an_emergency_line_or_the_legal_channel(engine):
     assert not at.exception
     assert [(r.ticket_id, r.department, r.source) for r in labels(engine)] == [
         ("T1", "emergency-120", "correction"), ("T2", "legal-channel", "correction")]
+
+
+def test_an_incident_item_shows_its_members_splits_one_and_settles_the_rest(engine):
+    """The queue item of an incident (并单): its undecided members are listed, 拆分 takes one out (its own
+    item), and one decision settles the others."""
+    from sqlmodel import Session, select
+
+    from router.store import Incident, Prediction, QueueItem, Ticket
+
+    seed(engine)
+    with Session(engine) as s:
+        inc = Incident(place="滨江花园", district="district-linjiang", department="urban-mgmt", size=3)
+        s.add(inc)
+        s.flush()
+        s.get(Ticket, "T1").incident_id = inc.id
+        for tid, text, dept in (("M1", "滨江花园门口井盖丢了", "urban-mgmt"), ("M2", "滨江花园门口井盖没了，谁来管", "housing")):
+            s.add(Ticket(id=tid, text=text, incident_id=inc.id, duplicate_of="T1"))
+            s.flush()
+            s.add(Prediction(ticket_id=tid, model_version="v-test", department=dept, confidence=0.5,
+                             topk=[[dept, 0.5]]))
+        s.commit()
+    at = start()
+    assert "并单：同一事件另有 2 张未处理工单，本次决定一并处理" in texts(at)
+    assert "M1：滨江花园门口井盖丢了" in texts(at)
+    at.selectbox(key="split_pick").select("M2")
+    at.button(key="split").click().run()                                  # M2 is another matter
+    assert "并单：同一事件另有 1 张未处理工单，本次决定一并处理" in texts(at)
+    at.button(key="accept_1").click().run()                               # T1 and M1: urban-mgmt
+    assert not at.exception
+    assert [(r.ticket_id, r.department, r.source) for r in labels(engine)] == [
+        ("T1", "urban-mgmt", "confirmation"), ("M1", "urban-mgmt", "confirmation")]
+    with Session(engine) as s:
+        assert s.get(Ticket, "M2").incident_id is None
+        assert s.exec(select(QueueItem).where(QueueItem.ticket_id == "M2", QueueItem.status == "pending")).one()
