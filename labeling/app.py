@@ -35,9 +35,10 @@ from router import config, returns, rules, users
 from router.catalog import EMERGENCY, LEGAL, NONE, RESERVED, load_catalog
 from router.nofit import NONE_DUTIES
 from router.places import Places
-from router.store import Ticket, connect
+from router.store import StoreBusy, Ticket, connect
 
 DISPOSITIONS = [*EMERGENCY, LEGAL]  # a dispatcher can mark a ticket for an emergency line or the legal channel
+BUSY = "数据库正忙（其他程序正在大量写入），本次操作未记录，请稍后重试。"
 _MD = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
 
@@ -136,6 +137,9 @@ def act(engine, catalog, reviewer: str, queue_id: int, choice: str | None) -> No
     except DecisionError:
         st.session_state.flash = ("error", "该工单已被处理或已被他人领取，已为您换下一条。")
         return
+    except StoreBusy:
+        st.session_state.flash = ("error", BUSY)
+        return
     st.session_state["other"] = None  # the next ticket starts with an empty list
     st.session_state["co"] = []
     msg = {SKIP: "已跳过", NONE: "已标记：无合适部门"}.get(choice, f"已分派到 {catalog.name(choice)}")
@@ -164,6 +168,8 @@ def split_out(engine, reviewer: str) -> None:
         st.session_state.flash = ("info", f"工单 {tid} 已拆出并单，单独复核。")
     except DecisionError as e:
         st.session_state.flash = ("warning", str(e))
+    except StoreBusy:
+        st.session_state.flash = ("error", BUSY)
     st.session_state["split_pick"] = None
 
 
@@ -175,6 +181,9 @@ def take_back(engine, reviewer: str, claim_minutes: float) -> None:
         return
     except DecisionError:
         st.session_state.flash = ("warning", "该工单此后已由他人处理，无法撤销。")
+        return
+    except StoreBusy:
+        st.session_state.flash = ("error", BUSY)
         return
     st.session_state["other"] = None
     st.session_state.flash = ("info", "已撤销上一步。") if qid else ("warning", "没有可以撤销的操作。")
@@ -205,7 +214,10 @@ def sidebar(engine, reviewer: str, tz: str) -> None:
         st.progress(c.mine / total if total else 1.0, text=f"今日进度 {c.mine}/{total}")
         st.text("快捷键：1/2/3 采纳建议 · S 跳过\nN 无合适部门 · U 撤销")
         if st.button("退出登录", key="sign_out"):
-            actions.release(engine, reviewer)
+            try:
+                actions.release(engine, reviewer)
+            except StoreBusy:  # the claims expire after claim_minutes anyway
+                pass
             del st.session_state["reviewer"]
             st.rerun()
 
@@ -321,6 +333,9 @@ def settle(engine, catalog, lead: str, queue_id: int, outcome: str) -> None:
     except returns.DisputeError as e:
         st.session_state.flash = ("error", str(e))
         return
+    except StoreBusy:
+        st.session_state.flash = ("error", BUSY)
+        return
     st.session_state["d_lead"], st.session_state["d_co"] = None, []
     st.session_state.flash = ("success", "已维持原派单" if outcome == returns.UPHOLD else
                               f"已改派到 {catalog.name(label.department)}" + (
@@ -430,7 +445,12 @@ def main() -> None:
     rules_panel(engine, catalog, cfg, reviewer)
     st.html(STYLE)
     show_flash()
-    item = actions.next_item(engine, reviewer, claim_minutes)
+    try:
+        item = actions.next_item(engine, reviewer, claim_minutes)
+    except StoreBusy:
+        st.error(BUSY)
+        st.button("重试", key="retry_claim")
+        return
     if item is not None and item.reason == "returned":
         dispute_view(engine, catalog, reviewer, item, tz, claim_minutes)  # next_item gives disputes to leads only
         return

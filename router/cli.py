@@ -360,6 +360,7 @@ def import_(
     config: Optional[Path] = ConfigOpt,
 ):
     """Import labeled history into the store (tickets + labels with source 'import')."""
+    from router.store import StoreBusy
     from training.data import import_labeled
 
     c = _ctx(config, create=True)
@@ -367,6 +368,8 @@ def import_(
         added, rejects = import_labeled(c.engine, source, c.catalog)
     except TicketFileError as e:
         fail(str(e))
+    except StoreBusy as e:
+        fail(f"{e} (the batches imported before it stay; the same import again adds the rest)")
     for r in rejects[:20]:
         err.print(f"[yellow]line {r.line}:[/yellow] {escape(r.reason)}")
     err.print(f"imported {added} labeled tickets; rejected {len(rejects)}")

@@ -6,7 +6,9 @@ Alembic migrations (router/migrations); `connect` brings a database up to date.
 Concurrency: a transaction that reads and then writes (claim, decide, undo) runs in
 `writing(engine)`, which takes SQLite's write lock when it begins (BEGIN IMMEDIATE, waiting up to
 the busy timeout) so it never has to upgrade a read snapshot another writer has made stale;
-`retry` repeats a transaction with backoff when the store still reports a lock or deadlock.
+`retry` repeats a transaction with backoff when the store still reports a lock, deadlock or
+serialization failure, for at most `waits.budget` seconds in all (then StoreBusy: nothing was written).
+Bulk writers (import, classify) commit in batches, so none holds the write lock for long.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import functools
 import random
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import StrEnum
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from sqlalchemy import JSON, Column, Index, event, text
 from sqlalchemy.exc import DBAPIError
@@ -274,23 +277,54 @@ def transient(e: BaseException) -> bool:
 retried = [0]  # transactions this process has tried again (bench/concurrency.py reports it)
 
 
-def retry(f=None, *, tries: int = 6, first: float = 0.05):
-    """Run `f` again after a transient store error, with jittered exponential backoff
-    (0.05, 0.1, 0.2 ... s, on top of the busy timeout each try already waited)."""
+@dataclass
+class Waits:
+    """How `retry` waits: jittered exponential backoff from `first` up to `most` seconds between tries,
+    `budget` seconds in all (busy timeouts included); `clock` and `sleep` are injectable for tests."""
+    budget: float = 20.0
+    first: float = 0.05
+    most: float = 1.0
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+waits = Waits()  # the process's default, read at each call
+
+
+class StoreBusy(RuntimeError):
+    """The store stayed locked (or kept failing serialization) past the retry budget: nothing was written."""
+
+
+def retry(f=None, *, w: Waits | None = None):
+    """Run `f` (one whole transaction) again after a transient store error (`transient`), with jittered
+    exponential backoff on top of the busy timeout each try already waited, while the total time stays
+    within the budget (`w`, else the module's `waits`); then StoreBusy, one line naming the wait."""
     if f is None:
-        return functools.partial(retry, tries=tries, first=first)
+        return functools.partial(retry, w=w)
 
     @functools.wraps(f)
     def run(*args, **kw):
-        for i in range(tries):
+        ws = w or waits
+        start, i = ws.clock(), 0
+        while True:
             try:
                 return f(*args, **kw)
             except DBAPIError as e:
-                if i == tries - 1 or not transient(e):
+                if not transient(e):
                     raise
+                delay = min(ws.first * 2 ** i, ws.most) * random.uniform(0.5, 1.5)
+                waited = ws.clock() - start
+                if waited + delay > ws.budget:
+                    raise StoreBusy(f"the store stayed busy for {waited:.1f} s over {i + 1} tries (another "
+                                    f"program is writing to it: {_brief(e)}); nothing was recorded, try again") from None
                 retried[0] += 1
-                time.sleep(first * 2 ** i * random.uniform(0.5, 1.5))
+                ws.sleep(delay)
+                i += 1
     return run
+
+
+def _brief(e: DBAPIError) -> str:
+    return str(e.orig).split("\n", 1)[0][:120]
 
 
 class StoreVersionError(ValueError):
@@ -382,5 +416,5 @@ def open_store(cfg):
 
 
 __all__ = ["Ticket", "Prediction", "Rule", "Incident", "QueueItem", "Label", "TicketReturn", "ModelVersion", "ModelEvent", "User",
-           "Session", "SQLModel", "StoreVersionError", "connect", "open_store", "make_engine", "migrate", "now", "writing", "retry",
+           "Session", "SQLModel", "StoreBusy", "StoreVersionError", "Waits", "connect", "open_store", "make_engine", "migrate", "now", "writing", "retry",
            "transient"]

@@ -116,8 +116,8 @@ def test_writing_takes_the_write_lock_at_begin_and_retry_waits_it_out(tmp_path):
     assert len(tries) > 1
     with Session(engine) as s:
         assert s.get(Ticket, "r1") is not None
-    from sqlalchemy.exc import OperationalError
-    other.execute("BEGIN IMMEDIATE")                          # a lock that outlasts every try still fails
-    with pytest.raises(OperationalError, match="locked"):
-        retry(tries=2, first=0.01)(add)()
+    from router.store import StoreBusy, Waits
+    other.execute("BEGIN IMMEDIATE")                          # a lock that outlasts the budget still fails
+    with pytest.raises(StoreBusy, match="locked"):
+        retry(w=Waits(budget=0.05, first=0.01))(add)()
     other.execute("ROLLBACK")

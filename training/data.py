@@ -8,13 +8,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from router.catalog import NONE, RESERVED, Catalog, from_label, to_label
 from router.classifier import model_input
 from router.cohandling import parse as parse_co
 from router.io import Reject, load_tickets, parse_time
-from router.store import Label, Source, Ticket
+from router.store import Label, Source, Ticket, now, retry
 
 
 @dataclass
@@ -72,8 +73,14 @@ def from_file(path: str, catalog: Catalog) -> tuple[Labeled, list]:
     return data, rejects
 
 
-def import_labeled(engine, path: str, catalog: Catalog, source: str = Source.imported) -> tuple[int, list]:
-    """Load a labeled file into the store as tickets plus labels; returns (added, rejects)."""
+IMPORT_BATCH = 1000  # tickets per transaction: a few tens of ms of SQLite's write lock each
+
+
+def import_labeled(engine, path: str, catalog: Catalog, source: str = Source.imported,
+                   batch: int = IMPORT_BATCH) -> tuple[int, list]:
+    """Load a labeled file into the store as tickets plus labels; returns (added, rejects).
+    Commits every `batch` tickets, each batch whole or not at all (tickets with their labels), so the
+    labeling app never waits long for the write lock; after a crash, a rerun adds only what is missing."""
     ok, rejects = load_tickets(path, catalog, require_label=True)
     co: dict[str, list[str]] = {}
     for t in list(ok):  # co-handling departments (协办): a JSON list, or names separated by , ; 、
@@ -84,19 +91,30 @@ def import_labeled(engine, path: str, catalog: Catalog, source: str = Source.imp
         co[t.id] = [d for d in got if d != t.label]
     rejects.sort(key=lambda r: r.line)
     added = 0
-    with Session(engine) as s:
-        have = set(s.exec(select(Ticket.id)))
-        labeled = set(s.exec(select(Label.ticket_id).where(Label.source == source)))
-        s.add_all(Ticket(id=t.id, text=t.text, title=t.title, channel=t.channel,
-                         received_at=parse_time(t.received_at)) for t in ok if t.id not in have)
-        s.flush()  # tickets before their labels (foreign key)
-        for t in ok:
-            if t.id not in labeled:
-                s.add(Label(ticket_id=t.id, department=to_label(t.label),
-                            reviewer="import", source=source, co_departments=co[t.id] if t.label != NONE else []))
-                added += 1
-        s.commit()
+    for i in range(0, len(ok), batch):
+        added += _import_batch(engine, ok[i:i + batch], co, source)
     return added, rejects
+
+
+@retry
+def _import_batch(engine, part: list, co: dict, source: str) -> int:
+    """One transaction: the batch's tickets not yet stored, and labels for those without one from `source`."""
+    ids = [t.id for t in part]
+    t0 = now()
+    with Session(engine) as s:  # reads first (no lock in WAL); the first INSERT takes the write lock
+        have = set(s.exec(select(Ticket.id).where(Ticket.id.in_(ids))))
+        labeled = set(s.exec(select(Label.ticket_id).where(Label.ticket_id.in_(ids), Label.source == source)))
+        tickets = [dict(id=t.id, text=t.text, title=t.title, channel=t.channel, received_at=parse_time(t.received_at),
+                        created_at=t0) for t in part if t.id not in have]
+        labels = [dict(ticket_id=t.id, department=to_label(t.label), reviewer="import", source=source, undone=False,
+                       co_departments=co[t.id] if t.label != NONE else [], wrong_departments=[], created_at=t0)
+                  for t in part if t.id not in labeled]
+        if tickets:
+            s.execute(insert(Ticket), tickets)  # tickets before their labels (foreign key)
+        if labels:
+            s.execute(insert(Label), labels)
+        s.commit()
+    return len(labels)
 
 
 def _rank(seed: int, tid: str) -> str:

@@ -1,0 +1,218 @@
+"""Short transactions: `router import` commits in atomic batches (a crash leaves whole batches, a rerun
+adds the rest once), and the app's writes retry a locked store with backoff within a bounded wait, on
+an injected clock, against real SQLite locks."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from labeling import actions
+from router import ROOT, store
+from router.store import Label, Prediction, QueueItem, StoreBusy, Ticket, Waits, connect, make_engine, retry
+from training.data import import_labeled
+
+SAMPLE = ROOT / "data" / "sample"
+
+
+class Clock:
+    """A clock that moves only when `sleep` is called (plus `step` per reading: time spent trying)."""
+
+    def __init__(self, step: float = 0.0, on_sleep=None):
+        self.t, self.step, self.slept, self.on_sleep = 0.0, step, [], on_sleep
+
+    def __call__(self) -> float:
+        self.t += self.step
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.t += s
+        if self.on_sleep:
+            self.on_sleep(len(self.slept))
+
+
+def history(tmp_path, n: int):
+    lines = (SAMPLE / "history.jsonl").read_text(encoding="utf-8").splitlines()[:n]
+    path = tmp_path / "h.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path, [json.loads(x)["id"] for x in lines]
+
+
+def counts(engine) -> tuple[int, int, int]:
+    with Session(engine) as s:
+        return (s.execute(select(func.count()).select_from(Ticket)).scalar(),
+                s.execute(select(func.count()).select_from(Label)).scalar(),
+                s.execute(select(func.count(func.distinct(Label.ticket_id)))).scalar())
+
+
+def test_import_killed_mid_batch_keeps_whole_batches_and_a_rerun_completes_it(tmp_path, catalog):
+    """The importing process is killed (SIGKILL) inside its third batch, after the batch's inserts and
+    before its commit: the store holds exactly the first two batches, tickets with their labels; the
+    same import again adds the remaining tickets, each once."""
+    url = f"sqlite:///{tmp_path}/r.db"
+    path, ids = history(tmp_path, 35)
+    connect(url)
+    crash = ("import os, signal, sys\n"
+             "from sqlalchemy import event\n"
+             "from router.catalog import load_catalog\n"
+             "from router.store import make_engine\n"
+             "from training.data import import_labeled\n"
+             "e = make_engine(sys.argv[1])\n"
+             "n = [0]\n"
+             "def commit(conn):\n"
+             "    n[0] += 1\n"
+             "    if n[0] == 3:\n"
+             "        os.kill(os.getpid(), signal.SIGKILL)\n"
+             "event.listen(e, 'commit', commit)\n"
+             "import_labeled(e, sys.argv[2], load_catalog(sys.argv[3]), batch=10)\n")
+    r = subprocess.run([sys.executable, "-c", crash, url, str(path), str(ROOT / "data" / "departments.json")], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == -9, r.stderr
+    engine = make_engine(url)
+    assert counts(engine) == (20, 20, 20)
+    with Session(engine) as s:
+        assert set(s.exec(select(Ticket.id)).scalars()) == set(ids[:20])
+    added, rejects = import_labeled(engine, str(path), catalog, batch=10)
+    assert (added, rejects) == (15, [])
+    assert counts(engine) == (35, 35, 35)
+    assert import_labeled(engine, str(path), catalog, batch=10)[0] == 0  # again: nothing added
+    assert counts(engine) == (35, 35, 35)
+
+
+def test_import_batch_refused_by_the_store_is_absent_whole(tmp_path, catalog):
+    """A batch the store refuses part-way (a trigger aborts its 4th ticket) leaves none of its tickets
+    or labels; the batches before it stay."""
+    url = f"sqlite:///{tmp_path}/r.db"
+    path, ids = history(tmp_path, 30)
+    engine = connect(url)
+    raw = sqlite3.connect(tmp_path / "r.db")
+    raw.execute(f"CREATE TRIGGER boom BEFORE INSERT ON label WHEN NEW.ticket_id = '{ids[13]}' "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    raw.commit()
+    with pytest.raises(IntegrityError):
+        import_labeled(engine, str(path), catalog, batch=10)
+    assert counts(engine) == (10, 10, 10)
+    raw.execute("DROP TRIGGER boom")
+    raw.commit()
+    raw.close()
+    assert import_labeled(engine, str(path), catalog, batch=10)[0] == 20
+    assert counts(engine) == (30, 30, 30)
+
+
+@pytest.fixture()
+def locked(tmp_path):
+    """A store whose write lock another connection holds (BEGIN IMMEDIATE) until `.release()`;
+    `engine` does not wait for it (busy timeout 0), so each try fails at once."""
+    url = f"sqlite:///{tmp_path}/l.db"
+    connect(url)
+    other = sqlite3.connect(tmp_path / "l.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+
+    class Lock:
+        engine = make_engine(url, busy_timeout_ms=0)
+
+        @staticmethod
+        def release():
+            if other.in_transaction:
+                other.execute("COMMIT")
+    yield Lock
+    Lock.release()
+    other.close()
+
+
+def add(engine, tid: str):
+    with store.writing(engine) as s:
+        s.add(Ticket(id=tid, text="x"))
+        s.commit()
+
+
+def test_retry_backs_off_within_its_budget_then_says_so(locked):
+    clock = Clock()
+    w = Waits(budget=5.0, first=0.05, most=1.0, clock=clock, sleep=clock.sleep)
+    with pytest.raises(StoreBusy, match=r"stayed busy for .* s over \d+ tries .*database is locked.*nothing was recorded"):
+        retry(w=w)(add)(locked.engine, "t1")
+    assert sum(clock.slept) <= 5.0 and len(clock.slept) >= 5
+    for i, s in enumerate(clock.slept):  # 0.05, 0.1, 0.2, 0.4, 0.8, then 1.0 (`most`), each ±50% jitter
+        assert 0.5 * min(0.05 * 2 ** i, 1.0) <= s <= 1.5 * min(0.05 * 2 ** i, 1.0)
+    locked.release()
+    with Session(locked.engine) as s:
+        assert s.get(Ticket, "t1") is None
+
+
+def test_retry_counts_time_spent_waiting_in_each_try(locked):
+    """The budget covers the busy timeout each try spends too: a clock that moves 2 s per reading
+    (as if every try waited out a 2 s busy timeout) stops at the third try, 6 s in, not after ~7 tries."""
+    clock = Clock(step=2.0)
+    with pytest.raises(StoreBusy):
+        retry(w=Waits(budget=5.0, clock=clock, sleep=clock.sleep))(add)(locked.engine, "t1")
+    assert len(clock.slept) == 2
+
+
+def test_retry_gets_through_once_the_lock_is_released(locked):
+    clock = Clock(on_sleep=lambda n: n == 3 and locked.release())
+    retry(w=Waits(budget=5.0, clock=clock, sleep=clock.sleep))(add)(locked.engine, "t1")
+    assert len(clock.slept) == 3
+    with Session(locked.engine) as s:
+        assert s.get(Ticket, "t1") is not None
+
+
+def test_retry_leaves_other_errors_alone(tmp_path):
+    engine = connect(f"sqlite:///{tmp_path}/e.db")
+    add(engine, "t1")
+    clock = Clock()
+    with pytest.raises(IntegrityError):
+        retry(w=Waits(clock=clock, sleep=clock.sleep))(add)(engine, "t1")
+    assert clock.slept == []
+
+
+def test_app_actions_wait_for_a_writer_and_give_up_with_storebusy(locked, monkeypatch):
+    """Claim, decide, undo and release go through `retry`: held up by a writer, they get through
+    once it commits; a writer that never lets go ends in StoreBusy, nothing recorded."""
+    engine = locked.engine
+    locked.release()
+    with Session(engine) as s:
+        s.add(Ticket(id="T1", text="路灯坏了"))
+        s.flush()
+        s.add(Prediction(id=1, ticket_id="T1", model_version="v1", department="urban-mgmt", confidence=0.4,
+                         topk=[["urban-mgmt", 0.4], ["housing", 0.3]]))
+        s.flush()
+        s.add(QueueItem(ticket_id="T1", prediction_id=1, priority=1.0))
+        s.commit()
+    other = sqlite3.connect(engine.url.database, isolation_level=None, check_same_thread=False)
+
+    def hold():
+        other.execute("BEGIN IMMEDIATE")
+
+    def held_for(tries: int):
+        """Injected waits: the writer commits after `tries` backoffs."""
+        hold()
+        clock = Clock(on_sleep=lambda n: n == tries and other.execute("COMMIT"))
+        monkeypatch.setattr(store, "waits", Waits(budget=5.0, clock=clock, sleep=clock.sleep))
+        return clock
+
+    clock = held_for(2)
+    item = actions.next_item(engine, "alice")
+    assert item.ticket_id == "T1" and len(clock.slept) == 2
+    clock = held_for(3)
+    label = actions.decide(engine, "alice", item.queue_id, "housing")
+    assert label.department == "housing" and len(clock.slept) == 3
+    clock = held_for(1)
+    assert actions.undo(engine, "alice") == item.queue_id and len(clock.slept) == 1
+    hold()                                     # never released: StoreBusy, the decision not recorded
+    clock = Clock()
+    monkeypatch.setattr(store, "waits", Waits(budget=3.0, clock=clock, sleep=clock.sleep))
+    with pytest.raises(StoreBusy):
+        actions.decide(engine, "alice", item.queue_id, "urban-mgmt")
+    assert sum(clock.slept) <= 3.0
+    other.execute("COMMIT")
+    with Session(engine) as s:
+        assert s.get(QueueItem, item.queue_id).status == "pending"
+        assert [lab.undone for lab in s.exec(select(Label)).scalars()] == [True]
+    other.close()
