@@ -178,7 +178,7 @@ def prioritize(engine, clf, version: str, pol: Policy, no_fit: tuple = (None, Tr
         texts = [model_input(t, h) for t, h in zip(p.texts, p.titles)]
         stale = [k for k, v in enumerate(p.versions) if v != version] if pol.rerank else []
         proba = _stored_proba(p.tops, classes)
-        new_preds, flagged = {}, {}   # flagged: position -> no-fit priority
+        new_preds, flagged, preds = {}, {}, {}   # flagged: position -> no-fit priority; preds: new ones, written last
         if stale:  # this model's prediction where there is one (a rollback), else a new one
             have = {x.ticket_id: x for x in s.exec(select(Prediction).where(
                 Prediction.ticket_id.in_([p.ticket_ids[k] for k in stale]), Prediction.model_version == version))}
@@ -194,11 +194,8 @@ def prioritize(engine, clf, version: str, pol: Policy, no_fit: tuple = (None, Tr
                 proba[todo], score = nofit.scores(clf, [texts[k] for k in todo])
                 tops, _ = nofit.route(proba[todo], score, classes, len(p.tops[0]) if p.tops and p.tops[0] else 3,
                                       *no_fit)
-                preds = [Prediction(ticket_id=p.ticket_ids[k], model_version=version, department=top[0][0],
-                                    confidence=top[0][1], topk=[list(x) for x in top]) for k, top in zip(todo, tops)]
-                s.add_all(preds)
-                s.flush()
-                new_preds.update(zip(todo, (x.id for x in preds)))
+                preds = {k: Prediction(ticket_id=p.ticket_ids[k], model_version=version, department=top[0][0],
+                                       confidence=top[0][1], topk=[list(x) for x in top]) for k, top in zip(todo, tops)}
                 flagged.update((k, NO_FIT + top[0][1]) for k, top in zip(todo, tops) if top[0][0] == nofit.NONE)
         features = labeled = None
         if strategy.needs_features:
@@ -206,6 +203,12 @@ def prioritize(engine, clf, version: str, pol: Policy, no_fit: tuple = (None, Tr
             done = queue.labeled_texts(s, 2000)
             labeled = featurize([model_input(t, h) for t, h in done]) if done else None
         prio = UNCERTAIN + strategy.priorities(proba, min(window, len(texts)), features, labeled)
+        # the writes last, after every computation: the write lock (taken by the first INSERT/UPDATE) is held
+        # for these statements only, not while the model scores or the strategy orders
+        if preds:
+            s.add_all(preds.values())
+            s.flush()
+            new_preds.update((k, x.id) for k, x in preds.items())
         if new_preds:  # a ticket the current model calls no-fit becomes a no-fit item, shown first
             queue.set_priorities(s, [p.item_ids[k] for k in stale], [flagged.get(k, prio[k]) for k in stale],
                                  [new_preds[k] for k in stale], [k in flagged for k in stale])

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlmodel import Session, select
 
 from router import config
@@ -167,11 +167,15 @@ def labeled_texts(session: Session, limit: int) -> list[tuple[str, str | None]]:
 
 
 def set_priorities(session: Session, item_ids, priorities, prediction_ids=None, no_fit=None) -> None:
-    """New priorities of waiting items; optionally their new predictions, and whether each is now no-fit."""
-    for k, (qid, pr) in enumerate(zip(item_ids, priorities)):
-        values = {"priority": float(pr)}
-        if prediction_ids is not None:
-            values["prediction_id"] = prediction_ids[k]
-        if no_fit is not None and no_fit[k]:
-            values["reason"] = Reason.no_fit
-        session.execute(update(QueueItem).where(QueueItem.id == qid, QueueItem.status == ItemStatus.pending).values(**values))
+    """New priorities of waiting items; optionally their new predictions, and whether each is now no-fit.
+    One executemany per kind (not a statement per item: this runs inside the write lock)."""
+    t = QueueItem.__table__
+    rows = [{"qid": int(qid), "pr": float(pr)} | ({"pid": prediction_ids[k]} if prediction_ids is not None else {})
+            for k, (qid, pr) in enumerate(zip(item_ids, priorities))]
+    values = {"priority": bindparam("pr")} | ({"prediction_id": bindparam("pid")} if prediction_ids is not None else {})
+    stmt = t.update().where(t.c.id == bindparam("qid"), t.c.status == ItemStatus.pending)
+    flagged = [no_fit is not None and bool(no_fit[k]) for k in range(len(rows))]
+    if any(flagged):
+        session.execute(stmt.values(**values, reason=Reason.no_fit), [r for r, f in zip(rows, flagged) if f])
+    if not all(flagged):
+        session.execute(stmt.values(**values), [r for r, f in zip(rows, flagged) if not f])

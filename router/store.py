@@ -14,6 +14,7 @@ Bulk writers (import, classify) commit in batches, so none holds the write lock 
 from __future__ import annotations
 
 import functools
+import os
 import random
 import time
 from contextlib import contextmanager
@@ -232,7 +233,7 @@ def _sqlite_pragmas(dbapi_conn, _record):
     cur.close()
 
 
-def make_engine(url: str, busy_timeout_ms: int = 5000):
+def make_engine(url: str, busy_timeout_ms: int = 5000, lock_log: str = ""):
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -242,6 +243,8 @@ def make_engine(url: str, busy_timeout_ms: int = 5000):
                                hide_parameters=True)  # errors never print ticket texts
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        if lock_log:
+            _log_locks(engine, lock_log)
         return engine
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
@@ -251,6 +254,29 @@ def _sqlite_begin(conn):
     own BEGIN, sent before their first write (reads before it see the newest data)."""
     if conn.get_execution_options().get("write_lock"):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _log_locks(engine, path: str) -> None:
+    """Append one line per write transaction to `path`: pid, seconds from its first write (a `writing`
+    transaction: its BEGIN IMMEDIATE) to its commit or rollback, which is how long it held SQLite's
+    write lock, and the first statement's first words."""
+    def begin(conn):
+        if conn.get_execution_options().get("write_lock"):
+            conn.connection.info["w0"] = (time.perf_counter(), "BEGIN IMMEDIATE")
+
+    def first(conn, _cursor, statement, *_):
+        if "w0" not in conn.connection.info and statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            conn.connection.info["w0"] = (time.perf_counter(), " ".join(statement.split()[:3]))
+
+    def end(conn):
+        got = conn.connection.info.pop("w0", None)
+        if got:
+            with open(path, "a") as f:
+                f.write(f"{os.getpid()} {time.perf_counter() - got[0]:.4f} {got[1]}\n")
+    event.listen(engine, "begin", begin)
+    event.listen(engine, "before_cursor_execute", first)
+    event.listen(engine, "commit", end)
+    event.listen(engine, "rollback", end)
 
 
 @contextmanager
@@ -400,11 +426,11 @@ def migrate(url: str) -> None:
 _engines: dict[str, object] = {}
 
 
-def connect(url: str, busy_timeout_ms: int = 5000):
+def connect(url: str, busy_timeout_ms: int = 5000, lock_log: str = ""):
     """An engine for `url`, migrated to the newest schema once per process."""
     if url not in _engines:
         migrate(url)
-        _engines[url] = make_engine(url, busy_timeout_ms)
+        _engines[url] = make_engine(url, busy_timeout_ms, lock_log)
     return _engines[url]
 
 
@@ -412,7 +438,7 @@ def open_store(cfg):
     """The engine named by the settings (SQLite under paths.home unless store.url is set)."""
     from router import config
 
-    return connect(config.store_url(cfg), cfg.store.busy_timeout_ms)
+    return connect(config.store_url(cfg), cfg.store.busy_timeout_ms, cfg.store.lock_log)
 
 
 __all__ = ["Ticket", "Prediction", "Rule", "Incident", "QueueItem", "Label", "TicketReturn", "ModelVersion", "ModelEvent", "User",
