@@ -128,8 +128,10 @@ def _pairs(groups: dict[str, tuple[list[int], list[int]]], fa, fb, ta: np.ndarra
 def link(session: Session, ids: list[str], texts: list[str], names: list[list[str]], districts: list[str | None],
          received: list[datetime | None], departments: list[str], window_days: float, similarity: float,
          limit: int = 20000, cache: Window | None = None) -> dict[str, tuple[int, str]]:
-    """Link the batch's stored tickets `ids` to incidents (writes Ticket.incident_id/duplicate_of and the
-    Incident rows); returns ticket id -> (incident id, duplicate_of) for those that joined one. `cache`:
+    """Link the batch's tickets `ids` to incidents (writes Ticket.incident_id/duplicate_of and the
+    Incident rows); returns ticket id -> (incident id, duplicate_of) for those that joined one. The batch's
+    tickets need not be stored yet: router/routing.py links before inserting them (with the returned
+    values), so every comparison runs before the transaction's first write takes SQLite's write lock. `cache`:
     the routing run's `Window` (features of the stored tickets compared with)."""
     window = timedelta(days=window_days)
     at = [_aware(t) for t in received]

@@ -53,12 +53,13 @@ class Ranked:
 
 def enqueue(session: Session, ticket_ids, proba: np.ndarray, prediction_ids, pol: Policy,
             texts=None, nofit=None, cache: "Waiting | None" = None, emergency=None,
-            incidents: "tuple[dict, set] | None" = None) -> Enqueued:
+            incidents: "tuple[dict, set] | None" = None, ranked: "Ranked | None" = None) -> Enqueued:
     """Queue the tickets of one routed batch (`rank`, then `queue.enqueue` stores). `incidents`: (ticket id
     -> incident id, incidents with an open item) (router/incidents.py): one item per incident, so a
     member that would be queued gets none when its incident already has one, in the store or earlier in
-    the batch (`merged`); an emergency still does."""
-    r = rank(session, ticket_ids, proba, pol, texts, nofit, cache, emergency)
+    the batch (`merged`); an emergency still does. `ranked`: `rank`'s result, computed before the
+    transaction's first write (router/routing.py), so the write lock is not held while it featurizes."""
+    r = ranked if ranked is not None else rank(session, ticket_ids, proba, pol, texts, nofit, cache, emergency)
     skip = []
     if incidents is not None:
         incident_of, seen = incidents[0], set(incidents[1])

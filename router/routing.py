@@ -133,28 +133,34 @@ def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: P
         predicted = set(s.exec(select(Prediction.ticket_id).where(
             Prediction.ticket_id.in_(ids), Prediction.model_version == version)))
         info = infos or [dispatch.Info() for _ in batch]
+        new = [i for i in range(len(batch)) if ids[i] not in known]
+        keep = [i for i in range(len(batch)) if ids[i] not in predicted]
+        texts = [model_input(t.text, t.title) for t in batch]
+        nofit_conf = None if flagged is None else \
+            np.array([tops[i][0][1] if flagged[i] else np.nan for i in keep], dtype=float)
+        # Reads and computations first, writes last: on SQLite the first INSERT/UPDATE takes the write lock
+        # until the commit, so the queue ranking (featurizing) and the incident matching run before it.
+        ranked = order.rank(s, [ids[i] for i in keep], proba[keep], pol, [texts[i] for i in keep], nofit_conf,
+                            waiting, [is_emergency(tops[i][0][0]) for i in keep])
         fresh = [dict(id=t.id, text=t.text, title=t.title, channel=t.channel,
                       received_at=parse_time(t.received_at), created_at=t0,
                       places=incidents_mod.SEP.join(info[i].names) or None, district=info[i].district)
                  for i, t in enumerate(batch) if t.id not in known]
+        linked = {}
+        if incidents is not None and incidents.enabled and new:  # before the tickets are inserted (see link)
+            linked = incidents_mod.link(s, [ids[i] for i in new], [texts[i] for i in new],
+                                        [info[i].names for i in new], [info[i].district for i in new],
+                                        [f["received_at"] or t0 for f in fresh], [tops[i][0][0] for i in new],
+                                        incidents.window_days, incidents.similarity, cache=window)
+        for f in fresh:
+            f["incident_id"], f["duplicate_of"] = linked.get(f["id"], (None, None))
         if fresh:
             s.execute(insert(Ticket), fresh)
-        new = [i for i in range(len(batch)) if ids[i] not in known]
-        if incidents is not None and incidents.enabled and new:
-            incidents_mod.link(s, [ids[i] for i in new], [model_input(batch[i].text, batch[i].title) for i in new],
-                               [info[i].names for i in new], [info[i].district for i in new],
-                               [f["received_at"] or t0 for f in fresh], [tops[i][0][0] for i in new],
-                               incidents.window_days, incidents.similarity, cache=window)
-        keep = [i for i in range(len(batch)) if ids[i] not in predicted]
         rows = [dict(ticket_id=ids[i], model_version=version, department=tops[i][0][0], confidence=tops[i][0][1],
                      topk=[list(x) for x in tops[i]], created_at=t0, rule_id=info[i].rule_id) for i in keep]
         pred_ids = list(s.scalars(insert(Prediction).returning(Prediction.id, sort_by_parameter_order=True),
                                   rows)) if rows else []
-        nofit_conf = None if flagged is None else \
-            np.array([tops[i][0][1] if flagged[i] else np.nan for i in keep], dtype=float)
-        done = order.enqueue(s, [ids[i] for i in keep], proba[keep], pred_ids, pol,
-                             texts=[model_input(batch[i].text, batch[i].title) for i in keep], nofit=nofit_conf,
-                             cache=waiting, emergency=[is_emergency(tops[i][0][0]) for i in keep],
+        done = order.enqueue(s, [ids[i] for i in keep], proba[keep], pred_ids, pol, ranked=ranked,
                              incidents=incidents_mod.queue_state(s, [ids[i] for i in keep]) if incidents is not None and incidents.enabled else None)
         done.linked = dict((tid, (inc, dup)) for tid, inc, dup in s.exec(
             select(Ticket.id, Ticket.incident_id, Ticket.duplicate_of).where(Ticket.id.in_(ids),

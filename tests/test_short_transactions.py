@@ -216,3 +216,18 @@ def test_app_actions_wait_for_a_writer_and_give_up_with_storebusy(locked, monkey
         assert s.get(QueueItem, item.queue_id).status == "pending"
         assert [lab.undone for lab in s.exec(select(Label)).scalars()] == [True]
     other.close()
+
+
+def test_lock_log_has_one_line_per_write_transaction(tmp_path, catalog):
+    """[store] lock_log: an import of 25 tickets in batches of 10 writes 3 transactions; a `writing`
+    transaction counts from its BEGIN IMMEDIATE; reads write nothing."""
+    url, log = f"sqlite:///{tmp_path}/r.db", tmp_path / "locks"
+    path, _ = history(tmp_path, 25)
+    connect(url)
+    engine = make_engine(url, lock_log=str(log))
+    import_labeled(engine, str(path), catalog, batch=10)
+    counts(engine)
+    add(engine, "x1")
+    lines = [line.split(" ", 2) for line in log.read_text().splitlines()]
+    assert [x[2] for x in lines] == ["INSERT INTO ticket"] * 3 + ["BEGIN IMMEDIATE"]
+    assert all(0 <= float(x[1]) < 60 for x in lines)
