@@ -73,7 +73,7 @@ def from_file(path: str, catalog: Catalog) -> tuple[Labeled, list]:
     return data, rejects
 
 
-IMPORT_BATCH = 1000  # tickets per transaction: a few tens of ms of SQLite's write lock each
+IMPORT_BATCH = 250  # tickets per transaction: tens of ms of SQLite's write lock each (more on a loaded machine)
 
 
 def import_labeled(engine, path: str, catalog: Catalog, source: str = Source.imported,
