@@ -78,7 +78,8 @@ class Store(Section):
     url: str = Field("", description="any SQLAlchemy URL; empty = sqlite:///<home>/router.db")
     busy_timeout_ms: int = Field(5000, ge=0, le=600_000)
     lock_log: str = Field("", description="SQLite: append each write transaction's pid, seconds holding the write "
-                          "lock and first statement to this file (bench/concurrency.py); empty: off")
+                          "lock, seconds its first write waited, and that statement to this file "
+                          "(bench/concurrency.py); empty: off")
 
 
 class Classify(Section):

@@ -13,9 +13,11 @@ Bulk writers (import, classify) commit in batches, so none holds the write lock 
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import random
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -242,11 +244,68 @@ def make_engine(url: str, busy_timeout_ms: int = 5000, lock_log: str = ""):
                                                   "check_same_thread": False},
                                hide_parameters=True)  # errors never print ticket texts
         event.listen(engine, "connect", _sqlite_pragmas)
+        if path and path != ":memory:":
+            _take_turns(engine, _Gate(path, busy_timeout_ms / 1000))
         event.listen(engine, "begin", _sqlite_begin)
         if lock_log:
             _log_locks(engine, lock_log)
         return engine
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+class _Gate:
+    """SQLite writers on this host take turns through a file lock (`<db>-writer`, flock) before they take
+    SQLite's write lock: a waiter tries it every 2 ms, where SQLite's busy handler sleeps up to 100 ms
+    between tries, so under contention a waiter there misses turn after turn (seconds) while others take
+    theirs. Waits at most `timeout` seconds, then goes on to SQLite's own busy wait."""
+
+    def __init__(self, path: str, timeout: float):
+        self.path, self.timeout = path + "-writer", timeout
+        self.mutex = threading.Lock()          # flock excludes processes; the threads of one share its fd
+        self.fd, self.pid = None, None
+
+    def acquire(self) -> bool:
+        deadline = time.monotonic() + self.timeout
+        if not self.mutex.acquire(timeout=self.timeout):
+            return False
+        if self.pid != os.getpid():
+            self.fd, self.pid = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    self.mutex.release()
+                    return False
+                time.sleep(0.002)
+
+    def release(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        self.mutex.release()
+
+
+def _take_turns(engine, gate: _Gate) -> None:
+    """A transaction passes `gate` before its first write (a `writing` one before its BEGIN IMMEDIATE)
+    and leaves it when its connection goes back to the pool, after the commit or rollback."""
+    def enter(info):
+        if "gate" not in info:
+            info["gate"] = gate.acquire()
+
+    def begin(conn):
+        if conn.get_execution_options().get("write_lock"):
+            enter(conn.connection.info)
+
+    def write(conn, _cursor, statement, *_):
+        if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+            enter(conn.connection.info)
+
+    def leave(_dbapi, record):
+        if record.info.pop("gate", False):
+            gate.release()
+    event.listen(engine, "begin", begin)           # before _sqlite_begin's BEGIN IMMEDIATE
+    event.listen(engine, "before_cursor_execute", write)
+    event.listen(engine.pool, "checkin", leave)
 
 
 def _sqlite_begin(conn):
@@ -257,24 +316,32 @@ def _sqlite_begin(conn):
 
 
 def _log_locks(engine, path: str) -> None:
-    """Append one line per write transaction to `path`: pid, seconds from its first write (a `writing`
-    transaction: its BEGIN IMMEDIATE) to its commit or rollback, which is how long it held SQLite's
-    write lock, and the first statement's first words."""
+    """Append one line per write transaction to `path`: pid, seconds it held SQLite's write lock (from the
+    end of its first write statement, or of a `writing` transaction's BEGIN IMMEDIATE, to its commit or
+    rollback), seconds that first statement took (mostly waiting for the lock), the statement's first words."""
     def begin(conn):
         if conn.get_execution_options().get("write_lock"):
-            conn.connection.info["w0"] = (time.perf_counter(), "BEGIN IMMEDIATE")
+            conn.connection.info["w0"] = (time.perf_counter(), 0.0, "BEGIN IMMEDIATE")
 
-    def first(conn, _cursor, statement, *_):
+    def before(conn, _cursor, statement, *_):
         if "w0" not in conn.connection.info and statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
-            conn.connection.info["w0"] = (time.perf_counter(), " ".join(statement.split()[:3]))
+            conn.connection.info["w_start"] = time.perf_counter()
+
+    def after(conn, _cursor, statement, *_):
+        t = conn.connection.info.pop("w_start", None)
+        if t is not None:
+            now_ = time.perf_counter()
+            conn.connection.info["w0"] = (now_, now_ - t, " ".join(statement.split()[:3]))
 
     def end(conn):
         got = conn.connection.info.pop("w0", None)
+        conn.connection.info.pop("w_start", None)
         if got:
             with open(path, "a") as f:
-                f.write(f"{os.getpid()} {time.perf_counter() - got[0]:.4f} {got[1]}\n")
+                f.write(f"{os.getpid()} {time.perf_counter() - got[0]:.4f} {got[1]:.4f} {got[2]}\n")
     event.listen(engine, "begin", begin)
-    event.listen(engine, "before_cursor_execute", first)
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
     event.listen(engine, "commit", end)
     event.listen(engine, "rollback", end)
 

@@ -228,6 +228,6 @@ def test_lock_log_has_one_line_per_write_transaction(tmp_path, catalog):
     import_labeled(engine, str(path), catalog, batch=10)
     counts(engine)
     add(engine, "x1")
-    lines = [line.split(" ", 2) for line in log.read_text().splitlines()]
-    assert [x[2] for x in lines] == ["INSERT INTO ticket"] * 3 + ["BEGIN IMMEDIATE"]
-    assert all(0 <= float(x[1]) < 60 for x in lines)
+    lines = [line.split(" ", 3) for line in log.read_text().splitlines()]
+    assert [x[3] for x in lines] == ["INSERT INTO ticket"] * 3 + ["BEGIN IMMEDIATE"]
+    assert all(0 <= float(x[1]) < 60 and 0 <= float(x[2]) < 60 for x in lines)
