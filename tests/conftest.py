@@ -69,14 +69,23 @@ def real_model(fetcher) -> Path:
         pytest.skip(f"{fetcher.NAME} unavailable (python -m {fetcher.__name__} fetches it): {e}")
 
 
+def import_and_train(history: Path, kind: str | None = None):
+    """`router import HISTORY`, then `router train [--kind KIND]`: the store's engine and the current version."""
+    from router import registry
+
+    assert invoke("import", str(history)).exit_code == 0
+    res = invoke("train", *(["--kind", kind] if kind else []))
+    assert res.exit_code == 0, res.output
+    engine = connect(config.store_url(config.load()))
+    return engine, registry.current(engine)
+
+
 def trained_home(tmp_path_factory, history: Path) -> Path:
     """A home with `history` imported and one trained model."""
     h = tmp_path_factory.mktemp("trained") / "home"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ROUTER_PATHS__HOME", str(h))
-        assert invoke("import", str(history)).exit_code == 0
-        res = invoke("train")
-        assert res.exit_code == 0, res.output
+        import_and_train(history)
     return h
 
 

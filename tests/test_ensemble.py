@@ -8,17 +8,12 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from router import classifier, config, registry
-from router.cli import app
 from router.ensemble import EnsembleClassifier, fit_weights, grid_weights
-from router.store import connect
-from tests.conftest import SAMPLE, read_jsonl, write_jsonl
-from tests.tiny_think import tiny_model
+from tests.conftest import SAMPLE, import_and_train, invoke, read_jsonl, write_jsonl
+from tests.tiny_think import tiny_config, tiny_model
 from training import nightly
-
-runner = CliRunner()
 
 
 def test_grid_covers_the_simplex():
@@ -49,20 +44,13 @@ def env(home, tmp_path, monkeypatch, catalog):
     tiny = tiny_model(tmp_path / "qwen2", texts)
     (tmp_path / "router.toml").write_text(
         "[baseline]\nC = 2.0\nngram_max = 3\nmax_features = 30000\n[retrain]\nmin_new_labels = 50\n"
-        f"[llm]\nbase = \"{tiny}\"\ndevice = \"cpu\"\n"
-        "[prompt]\ndepartment = \"{label}. {name}\"\nmax_ticket_tokens = 48\n"
-        "[sft]\nmax_steps = 2\nbatch_size = 4\ngrad_accum = 1\nlora_r = 4\nlora_alpha = 8\n"
-        "gradient_checkpointing = false\nmax_seq = 2048\n")
+        + tiny_config(tiny))
     return write_jsonl(tmp_path / "history.jsonl", rows), rows
 
 
 def test_train_classify_and_retrain_an_ensemble(env, home, tmp_path):
     history, rows = env
-    assert runner.invoke(app, ["import", str(history)]).exit_code == 0
-    res = runner.invoke(app, ["train", "--kind", "ensemble"])
-    assert res.exit_code == 0, res.output
-    engine = connect(config.store_url(config.load()))
-    mv = registry.current(engine)
+    engine, mv = import_and_train(history, "ensemble")
     assert mv.kind == "ensemble" and mv.status == "current" and mv.base is not None
     meta = json.loads((home / "models" / mv.version / "meta.json").read_text())
     assert meta["members"] == ["llm", "baseline"] and abs(sum(meta["weights"]) - 1) < 1e-9
@@ -78,12 +66,12 @@ def test_train_classify_and_retrain_an_ensemble(env, home, tmp_path):
 
     tickets = write_jsonl(tmp_path / "new.jsonl", [{"id": f"n{i}", "text": r["text"]} for i, r in enumerate(rows[:20])])
     out = tmp_path / "routed.jsonl"
-    res = runner.invoke(app, ["classify", str(tickets), "--output", str(out)])
+    res = invoke("classify", str(tickets), "--output", str(out))
     assert res.exit_code == 0, res.output
     routed = read_jsonl(out)
     assert len(routed) == 20 and all(r["model_version"] == mv.version for r in routed)
 
-    res = runner.invoke(app, ["retrain", "--kind", "ensemble", "--force"])  # gated against the first
+    res = invoke("retrain", "--kind", "ensemble", "--force")  # gated against the first
     assert res.exit_code in (nightly.OK, nightly.KEPT), res.output
     last = registry.versions(engine)[0]
     assert last.kind == "ensemble" and last.version != mv.version

@@ -8,19 +8,14 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from typer.testing import CliRunner
 
 from router import config, registry
 from router.catalog import Catalog
-from router.cli import app
 from router.llm import sft
 from router.llm.model import TRAINED_ON, LLMClassifier, pair_keys
-from router.store import connect
 from tests import tiny_llm
-from tests.conftest import SAMPLE, read_jsonl, write_jsonl
+from tests.conftest import SAMPLE, import_and_train, invoke, read_jsonl, write_jsonl
 from tests.test_training_sft import CLASSES, FAST, Record, make, tiny  # noqa: F401 (tiny: fixture)
-
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -88,22 +83,15 @@ def test_no_warm_start_when_off_or_incompatible(tiny, catalog, tcfg):
 def test_nightly_retrain_warm_starts_from_the_current_version(home, tmp_path, catalog):
     rows = read_jsonl(SAMPLE / "history.jsonl")[:360]
     texts = [d.name for d in catalog.departments] + [r["text"] for r in rows[:100]]
-    from tests.tiny_think import tiny_model
+    from tests.tiny_think import tiny_config, tiny_model
 
     tiny = tiny_model(tmp_path / "qwen2", texts)
-    (tmp_path / "router.toml").write_text(
-        f"[llm]\nbase = \"{tiny}\"\ndevice = \"cpu\"\n[prompt]\ndepartment = \"{{label}}. {{name}}\"\n"
-        "max_ticket_tokens = 48\n[retrain]\nmin_new_labels = 50\n"
-        "[sft]\nmax_steps = 2\nbatch_size = 4\ngrad_accum = 1\nlora_r = 4\nlora_alpha = 8\n"
-        "gradient_checkpointing = false\nmax_seq = 2048\nincremental = true\nreplay = 20\n")
-    assert runner.invoke(app, ["import", str(write_jsonl(tmp_path / "a.jsonl", rows[:300]))]).exit_code == 0
-    res = runner.invoke(app, ["train", "--kind", "llm"])
-    assert res.exit_code == 0, res.output
-    engine = connect(config.store_url(config.load()))
-    first = registry.current(engine)
+    (tmp_path / "router.toml").write_text("[retrain]\nmin_new_labels = 50\n"
+                                          + tiny_config(tiny, "incremental = true\nreplay = 20\n"))
+    engine, first = import_and_train(write_jsonl(tmp_path / "a.jsonl", rows[:300]), "llm")
     assert first.data_snapshot["fit"] == {"from": None, "warm_start": False, "trained": first.data_snapshot["n_train"]}
-    assert runner.invoke(app, ["import", str(write_jsonl(tmp_path / "b.jsonl", rows[300:]))]).exit_code == 0
-    res = runner.invoke(app, ["retrain", "--kind", "llm"])
+    assert invoke("import", str(write_jsonl(tmp_path / "b.jsonl", rows[300:]))).exit_code == 0
+    res = invoke("retrain", "--kind", "llm")
     assert res.exit_code in (0, 5), res.output
     fit = registry.versions(engine)[0].data_snapshot["fit"]
     assert fit["from"] == first.version and fit["warm_start"] and fit["replay"] == 20

@@ -14,16 +14,12 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from router import ROOT, classifier, config, registry
-from router.cli import app
-from router.store import connect
-from tests.conftest import SAMPLE, read_jsonl, real_model, write_jsonl
+from tests.conftest import SAMPLE, import_and_train, invoke, read_jsonl, real_model, write_jsonl
 from training import nightly
 
 pytestmark = pytest.mark.slow
-runner = CliRunner()
 DEPTS = ["water-supply", "power-supply", "police", "housing", "hrss", "market-regulation"]
 PER = 30
 
@@ -54,11 +50,7 @@ def setup(qwen, home, tmp_path):
 
 def test_train_classify_retrain_in_chinese(setup, home, tmp_path):
     history, later = setup
-    assert runner.invoke(app, ["import", str(history)]).exit_code == 0
-    res = runner.invoke(app, ["train", "--kind", "llm"])
-    assert res.exit_code == 0, res.output
-    engine = connect(config.store_url(config.load()))
-    first = registry.current(engine)
+    engine, first = import_and_train(history, "llm")
     folder = home / "models" / first.version
     rep = json.loads((folder / "report.json").read_text())
     cal = rep["calibration"]
@@ -79,15 +71,15 @@ def test_train_classify_retrain_in_chinese(setup, home, tmp_path):
 
     day = write_jsonl(tmp_path / "day.jsonl", [{"id": f"d{i}", "text": r["text"]} for i, r in enumerate(later[:12])])
     out = tmp_path / "routed.jsonl"
-    res = runner.invoke(app, ["classify", str(day), "--output", str(out)])
+    res = invoke("classify", str(day), "--output", str(out))
     assert res.exit_code == 0, res.output
     routed = read_jsonl(out)
     assert len(routed) == 12 and all(r["department"] in DEPTS and r["model_version"] == first.version
                                      for r in routed)
 
     # 24 more labeled tickets arrive; the nightly retrain warm-starts, then goes through the gate
-    assert runner.invoke(app, ["import", str(write_jsonl(tmp_path / "more.jsonl", later))]).exit_code == 0
-    res = runner.invoke(app, ["retrain", "--kind", "llm"])
+    assert invoke("import", str(write_jsonl(tmp_path / "more.jsonl", later))).exit_code == 0
+    res = invoke("retrain", "--kind", "llm")
     assert res.exit_code in (nightly.OK, nightly.KEPT), res.output
     second = registry.versions(engine)[0]
     assert second.version != first.version and second.kind == "llm"

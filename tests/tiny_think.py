@@ -62,3 +62,12 @@ def tiny_model(folder: str | Path, texts: Iterable[str], vocab_size: int = 2000,
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+def tiny_config(base: str | Path, sft: str = "") -> str:
+    """router.toml tables that train `base` (a tiny_model) 2 LoRA steps on the CPU with a short prompt;
+    `sft`: more [sft] lines (that table comes last)."""
+    return (f"[llm]\nbase = \"{base}\"\ndevice = \"cpu\"\n"
+            "[prompt]\ndepartment = \"{label}. {name}\"\nmax_ticket_tokens = 48\n"
+            "[sft]\nmax_steps = 2\nbatch_size = 4\ngrad_accum = 1\nlora_r = 4\nlora_alpha = 8\n"
+            "gradient_checkpointing = false\nmax_seq = 2048\n" + sft)
