@@ -70,6 +70,10 @@ def settings():
 def sign_in(engine, cfg) -> None:
     """The sign-in form; sets st.session_state.reviewer (and role) only for a good sign-in."""
     st.title("工单分派标注")
+    # Streamlit fetches a widget's code when the page first draws one: a hidden button here fetches the
+    # buttons' code before sign-in, so the first ticket's keys (1/2/3/S/N/U) work as soon as it shows.
+    with st.container(key="preload"):
+        st.button("开始标注", key="preload_button", disabled=True)
     try:
         mode, password = users.auth_mode(cfg, engine)
     except users.UserError as e:
@@ -192,9 +196,12 @@ def take_back(engine, reviewer: str, claim_minutes: float) -> None:
 CHANNELS = {"phone": "电话", "web": "网站", "wechat": "微信", "app": "App", "email": "邮件", "sms": "短信"}
 
 # Laptop screens (1024x700): less padding at the top, suggestion names wrap instead of being cut
-# off, long ticket texts scroll inside their box, so the decision buttons stay above the fold.
+# off, long ticket texts scroll inside their box, so the decision buttons and the correction list
+# stay above the fold. Streamlit's English form hint ("Press Enter to submit form") is hidden.
 STYLE = """<style>
 [data-testid="stMainBlockContainer"] { padding-top: 3.5rem; padding-bottom: 2rem; }
+[data-testid="InputInstructions"] { display: none; }
+[data-testid="stLayoutWrapper"]:has(> .st-key-scroll_top, > .st-key-preload) { display: none; }
 [class*="st-key-accept_"] button { height: auto; min-height: 2.75rem; }
 [class*="st-key-accept_"] button p { white-space: normal; overflow-wrap: anywhere; text-align: left; }
 .st-key-ticket_text { max-height: 9.5rem; overflow-y: auto; }
@@ -220,6 +227,15 @@ def sidebar(engine, reviewer: str, tz: str) -> None:
                 pass
             del st.session_state["reviewer"]
             st.rerun()
+
+
+def scroll_top(queue_id: int | None) -> None:
+    """Each new ticket starts at the top of the page (text and list in view), not where the last one
+    was left: the script runs when its text changes, i.e. when the ticket shown changes."""
+    with st.container(key="scroll_top"):  # hidden; first in the page, so its place never moves
+        st.html(f"<script>/* ticket {queue_id} */ for (const el of [document.querySelector("
+                "'[data-testid=\"stMain\"]'), document.scrollingElement]) el && el.scrollTo(0, 0);</script>",
+                unsafe_allow_javascript=True)
 
 
 def show_flash() -> None:
@@ -291,6 +307,9 @@ def ticket_view(engine, catalog, reviewer: str, item: actions.Item, tz: str) -> 
         else:
             st.text(item.text)
 
+
+def suggestions(engine, catalog, reviewer: str, item: actions.Item) -> None:
+    """The model's top 3 as buttons (keys 1/2/3)."""
     st.markdown("##### 模型建议")
     cols = st.columns(3)
     for i, ((dept, p), col) in enumerate(zip(item.top[:3], cols), start=1):
@@ -299,18 +318,11 @@ def ticket_view(engine, catalog, reviewer: str, item: actions.Item, tz: str) -> 
                    on_click=act, args=(engine, catalog, reviewer, item.queue_id, dept))
 
 
-def details(engine, catalog, reviewer: str, item: actions.Item) -> None:
-    """Below the decision buttons: the suggestions' duties, and any other department."""
-    st.markdown("##### 部门职责")
-    for i, ((dept, _), col) in enumerate(zip(item.top[:3], st.columns(3)), start=1):
-        with col, st.container(key=f"duties_{i}"):
-            st.markdown(f"**{plain(catalog.name(dept))}**")
-            duties(catalog, dept)
-
-    st.markdown("##### 改派其他部门")
+def correction(engine, catalog, reviewer: str, item: actions.Item) -> None:
+    """Right under the decision buttons: any other department, and co-handling departments."""
     pick_col, go_col = st.columns([4, 1], vertical_alignment="bottom")
     with pick_col:
-        choice = st.selectbox("其他部门（输入名称可搜索）", catalog.ids + DISPOSITIONS, index=None, key="other",
+        choice = st.selectbox("改派其他部门（输入名称可搜索）", catalog.ids + DISPOSITIONS, index=None, key="other",
                               format_func=lambda d: f"{catalog.name(d)}（{d}）", placeholder="输入部门名称搜索…")
     with go_col:
         st.button("改派", key="correct", width="stretch", on_click=correct,
@@ -319,6 +331,15 @@ def details(engine, catalog, reviewer: str, item: actions.Item) -> None:
         duties(catalog, choice)
     st.multiselect("协办部门（可选，随本次分派一并记录）", catalog.ids, key="co",
                    format_func=lambda d: f"{catalog.name(d)}（{d}）", placeholder="需要多部门协同办理时选择")
+
+
+def details(catalog, item: actions.Item) -> None:
+    """Below the list: the suggestions' duties."""
+    st.markdown("##### 部门职责")
+    for i, ((dept, _), col) in enumerate(zip(item.top[:3], st.columns(3)), start=1):
+        with col, st.container(key=f"duties_{i}"):
+            st.markdown(f"**{plain(catalog.name(dept))}**")
+            duties(catalog, dept)
 
 
 def settle(engine, catalog, lead: str, queue_id: int, outcome: str) -> None:
@@ -432,6 +453,7 @@ def rules_panel(engine, catalog, cfg, reviewer: str) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="工单分派标注", layout="wide")
+    st.html(STYLE)
     try:
         cfg, engine, catalog, claim_minutes, tz = settings()
     except (ValueError, OSError) as e:  # settings, catalogue or store (a newer schema: StoreVersionError)
@@ -443,22 +465,26 @@ def main() -> None:
         return
     sidebar(engine, reviewer, tz)
     rules_panel(engine, catalog, cfg, reviewer)
-    st.html(STYLE)
-    show_flash()
     try:
         item = actions.next_item(engine, reviewer, claim_minutes)
     except StoreBusy:
+        show_flash()
         st.error(BUSY)
         st.button("重试", key="retry_claim")
         return
+    scroll_top(item.queue_id if item else None)
+    show_flash()
     if item is not None and item.reason == "returned":
         dispute_view(engine, catalog, reviewer, item, tz, claim_minutes)  # next_item gives disputes to leads only
         return
     read_only_disputes(engine, catalog, tz)
+    # The ticket is drawn last, into its place above the buttons: the browser shows it only once the
+    # buttons, which hold the keys 1/2/3/S/N/U, are on the page (else a key pressed at once is lost).
+    ticket = st.container()
     if item is None:
         st.info("队列已清空，暂无待处理工单。")
     else:
-        ticket_view(engine, catalog, reviewer, item, tz)
+        suggestions(engine, catalog, reviewer, item)
     qid = item.queue_id if item else None
     a, b, c = st.columns(3)
     a.button("跳过", key="skip", shortcut="S", disabled=item is None, width="stretch",
@@ -468,7 +494,9 @@ def main() -> None:
     c.button("撤销上一步", key="undo", shortcut="U", width="stretch",
              on_click=take_back, args=(engine, reviewer, claim_minutes))
     if item is not None:
-        details(engine, catalog, reviewer, item)
-
+        correction(engine, catalog, reviewer, item)
+        with ticket:
+            ticket_view(engine, catalog, reviewer, item, tz)
+        details(catalog, item)
 
 main()

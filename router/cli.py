@@ -241,8 +241,10 @@ def _classify(job, decode: Optional[config_mod.Decode], config: Optional[Path], 
         fail(f"the store failed ({e}); what was routed so far is in {output}: rerun with --resume")
     except WriteError as e:
         where = "standard output" if output == "-" else RoutedWriter.files(output).get("output's journal", output)
+        again = ("rerun the command (standard output keeps no journal for --resume)" if output == "-" else
+                 "rerun with --resume to finish")
         fail(str(e) + ("" if e.routed is None else f"; stopped after {e.routed} tickets were routed and written "
-                       f"to {where}: once it can be written, rerun with --resume to finish"))
+                       f"to {where}: once it can be written, {again}"))
     for w in s.rule_warnings:
         err.print(f"[yellow]warning:[/yellow] {escape(w)}")
     t = Table(title=f"routed with {s.model_version}", show_lines=False)

@@ -225,3 +225,23 @@ def test_excel_output_has_dates_a_frozen_filtered_header_and_fitted_widths(train
     assert name >= 2 * max(len(ws.cell(r, header.index("department_name") + 1).value) for r in range(2, 7))
     assert invoke("classify", str(src), "-o", str(out), "--resume").exit_code == 0
     assert openpyxl.load_workbook(out).active.cell(2, header.index("received_at") + 1).is_date
+
+
+def test_stdout_gets_every_ticket_and_a_full_stdout_is_one_line(trained, tmp_path):
+    """`router classify day.jsonl -o -` in a real process: every ticket on stdout; to `> /dev/full`, exit 2 and
+    one last line that says so (no traceback, nothing after it from the interpreter's exit)."""
+    import json
+    import subprocess
+    import sys
+
+    src = day(tmp_path, n=60)
+    cmd = [sys.executable, "-c", "from router.cli import app; app()", "classify", str(src), "-o", "-"]
+    ok = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ), timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert [json.loads(x)["id"] for x in ok.stdout.splitlines()] == [r["id"] for r in read_jsonl(src)]
+    with open("/dev/full", "w") as full:
+        res = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, env=dict(os.environ), timeout=300)
+    last = res.stderr.strip().splitlines()[-1]
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "Exception ignored" not in res.stderr, res.stderr
+    assert last.startswith("error: cannot write standard output: no space left on device"), res.stderr
+    assert "stopped after 0 tickets" in last and "rerun the command (standard output keeps no journal" in last
