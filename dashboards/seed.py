@@ -74,10 +74,10 @@ def make_versions(engine, cfg, catalog: Catalog, per_department: int = 10, seed:
         prev = rep
     v1, v2 = out
     registry.promote(engine, v1, "first trained model")
-    registry.record(engine, v2, Action.kept_candidate, "waiting for the nightly gate")
-    registry.promote(engine, v2, "macro-F1 up on the fixed held-out set")
-    registry.rollback(engine, "dispatchers reported misrouted noise complaints")
-    registry.promote(engine, v2, "re-promoted after checking the noise complaints")
+    registry.record(engine, v2, Action.kept_candidate, "等待夜间上线检查")
+    registry.promote(engine, v2, "固定留出集上的宏平均 F1 提高")
+    registry.rollback(engine, "标注员反映噪声投诉分派有误")
+    registry.promote(engine, v2, "核查噪声投诉后重新上线")
     with Session(engine) as s:  # spread the history over the days after training, oldest first
         start = now() - timedelta(days=10)
         for i, ev in enumerate(s.scalars(select(ModelEvent).order_by(ModelEvent.id)).all()):

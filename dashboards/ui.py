@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from dashboards import queries
-from router import config
+from router import config, webui
 from router.catalog import Catalog, CatalogError, load_catalog
 from router.store import StoreVersionError, connect
 
@@ -52,6 +52,7 @@ def _catalog(path: str) -> Catalog:
 def page(title: str) -> Ctx:
     """Set up a page: layout, title, config, catalogue and store (with a clear error if broken)."""
     st.set_page_config(page_title=f"{title} - 工单分派", layout="wide")
+    st.html(webui.ZH_STYLE)
     st.title(title)
     try:
         cfg = config.load()

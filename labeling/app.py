@@ -31,7 +31,7 @@ from sqlmodel import Session
 
 from labeling import actions
 from labeling.actions import SKIP, AccountGone, DecisionError
-from router import config, returns, rules, users
+from router import config, returns, rules, users, webui
 from router.catalog import EMERGENCY, LEGAL, NONE, RESERVED, load_catalog
 from router.nofit import NONE_DUTIES
 from router.places import Places
@@ -197,10 +197,9 @@ CHANNELS = {"phone": "电话", "web": "网站", "wechat": "微信", "app": "App"
 
 # Laptop screens (1024x700): less padding at the top, suggestion names wrap instead of being cut
 # off, long ticket texts scroll inside their box, so the decision buttons and the correction list
-# stay above the fold. Streamlit's English form hint ("Press Enter to submit form") is hidden.
+# stay above the fold.
 STYLE = """<style>
 [data-testid="stMainBlockContainer"] { padding-top: 3.5rem; padding-bottom: 2rem; }
-[data-testid="InputInstructions"] { display: none; }
 [data-testid="stLayoutWrapper"]:has(> .st-key-scroll_top, > .st-key-preload) { display: none; }
 [class*="st-key-accept_"] button { height: auto; min-height: 2.75rem; }
 [class*="st-key-accept_"] button p { white-space: normal; overflow-wrap: anywhere; text-align: left; }
@@ -453,7 +452,7 @@ def rules_panel(engine, catalog, cfg, reviewer: str) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="工单分派标注", layout="wide")
-    st.html(STYLE)
+    st.html(STYLE + webui.ZH_STYLE)
     try:
         cfg, engine, catalog, claim_minutes, tz = settings()
     except (ValueError, OSError) as e:  # settings, catalogue or store (a newer schema: StoreVersionError)

@@ -665,7 +665,7 @@ def label(
                          "(router users add) or set ROUTER_LABELING__PASSWORD; [labeling] auth = \"names\" "
                          "allows names only on purpose"))
         address = "127.0.0.1"
-    _serve(c, config, "labeling", labeling, port, address, ["--client.toolbarMode", "viewer"],
+    _serve(c, config, "labeling", labeling, port, address, [],
            {"accounts": " (sign-in: accounts)", "shared_password": " (sign-in: shared password)",
             "names": " (sign-in: names only, no password)"}[mode])
 
@@ -693,7 +693,7 @@ def _serve(c: Ctx, config: Optional[Path], section: str, package, port, address,
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.port", str(port),
            "--server.address", address, "--server.headless", "true",
            "--browser.gatherUsageStats", "false",
-           "--client.toolbarMode", "viewer",  # the menu without developer items: no Deploy button
+           "--client.toolbarMode", "minimal",  # no menu: no Deploy button, no English items (router/webui.py)
            *extra]
     sys.stdout.flush()
     os.execve(sys.executable, cmd, env)  # streamlit takes over this process: signals reach it directly

@@ -48,6 +48,35 @@ def idle(page, timeout: int = 30_000) -> None:
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
 
 
+# English a user may see here: department ids (housing), code and commands, technical terms kept as such
+KNOWN = (r"（[a-z][a-z-]*）|\(([a-z][a-z-]*)\)|`[^`]*`|\brouter( [a-z-]+)+|\b(ECE|F1|JS|Wilson|App|ROUTER_[A-Z_]+)\b"
+         r"|\b[a-z]+-\d{8}-\d{6}-\d{3}\b|\b[a-z]+\.[a-z]+\b")
+
+
+def english(page) -> list[str]:
+    """Visible texts holding an English word (three letters or more) that is not in KNOWN: text on
+    screen, not material icons' names nor text for screen readers only, plus CSS ::after content."""
+    import re
+
+    texts = page.evaluate("""() => {
+        const out = [];
+        const seen = el => el.checkVisibility({checkOpacity: true, checkVisibilityCSS: true})
+            && parseFloat(getComputedStyle(el).fontSize) > 1 && el.getBoundingClientRect().width > 2
+            && !el.closest('[data-testid="stIconMaterial"], [data-testid="stTooltipHoverTarget"] svg');
+        const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+        for (let n; (n = walk.nextNode());) {
+            const el = n.parentElement;
+            if (el && n.textContent.trim() && !['SCRIPT', 'STYLE'].includes(el.tagName) && seen(el)) out.push(n.textContent);
+        }
+        for (const el of document.querySelectorAll('*')) {
+            const c = getComputedStyle(el, '::after').content;
+            if (c && c !== 'none' && c !== 'normal' && el.checkVisibility()) out.push(c);
+        }
+        return out;
+    }""")
+    return sorted({t.strip() for t in texts if re.search(r"[A-Za-z]{3,}", re.sub(KNOWN, "", t))})
+
+
 def artifacts(name: str) -> Path:
     """tests/artifacts/<name>/ (or $ROUTER_TEST_ARTIFACTS/<name>/), for screenshots."""
     from router import ROOT

@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from router import ROOT
 from router.store import Label, QueueItem, Ticket
-from tests.browser import artifacts, chromium, free_port, idle, require_chromium, serve
+from tests.browser import artifacts, chromium, english, free_port, idle, require_chromium, serve
 from tests.test_labeling_actions import seed
 
 
@@ -39,7 +39,7 @@ def served(engine, tmp_path):
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "labeling" / "app.py"),
            "--server.port", str(port), "--server.address", "127.0.0.1",
            "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer"]
+           "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]  # as `router label`
     with serve(cmd, port, tmp_path / "streamlit.log") as url:
         yield url, ids
 
@@ -128,3 +128,92 @@ def test_laptop_screen_shows_the_whole_decision(served, tmp_path, width, height)
         expect(page.get_by_text("确认 0 · 纠正 0 · 无合适部门 1", exact=False)).to_be_visible()
         fits(page, width, height)
         page.screenshot(path=str(artifacts("labeling") / f"labeling_{width}x{height}_after_no_fit.png"))
+
+
+LONG = ("您好，我要反映一个问题。" + "我家住在东湖区幸福路小区三号楼，楼下的井盖已经丢了一个多星期，晚上路灯也不亮，"
+        "老人孩子经过很危险，前天还有人差点掉下去。") * 4
+
+
+def sign_in(page, url, name="王五") -> None:
+    page.goto(url)
+    page.get_by_label("姓名").fill(name)
+    page.get_by_role("button", name="开始标注").click()
+
+
+def on_screen(page, selector: str, height: int) -> None:
+    box = page.locator(selector).first.bounding_box()
+    assert box and box["y"] >= 0 and box["y"] + box["height"] <= height, (selector, box)
+
+
+def test_at_1024x768_the_list_is_above_the_fold_and_each_ticket_starts_at_the_top(served, engine, tmp_path):
+    """The correction list (改派其他部门) shows without scrolling, a long ticket text included; after a
+    decision made scrolled down, the next ticket is shown from the top: its text and the list in view."""
+    from playwright.sync_api import expect
+
+    with Session(engine) as s:
+        s.get(Ticket, "T1").text = LONG
+        s.commit()
+    url, _ = served
+    with chromium(tmp_path / "profile", 1024, 768) as page:
+        sign_in(page, url)
+        expect(page.get_by_text(LONG[:30])).to_be_visible(timeout=30000)
+        idle(page)
+        for selector in (".st-key-ticket_text", ".st-key-other", ".st-key-correct button", ".st-key-no_fit button"):
+            on_screen(page, selector, 768)
+        page.screenshot(path=str(artifacts("labeling") / "labeling_1024x768.png"))
+        main = page.locator("[data-testid='stMain']")
+        main.evaluate("m => m.scrollTo(0, m.scrollHeight)")        # read the duties at the bottom
+        assert main.evaluate("m => m.scrollTop") > 100
+        page.keyboard.press("s")                                     # and skip from there
+        expect(page.get_by_text("楼上每天半夜唱歌")).to_be_visible(timeout=30000)
+        idle(page)
+        page.wait_for_function("document.querySelector('[data-testid=\"stMain\"]').scrollTop === 0", timeout=10000)
+        for selector in (".st-key-ticket_text", ".st-key-other"):
+            on_screen(page, selector, 768)
+        page.screenshot(path=str(artifacts("labeling") / "labeling_1024x768_after_skip.png"))
+
+
+def test_the_first_key_after_signing_in_is_not_lost(served, engine, tmp_path):
+    """On a slow machine (the browser's CPU throttled 6x) the key 1 pressed as soon as the first ticket shows
+    accepts its first suggestion (the ticket is drawn after its buttons, whose code is fetched before sign-in)."""
+    from playwright.sync_api import expect
+
+    url, _ = served
+    with chromium(tmp_path / "profile", 1024, 768) as page:
+        page.goto(url)
+        idle(page)
+        page.get_by_label("姓名").fill("王五")
+        page.context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": 6})
+        page.get_by_role("button", name="开始标注").click()
+        page.get_by_text("小区门口的井盖丢了，晚上很危险").wait_for(timeout=60000)
+        page.keyboard.press("1")
+        expect(page.get_by_text("已分派到 市城市管理综合执法局")).to_be_visible(timeout=60000)
+    with Session(engine) as s:
+        rows = [(r.ticket_id, r.department, r.reviewer) for r in s.exec(select(Label))]
+    assert rows == [("T1", "urban-mgmt", "王五")]
+
+
+def test_no_english_on_the_app_pages(served, tmp_path):
+    """Sign-in (a name typed: Streamlit's "Press Enter to submit form"), the ticket, a search with no match
+    ("No results"): no English text a dispatcher can see; no English menu."""
+    url, _ = served
+    with chromium(tmp_path / "profile", 1024, 768) as page:
+        page.goto(url)
+        idle(page)
+        page.get_by_label("姓名").fill("王五")
+        page.wait_for_timeout(500)
+        assert english(page) == [], "sign-in"
+        page.get_by_role("button", name="开始标注").click()
+        page.get_by_text("小区门口的井盖丢了，晚上很危险").wait_for(timeout=30000)
+        idle(page)
+        assert page.locator("[data-testid='stMainMenu']").count() == 0
+        assert english(page) == [], "ticket"
+        page.get_by_role("combobox").first.click()
+        page.keyboard.type("住房", delay=50)
+        page.get_by_role("option", name="市住房和城乡建设局（housing）").wait_for()
+        assert english(page) == [], "list"
+        page.keyboard.type("zz", delay=50)
+        empty = page.locator("[role='listbox'][data-empty='true'] [role='option'] > span")
+        empty.wait_for(timeout=10000)
+        assert empty.evaluate("e => getComputedStyle(e, '::after').content") == '"没有匹配项"'
+        assert english(page) == [], "no match"

@@ -8,7 +8,8 @@ import streamlit as st
 from dashboards import queries, ui
 from router.store import now
 
-REASONS = {"low_confidence": "低置信度", "audit": "抽检", "no_fit": "无合适部门", "over_budget": "超出每日预算"}
+REASONS = {"low_confidence": "低置信度", "audit": "抽检", "no_fit": "无合适部门", "over_budget": "超出每日预算",
+           "emergency": "紧急警情", "returned": "派单异议"}
 
 ctx = ui.page("复核队列")
 if not ui.query("has_rows", ctx, "queueitem"):
@@ -74,9 +75,9 @@ else:
         x=alt.X("day:T", title=f"日期（{ctx.zone}）", axis=alt.Axis(format="%m-%d", labelAngle=0)),
         y=alt.Y("share:Q", title="占比", axis=alt.Axis(format=".1%")),
         color=alt.Color("rate:N", title=None),
-        tooltip=[alt.Tooltip("day:T", title="日期"), alt.Tooltip("rate:N", title="类别"),
+        tooltip=[alt.Tooltip("day:T", title="日期", format="%Y-%m-%d"), alt.Tooltip("rate:N", title="类别"),
                  alt.Tooltip("share:Q", title="占比", format=".1%")]).properties(height=220), width="stretch")
-    st.caption("模型路由的工单中判为无合适部门（以 no_fit 进入队列）的占比，以及标注员决定中标为无合适部门（N）的占比。")
+    st.caption("模型路由的工单中判为无合适部门（作为“无合适部门”进入队列）的占比，以及标注员决定中标为无合适部门（N）的占比。")
 
 st.subheader("抽检：随机样本与模型的一致率")
 audit = ui.query("audit_daily", ctx, ctx.tz)

@@ -46,15 +46,22 @@ st.altair_chart(alt.Chart(table).mark_line(point=alt.OverlayMarkDef(size=90, fil
     width="stretch")
 
 st.subheader("版本")
-num = st.column_config.NumberColumn
+# a table, not a grid: at 1024 px every column shows, long names and times wrap instead of being cut off
 when = f"（{ctx.zone}）"
-st.dataframe(table.sort_values("created_at", ascending=False), hide_index=True, column_config={
-    "version": st.column_config.TextColumn("版本", width="large", pinned=True),
-    "kind": st.column_config.TextColumn("类型"), "status": st.column_config.TextColumn("状态"),
-    "created_at": st.column_config.DatetimeColumn("训练时间" + when, format="YYYY-MM-DD HH:mm"),
-    "promoted_at": st.column_config.DatetimeColumn("上线时间" + when, format="YYYY-MM-DD HH:mm"),
-    "accuracy": num("准确率", format="%.4f"), "macro_f1": num("宏平均 F1", format="%.4f"),
-    "ece": num("ECE", format="%.4f"), "train_tickets": num("训练工单"), "test_tickets": num("测试工单")})
+
+
+def fixed(x, fmt="{:.4f}"):
+    return "-" if x is None or pd.isna(x) else fmt.format(x)
+
+
+t = table.sort_values("created_at", ascending=False)
+st.table(pd.DataFrame({
+    "版本": t["version"], "类型": t["kind"], "状态": t["status"],
+    "训练时间" + when: t["created_at"].map(lambda d: fixed(d, "{:%Y-%m-%d %H:%M}")),
+    "上线时间" + when: t["promoted_at"].map(lambda d: fixed(d, "{:%Y-%m-%d %H:%M}")),
+    "准确率": t["accuracy"].map(fixed), "宏平均 F1": t["macro_f1"].map(fixed), "ECE": t["ece"].map(fixed),
+    "训练 / 测试工单": [f"{fixed(a, '{:,.0f}')} / {fixed(b, '{:,.0f}')}"
+                     for a, b in zip(t["train_tickets"], t["test_tickets"])]}), hide_index=True)
 
 st.subheader("上线决策与回滚")
 if ev.empty:

@@ -32,9 +32,10 @@ daily["一次派单准确率"] = daily["right"] / daily["dispatched"]
 daily["退单率"] = daily["returned"] / daily["dispatched"]
 rates = daily.melt("day", ["一次派单准确率", "退单率"], "rate", "share")
 st.altair_chart(alt.Chart(rates).mark_line(point=True).encode(
-    x=alt.X("day:T", title=f"分派日期（{ctx.zone}）"), y=alt.Y("share:Q", title="占比", axis=alt.Axis(format="%")),
+    x=alt.X("day:T", title=f"分派日期（{ctx.zone}）", axis=alt.Axis(format="%m-%d")),
+    y=alt.Y("share:Q", title="占比", axis=alt.Axis(format="%")),
     color=alt.Color("rate:N", title=None),
-    tooltip=[alt.Tooltip("day:T", title="日期"), alt.Tooltip("rate:N", title="指标"),
+    tooltip=[alt.Tooltip("day:T", title="日期", format="%Y-%m-%d"), alt.Tooltip("rate:N", title="指标"),
              alt.Tooltip("share:Q", title="占比", format=".1%")]).properties(height=240), width="stretch")
 st.caption("按工单首次分派的日期统计；退单与改派发生在分派之后，近几天的数字还会下降。")
 
@@ -56,9 +57,10 @@ if why.empty:
     st.info(f"最近 {days} 天没有退单。")
 else:
     st.altair_chart(alt.Chart(why).mark_bar().encode(
-        x=alt.X("day:T", title=f"退单日期（{ctx.zone}）"), y=alt.Y("sum(returns):Q", title="退单数"),
+        x=alt.X("day:T", title=f"退单日期（{ctx.zone}）", axis=alt.Axis(format="%m-%d")),
+        y=alt.Y("sum(returns):Q", title="退单数"),
         color=alt.Color("reason:N", title="退单原因"),
-        tooltip=[alt.Tooltip("day:T", title="日期"), alt.Tooltip("reason:N", title="原因"),
+        tooltip=[alt.Tooltip("day:T", title="日期", format="%Y-%m-%d"), alt.Tooltip("reason:N", title="原因"),
                  alt.Tooltip("sum(returns):Q", title="退单数")]).properties(height=220), width="stretch")
     by = why.groupby(["department", "reason"])["returns"].sum().unstack(fill_value=0)
     by.index = [ctx.catalog.name(d) for d in by.index]
