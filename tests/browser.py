@@ -48,8 +48,10 @@ def idle(page, timeout: int = 30_000) -> None:
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
 
 
-# English a user may see here: department ids (housing), code and commands, technical terms kept as such
-KNOWN = (r"（[a-z][a-z-]*）|\(([a-z][a-z-]*)\)|`[^`]*`|\brouter( [a-z-]+)+|\b(ECE|F1|JS|Wilson|App|ROUTER_[A-Z_]+)\b"
+# English a user may see here: department ids (housing), commands, options and settings sections,
+# technical terms kept as such, version names, reviewer names (chen.jing)
+KNOWN = (r"（[a-z][a-z-]*）|\(([a-z][a-z-]*)\)|`[^`]*`|\brouter( [a-z-]+)+|--[a-z-]+|\[[a-z_.]+\]"
+         r"|\b(ECE|F1|JS|Wilson|App|ROUTER_[A-Z_]+)\b"
          r"|\b[a-z]+-\d{8}-\d{6}-\d{3}\b|\b[a-z]+\.[a-z]+\b")
 
 

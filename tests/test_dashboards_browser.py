@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from dashboards import seed
-from tests.browser import artifacts, chromium, free_port, require_chromium, serve
+from tests.browser import artifacts, chromium, english, free_port, require_chromium, serve
 from tests.browser import idle as browser_idle
 
 PAGES = [("f1", "各部门 F1", 2), ("", "工单分派看板", 0),
@@ -93,3 +93,37 @@ def test_selecting_a_held_out_pair_opens_its_tickets(served, tmp_path, catalog):
         assert page.get_by_text("这一对的留出工单未记录").count() == 0
         assert page.locator("[data-testid='stDataFrame']").count() == 2  # the pairs, and the tickets
         shoot(page, artifacts("dashboards") / "confusion_pair_selected_1400x900.png", 1400, 900)
+
+
+def test_at_1024x768_every_page_is_chinese_and_the_model_history_tables_fit(served, tmp_path):
+    """Every page (dashboards/app.py's list): no English a user can see but department ids, commands and
+    technical terms (tests/browser.py KNOWN); no menu. The model history's tables show every column at
+    1024 px: nothing cut off at the right, no sideways scrolling."""
+    from dashboards.app import PAGES as ALL
+
+    with chromium(tmp_path / "profile", 1024, 768) as page:
+        for _, _, path, _ in ALL:
+            page.goto(f"{served}/{'' if path == 'overview' else path}")  # the default page is served at /
+            idle(page)
+            page.locator("h1").first.wait_for(timeout=30_000)
+            page.wait_for_timeout(1000)                      # charts drawn
+            assert english(page) == [], path
+            assert page.locator("[data-testid='stMainMenu']").count() == 0, path
+        page.goto(f"{served}/history")
+        idle(page)
+        page.get_by_role("heading", name="版本").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(500)
+        right = page.locator("[data-testid='stMainBlockContainer']").evaluate("e => e.getBoundingClientRect().right")
+        tables = page.locator("[data-testid='stTable']")
+        assert tables.count() == 2                           # the versions, the decisions
+        for i in range(2):
+            t = tables.nth(i)
+            t.scroll_into_view_if_needed()
+            assert t.evaluate("e => [e, ...e.querySelectorAll('*')].every(x => x.scrollWidth <= x.clientWidth + 1"
+                              " || getComputedStyle(x).overflowX === 'visible')"), i
+            for cell in t.locator("th, td").all():
+                box = cell.bounding_box()
+                assert box["x"] + box["width"] <= min(right, 1024) + 1, cell.inner_text()
+        for name in ("版本", "类型", "状态", "训练时间", "上线时间", "准确率", "宏平均 F1", "ECE", "训练 / 测试工单"):
+            assert tables.first.locator("th", has_text=name).count() == 1, name
+        shoot(page, artifacts("dashboards") / "history_1024x768.png", 1024, 768)

@@ -10,6 +10,7 @@ from router.store import Action, VersionStatus
 
 ACTIONS = {Action.promoted: "上线", Action.rolled_back: "回滚", Action.kept_candidate: "未上线（保留为候选）"}
 STATUS = {VersionStatus.current: "在用", VersionStatus.candidate: "候选", VersionStatus.retired: "已退役"}
+KINDS = {"baseline": "基线", "llm": "大模型", "ensemble": "集成"}
 
 ctx = ui.page("模型历史")
 vs = ui.query("versions", ctx)
@@ -47,7 +48,7 @@ st.altair_chart(alt.Chart(table).mark_line(point=alt.OverlayMarkDef(size=90, fil
 
 st.subheader("版本")
 # a table, not a grid: at 1024 px every column shows, long names and times wrap instead of being cut off
-when = f"（{ctx.zone}）"
+st.caption(f"时间均为{ctx.zone}。")
 
 
 def fixed(x, fmt="{:.4f}"):
@@ -56,9 +57,9 @@ def fixed(x, fmt="{:.4f}"):
 
 t = table.sort_values("created_at", ascending=False)
 st.table(pd.DataFrame({
-    "版本": t["version"], "类型": t["kind"], "状态": t["status"],
-    "训练时间" + when: t["created_at"].map(lambda d: fixed(d, "{:%Y-%m-%d %H:%M}")),
-    "上线时间" + when: t["promoted_at"].map(lambda d: fixed(d, "{:%Y-%m-%d %H:%M}")),
+    "版本": t["version"], "类型": t["kind"].map(lambda k: f"{KINDS[k]}（{k}）" if k in KINDS else k), "状态": t["status"],
+    "训练时间": t["created_at"].map(lambda d: fixed(d, "{:%Y-%m-%d %H:%M}")),
+    "上线时间": t["promoted_at"].map(lambda d: fixed(d, "{:%Y-%m-%d %H:%M}")),
     "准确率": t["accuracy"].map(fixed), "宏平均 F1": t["macro_f1"].map(fixed), "ECE": t["ece"].map(fixed),
     "训练 / 测试工单": [f"{fixed(a, '{:,.0f}')} / {fixed(b, '{:,.0f}')}"
                      for a, b in zip(t["train_tickets"], t["test_tickets"])]}), hide_index=True)
@@ -80,5 +81,5 @@ else:
                    f"回滚到 {rb['version'].iloc[0]}：{rb['reason'].iloc[0]}")
     # a table, not a grid: long version names and reasons wrap instead of being cut off
     st.table(ev.assign(at=ev["at"].dt.strftime("%Y-%m-%d %H:%M"))[["at", "version", "action_name", "reason"]]
-             .rename(columns={"at": "时间" + when, "version": "版本", "action_name": "决策", "reason": "理由"}),
+             .rename(columns={"at": "时间", "version": "版本", "action_name": "决策", "reason": "理由"}),
              hide_index=True)
