@@ -70,10 +70,6 @@ def settings():
 def sign_in(engine, cfg) -> None:
     """The sign-in form; sets st.session_state.reviewer (and role) only for a good sign-in."""
     st.title("工单分派标注")
-    # Streamlit fetches a widget's code when the page first draws one: a hidden button here fetches the
-    # buttons' code before sign-in, so the first ticket's keys (1/2/3/S/N/U) work as soon as it shows.
-    with st.container(key="preload"):
-        st.button("开始标注", key="preload_button", disabled=True)
     try:
         mode, password = users.auth_mode(cfg, engine)
     except users.UserError as e:
@@ -461,6 +457,10 @@ def main() -> None:
     reviewer = signed_in(engine, cfg)
     if not reviewer:
         sign_in(engine, cfg)
+        # Streamlit fetches a widget's code when the page first draws one: a hidden button here fetches
+        # the buttons' code before sign-in, so the first ticket's keys (1/2/3/S/N/U) work as soon as it shows.
+        with st.container(key="preload"):
+            st.button("开始标注", key="preload_button", disabled=True)
         return
     sidebar(engine, reviewer, tz)
     rules_panel(engine, catalog, cfg, reviewer)
