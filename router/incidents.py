@@ -14,7 +14,8 @@ the batch's n-grams only), a routing run featurizes each stored ticket once (`Wi
 writes go out as a few bulk statements.
 
 The queue (router/order.py) keeps one item per incident: a member whose incident already has an
-open item gets none (`merged`); one decision on that item settles every undecided member
+open item gets none (`merged`), and the extra items a merge or a pulled-in ticket brings are closed
+(`one_item`); one decision on that item settles every undecided member
 (labeling/actions.decide), and a member can be split out (labeling/actions.split).
 """
 
@@ -272,7 +273,36 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
     for r in gone_rows:
         session.delete(r)
     session.flush()
+    one_item(session, set(state))
     return out
+
+
+def one_item(session: Session, incidents: set[int]) -> int:
+    """One open queue item per incident: a merge, or a stored ticket pulled in, brings the incident a
+    second one. The item of highest priority stays; of the others, those nobody holds now are closed
+    (`superseded`; one decision on the kept item settles their tickets, and 拆分 gives one back its own),
+    except an emergency's and a dispute's. Returns how many were closed."""
+    from sqlalchemy import or_
+
+    from router.store import ItemStatus, QueueItem, Reason, now
+
+    if not incidents:
+        return 0
+    open_ = session.exec(select(QueueItem.id, QueueItem.reason, QueueItem.priority, Ticket.incident_id)
+                         .join(Ticket, Ticket.id == QueueItem.ticket_id)
+                         .where(Ticket.incident_id.in_(incidents), QueueItem.status == ItemStatus.pending)).all()
+    per: dict[int, list] = {}
+    for qid, reason, prio, inc in open_:
+        per.setdefault(inc, []).append((-prio, qid, reason))
+    close = [qid for items in per.values() for _, qid, reason in sorted(items)[1:]
+             if reason not in (Reason.emergency, Reason.returned)]
+    if not close:
+        return 0
+    t = now()
+    return session.execute(update(QueueItem).where(
+        QueueItem.id.in_(close), QueueItem.status == ItemStatus.pending,
+        or_(QueueItem.claimed_until.is_(None), QueueItem.claimed_until < t))   # nobody holds it
+        .values(status=ItemStatus.superseded, done_at=t)).rowcount
 
 
 def members(session: Session, incident_id: int) -> list[Ticket]:

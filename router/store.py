@@ -37,7 +37,7 @@ class ItemStatus(StrEnum):
     done = "done"                # decided
     skipped = "skipped"          # a dispatcher skipped it
     over_budget = "over_budget"  # dropped: beyond the day's review budget
-    superseded = "superseded"    # a duplicate open item closed by migration 0004
+    superseded = "superseded"    # a duplicate open item closed by migration 0004, or an incident's extra one (router/incidents.one_item)
 
 
 class Reason(StrEnum):

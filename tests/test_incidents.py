@@ -191,3 +191,44 @@ def test_an_incident_opened_after_a_merge_stays_its_own(engine):
         assert inc["p1"] == inc["q1"] == inc["r1"]
         assert inc["u0"] == inc["u1"] == inc["u2"] != inc["p1"]
         assert s.get(Incident, inc["u0"]).size == 3 and s.get(Incident, inc["p1"]).size == 5
+
+
+def test_one_open_item_per_incident_after_a_pull_in(engine):
+    """A ticket pulled into an incident brings its own open item: the one of higher priority stays, the
+    other is closed (superseded) — unless a dispatcher holds it now."""
+    from datetime import datetime, timedelta, timezone
+
+    from router import incidents
+    from router.store import now
+
+    t0 = datetime(2026, 11, 20, 1, tzinfo=timezone.utc)
+    a = "滨江花园整个小区突然停电了，电梯里还困了人。"
+    b = "滨江花园一带大面积停电，什么时候来电？没有任何通知。"
+    both = "滨江花园整个小区突然停电了，一带大面积停电，什么时候来电？"
+
+    def run(s, tid, text, minute, prio=None, held=False):
+        at = t0 + timedelta(minutes=minute)
+        s.add(Ticket(id=tid, text=text, received_at=at, places="滨江花园", district="district-linjiang"))
+        s.flush()
+        incidents.link(s, [tid], [text], [["滨江花园"]], ["district-linjiang"], [at], ["power-supply"], 2.0, 0.55)
+        if prio is not None:   # queued as routing does, after linking
+            s.add(QueueItem(ticket_id=tid, reason="low_confidence", priority=prio,
+                            claimed_by="王芳" if held else None, claimed_until=now() + timedelta(minutes=10) if held else None))
+        s.flush()
+
+    def status(s, tid):
+        return s.exec(select(QueueItem.status).where(QueueItem.ticket_id == tid)).one()
+
+    with Session(engine) as s:
+        run(s, "p1", a, 0, prio=0.4)
+        run(s, "p2", a + "家里有老人。", 1)             # joins p1's incident, no item of its own
+        run(s, "q1", b, 5, prio=0.8)                  # another matter so far: its own item
+        run(s, "r1", both, 10)                        # pulls q1 into the incident: two open items
+        assert s.get(Ticket, "q1").incident_id == s.get(Ticket, "p1").incident_id
+        assert (status(s, "q1"), status(s, "p1")) == ("pending", "superseded")
+        day = 3 * 24 * 60                             # again, with the lower item held by a dispatcher
+        run(s, "x1", b, day, prio=0.9)
+        run(s, "y1", a, day + 1, prio=0.3, held=True)
+        run(s, "z1", both, day + 2)
+        assert s.get(Ticket, "x1").incident_id == s.get(Ticket, "y1").incident_id is not None
+        assert (status(s, "x1"), status(s, "y1")) == ("pending", "pending")
