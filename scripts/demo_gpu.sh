@@ -15,6 +15,6 @@ export ROUTER_PATHS__HOME=.router-gpu ROUTER_LLM__BASE="$model" ROUTER_LLM__DEVI
   ROUTER_SFT__MAX_SEQ=256
 router import data/sample/history.jsonl
 router train --kind llm
-router classify data/sample/day.jsonl -o .router-gpu/day.routed.jsonl
+router classify data/sample/day.jsonl -o day.gpu.routed.jsonl     # outside the store's home
 router models
-echo "routed tickets: .router-gpu/day.routed.jsonl; review queue: ROUTER_PATHS__HOME=.router-gpu router label"
+echo "routed tickets: day.gpu.routed.jsonl; review queue: ROUTER_PATHS__HOME=.router-gpu router label"
