@@ -53,6 +53,8 @@ def page(title: str) -> Ctx:
     """Set up a page: layout, title, config, catalogue and store (with a clear error if broken)."""
     st.set_page_config(page_title=f"{title} - 工单分派", layout="wide")
     st.html(webui.ZH_STYLE)
+    with st.container(key="zh"):
+        st.html(webui.ZH_SCRIPT, unsafe_allow_javascript=True)
     st.title(title)
     try:
         cfg = config.load()

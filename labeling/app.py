@@ -449,6 +449,8 @@ def rules_panel(engine, catalog, cfg, reviewer: str) -> None:
 def main() -> None:
     st.set_page_config(page_title="工单分派标注", layout="wide")
     st.html(STYLE + webui.ZH_STYLE)
+    with st.container(key="zh"):
+        st.html(webui.ZH_SCRIPT, unsafe_allow_javascript=True)
     try:
         cfg, engine, catalog, claim_minutes, tz = settings()
     except (ValueError, OSError) as e:  # settings, catalogue or store (a newer schema: StoreVersionError)

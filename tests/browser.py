@@ -96,8 +96,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(cmd: list[str], port: int, log_path: Path):
-    """Run `cmd` (a Streamlit server on `port`) until its health check answers; yields its URL."""
+def serve(cmd: list[str], port: int, log_path: Path, process: bool = False):
+    """Run `cmd` (a Streamlit server on `port`) until its health check answers; yields its URL (and
+    the server's process when `process`)."""
     log = open(log_path, "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
     url = f"http://127.0.0.1:{port}"
@@ -110,7 +111,7 @@ def serve(cmd: list[str], port: int, log_path: Path):
                 time.sleep(0.5)
         else:
             pytest.fail(f"{cmd[2:4]} did not start: " + log_path.read_text()[-2000:])
-        yield url
+        yield (url, proc) if process else url
     finally:
         proc.terminate()
         proc.wait(timeout=20)

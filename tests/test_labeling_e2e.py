@@ -217,3 +217,25 @@ def test_no_english_on_the_app_pages(served, tmp_path):
         empty.wait_for(timeout=10000)
         assert empty.evaluate("e => getComputedStyle(e, '::after').content") == '"没有匹配项"'
         assert english(page) == [], "no match"
+
+
+def test_a_lost_connection_is_said_in_chinese(engine, tmp_path):
+    """The server stops under an open page: Streamlit's dialog (English "Connection error") is in Chinese."""
+    require_chromium()
+    seed(engine)
+    port = free_port()
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "labeling" / "app.py"),
+           "--server.port", str(port), "--server.address", "127.0.0.1",
+           "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]
+    with serve(cmd, port, tmp_path / "streamlit.log", process=True) as (url, proc), \
+            chromium(tmp_path / "profile", 1024, 768) as page:
+        page.goto(url)
+        idle(page)
+        page.get_by_label("姓名").wait_for(timeout=30000)
+        proc.terminate()
+        proc.wait(timeout=20)
+        page.get_by_role("dialog").wait_for(timeout=30000)
+        page.wait_for_timeout(500)
+        assert "连接中断" in page.get_by_role("dialog").inner_text()
+        assert english(page) == []
