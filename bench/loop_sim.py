@@ -1,6 +1,6 @@
 """The loop over 30 days, through the product's own code: does routing get better every night?
 
-    python bench/loop_sim.py [--dataset banking77|cn] [--strategies random,margin,diverse]
+    python bench/loop_sim.py [--dataset banking77|cn|realistic] [--strategies random,margin,diverse]
                              [--seeds 0,1,2] [--days 30] [--budget 50] [--jobs 2]
 
 Each run is one dispatch centre with its own store (SQLite, under a temporary folder):
@@ -38,6 +38,9 @@ Data sets:
 - cn: the generated Chinese month (`data/sample/month/`, see data/README.md): a history of ~5
   tickets per department, 30 days of ~400 fresh tickets with incident bursts, a seasonal drift
   and ~3% no-department tickets, a held-out test of 1,500; the catalogue's 70 departments.
+- realistic: the same catalogue in the realistic style (title + 150-800 characters of petition-site
+  prose, `realistic` below): 5 labeled tickets per department of data/realistic/history.jsonl,
+  30 days of 400 tickets generated in that style, data/realistic/test.jsonl (501) as the test.
 
 Writes bench/results/loop_sim_<dataset>.json and .png and prints a table.
 """
@@ -136,6 +139,28 @@ def chinese(days: int = 30, folder: Path = MONTH) -> Setup:
     per_day = [read(f"day{d:02d}.jsonl") for d in range(1, days + 1)]
     return Setup("cn", ROOT / "data" / "departments.json", read("history.jsonl"),
                  per_day, read("test.jsonl"))
+
+
+def realistic(days: int = 30, per_day: int = 400, folder: Path = ROOT / "data" / "realistic") -> Setup:
+    """The realistic style (data/realistic/, `generate.py --style realistic`): a history of the first
+    5 labeled tickets of each department in its history.jsonl, `days` days of `per_day` fresh tickets
+    written in that style here (the generator's own functions, seed 21, the department mix of its
+    day file; no bursts, drift or no-department tickets: the realistic style has none), and its
+    test.jsonl (501) as the held-out test."""
+    import random as rnd
+
+    sys.path.insert(0, str(ROOT / "data"))
+    import generate as g
+
+    read = lambda p: [json.loads(x) for x in (folder / p).read_text(encoding="utf-8").splitlines() if x.strip()]  # noqa: E731
+    seen: Counter = Counter()
+    history = [r for r in read("history.jsonl") if (seen.update([r["label"]]) or seen[r["label"]] <= 5)]
+    g.load_departments()
+    mix = list(zip(g.POPULARITY, g.class_counts(g.N_HISTORY, g.TOP_COUNT, g.BOTTOM_COUNT, len(g.POPULARITY))))
+    rng = rnd.Random(21)
+    per = [g.build(rng, [g.wchoice(rng, mix) for _ in range(per_day)], f"RM{d:02d}", d, d, True, g.realistic_text)
+           for d in range(1, days + 1)]
+    return Setup("realistic", ROOT / "data" / "departments.json", history, per, read("test.jsonl"))
 
 
 def sample(days: int = 3, history: int = 600, folder: Path = ROOT / "data" / "sample") -> Setup:
@@ -528,7 +553,7 @@ def _one(dataset: str, strategy: str, seed: int, budget: int, days: int, rerank:
          known_wrong_weight: int | None = None, kind: str = "baseline", extra: str = "", minutes: float = 0,
          log: Path | None = None) -> dict:
     setup = banking77(seed, days, path=data, workdir=Path(root) / f"b77-{seed}-{return_rate}-{kind}") \
-        if dataset == "banking77" else chinese(days)
+        if dataset == "banking77" else realistic(days) if dataset == "realistic" else chinese(days)
     return simulate(setup, strategy, seed, budget,
                     Path(root) / f"{dataset}-{kind}-{strategy}-{seed}-{budget}-{int(rerank)}-{int(review_all)}-{return_rate}",
                     rerank=rerank, review_all=review_all, return_rate=return_rate, lead_budget=lead_budget,
@@ -644,7 +669,7 @@ def plot(res: dict, path: Path) -> None:
     fig.savefig(path)
 
 
-def main(dataset: str = typer.Option("banking77", help="banking77 | cn"),
+def main(dataset: str = typer.Option("banking77", help="banking77 | cn | realistic"),
          strategies: str = typer.Option("random,margin,diverse", help="comma-separated [queue] strategies"),
          seeds: str = typer.Option("0,1,2"),
          budget: str = typer.Option("50", help="reviews a day; comma-separated for several"),

@@ -91,3 +91,17 @@ def auto_threshold(conf: np.ndarray, correct: np.ndarray, target: float) -> dict
         k = good[-1]
         out.update(threshold=float(c[k]), expected_accuracy=float(acc[k]), routed_share=float((k + 1) / len(c)))
     return out
+
+
+def department_thresholds(conf: np.ndarray, pred: np.ndarray, correct: np.ndarray, target: float,
+                          min_labels: int) -> dict[int, float]:
+    """Per predicted department (column index): its own `auto_threshold` over the tickets predicted
+    as it, where at least `min_labels` are (the others keep the global threshold); each department's
+    routed tickets then reach `target` on their own."""
+    conf, pred, correct = np.asarray(conf, float), np.asarray(pred), np.asarray(correct, bool)
+    out = {}
+    for d in np.unique(pred):
+        m = pred == d
+        if m.sum() >= min_labels:
+            out[int(d)] = auto_threshold(conf[m], correct[m], target)["threshold"]
+    return out

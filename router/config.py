@@ -113,9 +113,11 @@ class Classify(Section):
 
 
 class Baseline(Section):
-    """router/baseline.py: title and text as two TF-IDF blocks of character n-grams, one LinearSVC."""
+    """router/baseline.py: title and text as two TF-IDF blocks of character and word n-grams, one LinearSVC."""
     ngram_min: int = Field(1, ge=1, le=10)
     ngram_max: int = Field(3, ge=1, le=10)
+    words: int = Field(2, ge=0, le=4, description="word 1..words-grams in each block besides the characters' "
+                       "(Latin, Greek, Cyrillic words and numbers; Chinese is left to the characters); 0: none")
     max_features: int = Field(300000, ge=1, description="per block: the n-grams in most training tickets")
     min_df: int = Field(2, ge=1, description="n-grams in fewer training tickets are dropped")
     sublinear: bool = Field(True, description="tf = 1 + log(count)")
@@ -123,7 +125,7 @@ class Baseline(Section):
                                                   "unit norm); \"auto\": 0.3, 1 or 3, whichever the "
                                                   "cross-validation finds most accurate")
     text_weight: float = Field(1.0, ge=0, description="the text block's weight")
-    C: float = Field(10.0, gt=0, description="LinearSVC(C = C / 10)")
+    C: float = Field(20.0, gt=0, description="LinearSVC(C = C / 10)")
     class_weight: Literal["balanced"] | None = "balanced"
     calibration_folds: int = Field(3, ge=0, le=20, description="folds of the cross-validation over all training "
                                    "labels that fits the probability scale and the title's weight (0: none)")
@@ -132,9 +134,9 @@ class Baseline(Section):
 class Train(Section):
     seed: int = Field(42, ge=0, le=2**32 - 1)
     test_size: float = Field(0.1, gt=0, lt=1)
-    refit: bool = Field(False, description="after the held-out evaluation, the version that is registered is "
-                        "fitted again on every label (kinds that refit cheaply: the baseline). Off by default: "
-                        "the gate re-scores the current version on held-out tickets that a refit version saw")
+    refit: bool = Field(True, description="after the held-out evaluation, the version that is registered (and "
+                        "routes) is fitted again on every label (kinds that refit cheaply: the baseline); its "
+                        "held-out fit is kept beside it for the gate, which compares held-out fits only")
 
 
 class LLM(Section):

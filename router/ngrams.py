@@ -10,11 +10,15 @@ dictionary to load. Like sklearn's `char` analyzer: lower-cased, whitespace runs
 from __future__ import annotations
 
 import re
+import zlib
 
 import numpy as np
 from scipy import sparse
 
 _WS = re.compile(r"\s+")
+# words: runs of Latin letters (accents included), Greek, Cyrillic, digits and "_"; Chinese has no
+# spaces to split on, so its characters are left to the character n-grams
+_WORD = re.compile(r"[0-9a-z_\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff]+")
 _P = np.uint64(0x100000001B3)
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
@@ -48,6 +52,31 @@ def grams(texts, lo: int = 1, hi: int = 3) -> tuple[np.ndarray, np.ndarray]:
     if not docs:
         return np.zeros(0, np.int64), np.zeros(0, np.uint64)
     return np.concatenate(docs).astype(np.int64), np.concatenate(hashes)
+
+
+def words(texts, hi: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """(document index, 64-bit hash) of every word n-gram, 1 <= n <= hi, of `texts` (lower-cased;
+    words as `_WORD` finds them), hashed apart from the character n-grams: a word's CRC-32, then
+    the rolling hash over the words and a different salt per n."""
+    doc, crc = [], []
+    for i, t in enumerate(texts):
+        ws = _WORD.findall((t or "").lower())
+        doc += [i] * len(ws)
+        crc += [zlib.crc32(w.encode()) for w in ws]
+    doc, w = np.asarray(doc, np.int64), np.asarray(crc, np.uint64)
+    docs, hashes = [], []
+    h, same = np.zeros(len(w), np.uint64), np.ones(len(w), bool)
+    for n in range(1, hi + 1):
+        m = len(w) - n + 1
+        if m <= 0:
+            break
+        h = h[:m] * _P + w[n - 1:]
+        same = same[:m] & (doc[:m] == doc[n - 1:])      # all n words in one document
+        docs.append(doc[:m][same])
+        hashes.append(_mix(h[same] + np.uint64(1000 + n)))
+    if not docs:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    return np.concatenate(docs), np.concatenate(hashes)
 
 
 def hashed(texts, lo: int = 1, hi: int = 3, bits: int = 20) -> sparse.csr_matrix:
@@ -91,11 +120,15 @@ class Tfidf:
     BITS = 22
 
     def __init__(self, lo: int = 1, hi: int = 3, sublinear: bool = True, min_df: int = 2,
-                 max_features: int = 300000):
+                 max_features: int = 300000, words: int = 0):
         self.lo, self.hi, self.sublinear, self.min_df, self.max_features = lo, hi, sublinear, min_df, max_features
+        self.words = words
 
     def _buckets(self, texts):
         d, h = grams(texts, self.lo, self.hi)
+        if self.words:
+            dw, hw = words(texts, self.words)
+            d, h = np.concatenate([d, dw]), np.concatenate([h, hw])
         return d, (h >> np.uint64(64 - self.BITS)).astype(np.int64)
 
     def fit(self, texts):

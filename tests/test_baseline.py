@@ -19,7 +19,7 @@ from router.baseline import TITLE_WEIGHTS, BaselineClassifier, split
 from router.classifier import load, model_input
 from router.cli import app
 from router.config import Settings
-from router.ngrams import Tfidf, grams
+from router.ngrams import Tfidf, grams, words
 from router.store import ModelVersion, connect
 from tests.conftest import SAMPLE, read_jsonl, write_jsonl
 
@@ -39,6 +39,14 @@ def test_ngrams_are_the_characters_of_each_text_alone():
     v = Tfidf(1, 2, min_df=1).fit(["ab", "abc"])
     X = v.transform(["ab", "zz"])
     assert X.shape == (2, 5) and X[1].nnz == 0 and np.isclose((X[0].toarray() ** 2).sum(), 1.0)
+
+
+def test_word_ngrams_of_latin_words_and_numbers_beside_the_characters():
+    d, h = words(["Card arrived? card 42", "卡到了3号楼", ""], 2)
+    assert list(np.bincount(d, minlength=3)) == [7, 1, 0]   # card arrived card 42 + 3 pairs | 3 | -
+    assert h[0] == h[2] and len(set(h[:4])) == 3 and not set(h) & set(grams(["card"], 1, 4)[1])
+    both = Tfidf(1, 3, min_df=1, words=2).fit(["my card", "your card"])
+    assert len(both.vocab_) == len(Tfidf(1, 3, min_df=1).fit(["my card", "your card"]).vocab_) + 5   # my card your, 2 pairs
 
 
 def test_title_and_text_are_blocks_with_their_own_weight():

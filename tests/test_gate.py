@@ -89,6 +89,44 @@ def test_a_worse_model_is_refused_and_kept_as_candidate(engine, cfg, catalog, sa
     assert bad.report["current"]["n"] == bad.report["n"]
 
 
+def test_the_gate_never_scores_a_model_on_tickets_it_trained_on(engine, cfg, catalog, sample):
+    """The registered version is refit on every label; the gate scores it through its held-out fit,
+    and only on held-out tickets that fit never saw, even when the held-out split itself moves."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from router import classifier
+    from training.data import split
+
+    first = train(engine, cfg, catalog, sample.subset(range(1000)), gate=True)
+    folder = Path(first.version.path)
+    seen = set((folder / "trained_ids.txt").read_text().splitlines())
+    _, te = split(sample.subset(range(1000)), cfg.train.test_size, cfg.train.seed)
+    assert first.report["fits"]["registered"]["refit_on_all_labels"]
+    assert len(seen) == 1000 - len(te) and not seen & {sample.ids[i] for i in te}
+    # more labels, same split: held out forever, so no held-out ticket was ever seen by the first fit
+    second = train(engine, cfg, catalog, sample, gate=True)
+    cur = second.report["current"]
+    assert cur["version"] == first.version.version and cur["seen_left_out"] == 0 and cur["n"] == second.report["n"]
+    # another seed moves the split: the tickets the first held-out fit trained on are left out
+    cfg.train.seed = 7
+    third = train(engine, cfg, catalog, sample, gate=True)
+    test = sample.subset(split(sample, cfg.train.test_size, 7)[1])
+    cur = third.report["current"]
+    # (the current version is the first or the second, whichever the gate kept)
+    current = registry.get(engine, cur["version"])
+    seen = set((Path(current.path) / "trained_ids.txt").read_text().splitlines())
+    scored = [i for i, t in enumerate(test.ids) if t not in seen]
+    assert 0 < len(scored) < len(test) and cur["seen_left_out"] == len(test) - len(scored) == third.report["n"] - cur["n"]
+    # what was scored is the held-out fit (not the refit that routes), on exactly those tickets
+    held = classifier.load(Path(current.path) / "held_out", cfg)
+    assert held.n_fit < classifier.load(current.path, cfg).n_fit
+    pred = held.predict([test.texts[i] for i in scored])
+    acc = float(np.mean(pred == np.array([test.labels[i] for i in scored])))
+    assert cur["accuracy"] == pytest.approx(acc, abs=0.02)     # routing (no-fit decisions) aside, the same model
+
+
 def test_a_wrong_gate_setting_is_an_error():
     from pydantic import ValidationError
 

@@ -127,7 +127,7 @@ def test_no_fit_end_to_end(light, tmp_path, catalog):
     assert data.labels[data.ids.index(item.ticket_id)] == NONE
 
     # the gate: the current model's report against one that misses no-fit tickets
-    proba, score, classes = gate.score(engine, mv, data.texts[-300:], config.Settings())
+    proba, score, classes, _ = gate.score(engine, mv, data.texts[-300:], config.Settings())
     thr = nofit.threshold(config.Settings().nofit, nofit.model_threshold(mv))
     cur = routed(proba, score, classes, data.labels[-300:], catalog, thr, True)
     worse = json.loads(json.dumps(cur))

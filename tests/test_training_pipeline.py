@@ -86,9 +86,16 @@ def test_baseline_trains_calibrates_and_reports(store, cfg, catalog):
     c = rep["calibration"]
     assert c["n_calibration"] > 100 and c["temperature"] != 1.0
     assert c["ece_after"] < c["ece_before"]                                    # sigmoid-OvR is overconfident
-    assert mv.temperature == pytest.approx(c["temperature"]) and mv.metrics["ece_uncalibrated"] == c["ece_before"]
+    assert mv.metrics["ece_uncalibrated"] == c["ece_before"]
     folder = Path(mv.path)
-    assert {p.name for p in folder.iterdir()} >= {"report.json", "report.md", "confusion.png", "meta.json"}
+    assert {p.name for p in folder.iterdir()} >= {"report.json", "report.md", "confusion.png", "meta.json",
+                                                  "held_out", "trained_ids.txt"}
+    # the registered version is refit on every label (its scale from their cross-validation, temperature 1);
+    # the held-out fit, kept for the gate, has the temperature fitted on the calibration slice
+    reg = rep["fits"]["registered"]   # (replay repeats the weighted corrections)
+    assert reg["refit_on_all_labels"] and reg["fit"] >= len(data) and mv.temperature == 1.0
+    held = json.loads((folder / "held_out" / "meta.json").read_text())
+    assert held["temperature"] == pytest.approx(c["temperature"]) and held["n_fit"] < len(data)
     md = (folder / "report.md").read_text()
     assert "temperature" in md and "newest held-out corrections" in md
     # the held-out set never feeds training: same split, no overlap

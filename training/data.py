@@ -1,5 +1,5 @@
 """Labeled data: from the store (imported history + dispatchers' decisions) or from a file,
-and the fixed held-out split."""
+the fixed held-out split and the calibration slice."""
 
 from __future__ import annotations
 
@@ -122,16 +122,25 @@ def _rank(seed: int, tid: str) -> str:
 
 
 def split(data: Labeled, test_size: float = 0.1, seed: int = 42) -> tuple[list[int], list[int]]:
-    """Stratified held-out split that stays put as data grows: within each department the
-    tickets with the lowest seeded hash of their id are held out. Departments with fewer
-    than 2 tickets stay in training."""
+    """The held-out split: a ticket is held out when its seeded id hash falls below `test_size`, so
+    it stays held out forever (the same seed and size): a later version's held-out tickets are never
+    among those an earlier version's held-out fit trained on, and the gate can compare the two fits
+    on them (training/train.py). About `test_size` of each department, not exactly."""
+    test = [i for i, t in enumerate(data.ids) if int(_rank(seed, t)[:13], 16) < test_size * 16 ** 13]
+    held = set(test)
+    return [i for i in range(len(data)) if i not in held], test
+
+
+def stratified(data: Labeled, size: float = 0.1, seed: int = 42) -> tuple[list[int], list[int]]:
+    """(rest, slice): within each department the tickets with the lowest seeded hash of their id
+    make up `size` of it (the calibration slice). Departments with fewer than 2 tickets stay in the rest."""
     by_class: dict[str, list[int]] = defaultdict(list)
     for i, y in enumerate(data.labels):
         by_class[y].append(i)
-    train, test = [], []
+    rest, part = [], []
     for idx in by_class.values():
         idx = sorted(idx, key=lambda i: _rank(seed, data.ids[i]))
-        n_test = 0 if len(idx) < 2 else max(1, round(len(idx) * test_size))
-        test += idx[:n_test]
-        train += idx[n_test:]
-    return sorted(train), sorted(test)
+        n = 0 if len(idx) < 2 else max(1, round(len(idx) * size))
+        part += idx[:n]
+        rest += idx[n:]
+    return sorted(rest), sorted(part)

@@ -1,7 +1,9 @@
 """The promotion gate: a candidate replaces the current model only when it is not worse.
 
 Both models are scored on the SAME held-out tickets (the current one is re-scored, never
-compared through its old report). The candidate is refused when
+compared through its old report), and neither has trained on them: the held-out split is fixed
+by a hash of the ticket id (training/data.py), the current version is scored through its
+held-out fit (`score`), and any ticket that fit saw is left out of the comparison. The candidate is refused when
   - its macro-F1 is lower than the current model's by more than `max_macro_f1_drop` — with
     `confidence` > 0, only when even the `confidence` quantile of a paired bootstrap of the
     change is below that (a few hundred held-out tickets over 70 departments move macro-F1 by
@@ -21,11 +23,12 @@ a later one only through the gate (`router retrain`), when `decide` says so; oth
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import f1_score
 
-from router import nofit, registry
+from router import classifier, nofit, registry
 from router.config import Gate, Settings
 from router.store import Action, ModelVersion
 
@@ -38,12 +41,28 @@ class Decision:
     drops: dict = field(default_factory=dict)  # department -> F1 change, for those over the limit
 
 
-def score(engine, mv: ModelVersion, texts: list[str], cfg: Settings):
-    """Probabilities of model version `mv` (its stored temperature applied), its out-of-scope
-    score (router/nofit.py) and its classes."""
-    _, clf = registry.load(engine, mv.version, cfg)
-    proba, ood = nofit.scores(clf, texts)
-    return proba, ood, [str(c) for c in clf.classes_]
+HELD_OUT = "held_out"      # a refit version's folder keeps its held-out fit here, for the gate
+SEEN = "trained_ids.txt"   # the tickets that fit (and its calibration) saw, one id a line
+
+
+def score(engine, mv: ModelVersion, texts: list[str], cfg: Settings, ids: list[str] | None = None):
+    """Scores of version `mv` where it has not trained: (probabilities, its stored temperature
+    applied; out-of-scope score, router/nofit.py; its classes; the positions of `texts` scored).
+    The model scored is the version's held-out fit (its folder's `held_out/` when the registered
+    model was refit on every label, else the registered model itself), and the tickets are those
+    of `ids` that fit never saw (`trained_ids.txt`); a version saved before that file existed is
+    scored on all of them."""
+    folder = Path(mv.path)
+    if (folder / HELD_OUT / "meta.json").exists():
+        clf = classifier.load(folder / HELD_OUT, cfg)
+    else:
+        _, clf = registry.load(engine, mv.version, cfg)
+    keep = list(range(len(texts)))
+    if ids is not None and (folder / SEEN).exists():
+        seen = set((folder / SEEN).read_text(encoding="utf-8").splitlines())
+        keep = [i for i in keep if ids[i] not in seen]
+    proba, ood = nofit.scores(clf, [texts[i] for i in keep])
+    return proba, ood, [str(c) for c in clf.classes_], keep
 
 
 def bootstrap_change(truth, new, old, q: float, rounds: int = 300, seed: int = 0) -> float:

@@ -1,18 +1,21 @@
 """Train a model version in steps, the same for every kind of model (the kind only decides
 which Classifier `fit` builds). `train` runs them in order, each on what the one before gave:
 
-    split_data  held-out test = split(data, test_size, seed)            (stable as data grows)
-                calibration   = split(rest, calibration_size, seed + 1)  (temperature, no-fit threshold)
+    split_data  held-out test = split(data, test_size, seed)  (by a hash of the ticket id: held out forever)
+                calibration   = stratified(rest, calibration_size, seed + 1)  (temperature, no-fit threshold)
                 fit           = replay.mix(the remainder, since the last version)
     fit         a new model of `kind` on the fit slice
     calibrate   its temperature (and what `Classifier.tune` fits) and the no-fit threshold, on the
                 calibration slice
-    evaluate    the held-out report, and the current model's on the same tickets
+    evaluate    the held-out report, and the current version's held-out fit's on the same tickets
+                (those of them it never saw: training/gate.py `score`)
     refit       the version that is registered: for kinds that refit cheaply (the baseline), the same
                 model fitted again on every label (its probability scale and the "auto" confidence
                 threshold from a cross-validation over all of them); the reported figures stay those
                 of the held-out fit, and the report says how many labels each fit saw
-    settle      save, register as a candidate, and let the gate (training/gate.py) promote it or not
+    settle      save (a refit version keeps its held-out fit in `held_out/`, and every version the ids
+                its held-out fit saw, for later gates), register as a candidate, and let the gate
+                (training/gate.py) promote it or not
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from router.calibration import ece
 from router.catalog import RESERVED, Catalog
 from router.store import ModelVersion, VersionStatus
 from training import evaluate as metrics, gate as gate_mod, replay
-from training.data import Labeled, split
+from training.data import Labeled, split, stratified
 
 
 @dataclass
@@ -53,6 +56,7 @@ class Evaluated:
     report: dict
     current: dict | None = None      # the current model's report on the same held-out tickets
     paired: tuple | None = None      # (truth, candidate's routes, current's routes), for the gate's bootstrap
+    compared: dict | None = None     # the candidate's report on the tickets the current one was scored on
 
 
 @dataclass
@@ -140,15 +144,16 @@ def train(engine, cfg: config.Settings, catalog: Catalog, data: Labeled, kind: s
         return None  # DDP (training/nightly.py): ranks > 0 only train; rank 0 evaluates and registers
     cal = calibrate(cfg, clf, s.cal)
     ev = evaluate(engine, cfg, catalog, clf, cal, s.test)
-    clf, cal = refit(cfg, catalog, kind, clf, cal, ev, s, data, since, say)
-    return settle(engine, cfg, kind, version, clf, s, cal, ev, data, snapshot, since, gate)
+    final, cal = refit(cfg, catalog, kind, clf, cal, ev, s, data, since, say)
+    return settle(engine, cfg, kind, version, final, s, cal, ev, data, snapshot, since, gate,
+                  held_out=clf if final is not clf else None)
 
 
 def split_data(cfg: config.Settings, data: Labeled, since: datetime | None) -> Splits:
     rt = cfg.retrain
     tr, te = split(data, cfg.train.test_size, cfg.train.seed)
     rest, test = data.subset(tr), data.subset(te)
-    fit_idx, cal_idx = (split(rest, rt.calibration_size, cfg.train.seed + 1)
+    fit_idx, cal_idx = (stratified(rest, rt.calibration_size, cfg.train.seed + 1)
                         if rt.calibration_size > 0 else (list(range(len(rest))), []))
     fit_set = replay.mix(rest.subset(fit_idx), since, rt.old_sample, rt.recent_weight, tuple(rt.weighted_sources),
                          cfg.train.seed, rt.known_wrong_weight)
@@ -241,26 +246,36 @@ def evaluate(engine, cfg: config.Settings, catalog: Catalog, clf: classifier.Cla
 
 
 def _current(engine, cfg, catalog, test: Labeled, recent, out: Evaluated, proba, score, classes, thr) -> None:
-    """The current model re-scored on the held-out tickets: its report, its headline in the
-    candidate's (`current`, `delta_f1`), and both models' routes for the gate's bootstrap."""
+    """The current version's held-out fit scored on the held-out tickets it never saw
+    (gate_mod.score): its report, its headline in the candidate's (`current`, `delta_f1`), the
+    candidate's report on the same tickets (`compared`), and both models' routes for the gate's
+    bootstrap."""
     st, rep = cfg.nofit, out.report
     prev = registry.current(engine)
     if prev is None:
         return
     try:
-        cur_proba, cur_score, cur_classes = gate_mod.score(engine, prev, test.texts, cfg)
+        cur_proba, cur_score, cur_classes, keep = gate_mod.score(engine, prev, test.texts, cfg, test.ids)
     except Exception as e:  # its files are gone or its kind cannot load here
         rep["current"] = {"version": prev.version, "error": f"could not re-score: {e}"}
         return
+    if not keep:
+        rep["current"] = {"version": prev.version, "error": "it trained on every held-out ticket"}
+        return
+    sub = test.subset(keep)
+    mine = (proba[keep], score[keep]) if len(keep) < len(test) else (proba, score)
     cur_thr = nofit.threshold(st, nofit.model_threshold(prev))
-    out.current = routed(cur_proba, cur_score, cur_classes, test.labels, catalog, cur_thr, st.enabled)
-    rep["current"] = {"version": prev.version, **_headline(out.current)}
-    rep["delta_f1"] = metrics.compare(rep, out.current)
+    out.current = routed(cur_proba, cur_score, cur_classes, sub.labels, catalog, cur_thr, st.enabled)
+    out.compared = rep if len(keep) == len(test) else routed(*mine, classes, sub.labels, catalog, thr, st.enabled)
+    rep["current"] = {"version": prev.version, "seen_left_out": len(test) - len(keep), **_headline(out.current)}
+    rep["delta_f1"] = metrics.compare(out.compared, out.current)
+    newer = set(recent)
+    recent = [j for j, i in enumerate(keep) if i in newer]
     if recent:
         rep["current"]["newest_corrections"] = _headline(routed(
-            cur_proba[recent], cur_score[recent], cur_classes, test.subset(recent).labels, catalog,
+            cur_proba[recent], cur_score[recent], cur_classes, sub.subset(recent).labels, catalog,
             cur_thr, st.enabled))
-    out.paired = (test.labels, nofit.decide(proba, score, classes, thr, st.enabled),
+    out.paired = (sub.labels, nofit.decide(*mine, classes, thr, st.enabled),
                   nofit.decide(cur_proba, cur_score, cur_classes, cur_thr, st.enabled))
 
 
@@ -291,10 +306,16 @@ def refit(cfg: config.Settings, catalog: Catalog, kind: str, clf: classifier.Cla
 
 def settle(engine, cfg: config.Settings, kind: str, version: str, clf: classifier.Classifier, s: Splits,
            cal: Calibrated, ev: Evaluated, data: Labeled, snapshot: dict | None, since: datetime | None,
-           gate: bool) -> Trained:
-    """Save the model and its report, register it as a candidate, and let the gate decide."""
+           gate: bool, held_out: classifier.Classifier | None = None) -> Trained:
+    """Save the model and its report (and `held_out`, the held-out fit of a refit model, with the
+    ids that fit saw: what later gates score this version by), register it as a candidate, and let
+    the gate decide."""
     folder = config.home(cfg) / "models" / version
     clf.save(folder)
+    if held_out is not None:
+        held_out.save(folder / gate_mod.HELD_OUT)
+    test = set(s.test.ids)
+    (folder / gate_mod.SEEN).write_text("".join(f"{t}\n" for t in data.ids if t not in test), encoding="utf-8")
     metrics.save(ev.report, folder, f"{version}: held-out report")
     times = [t for t in data.times if t is not None]
     snap = {"n_train": len(s.fit), "n_calibration": len(s.cal), "n_test": len(s.test),
@@ -309,5 +330,6 @@ def settle(engine, cfg: config.Settings, kind: str, version: str, clf: classifie
                 "classify": cal.auto, "nofit": {"threshold": cal.threshold, "target_recall": cfg.nofit.target_recall,
                           "n_calibration": cal.n_nofit}},
         metrics={**metrics.summary(ev.report), "ece_uncalibrated": ev.report["calibration"]["ece_before"]}))
-    decision = gate_mod.settle(engine, version, cfg.gate if gate else None, ev.report, ev.current, ev.paired)
+    decision = gate_mod.settle(engine, version, cfg.gate if gate else None, ev.compared or ev.report, ev.current,
+                               ev.paired)
     return Trained(registry.get(engine, version), ev.report, decision.promote, decision, ev.current)
