@@ -198,3 +198,29 @@ def test_finetune_records_its_base(tiny, catalog, tcfg, tmp_path, caplog):
 
     assert json.loads((tmp_path / "run" / "base.json").read_text())["base"] == "fp32"   # CPU
     assert "training base: fp32" in caplog.text
+
+
+class NanQueryGrads(TrainerCallback):
+    """NaN gradients into the query projections' LoRA weights, as cuDNN's attention backward gave them
+    on the GPU (pytorch/pytorch#196678); records whether cuDNN attention was enabled while training."""
+
+    def __init__(self):
+        self.cudnn = []
+
+    def on_train_begin(self, args, state, control, model=None, **kw):
+        for n, w in model.named_parameters():
+            if w.requires_grad and "q_proj" in n:
+                w.register_hook(lambda g: torch.full_like(g, float("nan")))
+
+    def on_step_end(self, args, state, control, **kw):
+        self.cudnn.append(torch.backends.cuda.cudnn_sdp_enabled())
+
+
+def test_a_diverged_fit_fails_there_and_trains_without_cudnn_attention(tiny, catalog, tcfg, tmp_path):
+    texts, labels = make(16, 3)
+    rec = NanQueryGrads()
+    with pytest.raises(ValueError, match="LoRA fit diverged: .* not finite after step 2"):
+        sft.finetune(str(tiny), texts, labels, catalog, tcfg, tmp_path / "run", classes=CLASSES,
+                     callbacks=[rec], progress=False, max_steps=2, **FAST)
+    assert not (tmp_path / "run" / "adapter").exists()            # no NaN adapter to score with
+    assert rec.cudnn == [False, False] and torch.backends.cuda.cudnn_sdp_enabled()  # off while training only

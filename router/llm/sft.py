@@ -288,6 +288,26 @@ def _prefix_trainer_class():
     return PrefixSFTTrainer
 
 
+def without_cudnn_attention():
+    """Attention without the cuDNN backend while training: its backward (torch 2.13, H100/H200)
+    returns NaN query gradients when a mask is given and the key length is 64 past a multiple of 128
+    (pytorch/pytorch#196678, hit through Qwen2.5's large-activation heads), which turned every LoRA
+    weight NaN on the Chinese month. Flash / memory-efficient / math attention are exact; scoring
+    (router/llm/score.py, forward only) keeps its kernels."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+
+
+def check_finite(model, step: int) -> None:
+    """Raise when a trainable weight is not finite after the fit (the loss or a gradient was), rather
+    than save an adapter whose every score would be NaN."""
+    bad = [n for n, w in model.named_parameters() if w.requires_grad and not torch.isfinite(w).all()]
+    if bad:
+        raise ValueError(f"the LoRA fit diverged: {len(bad)} adapter weights are not finite after step {step} "
+                         f"(first: {bad[0]}); a NaN/inf loss or gradient (try a lower [sft] learning_rate)")
+
+
 def finetune(model_id: str, texts: Sequence[str], labels: Sequence[str], catalog, cfg, out_dir,
              resume: bool = True, *, gguf_file: str | None = None, classes: Sequence[str] | None = None,
              callbacks=(), progress: bool = True, adapter: str | Path | None = None, shots=(), **overrides) -> Path:
@@ -333,7 +353,9 @@ def finetune(model_id: str, texts: Sequence[str], labels: Sequence[str], catalog
     tr = trainer(model, tokenizer, examples(prompt, texts, labels, s.max_seq, share), s, out_dir, cuda,
                  callbacks, progress, prefix=prompt.prefix if share else None, adapter=adapter)
     ckpt = last_checkpoint(out_dir / "checkpoints") if resume else None
-    tr.train(resume_from_checkpoint=ckpt)
+    with without_cudnn_attention():
+        tr.train(resume_from_checkpoint=ckpt)
+    check_finite(tr.model, tr.state.global_step)
     adapter = out_dir / "adapter"
     if tr.is_world_process_zero():  # under DDP every process holds the same weights; rank 0 writes them
         tr.model.save_pretrained(str(adapter))
