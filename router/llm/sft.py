@@ -305,7 +305,7 @@ def check_finite(model, step: int) -> None:
     bad = [n for n, w in model.named_parameters() if w.requires_grad and not torch.isfinite(w).all()]
     if bad:
         raise ValueError(f"the LoRA fit diverged: {len(bad)} adapter weights are not finite after step {step} "
-                         f"(first: {bad[0]}); a NaN/inf loss or gradient (try a lower [sft] learning_rate)")
+                         f"(first: {bad[0]}): a loss or gradient was NaN or infinite; no adapter saved")
 
 
 def finetune(model_id: str, texts: Sequence[str], labels: Sequence[str], catalog, cfg, out_dir,
