@@ -294,7 +294,7 @@ def refit(cfg: config.Settings, catalog: Catalog, kind: str, clf: classifier.Cla
     every = replay.mix(data, since, rt.old_sample, rt.recent_weight, tuple(rt.weighted_sources), cfg.train.seed,
                        rt.known_wrong_weight)
     say(f"refitting on all {len(every)} labels")
-    final = build(kind, cfg, catalog, nofit.NONE in every.labels)
+    final = build(kind, cfg, catalog, nofit.NONE in every.labels, every.labels)
     final.carry(clf)
     final.fit(every.texts, every.labels)
     final.temperature = 1.0
