@@ -1,6 +1,6 @@
 """Incidents (并单) on the Chinese month's 15 bursts (router/incidents.py).
 
-    python bench/incidents.py [--similarity 0.6] [--window-days 2]
+    python bench/incidents.py [--similarity 0.5] [--window-days 2]
 
 Through the product's own commands in a fresh home: `router import` of the month's history,
 `router train` (baseline), then `router classify` of each of the 30 days in order, once with
@@ -12,7 +12,10 @@ every day's low-confidence tickets stay waiting. Measured from the store against
     tickets outside any burst in any incident (some of those are real repeats: the generator writes
     regular tickets from the same phrasings and places);
   - reviews saved: queue items created with incidents off minus on (one item per incident).
-Writes bench/results/incidents.json and prints a table.
+Realistic case (long texts): `router import` of data/realistic/history.jsonl, `router train`, then
+`router classify` of data/realistic/test.jsonl (501 distinct tickets over 25 days, no bursts: every
+ticket grouped is a wrong merge); measured: tickets in an incident, incidents.
+Writes bench/results/incidents.json and prints two tables.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 MONTH = ROOT / "data" / "sample" / "month"
+REAL = ROOT / "data" / "realistic"
 OUT = ROOT / "bench" / "results" / "incidents.json"
 
 
@@ -56,6 +60,20 @@ def run(home: Path, env: dict) -> dict:
         inc = dict(s.exec(select(Ticket.id, Ticket.incident_id).where(Ticket.incident_id.is_not(None))).all())
         items = Counter(r for r in s.exec(select(QueueItem.reason)))
     return {"incident_of": inc, "items": dict(items), "classify_s": round(seconds, 1), "meta": meta}
+
+
+def realistic(home: Path, env: dict) -> dict:
+    from router.cli import app
+
+    os.environ.update(ROUTER_PATHS__HOME=str(home), **env)
+    cli = CliRunner()
+    for args in (["import", str(REAL / "history.jsonl")], ["train"],
+                 ["classify", str(REAL / "test.jsonl"), "-o", str(home.parent / "realistic.routed.jsonl")]):
+        res = cli.invoke(app, args)
+        assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in (home.parent / "realistic.routed.jsonl").read_text(encoding="utf-8").splitlines()]
+    inc = [r["incident_id"] for r in rows if r.get("incident_id") is not None]
+    return {"tickets": len(rows), "in_an_incident": len(inc), "incidents": len(set(inc))}
 
 
 def measure(r: dict) -> dict:
@@ -93,6 +111,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         on = run(Path(tmp) / "on", env | {"ROUTER_INCIDENTS__ENABLED": "true"})
         off = run(Path(tmp) / "off", env | {"ROUTER_INCIDENTS__ENABLED": "false"})
+        real = realistic(Path(tmp) / "real", env | {"ROUTER_INCIDENTS__ENABLED": "true"})
+    load_end = os.getloadavg()
     m = measure(on)
     items_on, items_off = sum(on["items"].values()), sum(off["items"].values())
     m |= {"queue_items_on": on["items"], "queue_items_off": off["items"], "reviews_saved": items_off - items_on,
@@ -101,7 +121,7 @@ def main():
 
     cfg = Incidents(**{k: v for k, v in (("similarity", a.similarity), ("window_days", a.window_days)) if v is not None})
     res = {"machine": platform.machine(), "date": time.strftime("%Y-%m-%d"), "loadavg": [round(x, 2) for x in load],
-           "settings": cfg.model_dump()} | m
+           "loadavg_end": [round(x, 2) for x in load_end], "settings": cfg.model_dump()} | m | {"realistic": real}
     OUT.write_text(json.dumps(res, ensure_ascii=False, indent=1) + "\n")
     print("| similarity, window | burst tickets grouped | smallest burst coverage | outside bursts merged with a burst "
           "| outside bursts in any incident | queue items off → on (reviews saved) | 30 days classify s off / on |")
@@ -110,6 +130,8 @@ def main():
           f"{min(m['largest_incident_share_per_burst'].values()):.0%} | {m['outside_merged_with_a_burst']} / "
           f"{m['outside_bursts']} | {m['outside_in_any_incident']} ({m['outside_in_any_incident'] / m['outside_bursts']:.1%}) | "
           f"{items_off} → {items_on} ({m['reviews_saved']}) | {off['classify_s']} / {on['classify_s']} |")
+    print(f"\nrealistic test ({real['tickets']} distinct tickets, no bursts): {real['in_an_incident']} in "
+          f"{real['incidents']} incidents; load average {load[0]:.1f} at the start, {load_end[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

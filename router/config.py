@@ -268,8 +268,8 @@ class Incidents(Section):
     enabled: bool = Field(True, description="group near-duplicate tickets naming the same place")
     window_days: float = Field(2.0, gt=0, description="an earlier ticket counts when received at most this many "
                                "days before")
-    similarity: float = Field(0.6, gt=0, le=1, description="cosine of character 1-3-grams from which two tickets "
-                              "read alike (bench/incidents.py measures it)")
+    similarity: float = Field(0.5, gt=0, le=1, description="cosine of IDF-weighted character 1-3-grams from which "
+                              "two tickets read alike (bench/incidents.py measures it)")
     alert_size: int = Field(10, ge=2, description="dashboards: an incident with this many tickets within "
                             "alert_hours is an early warning (风险性苗头性诉求预警)")
     alert_hours: float = Field(4.0, gt=0, description="... the span that counts")

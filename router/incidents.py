@@ -2,8 +2,11 @@
 
 A ticket joins an incident when an earlier ticket (in the store or earlier in its batch) names one
 of the same places (router/places.py), was received within `[incidents] window_days` of it, and
-reads alike: cosine of their character 1-3-gram vectors (router/strategies.featurize) at least
-`[incidents] similarity`. It repeats its most similar such ticket (`duplicate_of`) and joins the
+reads alike: cosine of their character 1-3-gram vectors (router/strategies.featurize) weighted by
+inverse document frequency, at least `[incidents] similarity`. The frequencies are counted over the
+latest `REFERENCE` stored tickets and the run's batches (`Window.idf`): the greetings and set phrases
+every long message repeats (您好, 我也知道你们工作忙, 请尽快处理) weigh nothing, so two unrelated long
+tickets no longer read alike (bench/incidents.py, the realistic case). It repeats its most similar such ticket (`duplicate_of`) and joins the
 incident (`incident_id`) of the tickets it reads like, opened when none of them had one; those of
 them in no incident yet (earlier in the batch or from an earlier run) join it too; when it reads like
 tickets of two incidents, they are merged into the older one. Tickets naming
@@ -27,10 +30,12 @@ import numpy as np
 from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
+from router.ngrams import normalize
 from router.store import Incident, Ticket
 from router.strategies import featurize
 
 SEP = "、"
+REFERENCE = 2000   # stored tickets the n-grams' document frequencies start from
 
 
 def _aware(t: datetime | None) -> datetime | None:
@@ -48,6 +53,25 @@ class Window:
         self.pos: dict[str, int] = {}
         self.data, self.indices, self.indptr = [], [], [np.zeros(1, np.int64)]
         self.matrix = None
+        self.df, self.n = None, 0          # per n-gram column: in how many of `n` tickets it occurs
+
+    def idf(self, session: Session, f) -> np.ndarray:
+        """Per column, log((n + 1) / (df + 1)) over the latest REFERENCE stored tickets (read once) and
+        the batches seen so far, `f` (this batch's features) included: 0 for an n-gram in every ticket."""
+        if self.df is None:
+            from router.classifier import model_input
+
+            self.df = np.zeros(f.shape[1], np.float32)
+            seed = session.exec(select(Ticket.text, Ticket.title).order_by(Ticket.received_at.desc())
+                                .limit(REFERENCE)).all()
+            if seed:
+                self._count(featurize([model_input(t, h) for t, h in seed]))
+        self._count(f)
+        return np.log((self.n + 1) / (self.df + 1)).astype(np.float32)
+
+    def _count(self, f) -> None:
+        self.df += np.bincount(f.indices, minlength=len(self.df)).astype(np.float32)
+        self.n += f.shape[0]
 
     def add(self, ids: list[str], f) -> None:
         new = [k for k, t in enumerate(ids) if t not in self.pos]
@@ -80,6 +104,13 @@ class Window:
             self.matrix = sparse.csr_matrix((self.data[0], self.indices[0], self.indptr[0]),
                                             shape=(len(self.pos), 1 << 20))
         return self.matrix, np.array([self.pos[t] for t in ids], dtype=np.int64)
+
+
+def _weighted(X, w: np.ndarray):
+    """`X`'s columns scaled by `w`, rows L2-normalised again (a new matrix: `X` is left as it is)."""
+    from scipy import sparse
+
+    return normalize(sparse.csr_matrix((X.data * w[X.indices], X.indices, X.indptr), shape=X.shape))
 
 
 def _compact(X, lut: np.ndarray, width: int):
@@ -156,11 +187,14 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
     when = dict(zip(c_ids, c_at)) | {ids[x]: at[x] for x in todo}
     f_batch = featurize([texts[i] for i in todo])
     cache.add([ids[i] for i in todo], f_batch)   # the next batches compare with these
-    # only the batch's n-grams count in a cosine with a batch ticket: the others' columns are dropped
+    idf = cache.idf(session, f_batch)
+    # only the batch's n-grams count in a cosine with a batch ticket: the others' columns (and those of
+    # weight 0) are dropped
     cols = np.unique(f_batch.indices)
+    cols = cols[idf[cols] > 0]
     lut = np.full(f_batch.shape[1], -1, np.int32)
     lut[cols] = np.arange(len(cols), dtype=np.int32)
-    f_small = _compact(f_batch, lut, len(cols))
+    f_small = _compact(_weighted(f_batch, idf), lut, len(cols))
     t_batch = np.array([at[i].timestamp() for i in todo])
     t_cand = np.array([t.timestamp() for t in c_at])
     # area (a place's district, `cache.area`) -> (batch rows, candidate rows): tickets naming a place
@@ -180,7 +214,7 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
     hits_c: dict[int, list[tuple[float, int]]] = {}
     if cand:
         m, rows = cache.rows(session, c_ids)
-        a, b, s = _pairs(groups, f_small, _compact(m[rows], lut, len(cols)), t_batch, t_cand,
+        a, b, s = _pairs(groups, f_small, _compact(_weighted(m[rows], idf), lut, len(cols)), t_batch, t_cand,
                          n_batch, _incidence(c_names, index), secs, similarity)
         for k, j, v in zip(a.tolist(), b.tolist(), s.tolist()):
             hits_c.setdefault(k, []).append((v, j))

@@ -232,3 +232,26 @@ def test_one_open_item_per_incident_after_a_pull_in(engine):
         run(s, "z1", both, day + 2)
         assert s.get(Ticket, "x1").incident_id == s.get(Ticket, "y1").incident_id is not None
         assert (status(s, "x1"), status(s, "y1")) == ("pending", "pending")
+
+
+def test_long_unrelated_tickets_do_not_link_a_repeat_does(centre, tmp_path):
+    """Realistic long messages (data/realistic) share greetings and set phrases: four unrelated ones naming one
+    place read alike by raw n-grams (cosine 0.73-0.84, above any threshold), not once the n-grams are weighted
+    by how rare they are; a repeat of one of them, with another opening and its end cut, still links."""
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "data" / "realistic" / "test.jsonl"
+    pick = {"RT000003", "RT000005", "RT000006", "RT000007"}       # ecology, commerce, two district offices
+    rows = [r for r in read_jsonl(src) if r["id"] in pick]
+    for k, r in enumerate(rows):
+        r["text"] = "家住滨江花园。" + r["text"]
+        r["received_at"] = f"2026-11-20T{9 + k:02d}:00:00+08:00"
+    rows.append({"id": "again", "title": rows[0]["title"], "text": "你好，这个事再反映一次。" + rows[0]["text"][:-60],
+                 "received_at": "2026-11-20T15:00:00+08:00"})
+    write_jsonl(tmp_path / "d.jsonl", rows)
+    res = invoke("classify", str(tmp_path / "d.jsonl"))
+    assert res.exit_code == 0, res.output
+    out = {r["id"]: r for r in read_jsonl(tmp_path / "d.routed.jsonl")}
+    assert out["again"]["duplicate_of"] == "RT000003" and out["again"]["incident_id"] is not None
+    assert out["RT000003"]["incident_id"] == out["again"]["incident_id"]
+    assert all(out[i]["incident_id"] is None for i in pick - {"RT000003"})
