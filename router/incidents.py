@@ -36,6 +36,7 @@ from router.strategies import featurize
 
 SEP = "、"
 REFERENCE = 2000   # stored tickets the n-grams' document frequencies start from
+FEW = 100          # ... counted as if over at least this many tickets
 
 
 def _aware(t: datetime | None) -> datetime | None:
@@ -55,19 +56,20 @@ class Window:
         self.matrix = None
         self.df, self.n = None, 0          # per n-gram column: in how many of `n` tickets it occurs
 
-    def idf(self, session: Session, f) -> np.ndarray:
+    def idf(self, session: Session, ids: list[str], f) -> np.ndarray:
         """Per column, log((n + 1) / (df + 1)) over the latest REFERENCE stored tickets (read once) and
-        the batches seen so far, `f` (this batch's features) included: 0 for an n-gram in every ticket."""
+        the batches seen so far, this one (`ids`, features `f`) included: 0 for an n-gram in every ticket.
+        n is at least FEW: a handful of tickets says little about which n-grams are common."""
         if self.df is None:
             from router.classifier import model_input
 
             self.df = np.zeros(f.shape[1], np.float32)
-            seed = session.exec(select(Ticket.text, Ticket.title).order_by(Ticket.received_at.desc())
-                                .limit(REFERENCE)).all()
+            seed = session.exec(select(Ticket.text, Ticket.title).where(Ticket.id.not_in(ids))
+                                .order_by(Ticket.received_at.desc()).limit(REFERENCE)).all()
             if seed:
                 self._count(featurize([model_input(t, h) for t, h in seed]))
         self._count(f)
-        return np.log((self.n + 1) / (self.df + 1)).astype(np.float32)
+        return np.log((max(self.n, FEW) + 1) / (self.df + 1)).astype(np.float32)
 
     def _count(self, f) -> None:
         self.df += np.bincount(f.indices, minlength=len(self.df)).astype(np.float32)
@@ -187,7 +189,7 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
     when = dict(zip(c_ids, c_at)) | {ids[x]: at[x] for x in todo}
     f_batch = featurize([texts[i] for i in todo])
     cache.add([ids[i] for i in todo], f_batch)   # the next batches compare with these
-    idf = cache.idf(session, f_batch)
+    idf = cache.idf(session, [ids[i] for i in todo], f_batch)
     # only the batch's n-grams count in a cosine with a batch ticket: the others' columns (and those of
     # weight 0) are dropped
     cols = np.unique(f_batch.indices)

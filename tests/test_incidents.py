@@ -111,7 +111,7 @@ def test_a_ticket_like_two_incidents_merges_them(engine):
                          district="district-linjiang"))
             s.flush()
             incidents.link(s, [tid], [text], [["滨江花园"]], ["district-linjiang"], [t0 + timedelta(minutes=k)],
-                           ["power-supply"], 2.0, 0.55)
+                           ["power-supply"], 2.0, 0.5)
             if tid == "q2":   # before the bridging ticket: two incidents
                 assert len({s.get(Ticket, x).incident_id for x in ("p1", "p2", "q1", "q2")}) == 2
         s.commit()
@@ -138,7 +138,7 @@ def test_a_match_in_no_incident_is_pulled_in(engine):
             s.add(Ticket(id=tid, text=text, received_at=t, places="滨江花园", district="district-linjiang"))
         s.flush()
         incidents.link(s, [r[0] for r in rows], [r[1] for r in rows], [["滨江花园"]] * len(rows),
-                       ["district-linjiang"] * len(rows), at, ["power-supply"] * len(rows), 2.0, 0.55)
+                       ["district-linjiang"] * len(rows), at, ["power-supply"] * len(rows), 2.0, 0.5)
 
     with Session(engine) as s:                 # earlier runs: p1+p2 an incident, q1 alone
         run(s, [("p1", a), ("p2", a + "家里有老人。")], 0)
@@ -178,14 +178,14 @@ def test_an_incident_opened_after_a_merge_stays_its_own(engine):
             s.add(Ticket(id=tid, text=text, received_at=t0 + timedelta(minutes=k), places=place))
             s.flush()
             if tid != "u0":
-                incidents.link(s, [tid], [text], [[place]], [None], [t0 + timedelta(minutes=k)], ["power"], 2.0, 0.55)
+                incidents.link(s, [tid], [text], [[place]], [None], [t0 + timedelta(minutes=k)], ["power"], 2.0, 0.5)
         batch = [("r1", both, "滨江花园"), ("u1", lamp + "请尽快修。", "东湖湾"), ("u2", lamp + "已经一周了。", "东湖湾")]
         at = [t0 + timedelta(minutes=10 + k) for k in range(3)]
         for (tid, text, place), when in zip(batch, at):
             s.add(Ticket(id=tid, text=text, received_at=when, places=place))
         s.flush()
         incidents.link(s, [x[0] for x in batch], [x[1] for x in batch], [[x[2]] for x in batch], [None] * 3, at,
-                       ["power", "lights", "lights"], 2.0, 0.55)
+                       ["power", "lights", "lights"], 2.0, 0.5)
         s.commit()
         inc = {x: s.get(Ticket, x).incident_id for x in ("p1", "q1", "r1", "u0", "u1", "u2")}
         assert inc["p1"] == inc["q1"] == inc["r1"]
@@ -210,7 +210,7 @@ def test_one_open_item_per_incident_after_a_pull_in(engine):
         at = t0 + timedelta(minutes=minute)
         s.add(Ticket(id=tid, text=text, received_at=at, places="滨江花园", district="district-linjiang"))
         s.flush()
-        incidents.link(s, [tid], [text], [["滨江花园"]], ["district-linjiang"], [at], ["power-supply"], 2.0, 0.55)
+        incidents.link(s, [tid], [text], [["滨江花园"]], ["district-linjiang"], [at], ["power-supply"], 2.0, 0.5)
         if prio is not None:   # queued as routing does, after linking
             s.add(QueueItem(ticket_id=tid, reason="low_confidence", priority=prio,
                             claimed_by="王芳" if held else None, claimed_until=now() + timedelta(minutes=10) if held else None))
