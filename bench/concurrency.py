@@ -6,10 +6,11 @@
 Sets up a store (SQLite in a temporary folder; --pg: the Debian PostgreSQL cluster, started and given
 an empty database `router_bench`; --url: that database, emptied first) with imported history, a first
 baseline and enough pending queue items. Two phases, the reviewers working through both:
-1. import: `router import` loads --import-tickets labeled tickets; the reviewers work until it ends;
-2. classify + retrain: `router classify` runs over and over on fresh tickets (threshold 0.99: most are
+1. classify + retrain: `router classify` runs over and over on fresh tickets (threshold 0.99: most are
    queued; with incidents on, each run repeats the last one's texts, so its tickets join incidents) and
-   `router retrain --force` over and over, until each reviewer has made --decisions decisions.
+   `router retrain --force` over and over, until each reviewer has made --decisions decisions;
+2. import: `router import` loads --import-tickets labeled tickets; the reviewers work until it ends
+   (after phase 1: a retrain over 100,000 more labels would take most of an hour on 2 shared cores).
 Each reviewer process claims, decides (accept, correct, skip, no fit), every 10th step undoes and
 every 25th step signs out (release), timing each call. Checks, from the reviewers' own logs against
 the store: errors (any exception in a reviewer; a DecisionError because another reviewer's incident
@@ -329,31 +330,7 @@ def main(reviewers: int = typer.Option(10, help="reviewer processes"),
     ctx = mp.get_context("spawn")
     all_logs, failed = [], 0
     phases = {}
-    if import_tickets:  # 1. the reviewers work while `router import` loads the file
-        src = folder / "big.jsonl"
-        big_history(src, import_tickets)
-        stop = folder / "import.stop"
-        procs = reviewers_run(ctx, url, folder, "import", reviewers, 10 ** 9, str(stop))
-        time.sleep(2)  # the reviewers are at work when the import starts
-        t = time.time()
-        rc = _cli("import", str(src), env={**env, "ROUTER_STORE__LOCK_LOG": str(folder / "import.locks")},
-                  log=folder / "import.log")
-        import_s = time.time() - t
-        stop.touch()
-        logs, f = finish(procs, folder, "import")
-        with Session(connect(url)) as s:
-            stored = s.exec(select(func.count()).select_from(Ticket).where(Ticket.id.like("I%"))).one()
-            labeled = s.exec(select(func.count(func.distinct(Label.ticket_id))).where(
-                Label.ticket_id.like("I%"), Label.source == "import")).one()
-            labels = s.exec(select(func.count()).select_from(Label).where(Label.ticket_id.like("I%"))).one()
-        phases["import"] = {"rc": rc, "seconds": round(import_s, 1), "tickets_per_second": round(import_tickets / import_s),
-                            "tickets_stored": stored, "labels_stored": labels, "tickets_labeled": labeled,
-                            "decisions": sum(e[0] == "d" for lg in logs for e in lg["events"]),
-                            "latency": latency(logs), "lock_held": locks(folder / "import.locks"),
-                            "loadavg_end": load()}
-        all_logs += logs
-        failed += f
-    # 2. classify and retrain write over and over while each reviewer makes `decisions` decisions
+    # 1. classify and retrain write over and over while each reviewer makes `decisions` decisions
     stop = folder / "stop"
     writers = {k: ctx.Process(target=writer, args=(k, env, folder, stop, folder / f"{k}.runs.json"))
                for k in ("classify", "retrain")}
@@ -379,6 +356,30 @@ def main(reviewers: int = typer.Option(10, help="reviewer processes"),
     ph.update(decisions_per_second=round(ph["decisions"] / work_s, 1), latency=latency(logs), loadavg_end=load())
     phases["classify_retrain"] = ph
     all_logs += logs
+    if import_tickets:  # 2. the reviewers work while `router import` loads the file
+        src = folder / "big.jsonl"
+        big_history(src, import_tickets)
+        stop = folder / "import.stop"
+        procs = reviewers_run(ctx, url, folder, "import", reviewers, 10 ** 9, str(stop))
+        time.sleep(2)  # the reviewers are at work when the import starts
+        t = time.time()
+        rc = _cli("import", str(src), env={**env, "ROUTER_STORE__LOCK_LOG": str(folder / "import.locks")},
+                  log=folder / "import.log")
+        import_s = time.time() - t
+        stop.touch()
+        logs, f = finish(procs, folder, "import")
+        with Session(connect(url)) as s:
+            stored = s.exec(select(func.count()).select_from(Ticket).where(Ticket.id.like("I%"))).one()
+            labeled = s.exec(select(func.count(func.distinct(Label.ticket_id))).where(
+                Label.ticket_id.like("I%"), Label.source == "import")).one()
+            labels = s.exec(select(func.count()).select_from(Label).where(Label.ticket_id.like("I%"))).one()
+        phases["import"] = {"rc": rc, "seconds": round(import_s, 1), "tickets_per_second": round(import_tickets / import_s),
+                            "tickets_stored": stored, "labels_stored": labels, "tickets_labeled": labeled,
+                            "decisions": sum(e[0] == "d" for lg in logs for e in lg["events"]),
+                            "latency": latency(logs), "lock_held": locks(folder / "import.locks"),
+                            "loadavg_end": load()}
+        all_logs += logs
+        failed += f
     res.update(check(url, all_logs))
     res["latency"] = latency(all_logs)
     res["phases"] = phases
