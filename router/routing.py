@@ -112,6 +112,7 @@ class Summary:
                 "expected_accuracy": None if self.auto == 0 else round(self.expected_accuracy, 4),
                 "threshold": self.threshold, "threshold_source": self.threshold_source,
                 "queued": self.queued, "audits": self.audits, "no_fit": self.no_fit, "already_waiting": self.waiting,
+                "merged_into_incidents": self.merged,
                 "already_decided": self.decided, "over_budget": self.over_budget, "rejected": self.rejected,
                 "skipped": self.skipped, "decided_by": dict(self.by), "ambiguous_places": self.ambiguous_places,
                 "seconds": round(self.seconds, 3), "tickets_per_s": round(self.rate, 1)}

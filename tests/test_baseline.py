@@ -130,6 +130,7 @@ def test_auto_threshold_is_stored_with_the_version_and_used(trained, tmp_path, m
     assert meta["n_fit"] == 900 and meta["temperature"] == 1.0 and mv.temperature == 1.0
     assert meta["params"]["title_weight"] == meta["title_weight_used"]   # the held-out fit's choice, carried
     day = write_jsonl(tmp_path / "day.jsonl", read_jsonl(SAMPLE / "day.jsonl")[:60])
+    monkeypatch.setenv("ROUTER_INCIDENTS__ENABLED", "false")   # one queue item per ticket here (no 并单)
     res = runner.invoke(app, ["classify", str(day), "--summary-json", str(tmp_path / "s.json")])
     assert res.exit_code == 0, res.output
     out, s = read_jsonl(tmp_path / "day.routed.jsonl"), json.loads((tmp_path / "s.json").read_text())
