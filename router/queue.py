@@ -60,8 +60,7 @@ class Enqueued:
 
     @property
     def queued(self) -> set[str]:
-        """Tickets a dispatcher will see: their own item, or their incident's (`merged`)."""
-        return {*self.low, *self.audit, *self.nofit, *self.emergency, *self.waiting, *self.merged}
+        return {*self.low, *self.audit, *self.nofit, *self.emergency, *self.waiting}
 
     def __iadd__(self, other: "Enqueued") -> "Enqueued":
         """Add another batch's (lists and the count add up, `linked` merges)."""
