@@ -285,6 +285,11 @@ class _Gate:
         self.mutex.release()
 
 
+def _writes(statement: str) -> bool:
+    """Whether a statement writes (so takes SQLite's write lock)."""
+    return statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE")
+
+
 def _take_turns(engine, gate: _Gate) -> None:
     """A transaction passes `gate` before its first write (a `writing` one before its BEGIN IMMEDIATE)
     and leaves it when its connection goes back to the pool, after the commit or rollback."""
@@ -297,7 +302,7 @@ def _take_turns(engine, gate: _Gate) -> None:
             enter(conn.connection.info)
 
     def write(conn, _cursor, statement, *_):
-        if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+        if _writes(statement):
             enter(conn.connection.info)
 
     def leave(_dbapi, record):
@@ -324,7 +329,7 @@ def _log_locks(engine, path: str) -> None:
             conn.connection.info["w0"] = (time.perf_counter(), 0.0, "BEGIN IMMEDIATE")
 
     def before(conn, _cursor, statement, *_):
-        if "w0" not in conn.connection.info and statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE"):
+        if "w0" not in conn.connection.info and _writes(statement):
             conn.connection.info["w_start"] = time.perf_counter()
 
     def after(conn, _cursor, statement, *_):
