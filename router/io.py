@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import IO, Iterable, Iterator
 
-from router.catalog import NONE, Catalog, is_none
+from router.catalog import NONE, Catalog, is_emergency, is_none
 
 FIELDS = ("id", "text", "title", "received_at", "channel", "label")
 # Column headers seen in dispatch-centre exports, mapped onto our fields.
@@ -676,10 +676,12 @@ XLSX_CELL = 32767                      # characters an Excel cell holds
 
 
 class RoutedWriter:
-    """The routed output. JSONL: one line per ticket, appended a batch at a time. CSV/Excel: the input's
-    columns plus the routing columns (Chinese headers when the input's are Chinese); the rows are
-    journaled to `<output>.partial.jsonl` as they come (what --resume reads) and the file is written
-    from the journal when the run finishes."""
+    """The routed output. JSONL: one line per ticket, appended a batch at a time (the file is its own
+    journal). CSV/Excel: the input's columns plus the routing columns (Chinese headers when the input's
+    are Chinese); the rows are journaled to `<output>.partial.jsonl` as they come (what --resume reads)
+    and the file is written from the journal when the run finishes. A finished file holds every
+    emergency (110/119/120/122) before every other ticket: `finish` copies them first (standard output
+    keeps only each batch's emergencies first)."""
 
     def __init__(self, path: str, append: bool = False):
         self.path, self.fmt = path, output_format(path)
@@ -705,7 +707,7 @@ class RoutedWriter:
             return {}
         p = Path(path)
         if output_format(path) == "jsonl":
-            return {"output": p}
+            return {"output": p, "output's temporary file": p.with_name(p.name + ".tmp")}
         return {"output": p, "output's journal": p.with_name(p.name + ".partial.jsonl"),
                 "output's temporary file": p.with_name(p.name + ".tmp")}
 
@@ -724,15 +726,24 @@ class RoutedWriter:
         (UTF-8 with a BOM, so Excel opens it, unless the input was GB18030/GBK)."""
         self.w.close()
         if self.fmt == "jsonl":
+            if self.journal and self.journal.is_file():
+                try:
+                    _urgent_first(self.journal, self.files(self.path)["output's temporary file"])
+                except OSError as e:
+                    raise WriteError(self.path, e) from None
             return
-        entries = [json.loads(x) for x in self.journal.read_text(encoding="utf-8").splitlines() if x.strip()]
-        cols_in = list(dict.fromkeys(k for e in entries for k in e["in"]))
+
+        def entries(urgent: bool | None = None):  # the journal's rows (only the emergencies' or the others')
+            for e in _jsonl_rows(self.journal):
+                if urgent is None or urgent == is_emergency(e["out"].get("department")):
+                    yield e
+        cols_in = list(dict.fromkeys(k for e in entries() for k in e["in"]))
         zh = any(_CJK.search(c) for c in cols_in)
         names = {k: v if zh else k for k, v in ROUTED_COLUMNS.items()}
         names = {k: (("派单_" if zh else "routed_") + n if n in cols_in else n) for k, n in names.items()}
         header = cols_in + list(names.values())
         rows = ([e["in"].get(c) for c in cols_in] + [_routing_value(k, e["out"].get(k), zh) for k in names]
-                for e in entries)
+                for urgent in (True, False) for e in entries(urgent))
         tmp = self.files(self.path)["output's temporary file"]
         try:
             if self.fmt == "csv":
@@ -768,6 +779,34 @@ class RoutedWriter:
                 tid = _str(next((v for k, v in rec.items() if HEADER_ALIASES.get(k, k) == "id"), None))
                 j.write_many([{"id": tid, "in": {k: _cell(v) for k, v in rec.items() if k not in routed},
                                "out": {routed[k]: v for k, v in rec.items() if k in routed}}])
+
+
+def _jsonl_rows(path: Path) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as f:
+        yield from (json.loads(x) for x in f if x.strip())
+
+
+def _urgent_first(path: Path, tmp: Path) -> None:
+    """Rewrite the routed JSONL `path` (through `tmp`, replaced at once: a kill leaves it whole) with
+    every emergency before every other ticket, each group in its order; nothing when it already is so.
+    Streams the file (two passes), whatever its size."""
+    calm = False
+    for r in _jsonl_rows(path):
+        if is_emergency(r.get("department")) and calm:
+            break
+        calm = calm or not is_emergency(r.get("department"))
+    else:
+        return
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            for urgent in (True, False):
+                with open(path, encoding="utf-8") as f:
+                    out.writelines(x for x in f if x.strip() and is_emergency(json.loads(x).get("department")) == urgent)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _cell(v):

@@ -231,7 +231,8 @@ def _store(engine, batch, proba, tops, version, pol, rejects: list, flagged=None
 
 def classify(engine, catalog: Catalog, job: Job, cfg: Settings, progress=None) -> Summary:
     """Stream `job.source` through the model a batch at a time: rows to `job.output` (JSONL, CSV or
-    Excel by its suffix), bad lines to `job.rejects`; emergencies first in each batch's rows.
+    Excel by its suffix), bad lines to `job.rejects`; emergencies first in each batch's rows, and in the
+    finished file before every other ticket (RoutedWriter.finish).
     `job.threshold` None: the one `[classify] threshold` says (a number, or the version's own for
     "auto"). `job.emergencies_only`: no model, only the tickets the emergency rules flag are routed,
     stored and queued (the others are counted in `skipped_calm` and left for the regular run).

@@ -87,3 +87,63 @@ def test_emergencies_only_needs_no_model_and_writes_only_emergencies(home, engin
     with Session(engine) as s:
         assert sorted((q.ticket_id, q.reason) for q in s.exec(select(QueueItem))) == [
             ("b", "emergency"), ("d", "emergency")]
+
+
+URGENT = {"U1": "我爸突然晕倒了，叫不醒，快派救护车！", "U2": "楼下餐馆着火了，火很大", "U3": "有人拿着刀在小区门口砍人"}
+
+
+def _late_emergencies(tmp_path):
+    """40 calm tickets of the month with the three emergencies in the 2nd, 3rd and 4th batches of 10."""
+    rows = read_jsonl(SAMPLE / "month" / "day05.jsonl")[:40]
+    for pos, (tid, text) in zip((15, 27, 39), URGENT.items()):
+        rows.insert(pos, {"id": tid, "text": text})
+    return write_jsonl(tmp_path / "day.jsonl", rows), rows
+
+
+def _ids(path):
+    import csv
+
+    import openpyxl
+
+    if path.suffix == ".jsonl":
+        return [r["id"] for r in read_jsonl(path)]
+    if path.suffix == ".csv":
+        return [r["id"] for r in csv.DictReader(open(path, encoding="utf-8-sig"))]
+    return [str(r[0].value) for r in list(openpyxl.load_workbook(path).active.iter_rows())[1:]]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "xlsx"])
+def test_every_emergency_of_a_run_is_written_first_not_only_in_its_batch(month_trained, tmp_path, fmt):
+    src, rows = _late_emergencies(tmp_path)
+    out = tmp_path / f"routed.{fmt}"
+    res = invoke("classify", str(src), "-o", str(out), "--batch-size", "10")
+    assert res.exit_code == 0, res.output
+    ids = _ids(out)
+    assert ids[:3] == list(URGENT) and sorted(ids) == sorted(r["id"] for r in rows)   # in input order, once each
+    assert ids[3:] == [r["id"] for r in rows if r["id"] not in URGENT]
+    assert not list(tmp_path.glob("routed.*.tmp")) and not list(tmp_path.glob("*.partial.jsonl"))
+    engine = connect(f"sqlite:///{month_trained}/router.db")
+    with Session(engine) as s:
+        top = s.exec(select(QueueItem).where(QueueItem.status == "pending")
+                     .order_by(QueueItem.priority.desc()).limit(4)).all()
+    assert {q.ticket_id for q in top[:3]} == set(URGENT) and [q.reason for q in top] == ["emergency"] * 3 + [
+        top[3].reason] and top[3].reason != "emergency"
+
+
+def test_a_resumed_run_still_writes_its_emergencies_first_once_each(month_trained, tmp_path):
+    import subprocess
+    import sys
+
+    src, rows = _late_emergencies(tmp_path)
+    out = tmp_path / "routed.jsonl"
+    head = write_jsonl(tmp_path / "head.jsonl", rows[:20])   # what a killed run got through: U1 after 15 calm ones
+    assert invoke("classify", str(head), "-o", str(out), "--batch-size", "10").exit_code == 0
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert _ids(out)[0] == "U1"
+    lines = lines[1:11] + lines[:1] + lines[11:]        # as the killed run left it: U1 first in its batch only
+    out.write_text("\n".join(lines[:12]) + "\n" + lines[12][:30], encoding="utf-8")   # killed mid-line
+    res = subprocess.run([sys.executable, "-m", "router.cli", "classify", str(src), "-o", str(out),
+                          "--batch-size", "10", "--resume"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    ids = _ids(out)
+    assert ids[:3] == list(URGENT) and len(ids) == len(set(ids)) == len(rows)
