@@ -239,6 +239,7 @@ def check_returns(engine, when: str, imported: int | None = None, disputes: list
 
 SUMMARY = re.compile(r"routed (\d+), queued for review (\d+) \(confidence < [\d.]+[^)]*\) \+ (\d+) audits"
                      r"(?: \+ (\d+) no-fit)?(?: \+ (\d+) emergencies)?(?:, (\d+) already waiting)?")
+MERGED = re.compile(r"in incidents \(并单; (\d+) wait through their incident's item\)")
 
 
 def check_run(engine, when: str, output: Path, printed: str, items_before: int) -> dict:
@@ -252,6 +253,8 @@ def check_run(engine, when: str, output: Path, printed: str, items_before: int) 
     if not m:
         raise Broken(f"{when}: no summary line in the output of router classify:\n{printed[-500:]}")
     routed, low, audits, no_fit, urgent, waiting = (int(x or 0) for x in m.groups())
+    merged = MERGED.search(" ".join(printed.split()))   # 并单 members: they wait through their incident's item
+    waiting += int(merged.group(1)) if merged else 0
     rows = [json.loads(x) for x in output.read_text(encoding="utf-8").splitlines()]
     with Session(engine) as s:
         new = s.exec(select(QueueItem.ticket_id, QueueItem.reason).where(QueueItem.id > items_before)).all()

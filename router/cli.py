@@ -274,7 +274,7 @@ def _classify(job, decode: Optional[config_mod.Decode], config: Optional[Path], 
                      + (f", {s.by['places']} moved to the district their places name" if s.by['places'] else "")
                      + (f", {s.ambiguous_places} naming places of two districts (left to the model)"
                         if s.ambiguous_places else "")
-                     + (f", {s.incident_members} in incidents (并单; {s.merged} without an item of their own)"
+                     + (f", {s.incident_members} in incidents (并单; {s.merged} wait through their incident's item)"
                         if s.incident_members else "")
                      + expected + f"; {s.rate:.0f} tickets/s" + (f"; output {output}" if output != "-" else "")),
               soft_wrap=True)

@@ -54,13 +54,15 @@ class Enqueued:
     decided: list[str] = field(default_factory=list)   # a dispatcher already decided: not queued
     nofit: list[str] = field(default_factory=list)     # new no-fit items
     emergency: list[str] = field(default_factory=list)  # new emergency items (top of the queue)
-    merged: list[str] = field(default_factory=list)     # incident members whose incident already waits: no item
+    merged: list[str] = field(default_factory=list)     # members that would be queued whose incident already waits:
+                                                        # settled through that item, no item of their own
     linked: dict = field(default_factory=dict)          # ticket id -> (incident id, duplicate_of) (router/incidents.py)
     dropped: int = 0                                   # pending items set over_budget by this batch
 
     @property
     def queued(self) -> set[str]:
-        return {*self.low, *self.audit, *self.nofit, *self.emergency, *self.waiting}
+        """Tickets a dispatcher will see: in an item of their own, or in their incident's (`merged`)."""
+        return {*self.low, *self.audit, *self.nofit, *self.emergency, *self.waiting, *self.merged}
 
     def __iadd__(self, other: "Enqueued") -> "Enqueued":
         """Add another batch's (lists and the count add up, `linked` merges)."""

@@ -73,14 +73,14 @@ class Summary:
     model_version: str = ""
     threshold: float = 0.0
     threshold_source: str = ""
-    auto: int = 0             # routed without review (at or above the threshold, not no-fit)
+    auto: int = 0             # routed without review (no item of their own nor their incident's, not no-fit)
     auto_confidence: float = 0.0   # the sum of their confidences
     per_department: Counter = field(default_factory=Counter)
     by: Counter = field(default_factory=Counter)  # what decided each ticket: model, places, rule:<id>, ...
     ambiguous_places: int = 0   # tickets naming a place of two districts (reported, left to the model)
     emergencies: int = 0        # new emergency items (110/119/120/122), first in the queue
     skipped_calm: int = 0       # --emergencies-only: tickets that are no emergency (left for the regular run)
-    merged: int = 0             # tickets of an incident that already waits in the queue: no item of their own
+    merged: int = 0             # would be queued, but their incident already waits: settled through its item
     incident_members: int = 0   # tickets of this run in an incident (并单)
     rule_warnings: list = field(default_factory=list)  # catalogue rules the catalogue changed under (router/rules.py)
 
@@ -112,7 +112,7 @@ class Summary:
                 "expected_accuracy": None if self.auto == 0 else round(self.expected_accuracy, 4),
                 "threshold": self.threshold, "threshold_source": self.threshold_source,
                 "queued": self.queued, "audits": self.audits, "no_fit": self.no_fit, "already_waiting": self.waiting,
-                "merged_into_incidents": self.merged,
+                "merged_into_incidents": self.merged, "incident_members": self.incident_members,
                 "already_decided": self.decided, "over_budget": self.over_budget, "rejected": self.rejected,
                 "skipped": self.skipped, "decided_by": dict(self.by), "ambiguous_places": self.ambiguous_places,
                 "seconds": round(self.seconds, 3), "tickets_per_s": round(self.rate, 1)}
@@ -166,11 +166,24 @@ def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: P
         done.linked = dict((tid, (inc, dup)) for tid, inc, dup in s.exec(
             select(Ticket.id, Ticket.incident_id, Ticket.duplicate_of).where(Ticket.id.in_(ids),
                                                                             Ticket.incident_id.is_not(None))))
-        again = [ids[i] for i in range(len(batch)) if ids[i] in predicted]
-        if again:  # say truthfully whether a repeated ticket waits in the queue
-            done.waiting += list(queue.open_items(s, again))
+        again = [i for i in range(len(batch)) if ids[i] in predicted]
+        if again:  # say truthfully whether a repeated ticket waits in the queue: in its own item or its incident's
+            own = queue.open_items(s, [ids[i] for i in again])
+            done.waiting += list(own)
+            if incidents is not None and incidents.enabled:
+                done.merged += _through_incident(s, [i for i in again if ids[i] not in own], ids, tops, pol)
         s.commit()
     return done
+
+
+def _through_incident(s: Session, rows: list[int], ids: list[str], tops, pol: Policy) -> list[str]:
+    """Of the repeated tickets `rows` (positions in the batch, no item of their own), those that wait through
+    their incident's open item: undecided, and low-confidence or no-fit (a confident member stays routed)."""
+    inc_of, busy = incidents_mod.queue_state(s, [ids[i] for i in rows])
+    low = [ids[i] for i in rows if inc_of.get(ids[i]) in busy
+           and (tops[i][0][1] < pol.threshold or tops[i][0][0] == nofit.NONE)]
+    done = queue.decided(s, low) if low else set()
+    return [t for t in low if t not in done]
 
 
 def stored_ids(engine, batch: list[TicketIn]) -> list[str]:

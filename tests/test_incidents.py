@@ -3,6 +3,7 @@ splitting a member out, an incident spanning a model promotion, the dashboard's 
 
 from __future__ import annotations
 
+import json
 
 import pytest
 from sqlmodel import Session, select
@@ -33,18 +34,26 @@ def test_repeats_form_one_incident_with_one_queue_item(centre, tmp_path):
                          {"id": "o2", "text": "东湖湾门口自来水管爆了，水冒得老高，路上全淹了。",
                           "received_at": "2026-11-20T09:40:00+08:00"}]   # same words, another place
     src = write_jsonl(tmp_path / "d.jsonl", rows)
-    res = invoke("classify", str(src))
+    res = invoke("classify", str(src), "--summary-json", str(tmp_path / "s.json"))
     assert res.exit_code == 0, res.output
     out = {r["id"]: r for r in read_jsonl(tmp_path / "d.routed.jsonl")}
     inc = out["b0"]["incident_id"]
     assert inc is not None and all(out[f"b{i}"]["incident_id"] == inc for i in range(4))
     assert out["b0"]["duplicate_of"] is None and out["b1"]["duplicate_of"] == "b0"
     assert out["o1"]["incident_id"] is None and out["o2"]["incident_id"] is None
-    assert [out[f"b{i}"]["queued"] for i in range(4)] == [True, False, False, False]   # one item per incident
+    # b1-b3 wait through b0's item (one item per incident): queued, and not routed without review
+    assert all(out[f"b{i}"]["queued"] for i in range(4))
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["queued"] == 3 and summary["merged_into_incidents"] == 3 and summary["incident_members"] == 4
+    assert summary["routed_without_review"] == 0 and summary["expected_accuracy"] is None
+    assert "4 in incidents (并单; 3 wait through their incident's item)" in " ".join(res.output.split())
     with Session(engine) as s:
         assert s.get(Incident, inc).size == 4 and s.get(Incident, inc).place == "滨江路"
         items = s.exec(select(QueueItem.ticket_id).where(QueueItem.status == "pending")).all()
     assert sorted(items) == ["b0", "o1", "o2"]
+    res = invoke("classify", str(src), "-o", str(tmp_path / "again.jsonl"))   # routed again: still waiting
+    assert res.exit_code == 0, res.output
+    assert all(r["queued"] for r in read_jsonl(tmp_path / "again.jsonl"))
 
     item = actions.next_item(engine, "王芳")
     while item.ticket_id != "b0":
@@ -78,7 +87,23 @@ def test_an_incident_spans_a_model_promotion(centre, tmp_path):
     a = {r["id"]: r for r in read_jsonl(tmp_path / "a.routed.jsonl")}
     b = read_jsonl(tmp_path / "b.routed.jsonl")[0]
     assert b["incident_id"] == a["b0"]["incident_id"] and b["duplicate_of"] in ("b0", "b1")
-    assert b["model_version"] != a["b0"]["model_version"] and b["queued"] is False
+    assert b["model_version"] != a["b0"]["model_version"] and b["queued"] is True   # through b0's item
+
+
+def test_a_confident_member_stays_routed(centre, tmp_path, monkeypatch):
+    """A member the model routes confidently by itself is dispatched (queued: false, routed without review),
+    though its incident waits in the queue; one decision on that item later labels it too."""
+    home, engine = centre
+    write_jsonl(tmp_path / "a.jsonl", day(BURST[:2]))
+    assert invoke("classify", str(tmp_path / "a.jsonl")).exit_code == 0           # b0's item waits
+    monkeypatch.setenv("ROUTER_CLASSIFY__THRESHOLD", "0.0")                          # every ticket confident
+    write_jsonl(tmp_path / "b.jsonl", [{"id": "c1", "text": BURST[2], "received_at": "2026-11-20T13:00:00+08:00"}])
+    res = invoke("classify", str(tmp_path / "b.jsonl"), "--summary-json", str(tmp_path / "s.json"))
+    assert res.exit_code == 0, res.output
+    b = read_jsonl(tmp_path / "b.routed.jsonl")[0]
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert b["incident_id"] is not None and b["queued"] is False
+    assert summary["routed_without_review"] == 1 and summary["merged_into_incidents"] == 0
 
 
 def test_dashboard_lists_incidents_and_raises_the_warning(centre, tmp_path, monkeypatch):

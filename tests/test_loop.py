@@ -76,8 +76,7 @@ def test_rerouting_after_a_new_model_never_requeues_decided_tickets(centre):
 
 def test_audited_tickets_say_queued(centre, tmp_path):
     c = centre("margin")
-    c.config.write_text(c.config.read_text().replace("[queue]\n", "[queue]\naudit_rate = 1.0\n")
-                        + "\n[incidents]\nenabled = false\n")   # audits here; 并单 members wait through their incident
+    c.config.write_text(c.config.read_text().replace("[queue]\n", "[queue]\naudit_rate = 1.0\n"))
     rows, counts = c.classify(c.setup.days[0], "d1")
     confident = [r for r in rows if r["confidence"] >= c.threshold]
     assert confident and counts["audits"] == len(confident)
