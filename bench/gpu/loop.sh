@@ -1,43 +1,72 @@
 #!/usr/bin/env bash
-# Issue 20's 30-day loop on one GPU: the ensemble (LLM + baseline; its LLM member's held-out accuracy is
-# recorded every day as well) on the Chinese month and on Banking77 side by side, seed 0, diverse, 50
-# reviews a day, a lean incremental night (bench/gpu/cn.toml, banking77.toml), then the GPU demo
-# (scripts/demo_gpu.sh) beside them. Needs the wheels in /tmp/site and either the converted model in
-# /tmp/qwen or the joined GGUF in /tmp/m/model.gguf plus the tokenizer files of a converted copy in
-# /tmp/tok (converting the vocabulary is the slow part, so it is done once elsewhere).
-# Everything lands in /tmp/out; /tmp/out/DONE when all is finished.
-#   LOOP_MINUTES=18 B77=/tmp/shared/datasets/banking77/train.csv setsid nohup bash bench/gpu/loop.sh &
+# Issue 20's 30-day loop on the GPU: the ensemble (LLM + baseline; its members' held-out accuracy is
+# recorded every day as well) on the Chinese month, seed 0, diverse, 50 reviews a day, a lean incremental
+# night (bench/gpu/cn.toml), with the GPU demo (scripts/demo_gpu.sh) beside it on the same GPU. With a
+# second GPU, Banking77 runs there with a longer night (bench/gpu/banking77_e2.toml).
+# If the month's LoRA fit diverges (NaN) with the default attention kernels, the month is run again
+# with math attention for training and the flash prefix kernel for scoring (bench/gpu/math_attention.py).
+# Needs the wheels in /tmp/site and either the converted model in $QWEN (/tmp/qwen) or the joined GGUF in
+# /tmp/m/model.gguf plus the tokenizer files of a converted copy in /tmp/tok (converting the vocabulary is
+# the slow part, so it is done once elsewhere). Everything lands in $OUTDIR (/tmp/out); DONE when finished.
+#   LOOP_MINUTES=18 B77=/tmp/b77/train.csv setsid nohup bash bench/gpu/loop.sh > /dev/null 2>&1 &
+# CPU dry run (tiny model): QWEN=DIR CN_TOML=FILE OUTDIR=DIR DAYS=1 bash bench/gpu/loop.sh
 set -u
 cd "$(dirname "$0")/../.."
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
-O=/tmp/out
-mkdir -p $O
-nvidia-smi -L > $O/gpu.txt
-if [ ! -f /tmp/qwen/config.json ]; then
-  python3 - > $O/convert.log 2>&1 <<'EOF' || { echo "conversion failed" > $O/DONE; exit 1; }
-import hashlib, shutil
+O=${OUTDIR:-/tmp/out}
+Q=${QWEN:-/tmp/qwen}
+mkdir -p "$O"
+{ nvidia-smi -L 2>&1; python3 -c "import torch, transformers, peft
+print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(),
+      'transformers', transformers.__version__, 'peft', peft.__version__)"; } > "$O/gpu.txt" 2>&1
+if [ ! -f "$Q/config.json" ]; then
+  QWEN_DIR=$Q python3 - > "$O/convert.log" 2>&1 <<'EOF' || { echo "conversion failed" > "$O/DONE"; exit 1; }
+import os, shutil, time
 from pathlib import Path
 from transformers import AutoModelForCausalLM
 from tests.qwen import SHA256, SIZE, sha256
-g = Path("/tmp/m/model.gguf")
+t = time.perf_counter()
+g, q = Path("/tmp/m/model.gguf"), Path(os.environ["QWEN_DIR"])
 assert g.stat().st_size == SIZE and sha256(g) == SHA256, "the joined GGUF is not the expected file"
 m = AutoModelForCausalLM.from_pretrained(g.parent, gguf_file=g.name)
 m.hf_quantizer, m.is_quantized = None, False       # dequantized already (tests/smollm2.py convert)
 if hasattr(m.config, "quantization_config"):
     del m.config.quantization_config
-m.save_pretrained("/tmp/qwen.tmp")
+tmp = q.with_name(q.name + ".tmp")
+m.save_pretrained(tmp)
 for f in Path("/tmp/tok").iterdir():
-    shutil.copy(f, "/tmp/qwen.tmp")
-Path("/tmp/qwen.tmp").rename("/tmp/qwen")
-print("converted")
+    shutil.copy(f, tmp)
+tmp.rename(q)
+print(f"converted in {time.perf_counter() - t:.0f} s")
 EOF
 fi
 M=${LOOP_MINUTES:-0}
-common="--kinds ensemble --strategies diverse --seeds 0 --budget 50 --jobs 1 --minutes $M"
-python3 bench/loop_sim.py --dataset cn $common --extra bench/gpu/cn.toml --compare bench/results/loop_sim_cn.json \
-  --out $O/loop_sim_cn_llm.json > $O/loop_cn.log 2>&1 &
-python3 bench/loop_sim.py --dataset banking77 $common --extra bench/gpu/banking77.toml --data "${B77:-../shared/datasets/banking77/train.csv}" \
-  --compare bench/results/loop_sim_banking77.json --out $O/loop_sim_banking77_llm.json > $O/loop_b77.log 2>&1 &
-(time ROUTER_QWEN=/tmp/qwen bash scripts/demo_gpu.sh) > $O/demo.log 2>&1 &
+GPUS=$(nvidia-smi -L 2>/dev/null | grep -c ^GPU)
+common="--kinds ensemble --strategies diverse --seeds 0 --budget 50 --jobs 1 --days ${DAYS:-30}"
+cn() {  # $1: the python command (loop_sim or its math-attention wrapper), $2: minutes, $3: out name
+  python3 $1 --dataset cn $common --minutes "$2" --extra "${CN_TOML:-bench/gpu/cn.toml}" \
+    --compare bench/results/loop_sim_cn.json --out "$O/$3.json" > "$O/$3.log" 2>&1
+}
+(
+  export CUDA_VISIBLE_DEVICES=0
+  t0=$(date +%s)
+  cn bench/loop_sim.py "$M" loop_sim_cn_llm
+  rc=$?
+  echo "cn loop exit $rc after $(( $(date +%s) - t0 )) s" >> "$O/gpu.txt"
+  left=$(python3 -c "m = $M; print(0 if m == 0 else round(m - ($(date +%s) - $t0) / 60, 1))")
+  if [ $rc -ne 0 ] && grep -q -E "NaN|diverged" "$O/loop_sim_cn_llm.log" \
+     && python3 -c "import sys; sys.exit(not ($left == 0 or $left >= 3))"; then
+    echo "cn: NaN with the default kernels; again with math attention, $left min" >> "$O/gpu.txt"
+    cn bench/gpu/math_attention.py "$left" loop_sim_cn_llm_math
+    echo "cn math-attention loop exit $?" >> "$O/gpu.txt"
+  fi
+) &
+if [ "$GPUS" -ge 2 ]; then
+  CUDA_VISIBLE_DEVICES=1 python3 bench/loop_sim.py --dataset banking77 $common --minutes "$M" \
+    --extra bench/gpu/banking77_e2.toml --data "${B77:-/tmp/b77/train.csv}" \
+    --compare bench/results/loop_sim_banking77.json --out "$O/loop_sim_banking77_llm_e2.json" \
+    > "$O/loop_sim_banking77_llm_e2.log" 2>&1 &
+fi
+(export CUDA_VISIBLE_DEVICES=0; time ROUTER_QWEN=$Q bash scripts/demo_gpu.sh) > "$O/demo.log" 2>&1 &
 wait
-echo done > $O/DONE
+echo done > "$O/DONE"
