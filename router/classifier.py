@@ -138,3 +138,68 @@ def expand(proba: np.ndarray, fitted: Sequence[str], classes: Sequence[str]) -> 
 def top_k(proba: np.ndarray, classes: Sequence[str], k: int = 3) -> list[list[tuple[str, float]]]:
     idx = np.argsort(-proba, axis=1, kind="stable")[:, :k]
     return [[(classes[j], float(row[j])) for j in ix] for row, ix in zip(proba, idx)]
+
+
+class Folded:
+    """A model trained before a catalogue change, scoring over today's catalogue: a merged
+    department's probability counts for its successor (added; its margin: the larger one) and a
+    department now inactive with no successor (or gone from the catalogue) counts as `none`, no
+    department fits (so a ticket mostly about it is queued as no-fit for a dispatcher, and no other
+    department's confidence rises). Everything else is the wrapped classifier's (see `fold`)."""
+
+    def __init__(self, clf, targets: dict[str, str]):
+        self.clf, self.targets = clf, targets       # model class -> today's id (itself when unchanged)
+        self.classes_ = np.array(list(dict.fromkeys(targets.values())), dtype=object)
+
+    def __getattr__(self, name):
+        return getattr(self.clf, name)
+
+    def _matrix(self, fitted) -> tuple[np.ndarray, list[str]]:
+        fitted = [str(c) for c in fitted]
+        out = list(dict.fromkeys(self.targets.get(c, c) for c in fitted))
+        m = np.zeros((len(fitted), len(out)))
+        for j, c in enumerate(fitted):
+            m[j, out.index(self.targets.get(c, c))] = 1.0
+        return m, out
+
+    def predict_proba(self, texts) -> np.ndarray:
+        return self._proba(self.clf.predict_proba(texts))
+
+    def _proba(self, proba: np.ndarray) -> np.ndarray:
+        return proba @ self._matrix(self.clf.classes_)[0]     # columns in classes_'s order
+
+    def proba_and_margins(self, texts):
+        proba, margins, fitted = self.clf.proba_and_margins(texts)
+        if margins is None:
+            return self._proba(proba), None, None
+        m, out = self._matrix(fitted)
+        if "none" not in [str(c) for c in fitted]:   # no `none` margin: the retired ones are left out
+            keep = [k for k, c in enumerate(out) if c != "none"]
+            m, out = m[:, keep], [out[k] for k in keep]
+        folded = np.stack([margins[:, m[:, k] > 0].max(axis=1) for k in range(len(out))], axis=1) \
+            if len(margins) else np.zeros((0, len(out)))
+        return self._proba(proba), folded, out
+
+    def predict(self, texts):
+        return self.classes_[self.predict_proba(texts).argmax(axis=1)]
+
+
+def fold(clf, catalog) -> tuple[object, list[str]]:
+    """`clf` over today's catalogue (a `Folded` view when the catalogue changed since it was trained,
+    else `clf` itself) and one line per department it folds."""
+    from router.catalog import NONE, RESERVED
+
+    targets, notes = {}, []
+    for c in (str(c) for c in clf.classes_):
+        now = catalog.canonical(c)
+        d = catalog.by_id.get(now)
+        if c in RESERVED or d is not None and d.active:
+            targets[c] = now
+            if now != c:
+                notes.append(f"{c} was merged into {now}: the model's {c} counts for {now}")
+        else:
+            targets[c] = NONE
+            notes.append(f"{c} is {'no longer in the catalogue' if d is None else 'inactive'}"
+                         f"{f' (merged into {now}, inactive too)' if now != c else ''}: the model's {c} counts as "
+                         f"{NONE} (no department fits; such tickets are queued as no-fit)")
+    return (Folded(clf, targets) if notes else clf), notes

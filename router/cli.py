@@ -245,7 +245,7 @@ def _classify(job, decode: Optional[config_mod.Decode], config: Optional[Path], 
                  "rerun with --resume to finish")
         fail(str(e) + ("" if e.routed is None else f"; stopped after {e.routed} tickets were routed and written "
                        f"to {where}: once it can be written, {again}"))
-    for w in s.rule_warnings:
+    for w in s.rule_warnings + s.model_warnings:
         err.print(f"[yellow]warning:[/yellow] {escape(w)}")
     t = Table(title=f"routed with {s.model_version}", show_lines=False)
     t.add_column("department", no_wrap=True)

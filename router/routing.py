@@ -18,7 +18,7 @@ from router.catalog import Catalog, is_emergency
 from router.places import Places
 from router.rules import Rules
 from router import nofit
-from router.classifier import model_input
+from router.classifier import fold, model_input
 from router.config import Settings
 from router.io import (JsonlWriter, Reject, RoutedWriter, TicketIn, TicketReader, WriteError, count_records,
                        done_ids, parse_time)
@@ -83,6 +83,7 @@ class Summary:
     merged: int = 0             # would be queued, but their incident already waits: settled through its item
     incident_members: int = 0   # tickets of this run in an incident (并单)
     rule_warnings: list = field(default_factory=list)  # catalogue rules the catalogue changed under (router/rules.py)
+    model_warnings: list = field(default_factory=list)  # model classes the catalogue changed under (classifier.fold)
 
     @property
     def rate(self) -> float:
@@ -253,12 +254,13 @@ def classify(engine, catalog: Catalog, job: Job, cfg: Settings, progress=None) -
     job = job.resolved(cfg)
     reader = TicketReader(job.source, catalog, encoding=job.encoding)
     if job.emergencies_only:  # no model: the rule layer decides (a cron every minute)
-        mv, clf = None, None
+        mv, clf, folds = None, None, []
         thr, thr_source = (float(job.threshold), "--threshold") if job.threshold is not None else (
             cfg.classify.threshold if isinstance(cfg.classify.threshold, float) else 0.6, "[classify] threshold")
     else:
         mv, clf = registry.load(engine, job.version, cfg)
         clf = parallel.shard(clf, mv.version)  # several processes (torchrun): every rank scores a share
+        clf, folds = fold(clf, catalog)        # trained before a catalogue change: merged/inactive departments
         thr, thr_source = ((float(job.threshold), "--threshold") if job.threshold is not None
                            else registry.threshold(cfg, mv))
     version = mv.version if mv else RULES_VERSION
@@ -269,7 +271,8 @@ def classify(engine, catalog: Catalog, job: Job, cfg: Settings, progress=None) -
     classes = [str(c) for c in clf.classes_] if clf is not None else []
     places, rules = Places(catalog), Rules.load(engine, catalog)
     window = incidents_mod.Window(places)          # incident linking's features, kept for the run
-    summary = Summary(model_version=version, threshold=thr, threshold_source=thr_source, rule_warnings=rules.warnings)
+    summary = Summary(model_version=version, threshold=thr, threshold_source=thr_source, rule_warnings=rules.warnings,
+                      model_warnings=[f"{version} was trained before a catalogue change: {x}" for x in folds])
     together = cohandling.pairs(engine)  # once per run
     co_p, co_n = cfg.classify.co_min_p, cfg.classify.co_min_pairs
     rejected_before = done_ids(job.rejects, key="line") if job.resume else set()
