@@ -488,7 +488,8 @@ def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, 
     def say(r: dict) -> None:
         if log:
             with log.open("a") as f:
-                f.write(json.dumps({"kind": kind, "strategy": strategy, "seed": seed, **r}) + "\n")
+                f.write(json.dumps({"kind": kind, "strategy": strategy, "seed": seed, **r,
+                                    "load": [round(x, 1) for x in os.getloadavg()]}) + "\n")
 
     say(record[0])
     for d, day in enumerate(setup.days[:days] if days else setup.days, start=1):
@@ -711,7 +712,7 @@ def main(dataset: str = typer.Option("banking77", help="banking77 | cn | realist
               for seed in seeds_]
     tasks += [(s, seed, b, True, True, 0.0, k) for k in kinds_ for b in budgets for s in review_all.split(",") if s
               for seed in seeds_]
-    t0 = time.perf_counter()
+    t0, load0 = time.perf_counter(), os.getloadavg()
     with tempfile.TemporaryDirectory() as root:
         runs = Parallel(n_jobs=jobs, verbose=10)(delayed(_one)(dataset, s, seed, b, days, rr, root, data, all_, r,
                                                                lead_budget if r else 0,
@@ -724,6 +725,8 @@ def main(dataset: str = typer.Option("banking77", help="banking77 | cn | realist
            "runs": _compact(runs), "invariants": "held on every day of every run (each day's check raises otherwise)",
            "seconds": round(time.perf_counter() - t0),
            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+           "load_average": {"start": [round(x, 1) for x in load0], "end": [round(x, 1) for x in os.getloadavg()],
+                            "per_day": f"{log.name} (each day's 1/5/15-minute load)"},
            "gpu": _gpu(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
            "command": "python bench/loop_sim.py " + " ".join(sys.argv[1:])}
     if compare:  # the earlier run of the same strategy, seed and budget (re-ranking, no returns)
