@@ -325,8 +325,8 @@ class Queue(Section):
     audit_rate: float = Field(0.02, ge=0, le=1, description="share of confident tickets queued as random audits "
                               "(unbiased accuracy)")
     duplicate_similarity: float = Field(0.8, ge=0, le=1,
-                                        description="char n-gram cosine at which two tickets count as "
-                                                    "near-duplicates")
+                                        description="IDF-weighted char n-gram cosine (as incident linking's) "
+                                                    "at which two tickets count as near-duplicates")
     duplicate_discount: float = Field(0.2, ge=0, le=1,
                                       description="a near-duplicate's priority is multiplied by this")
     duplicate_window: int = Field(2000, ge=0, description="compared against this many newest waiting tickets")

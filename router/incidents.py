@@ -3,8 +3,9 @@
 A ticket joins an incident when an earlier ticket (in the store or earlier in its batch) names one
 of the same places (router/places.py), was received within `[incidents] window_days` of it, and
 reads alike: cosine of their character 1-3-gram vectors (router/strategies.featurize) weighted by
-inverse document frequency, at least `[incidents] similarity`. The frequencies are counted over the
-latest `REFERENCE` stored tickets and the run's batches (`Window.idf`): the greetings and set phrases
+inverse document frequency, at least `[incidents] similarity` (router/similarity.py, the measure the
+queue's near-duplicate check uses too). The frequencies are counted over the
+latest `REFERENCE` stored tickets and the run's tickets (`similarity.Idf`): the greetings and set phrases
 every long message repeats (您好, 我也知道你们工作忙, 请尽快处理) weigh nothing, so two unrelated long
 tickets no longer read alike (bench/incidents.py, the realistic case). It repeats its most similar such ticket (`duplicate_of`) and joins the
 incident (`incident_id`) of the tickets it reads like, opened when none of them had one; those of
@@ -30,13 +31,12 @@ import numpy as np
 from sqlalchemy import bindparam, update
 from sqlmodel import Session, select
 
-from router.ngrams import normalize
+from router.similarity import Idf
+from router.similarity import weighted as _weighted
 from router.store import Incident, Ticket
 from router.strategies import featurize
 
 SEP = "、"
-REFERENCE = 2000   # stored tickets the n-grams' document frequencies start from
-FEW = 100          # ... counted as if over at least this many tickets
 
 
 def _aware(t: datetime | None) -> datetime | None:
@@ -48,32 +48,17 @@ class Window:
     row is computed once, however many batches (rows of one growing CSR matrix). `places`: the
     gazetteer, to compare the tickets of one district together (else those of one place)."""
 
-    def __init__(self, places=None):
+    def __init__(self, places=None, idf: Idf | None = None):
         # place -> its district (router/places.Places): the tickets of one district are compared together
         self.area = {n: ds[0] for n, ds in places.where.items() if len(ds) == 1} if places is not None else {}
         self.pos: dict[str, int] = {}
         self.data, self.indices, self.indptr = [], [], [np.zeros(1, np.int64)]
         self.matrix = None
-        self.df, self.n = None, 0          # per n-gram column: in how many of `n` tickets it occurs
+        self.weights = idf if idf is not None else Idf()   # the run's n-gram weights (router/similarity.py)
 
     def idf(self, session: Session, ids: list[str], f) -> np.ndarray:
-        """Per column, log((n + 1) / (df + 1)) over the latest REFERENCE stored tickets (read once) and
-        the batches seen so far, this one (`ids`, features `f`) included: 0 for an n-gram in every ticket.
-        n is at least FEW: a handful of tickets says little about which n-grams are common."""
-        if self.df is None:
-            from router.classifier import model_input
-
-            self.df = np.zeros(f.shape[1], np.float32)
-            seed = session.exec(select(Ticket.text, Ticket.title).where(Ticket.id.not_in(ids))
-                                .order_by(Ticket.received_at.desc()).limit(REFERENCE)).all()
-            if seed:
-                self._count(featurize([model_input(t, h) for t, h in seed]))
-        self._count(f)
-        return np.log((max(self.n, FEW) + 1) / (self.df + 1)).astype(np.float32)
-
-    def _count(self, f) -> None:
-        self.df += np.bincount(f.indices, minlength=len(self.df)).astype(np.float32)
-        self.n += f.shape[0]
+        """The n-grams' weights (router/similarity.Idf), the batch's tickets `ids` (features `f`) counted in."""
+        return self.weights.weights(session, ids, f)
 
     def add(self, ids: list[str], f) -> None:
         new = [k for k, t in enumerate(ids) if t not in self.pos]
@@ -106,13 +91,6 @@ class Window:
             self.matrix = sparse.csr_matrix((self.data[0], self.indices[0], self.indptr[0]),
                                             shape=(len(self.pos), 1 << 20))
         return self.matrix, np.array([self.pos[t] for t in ids], dtype=np.int64)
-
-
-def _weighted(X, w: np.ndarray):
-    """`X`'s columns scaled by `w`, rows L2-normalised again (a new matrix: `X` is left as it is)."""
-    from scipy import sparse
-
-    return normalize(sparse.csr_matrix((X.data * w[X.indices], X.indices, X.indptr), shape=X.shape))
 
 
 def _compact(X, lut: np.ndarray, width: int):

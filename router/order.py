@@ -36,7 +36,8 @@ from router import nofit, queue
 from router.classifier import model_input
 from router.queue import Enqueued, Policy
 from router.store import ItemStatus, Prediction, QueueItem, Reason, Ticket
-from router.strategies import featurize, make_strategy, max_sim
+from router.similarity import Idf, cosine
+from router.strategies import featurize, make_strategy
 
 UNCERTAIN = 0.0
 NO_FIT = 2.0
@@ -111,37 +112,43 @@ def rank(session: Session, ticket_ids, proba: np.ndarray, pol: Policy, texts=Non
         elif rng.random() < pol.audit_rate:
             out.reasons[i], out.priorities[i] = Reason.audit, UNCERTAIN + float(rng.random())
     if low:
-        out.priorities[low] = UNCERTAIN + _discount_duplicates(session, pol, scores[low], texts and [texts[i] for i in low], cache)
+        out.priorities[low] = UNCERTAIN + _discount_duplicates(session, pol, scores[low], texts and [texts[i] for i in low],
+                                                               cache, [ticket_ids[i] for i in low])
         for i in low:
             out.reasons[i] = Reason.low_confidence
     return out
 
 
-def _discount_duplicates(session, pol: Policy, scores: np.ndarray, texts, cache: "Waiting | None") -> np.ndarray:
+def _discount_duplicates(session, pol: Policy, scores: np.ndarray, texts, cache: "Waiting | None",
+                         ids: list[str]) -> np.ndarray:
     """The strategy's scores, near-duplicates of a waiting ticket (or of a more uncertain one
-    in the same batch) cut by `duplicate_discount` (strategies that use features only)."""
+    in the same batch) cut by `duplicate_discount` (strategies that use features only). Alike means
+    the weighted cosine incident linking uses (router/similarity.py) at least `duplicate_similarity`."""
     if not make_strategy(pol.strategy).needs_features or pol.duplicate_discount >= 1 or texts is None:
         return scores
+    cache = cache if cache is not None else Waiting(pol.duplicate_window)
     f = featurize(texts)
+    w = cache.idf.weights(session, ids, f)
     order = np.argsort(-scores, kind="stable")  # within the batch, the most uncertain copy stays
-    ranked = f[order]
-    sim = (ranked @ ranked.T).toarray()
+    sim = cosine(f[order], f[order], w)
     dup = np.zeros(len(texts), bool)
     dup[order] = (np.triu(sim, 1) >= pol.duplicate_similarity).any(axis=0)  # like a more uncertain one
-    ref = (cache if cache is not None else Waiting(pol.duplicate_window)).features(session)
+    ref = cache.features(session)
     if ref is not None:
-        dup |= max_sim(f, ref) >= pol.duplicate_similarity
+        dup |= cosine(f, ref, w).max(axis=1) >= pol.duplicate_similarity
     return np.where(dup, scores * pol.duplicate_discount, scores)
 
 
 class Waiting:
     """Features of the newest `window` pending low-confidence tickets, for the near-duplicate
-    check. One per routing run: each ticket's row is computed once, however many batches."""
+    check. One per routing run: each ticket's row is computed once, however many batches. `idf`: the
+    run's n-gram weights (router/similarity.Idf, shared with incident linking)."""
 
-    def __init__(self, window: int):
+    def __init__(self, window: int, idf: Idf | None = None):
         self.window = window
         self.ids: list[int] = []
         self.matrix = None
+        self.idf = idf if idf is not None else Idf()
 
     def features(self, session: Session):
         ids = list(session.exec(

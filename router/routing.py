@@ -12,7 +12,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, select
 
-from router import cohandling, dispatch, emergency, order, parallel, queue, registry
+from router import cohandling, dispatch, emergency, order, parallel, queue, registry, similarity
 from router import incidents as incidents_mod
 from router.catalog import Catalog, is_emergency
 from router.places import Places
@@ -265,12 +265,13 @@ def classify(engine, catalog: Catalog, job: Job, cfg: Settings, progress=None) -
                            else registry.threshold(cfg, mv))
     version = mv.version if mv else RULES_VERSION
     pol = policy(cfg, threshold=thr)  # once per run
-    waiting = order.Waiting(pol.duplicate_window)  # the near-duplicate check's features, kept for the run
+    weights = similarity.Idf()  # the n-grams' weights of the run: one measure of alike for the two below
+    waiting = order.Waiting(pol.duplicate_window, weights)  # the near-duplicate check's features, kept for the run
     nf = cfg.nofit
     nofit_thr = nofit.threshold(nf, nofit.model_threshold(mv)) if mv else None
     classes = [str(c) for c in clf.classes_] if clf is not None else []
     places, rules = Places(catalog), Rules.load(engine, catalog)
-    window = incidents_mod.Window(places)          # incident linking's features, kept for the run
+    window = incidents_mod.Window(places, weights)  # incident linking's features, kept for the run
     summary = Summary(model_version=version, threshold=thr, threshold_source=thr_source, rule_warnings=rules.warnings,
                       model_warnings=[f"{version} was trained before a catalogue change: {x}" for x in folds])
     together = cohandling.pairs(engine)  # once per run

@@ -143,3 +143,29 @@ def test_density_prefers_typical_tickets_over_outliers():
     f = featurize(texts)
     assert Diverse(Margin(), similarity=0.99).query(proba, 1, features=f)[0] == 0
     assert Diverse(Margin(), density=1.0, similarity=0.99).query(proba, 1, features=f)[0] != 0
+
+
+def test_near_duplicates_are_told_by_the_measure_linking_uses(engine):
+    """Petition-style tickets share greetings and set phrases: by the raw cosine two different matters read as
+    near-duplicates, by the IDF-weighted cosine incident linking uses (router/similarity.py) they do not; a
+    repeat of a waiting ticket still does."""
+    import json
+    from pathlib import Path
+
+    from router.classifier import model_input
+
+    rows = [json.loads(x) for x in (Path(__file__).parent.parent / "data/realistic/test.jsonl").open(encoding="utf-8")]
+    texts = [model_input(r["text"], r.get("title")) for r in rows[:300]]
+    raw = (featurize(texts) @ featurize(texts).T).toarray()
+    a, b = next((i, j) for i in range(300) for j in range(i + 1, 300)
+                if raw[i, j] >= 0.85 and rows[i]["label"] != rows[j]["label"])
+    with Session(engine) as s:   # the stored tickets the n-grams' weights are counted over
+        s.add_all(Ticket(id=f"r{i}", text=t) for i, t in enumerate(texts) if i not in (a, b))
+        s.commit()
+    pol = Policy(threshold=0.6, strategy="diverse", audit_rate=0.0, duplicate_similarity=0.8, seed=1)
+    low = np.array([[0.4, 0.35, 0.25]])
+    add_batch(engine, [texts[a]], low, pol, prefix="a")                                  # waits
+    add_batch(engine, [texts[b], texts[a] + "请尽快处理！"], np.vstack([low, low]), pol, prefix="b")
+    q, score = queue(engine), Margin().scores(low)[0]
+    assert q["b0"].priority == pytest.approx(score)          # another matter: keeps its place
+    assert q["b1"].priority == pytest.approx(score * pol.duplicate_discount)   # a repeat goes behind
