@@ -33,7 +33,7 @@ ZH = {
     "No options to select.": "没有可选项", "No options to select": "没有可选项",
     "Clear all": "全部清除", "Clear value": "清除", "Clear": "清除", "Clear selection": "清除选择",
     "Show password": "显示密码", "Hide password": "隐藏密码", "Increment": "加一", "Decrement": "减一",
-    "Select...": "请选择",
+    "Select...": "请选择", "Open": "展开", "Selected values": "已选", "Choose date": "选择日期",
     # data grids: toolbar, column menu, cells
     "Show/hide columns": "显示/隐藏列", "Download as CSV": "下载 CSV", "Search": "搜索",
     "Fullscreen": "全屏", "Close fullscreen": "退出全屏", "Exit fullscreen": "退出全屏",
@@ -53,14 +53,18 @@ ZH_PATTERNS = [
     [r"^Help for (.+)$", "「$1」的说明"],
     [r"^You have requested page /(.*), but no corresponding file was found in the app's pages/ directory\. "
      r"Running the app's main page\.$", "没有页面 /$1，已打开首页。"],
+    [r"^Remove (.+)$", "移除 $1"],
+    [r"^day, (.+)$", "$1：日"], [r"^month, (.+)$", "$1：月"], [r"^year, (.+)$", "$1：年"],
     [r"^Selected Date: (\w+) (\d+), (\d{4})$", "{date}"],
 ]
 
 # Vega's descriptions of charts for screen readers (attributes only): "{axis}" and "{legend}" are
 # rewritten by the script ("X-axis titled 'T' for a time scale with values from A to B"); a mark's
-# description loses its "field: value" pairs named by a raw (lowercase ASCII) field name
+# description keeps only the value of a "field: value" pair named by a raw (lowercase ASCII) field name
 VEGA = [
     [r"^(Vega )?visualization$", "图表"], [r"^axis$", "坐标轴"], [r"^legend$", "图例"], [r"^point$", "点"],
+    [r"^line$", "折线"], [r"^bar$", "条形"], [r"^circle$", "圆点"], [r"^square$", "方块"], [r"^tick$", "刻度线"],
+    [r"^rule$", "参考线"], [r"^rect$", "矩形"], [r"^area$", "面积"], [r"^text$", "文字"], [r"^arc$", "扇形"],
     [r"^[a-z ]*mark container$", "图形组"], [r"^[a-z ]*mark$", "图形"],
     [r"^([XY])-axis(?: titled '(.*)')? for a \w+ scale with (.*)$", "{axis}"],
     [r"^(?:\w+ )?legend(?: titled '(.*)')? for .* with (.*)$", "{legend}"],
@@ -84,7 +88,7 @@ if (!window.routerZh) {
     date: (m, k) => `已选日期：${m[3]}年${MONTHS.indexOf(m[1]) + 1}月${+m[2]}日`,
     axis: (m, k) => `${m[1] === "X" ? "横轴" : "纵轴"}${m[2] ? "“" + m[2] + "”" : ""}，${values(m[3])}`,
     legend: (m, k) => `图例${m[1] && m[1].trim() ? "“" + m[1] + "”" : ""}，${values(m[2])}`,
-    fields: (m, k) => k.split("; ").filter(p => !/^[a-z][a-z0-9_]*: /.test(p)).join("; "),
+    fields: (m, k) => k.split("; ").map(p => p.replace(/^[a-z][a-z0-9_]*: /, "")).join("; "),
   };
   const tr = (s, ps) => {
     const k = s.trim();

@@ -50,8 +50,8 @@ def idle(page, timeout: int = 30_000) -> None:
 
 # English a user may see here: department ids (housing), commands, options and settings sections,
 # technical terms kept as such, version names, reviewer names (chen.jing)
-KNOWN = (r"（[a-z][a-z-]*）|\(([a-z][a-z-]*)\)|`[^`]*`|\brouter( [a-z-]+)+|--[a-z-]+|\[[a-z_.]+\]"
-         r"|\b(ECE|F1|JS|Wilson|App|ROUTER_[A-Z_]+)\b"
+KNOWN = (r"（[a-z][a-z-]*）|编号: [a-z][a-z-]*|\(([a-z][a-z-]*)\)|`[^`]*`|\brouter( [a-z-]+)+|--[a-z-]+|\[[a-z_.]+\]"
+         r"|\b(ECE|F1|JS|Wilson|App|CSV|PNG|ROUTER_[A-Z_]+)\b"
          r"|\b[a-z]+-\d{8}-\d{6}-\d{3}\b|\b[a-z]+\.[a-z]+\b")
 
 
@@ -73,6 +73,28 @@ def english(page) -> list[str]:
         for (const el of document.querySelectorAll('*')) {
             const c = getComputedStyle(el, '::after').content;
             if (c && c !== 'none' && c !== 'normal' && el.checkVisibility()) out.push(c);
+        }
+        return out;
+    }""")
+    return sorted({t.strip() for t in texts if re.search(r"[A-Za-z]{3,}", re.sub(KNOWN, "", t))})
+
+
+def spoken(page) -> list[str]:
+    """What a screen reader says that holds an English word not in KNOWN: aria-label, title, placeholder
+    and aria-roledescription values, and texts on no screen (visually hidden) — but not the data grids'
+    hidden copy of their cells (data, not the interface) nor <noscript>."""
+    import re
+
+    texts = page.evaluate("""() => {
+        const out = [];
+        for (const a of ['aria-label', 'title', 'placeholder', 'aria-roledescription'])
+            for (const el of document.querySelectorAll(`[${a}]`)) out.push(el.getAttribute(a));
+        const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+        for (let n; (n = walk.nextNode());) {
+            const el = n.parentElement, r = el.getBoundingClientRect();
+            if (!n.textContent.trim() || ['SCRIPT', 'STYLE', 'NOSCRIPT'].includes(el.tagName)
+                || el.closest('[data-testid="stDataFrame"] table, [data-testid="stIconMaterial"]')) continue;
+            if (!el.checkVisibility() || r.width <= 2 || r.height <= 2) out.push(n.textContent);
         }
         return out;
     }""")

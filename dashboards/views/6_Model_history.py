@@ -1,6 +1,8 @@
 """Model history: every version with its metrics, and the registry's promotions, refusals and
 rollbacks with their reasons."""
 
+from html import escape
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -47,31 +49,54 @@ st.altair_chart(alt.Chart(table).mark_line(point=alt.OverlayMarkDef(size=90, fil
     width="stretch")
 
 st.subheader("版本")
-# a table, not a grid: at 1024 px every column shows, long names and times wrap instead of being cut off
-st.caption(f"时间均为{ctx.zone}。")
+st.caption(f"时间均为{ctx.zone}；把鼠标停在表头上可看说明。")
+# an HTML table, not a grid: at 1024 px every column shows with its header on one line; the version's
+# kind, status and ticket counts sit under its name, its two times in one column; headers explain
+# themselves on hover (title)
+HEAD = [("版本", "版本名；其下为模型类型、状态、训练 / 测试工单数"),
+        ("训练 / 上线", f"训练完成时间，其下为上线时间（{ctx.zone}）"),
+        ("准确率", "测试工单上的准确率"), ("宏 F1", "测试工单上各部门 F1 的平均（宏平均 F1）"),
+        ("ECE", "期望校准误差：置信度与实际准确率之差，越小越好")]
+STYLE = """<style>
+table.versions { border-collapse: collapse; font-size: 0.875rem; width: 100%; }
+table.versions th, table.versions td { border-bottom: 1px solid rgba(49, 51, 63, 0.1); padding: 0.35rem 0.5rem;
+  text-align: left; vertical-align: top; }
+table.versions th { font-weight: 400; color: rgba(49, 51, 63, 0.6); white-space: nowrap; }
+table.versions th span { border-bottom: 1px dotted; cursor: help; }
+table.versions td.n, table.versions td.t { white-space: nowrap; font-variant-numeric: tabular-nums; }
+table.versions td.n { text-align: right; }
+table.versions small { color: rgba(49, 51, 63, 0.6); }
+</style>"""
 
 
 def fixed(x, fmt="{:.4f}"):
     return "-" if x is None or pd.isna(x) else fmt.format(x)
 
 
-t = table.sort_values("created_at", ascending=False)
-st.table(pd.DataFrame({
-    "版本": t["version"], "类型": t["kind"].map(lambda k: f"{KINDS[k]}（{k}）" if k in KINDS else k), "状态": t["status"],
-    "训练时间": t["created_at"].map(lambda d: fixed(d, "{:%Y-%m-%d %H:%M}")),
-    "上线时间": t["promoted_at"].map(lambda d: fixed(d, "{:%Y-%m-%d %H:%M}")),
-    "准确率": t["accuracy"].map(fixed), "宏平均 F1": t["macro_f1"].map(fixed), "ECE": t["ece"].map(fixed),
-    "训练 / 测试工单": [f"{fixed(a, '{:,.0f}')} / {fixed(b, '{:,.0f}')}"
-                     for a, b in zip(t["train_tickets"], t["test_tickets"])]}), hide_index=True)
+def row(v) -> str:
+    kind = f"{KINDS[v.kind]}（{v.kind}）" if v.kind in KINDS else v.kind
+    counts = f"训练 {fixed(v.train_tickets, '{:,.0f}')} / 测试 {fixed(v.test_tickets, '{:,.0f}')} 张"
+    when = fixed(v.promoted_at, "{:%Y-%m-%d %H:%M}")
+    cells = [f"<b>{escape(v.version)}</b><br><small>{escape(kind)} · {escape(v.status)} · {counts}</small>",
+             f"{fixed(v.created_at, '{:%Y-%m-%d %H:%M}')}<br><small>{'未上线' if when == '-' else when}</small>"]
+    return ("<tr><td>" + "</td><td class='t'>".join(cells) + "</td>"
+            + "".join(f"<td class='n'>{fixed(x)}</td>" for x in (v.accuracy, v.macro_f1, v.ece)) + "</tr>")
+
+
+heads = "".join(f"<th title='{escape(h)}'><span>{escape(n)}</span></th>" for n, h in HEAD)
+st.html(STYLE + f"<table class='versions'><thead><tr>{heads}</tr></thead><tbody>"
+        + "".join(row(v) for v in table.sort_values("created_at", ascending=False).itertuples())
+        + "</tbody></table>")
 
 st.subheader("上线决策与回滚")
 if ev.empty:
     st.info("注册表中还没有记录。")
 else:
+    # the x scale's padding keeps the first and last points whole (a point on the domain's edge is cut in half)
     st.altair_chart(alt.Chart(ev).mark_point(size=140, filled=True).encode(
-        x=alt.X("at:T", title=f"时间（{ctx.zone}）", axis=alt.Axis(format="%m-%d %H:%M")),
+        x=alt.X("at:T", title=f"时间（{ctx.zone}）", axis=alt.Axis(format="%m-%d"), scale=alt.Scale(padding=16)),
         y=alt.Y("action_name:N", title=None, axis=alt.Axis(labelLimit=200)),
-        color=alt.Color("action_name:N", legend=None),
+        color=alt.Color("action_name:N", title="决策", legend=None),
         tooltip=[alt.Tooltip("at:T", title="时间", format="%Y-%m-%d %H:%M"), alt.Tooltip("version:N", title="版本"),
                  alt.Tooltip("action_name:N", title="决策"), alt.Tooltip("reason:N", title="理由")]
     ).properties(height=160), width="stretch")
