@@ -43,7 +43,7 @@ st.altair_chart(alt.Chart(table).mark_line(point=alt.OverlayMarkDef(size=90, fil
              alt.Tooltip("macro_f1:Q", format=".3f", title="宏平均 F1"),
              alt.Tooltip("accuracy:Q", format=".3f", title="准确率")]).properties(height=260)
     + alt.Chart(table).mark_point(size=160, filled=True).encode(
-        x="created_at:T", y="macro_f1:Q",
+        x=x, y=alt.Y("macro_f1:Q", title="宏平均 F1"),
         color=alt.Color("status:N", title="状态", scale=alt.Scale(domain=list(STATUS.values()),
                                                                 range=["#2ca02c", "#ff7f0e", "#999999"]))),
     width="stretch")
