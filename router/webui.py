@@ -33,7 +33,8 @@ ZH = {
     "No options to select.": "没有可选项", "No options to select": "没有可选项",
     "Clear all": "全部清除", "Clear value": "清除", "Clear": "清除", "Clear selection": "清除选择",
     "Show password": "显示密码", "Hide password": "隐藏密码", "Increment": "加一", "Decrement": "减一",
-    "Select...": "请选择", "Open": "展开", "Selected values": "已选", "Choose date": "选择日期",
+    "Select...": "请选择", "Dismiss": "关闭", "progress": "进度", "Show suggestions": "显示选项",
+    "Suggestions": "选项", "Open": "展开", "Selected values": "已选", "Choose date": "选择日期",
     # data grids: toolbar, column menu, cells
     "Show/hide columns": "显示/隐藏列", "Download as CSV": "下载 CSV", "Search": "搜索",
     "Fullscreen": "全屏", "Close fullscreen": "退出全屏", "Exit fullscreen": "退出全屏",
@@ -53,7 +54,8 @@ ZH_PATTERNS = [
     [r"^Help for (.+)$", "「$1」的说明"],
     [r"^You have requested page /(.*), but no corresponding file was found in the app's pages/ directory\. "
      r"Running the app's main page\.$", "没有页面 /$1，已打开首页。"],
-    [r"^Remove (.+)$", "移除 $1"],
+    [r"^Remove (.+)$", "移除 $1"], [r"^Shortcut (.+)$", "快捷键 $1"],
+    [r"^(\d+) options? available\.$", "共 $1 项。"], [r"^(.+), selected$", "$1，已选"],
     [r"^day, (.+)$", "$1：日"], [r"^month, (.+)$", "$1：月"], [r"^year, (.+)$", "$1：年"],
     [r"^Selected Date: (\w+) (\d+), (\d{4})$", "{date}"],
 ]

@@ -81,7 +81,7 @@ def english(page) -> list[str]:
 
 def spoken(page) -> list[str]:
     """What a screen reader says that holds an English word not in KNOWN: aria-label, title, placeholder
-    and aria-roledescription values, and texts on no screen (visually hidden) — but not the data grids'
+    and aria-roledescription values, and texts for screen readers only (on screen in a box of 2 px or less) — but not the data grids'
     hidden copy of their cells (data, not the interface) nor <noscript>."""
     import re
 
@@ -94,7 +94,8 @@ def spoken(page) -> list[str]:
             const el = n.parentElement, r = el.getBoundingClientRect();
             if (!n.textContent.trim() || ['SCRIPT', 'STYLE', 'NOSCRIPT'].includes(el.tagName)
                 || el.closest('[data-testid="stDataFrame"] table, [data-testid="stIconMaterial"]')) continue;
-            if (!el.checkVisibility() || r.width <= 2 || r.height <= 2) out.push(n.textContent);
+            if (el.checkVisibility({visibilityProperty: true}) && (r.width <= 2 || r.height <= 2))
+                out.push(n.textContent);   // shown to no one but screen readers (not display: none)
         }
         return out;
     }""")

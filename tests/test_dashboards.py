@@ -229,9 +229,12 @@ def test_history_page(store):
     m = metrics(at)
     assert (m["版本数"], m["上线次数"], m["回滚次数"]) == ("2", "3", "1")
     assert "在用模型：**baseline-20260101-000001-000**" in [x.value for x in at.markdown]
-    versions, events = at.table[0].value, at.table[1].value
-    assert list(versions["版本"]) == ["baseline-20260101-000001-000", "baseline-20260101-000000-000"]
-    assert list(versions["状态"]) == ["在用", "已退役"] and versions["类型"].iloc[0] == "基线（baseline）"
+    events = at.table[0].value
+    versions = next(h.proto.body for h in at.get("html") if "class='versions'" in h.proto.body)  # newest first
+    rows = versions.split("<tbody>")[1].split("</tr>")[:-1]
+    assert [r.split("<b>")[1].split("</b>")[0] for r in rows] == ["baseline-20260101-000001-000",
+                                                                  "baseline-20260101-000000-000"]
+    assert "基线（baseline） · 在用 · 训练 " in rows[0] and " · 已退役 · " in rows[1]
     assert list(events["决策"]) == ["上线", "回滚", "上线", "未上线（保留为候选）", "上线"]
     assert "分派有误" in events.iloc[1]["理由"]
     assert any("回滚" in w.value for w in at.warning)

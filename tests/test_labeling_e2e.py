@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from router import ROOT
 from router.store import Label, QueueItem, Ticket
-from tests.browser import artifacts, chromium, english, free_port, idle, require_chromium, serve
+from tests.browser import artifacts, chromium, english, free_port, idle, require_chromium, serve, spoken
 from tests.test_labeling_actions import seed
 
 
@@ -195,7 +195,8 @@ def test_the_first_key_after_signing_in_is_not_lost(served, engine, tmp_path):
 
 def test_no_english_on_the_app_pages(served, tmp_path):
     """Sign-in (a name typed: Streamlit's "Press Enter to submit form"), the ticket, a search with no match
-    ("No results"): no English text a dispatcher can see; no English menu."""
+    ("No results"): no English text a dispatcher can see, nor for a screen reader (buttons' "Shortcut 1",
+    the list's "2 options available.", the progress bar); no English menu."""
     url, _ = served
     with chromium(tmp_path / "profile", 1024, 768) as page:
         page.goto(url)
@@ -203,20 +204,24 @@ def test_no_english_on_the_app_pages(served, tmp_path):
         page.get_by_label("姓名").fill("王五")
         page.wait_for_timeout(500)
         assert english(page) == [], "sign-in"
+        assert spoken(page) == [], "sign-in"
         page.get_by_role("button", name="开始标注").click()
         page.get_by_text("小区门口的井盖丢了，晚上很危险").wait_for(timeout=30000)
         idle(page)
         assert page.locator("[data-testid='stMainMenu']").count() == 0
         assert english(page) == [], "ticket"
+        assert spoken(page) == [], "ticket"
         page.get_by_role("combobox").first.click()
         page.keyboard.type("住房", delay=50)
         page.get_by_role("option", name="市住房和城乡建设局（housing）").wait_for()
         assert english(page) == [], "list"
+        assert spoken(page) == [], "list"
         page.keyboard.type("zz", delay=50)
-        empty = page.locator("[role='listbox'][data-empty='true'] [role='option'] > span")
+        empty = page.locator("[role='listbox'][data-empty='true'] [role='option']")
         empty.wait_for(timeout=10000)
-        assert empty.evaluate("e => getComputedStyle(e, '::after').content") == '"没有匹配项"'
+        assert empty.inner_text() == "没有匹配项"
         assert english(page) == [], "no match"
+        assert spoken(page) == [], "no match"
 
 
 def test_a_lost_connection_is_said_in_chinese(engine, tmp_path):
@@ -238,4 +243,4 @@ def test_a_lost_connection_is_said_in_chinese(engine, tmp_path):
         page.get_by_role("dialog").wait_for(timeout=30000)
         page.wait_for_timeout(500)
         assert "连接中断" in page.get_by_role("dialog").inner_text()
-        assert english(page) == []
+        assert english(page) == [] and spoken(page) == []
