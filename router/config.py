@@ -251,10 +251,13 @@ class Gate(Section):
 
 
 class Emergency(Section):
-    """Emergencies (router/emergency.py): the rule layer always routes to its line; the model's own
-    emergency answer (learnt from labels emergency-110 ...) counts only at this probability."""
+    """Emergencies and the legal channel (router/emergency.py): the rule layers always route; the model's
+    own answer (learnt from labels emergency-110 ..., legal-channel) counts only at these probabilities."""
     model_min: float = Field(0.5, ge=0, le=1, description="the model's emergency line counts when its "
                              "probability reaches this; below it the ticket goes to its best other department")
+    legal_min: float = Field(0.5, ge=0, le=1, description="the model's legal-channel answer counts when its "
+                             "probability reaches this (the rule layer's always does); below it the ticket goes "
+                             "to its best other department")
 
 
 class Rules(Section):

@@ -4,9 +4,11 @@ Each step takes the batch's tickets and each ticket's top-k [(department, p), ..
 and returns new tops; what it decided goes into the ticket's `Info` (written to the output):
   - `jurisdiction`: the places a ticket names move a territorial matter to their district
     (router/places.py);
+  - `legal_channel`: a ticket naming a legal channel (router/emergency.legal) goes there;
   - `catalogue_rules`: the centre's rules (router/rules.py) win over the model and the places;
   - `emergencies` (last: nothing after it can switch it off): the rule layer's emergency line
-    (router/emergency.py) wins over the model and every other step.
+    (router/emergency.py) wins over the model and every other step; the model's own emergency and
+    legal-channel answers count from `[emergency] model_min` / `legal_min`.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from router import emergency
-from router.catalog import is_emergency
+from router.catalog import LEGAL, is_emergency
 from router.places import Places
 
 
 @dataclass
 class Info:
     """What the dispatch steps found for one ticket (output fields)."""
-    by: str = "model"                    # model | places | rule:<id> | emergency-rule
+    by: str = "model"                    # model | places | legal-rule | rule:<id> | emergency-rule
     place: str | None = None             # the first gazetteer name found
     names: list[str] = field(default_factory=list)  # every gazetteer name found
     district: str | None = None          # its district, when the names agree on one
@@ -78,6 +80,17 @@ def reweigh(proba: np.ndarray, classes: list[str], tops: list, before: list) -> 
     return out
 
 
+def legal_channel(batch, tops: list, infos: list[Info]) -> list:
+    """A ticket naming a legal channel (router/emergency.legal) goes there, confidence 1 (by `legal-rule`)."""
+    out = []
+    for i, (t, top) in enumerate(zip(batch, tops)):
+        if emergency.legal(t.text, t.title):
+            infos[i].by = "legal-rule"
+            top = [(LEGAL, 1.0)] + [x for x in top if x[0] != LEGAL][: max(len(top) - 1, 0)]
+        out.append(top)
+    return out
+
+
 def catalogue_rules(rules, catalog, batch, tops: list, infos: list[Info], model_tops: list) -> list:
     """The most specific matching rule's department leads (confidence 1, by `rule:<id>`), unless it is a
     street office and the matter is functional (the model's best department is not territorial)."""
@@ -98,18 +111,22 @@ def catalogue_rules(rules, catalog, batch, tops: list, infos: list[Info], model_
     return out
 
 
-def emergencies(batch, tops: list, infos: list[Info], model_min: float = 0.5) -> list:
+def emergencies(batch, tops: list, infos: list[Info], model_min: float = 0.5, legal_min: float = 0.0) -> list:
     """A ticket the rule layer calls an emergency goes to its line, confidence 1, the model's
-    suggestions after it; one the model alone routes to a line stays there (by `model`) when the
-    model gives it at least `model_min`, else its best other department leads."""
+    suggestions after it. The model's own reserved answers count from a minimum (they are learnt from
+    few labels and over-predicted): an emergency line from `model_min`, the legal channel from
+    `legal_min`; below it the best other suggestion leads (with top_k 1 there is none: it stays)."""
+    def weak(x):
+        return is_emergency(x[0]) and x[1] < model_min or x[0] == LEGAL and x[1] < legal_min
+
     out = []
     for i, (t, top) in enumerate(zip(batch, tops)):
         ln = emergency.line(t.text, t.title)
         if ln is not None:
             infos[i].by = "emergency-rule"
             top = [(ln, 1.0)] + [(d, p) for d, p in top if d != ln][: max(len(top) - 1, 0)]
-        elif top and is_emergency(top[0][0]) and top[0][1] < model_min:
-            top = [x for x in top if not is_emergency(x[0])] + [x for x in top if is_emergency(x[0])]
+        elif top and weak(top[0]):
+            top = [x for x in top if not weak(x)] + [x for x in top if weak(x)]
         out.append(top)
     return out
 

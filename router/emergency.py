@@ -1,4 +1,5 @@
-"""Emergencies (110/119/120/122): a high-recall rule layer the model cannot switch off.
+"""Emergencies (110/119/120/122): a high-recall rule layer the model cannot switch off; and the
+legal channel's precision-minded one (`legal`).
 
 A ticket is an emergency when its text names something happening now that one of the emergency
 lines must handle (fire, gas leak, people trapped; violence, a missing child, someone about to
@@ -60,3 +61,18 @@ def line(text: str, title: str | None = None) -> str | None:
             if ln != "emergency-122" or HURT.search(s) and not NO_HURT.search(s):
                 return ln
     return None
+
+
+# The legal channel (courts, arbitration, 信访 review, discipline, administrative review, information
+# disclosure): only where a ticket names the channel itself or a court case, so it rarely fires on a
+# matter a department handles (拖欠工资 alone is hrss, 信访 alone the petition bureau, 起诉/申诉 alone
+# are often a threat or a fine's appeal).
+LEGAL = re.compile(
+    r"(纪委|纪检|监委|监察委|行政复议|劳动(人事)?(争议)?仲裁|仲裁(委|庭|裁决|申请)|申请仲裁|"
+    r"申请.{0,4}信息公开|信息公开申请|依申请公开|信访.{0,8}(复查|复核)|(复查|复核)意见|"
+    r"法院.{0,12}(判决|判了|没判|执行|起诉|立案|法官|开庭|案子)|(判决|裁定|调解书).{0,8}(生效|不执行|不履行))")
+
+
+def legal(text: str, title: str | None = None) -> bool:
+    """Whether a ticket names a legal channel (then it goes there, unless it is an emergency)."""
+    return LEGAL.search(f"{title}\n{text}" if title else text) is not None

@@ -300,8 +300,9 @@ def classify(engine, catalog: Catalog, job: Job, cfg: Settings, progress=None) -
                 infos = [dispatch.Info() for _ in batch]
                 model_tops = tops
                 tops = dispatch.jurisdiction(places, batch, tops, infos, proba, classes)
+                tops = dispatch.legal_channel(batch, tops, infos)
                 tops = dispatch.catalogue_rules(rules, catalog, batch, tops, infos, model_tops)
-                tops = dispatch.emergencies(batch, tops, infos, cfg.emergency.model_min)
+                tops = dispatch.emergencies(batch, tops, infos, cfg.emergency.model_min, cfg.emergency.legal_min)
                 proba = dispatch.reweigh(proba, classes, tops, model_tops)
             summary.by.update(x.by for x in infos)
             summary.ambiguous_places += sum(bool(x.ambiguous) for x in infos)

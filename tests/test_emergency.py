@@ -8,8 +8,8 @@ import pytest
 from sqlmodel import Session, select
 
 from router.catalog import EMERGENCY
-from router.dispatch import Info, emergencies
-from router.emergency import line
+from router.dispatch import Info, emergencies, legal_channel
+from router.emergency import legal, line
 from router.io import TicketIn
 from router.store import Label, QueueItem, connect
 from tests.conftest import SAMPLE, invoke, read_jsonl, write_jsonl
@@ -147,3 +147,49 @@ def test_a_resumed_run_still_writes_its_emergencies_first_once_each(month_traine
     assert res.returncode == 0, res.stderr
     ids = _ids(out)
     assert ids[:3] == list(URGENT) and len(ids) == len(set(ids)) == len(rows)
+
+
+@pytest.mark.parametrize("text,want", [
+    ("我想对区市场监管局的处罚决定申请行政复议", True),
+    ("举报我们镇副镇长挪用扶贫款，想找纪检监察部门", True),
+    ("法院判决都下来三个月了，对方就是不执行", True),
+    ("工伤的事我想申请劳动争议仲裁，需要什么材料", True),
+    ("我去年提的信访事项复核意见还没收到", True),
+    ("我要依申请公开拆迁安置方案", True),
+    ("公司拖欠工资三个月了，老板跑了", False),          # hrss
+    ("我要到信访局反映小区拆迁问题", False),            # the petition bureau, a department
+    ("交通违章想申诉，去哪个窗口", False),
+    ("法院门口天天乱停车，没人管", False),
+    ("物业再不修电梯我就起诉你们", False),
+    ("政务公开栏里的信息好久没更新了", False),
+])
+def test_legal_rule_names_the_channel_only(text, want):
+    assert legal(text) is want
+
+
+def test_the_legal_rule_wins_and_a_weak_model_legal_channel_does_not():
+    batch = [TicketIn(id="a", text="我对城管的罚款决定不服，想申请行政复议", line=1),
+             TicketIn(id="b", text="房子没人住想申请报停供暖，怎么办理", line=2),
+             TicketIn(id="c", text="离婚后对方不让我见孩子", line=3),
+             TicketIn(id="d", text="楼道里堆满了杂物，万一着火了怎么办", line=4)]
+    tops = [[("urban-mgmt", 0.7), ("legal-channel", 0.2)], [("legal-channel", 0.18), ("heating", 0.15)],
+            [("legal-channel", 0.8), ("women-federation", 0.1)],
+            [("legal-channel", 0.06), ("emergency-119", 0.05), ("fire-rescue", 0.04)]]
+    infos = [Info() for _ in batch]
+    new = emergencies(batch, legal_channel(batch, tops, infos), infos, model_min=0.5, legal_min=0.5)
+    assert new[0] == [("legal-channel", 1.0), ("urban-mgmt", 0.7)] and infos[0].by == "legal-rule"
+    assert new[1] == [("heating", 0.15), ("legal-channel", 0.18)] and infos[1].by == "model"   # 0.18 is not enough
+    assert new[2] == tops[2] and infos[2].by == "model"                   # a confident model keeps it
+    assert new[3][0] == ("fire-rescue", 0.04)                             # neither weak reserved answer leads
+    fire = TicketIn(id="e", text="法院旁边的小区着火了，火很大", line=5)      # an emergency still wins
+    x = [Info()]
+    assert emergencies([fire], legal_channel([fire], [[("housing", 0.5)]], x), x)[0][0] == ("emergency-119", 1.0)
+
+
+def test_a_ticket_naming_a_legal_channel_is_routed_there(month_trained, tmp_path):
+    src = write_jsonl(tmp_path / "day.jsonl", [{"id": "L1", "text": "举报我们镇副镇长挪用扶贫款，想找纪检监察部门反映"},
+                                               {"id": "L2", "text": "小区路灯坏了一个月了"}])
+    assert invoke("classify", str(src)).exit_code == 0
+    out = {r["id"]: r for r in read_jsonl(tmp_path / "day.routed.jsonl")}
+    assert (out["L1"]["department"], out["L1"]["by"], out["L1"]["confidence"]) == ("legal-channel", "legal-rule", 1.0)
+    assert out["L2"]["department"] != "legal-channel"
