@@ -13,6 +13,7 @@ import base64
 import codecs
 import csv
 import errno
+import itertools
 import json
 import os
 import re
@@ -881,15 +882,15 @@ def _write_xlsx_rows(path: Path, header: list, rows: Iterable[list]) -> None:
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.utils import get_column_letter
 
-    rows = list(rows)
+    rows = iter(rows)
+    head = list(itertools.islice(rows, 1000))   # the widths' sample; the rest is streamed
     wb = openpyxl.Workbook(write_only=True)
     ws = wb.create_sheet()
     times = {i for i, h in enumerate(header) if HEADER_ALIASES.get(str(h).strip(), h) == "received_at"}
     for i, h in enumerate(header):
-        fit = max([_width(h) + 2] + [_width(r[i]) for r in rows[:1000] if i < len(r)])  # + 2: the filter button
+        fit = max([_width(h) + 2] + [_width(r[i]) for r in head if i < len(r)])  # + 2: the filter button
         ws.column_dimensions[get_column_letter(i + 1)].width = min(max(fit + 1, 8), 60)
     ws.freeze_panes = "A2"
-    ws.auto_filter.ref = f"A1:{get_column_letter(max(len(header), 1))}{len(rows) + 1}"
 
     def cell(v, i=None):
         if i in times and isinstance(v := _excel_time(v), datetime):
@@ -903,8 +904,10 @@ def _write_xlsx_rows(path: Path, header: list, rows: Iterable[list]) -> None:
         return v
 
     ws.append([cell(h) for h in header])
-    for r in rows:
+    n = 0
+    for n, r in enumerate(itertools.chain(head, rows), 1):
         ws.append([cell(v, i) for i, v in enumerate(r)])
+    ws.auto_filter.ref = f"A1:{get_column_letter(max(len(header), 1))}{n + 1}"   # written when saved
     wb.save(path)
 
 
