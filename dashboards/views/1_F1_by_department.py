@@ -40,7 +40,7 @@ df = ui.named(ctx.catalog, queries.per_department(rep, pm or None), "department"
 worst = ui.how_many("图中部门数（由差到好）", len(df), 25)
 top = df.head(worst)
 order = list(top["department_name"])
-y = alt.Y("department_name:N", sort=order, title=None, axis=alt.Axis(labelLimit=190, labelOverlap=False))
+y = alt.Y("department_name:N", sort=order, title=None, axis=alt.Axis(labelLimit=240, labelOverlap=False))
 tips = [alt.Tooltip("department_name:N", title="部门"), alt.Tooltip("department:N", title="编号"),
         alt.Tooltip("f1:Q", format=".3f", title="F1"), alt.Tooltip("previous_f1:Q", format=".3f", title="上一版本 F1"),
         alt.Tooltip("change:Q", format="+.3f", title="变化"), alt.Tooltip("support:Q", title="测试工单数")]
@@ -67,11 +67,14 @@ else:
     st.caption("蓝条：在用模型的 F1；黑色短线：上一版本的 F1。右侧：F1 的变化（绿升红降，灰色为不变）。")
 st.altair_chart(chart, width="content")
 pct = st.column_config.NumberColumn
-st.dataframe(df, hide_index=True, column_config={
+# short headers (help on hover) and the id last: at 1024 px every column shows
+st.dataframe(df, hide_index=True, column_order=["department_name", "f1", "change", "previous_f1", "precision",
+                                                "recall", "support", "department"], column_config={
     "department": st.column_config.TextColumn("编号"), "department_name": st.column_config.TextColumn("部门"),
     "f1": pct("F1", format="%.3f"), "precision": pct("精确率", format="%.3f"),
-    "recall": pct("召回率", format="%.3f"), "support": pct("测试工单数"),
-    "previous_f1": pct("上一版本 F1", format="%.3f"), "change": pct("变化", format="%+.3f")})
+    "recall": pct("召回率", format="%.3f"), "support": pct("工单数", help="留出测试集中这个部门的工单数"),
+    "previous_f1": pct("上版 F1", format="%.3f", help="上一版本在它自己的留出测试集上的 F1"),
+    "change": pct("变化", format="%+.3f", help="F1 减去上一版本的 F1")})
 
 st.subheader("各版本的 F1")
 hist = queries.f1_by_version(vs)
