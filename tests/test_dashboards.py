@@ -220,7 +220,7 @@ def test_drift_page(store):
     jsd = float(metrics(at)["JS 散度"])
     assert 0.005 < jsd < 1  # the seeded recent days lean towards three departments
     mix = at.dataframe[0].value
-    assert mix["recent_share"].sum() == pytest.approx(1) and mix["training_share"].sum() == pytest.approx(1)
+    assert mix["recent_share"].sum() == pytest.approx(100) and mix["training_share"].sum() == pytest.approx(100)
     assert charts(at) == 2
 
 

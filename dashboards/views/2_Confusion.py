@@ -61,7 +61,7 @@ event = st.dataframe(pairs, hide_index=True, on_select="rerun", selection_mode="
                                     "tickets": st.column_config.NumberColumn("工单数"),
                                     "share_of_true": st.column_config.NumberColumn(
                                         "占比", format="percent", help="占实际部门工单的比例")},
-                     column_order=["true_name", "predicted_name", "tickets", "share_of_true", "true", "predicted"])
+                     column_order=["true_name", "predicted_name", "tickets", "share_of_true"])  # ids: in the heading below
 rows = event.selection.rows if event and event.selection.rows else [0]
 pair = pairs.iloc[rows[0]]
 st.subheader(f"分派到 {ui.label(ctx.catalog, pair['predicted'])}，实际为 {ui.label(ctx.catalog, pair['true'])}")

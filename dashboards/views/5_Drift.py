@@ -49,10 +49,14 @@ st.altair_chart(alt.Chart(long).mark_bar().encode(
              alt.Tooltip("share:Q", format=".2%", title="占比")]
 ).properties(height=34 * len(top) + 30), width="stretch")
 pct = st.column_config.NumberColumn
-st.dataframe(mix, hide_index=True, column_config={
+# shares in percent with one decimal each (the "percent" preset drops trailing zeros: 10% beside 4.14%)
+shares = ["recent_share", "training_share", "change"]
+st.dataframe(mix.assign(**{c: 100 * mix[c] for c in shares}), hide_index=True,
+             column_order=["department_name", "recent", "training", *shares, "department"], column_config={
     "department": st.column_config.TextColumn("编号"), "department_name": st.column_config.TextColumn("部门"),
-    "recent": pct("近期条数"), "training": pct("训练条数"), "recent_share": pct("近期占比", format="percent"),
-    "training_share": pct("训练占比", format="percent"), "change": pct("变化", format="percent")})
+    "recent": pct("近期条数"), "training": pct("训练条数"), "recent_share": pct("近期占比", format="%.1f%%"),
+    "training_share": pct("训练占比", format="%.1f%%"),
+    "change": pct("变化", format="%+.1f", help="近期占比减去训练占比，单位：百分点")})
 
 st.subheader("每天与训练数据的散度")
 daily = ui.query("predicted_daily_mix", ctx, end - timedelta(days=30), ctx.tz)
