@@ -288,3 +288,24 @@ def test_table_output_keeps_the_input_columns_and_resumes(tmp_path, fmt):
     again.finish(reader.encoding)
     n = len(out.read_text(encoding="utf-8-sig").splitlines()) if fmt == "csv" else openpyxl.load_workbook(out).active.max_row
     assert n == 4
+
+
+def test_the_routed_jsonl_is_reordered_streaming(tmp_path):
+    import tracemalloc
+
+    from router.io import _urgent_first
+
+    out = tmp_path / "routed.jsonl"
+    row = {"department": "housing", "top": [{"department": "housing", "name": "市住建局", "p": 0.9}] * 3, "pad": "x" * 300}
+    with open(out, "w", encoding="utf-8") as f:
+        for i in range(40_000):
+            f.write(json.dumps({"id": str(i)} | row | ({"department": "emergency-120"} if i % 10_000 == 9_999 else {}),
+                               ensure_ascii=False) + "\n")
+    size = out.stat().st_size
+    tracemalloc.start()
+    _urgent_first(out, tmp_path / "routed.jsonl.tmp")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    ids = [json.loads(x)["id"] for x in out.read_text(encoding="utf-8").splitlines()]
+    assert ids[:4] == ["9999", "19999", "29999", "39999"] and sorted(ids, key=int) == [str(i) for i in range(40_000)]
+    assert peak < size / 20 and not (tmp_path / "routed.jsonl.tmp").exists()     # never the whole file in memory
