@@ -122,8 +122,9 @@ def route(home: Path, files: list[Path], off: set[int] = frozenset()):
         for name, rs in (("with", rules), ("without", Rules([])), ("pruned", pruned)):
             infos = [dispatch.Info() for _ in batch]
             x = dispatch.jurisdiction(places, batch, tops, infos, proba, classes)
+            x = dispatch.legal_channel(batch, x, infos)
             x = dispatch.catalogue_rules(rs, catalog, batch, x, infos, tops)
-            x = dispatch.emergencies(batch, x, infos, cfg.emergency.model_min)
+            x = dispatch.emergencies(batch, x, infos, cfg.emergency.model_min, cfg.emergency.legal_min)
             res[name] = (x, infos)
         for i, t in enumerate(batch):
             info = res["with"][1][i]

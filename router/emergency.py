@@ -66,13 +66,13 @@ def line(text: str, title: str | None = None) -> str | None:
 # The legal channel (courts, arbitration, 信访 review, discipline, administrative review, information
 # disclosure): only where a ticket names the channel itself or a court case, so it rarely fires on a
 # matter a department handles (拖欠工资 alone is hrss, 信访 alone the petition bureau, 起诉/申诉 alone
-# are often a threat or a fine's appeal).
+# are often a threat or a fine's appeal, 纪委 without a report is often "I told them already").
 LEGAL = re.compile(
-    r"(纪委|纪检|监委|监察委|行政复议|劳动(人事)?(争议)?仲裁|仲裁(委|庭|裁决|申请)|申请仲裁|"
+    r"((举报|检举|查处).{0,40}(纪委|纪检|监委|监察委)|(纪委|纪检|监委|监察委).{0,20}(举报|检举|查)|行政复议|劳动(人事)?(争议)?仲裁|仲裁(委|庭|裁决|申请)|申请仲裁|"
     r"申请.{0,4}信息公开|信息公开申请|依申请公开|信访.{0,8}(复查|复核)|(复查|复核)意见|"
     r"法院.{0,12}(判决|判了|没判|执行|起诉|立案|法官|开庭|案子)|(判决|裁定|调解书).{0,8}(生效|不执行|不履行))")
 
 
 def legal(text: str, title: str | None = None) -> bool:
-    """Whether a ticket names a legal channel (then it goes there, unless it is an emergency)."""
+    """Whether a ticket names a legal channel (it goes there unless a catalogue rule or an emergency wins)."""
     return LEGAL.search(f"{title}\n{text}" if title else text) is not None

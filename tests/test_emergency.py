@@ -162,6 +162,7 @@ def test_a_resumed_run_still_writes_its_emergencies_first_once_each(month_traine
     ("法院门口天天乱停车，没人管", False),
     ("物业再不修电梯我就起诉你们", False),
     ("政务公开栏里的信息好久没更新了", False),
+    ("我已经向纪委反映过了，小区路灯还是不亮", False),
 ])
 def test_legal_rule_names_the_channel_only(text, want):
     assert legal(text) is want
