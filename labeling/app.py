@@ -48,14 +48,14 @@ def plain(s: str) -> str:
 
 
 @st.cache_resource(show_spinner=False)
-def resources(url: str, catalog_path: str, busy_ms: int, log_path: str):
+def resources(url: str, catalog_path: str, busy_ms: int, log_path: str, retry_s: float):
     log = logging.getLogger("router.users")  # sign-ins and failures, never a password
     if not any(getattr(h, "baseFilename", None) == log_path for h in log.handlers):
         h = logging.FileHandler(log_path, encoding="utf-8")
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(h)
         log.setLevel(logging.INFO)
-    return connect(url, busy_ms), load_catalog(catalog_path)
+    return connect(url, busy_ms, retry_seconds=retry_s), load_catalog(catalog_path)
 
 
 def settings():
@@ -63,7 +63,8 @@ def settings():
     logs = config.home(cfg) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     engine, catalog = resources(config.store_url(cfg), str(config.resolve(cfg.paths.catalog)),
-                                cfg.store.busy_timeout_ms, str((logs / "labeling.log").resolve()))
+                                cfg.store.busy_timeout_ms, str((logs / "labeling.log").resolve()),
+                                cfg.store.retry_seconds)
     return cfg, engine, catalog, cfg.labeling.claim_minutes, cfg.queue.timezone
 
 

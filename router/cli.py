@@ -367,7 +367,7 @@ def import_(
 
     c = _ctx(config, create=True)
     try:
-        added, rejects = import_labeled(c.engine, source, c.catalog)
+        added, rejects = import_labeled(c.engine, source, c.catalog, batch=c.cfg.store.write_batch)
     except TicketFileError as e:
         fail(str(e))
     except StoreBusy as e:

@@ -77,6 +77,11 @@ class Paths(Section):
 class Store(Section):
     url: str = Field("", description="any SQLAlchemy URL; empty = sqlite:///<home>/router.db")
     busy_timeout_ms: int = Field(5000, ge=0, le=600_000)
+    retry_seconds: float = Field(20.0, ge=0, le=3600, description="a write that finds the store locked (or, on "
+                                 "PostgreSQL, meets a serialization failure) is tried again with backoff for at "
+                                 "most this long in all; then it is refused, nothing recorded")
+    write_batch: int = Field(100, ge=1, le=100_000, description="tickets per write transaction of `router import` "
+                             "and `router classify` (each whole or not at all): how long one holds SQLite's write lock")
     lock_log: str = Field("", description="SQLite: append each write transaction's pid, seconds holding the write "
                           "lock, seconds its first write waited, and that statement to this file "
                           "(bench/concurrency.py); empty: off")

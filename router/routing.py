@@ -217,7 +217,29 @@ def _brief(e: Exception) -> str:
 
 
 def _store(engine, batch, proba, tops, version, pol, rejects: list, flagged=None,
-           waiting=None, infos=None, incidents=None, window=None) -> tuple[list[int], Enqueued]:
+           waiting=None, infos=None, incidents=None, window=None, *, chunk: int) -> tuple[list[int], Enqueued]:
+    """The batch stored `chunk` tickets per transaction (`_store_part`, [store] write_batch): each one holds
+    SQLite's write lock briefly and is whole or not at all; after a crash, --resume (the output's journal)
+    routes the batch again and the store keeps what it already has (store_batch stores a ticket, its
+    prediction and its queue item once). Returns (stored positions, what was queued)."""
+    kept, done = [], Enqueued()
+    for a in range(0, len(batch), chunk):
+        z = slice(a, a + chunk)
+        k, d = _store_part(engine, batch[z], proba[z], tops[z], version, pol, rejects,
+                           None if flagged is None else flagged[z], waiting, None if infos is None else infos[z],
+                           incidents, window)
+        kept += [a + i for i in k]
+        done += d
+    if done.linked and len(batch) > chunk:  # a later part may have merged an earlier part's incident
+        with Session(engine) as s:
+            done.linked = {tid: (inc, dup) for tid, inc, dup in s.exec(
+                select(Ticket.id, Ticket.incident_id, Ticket.duplicate_of).where(
+                    Ticket.id.in_([t.id for t in batch]), Ticket.incident_id.is_not(None)))}
+    return kept, done
+
+
+def _store_part(engine, batch, proba, tops, version, pol, rejects: list, flagged=None,
+                waiting=None, infos=None, incidents=None, window=None) -> tuple[list[int], Enqueued]:
     """store_batch, and when the store refuses the batch, each ticket alone: a ticket it still refuses
     becomes a reject naming its line and the problem. Returns (stored positions, what was queued)."""
     try:
@@ -308,7 +330,8 @@ def classify(engine, catalog: Catalog, job: Job, cfg: Settings, progress=None) -
             summary.ambiguous_places += sum(bool(x.ambiguous) for x in infos)
             keys = stored_ids(engine, batch)
             kept, done = _store(engine, [replace(t, id=key) for t, key in zip(batch, keys)],
-                                proba, tops, version, pol, bad, flagged, waiting, infos, cfg.incidents, window)
+                                proba, tops, version, pol, bad, flagged, waiting, infos, cfg.incidents, window,
+                                chunk=cfg.store.write_batch)
             summary.add(done)
             queued = done.queued
             rows = []

@@ -235,14 +235,17 @@ def _sqlite_pragmas(dbapi_conn, _record):
     cur.close()
 
 
-def make_engine(url: str, busy_timeout_ms: int = 5000, lock_log: str = ""):
+def make_engine(url: str, busy_timeout_ms: int = 5000, lock_log: str = "", retry_seconds: float | None = None):
+    """An engine for `url`; `retry_seconds` ([store] retry_seconds) bounds `retry`'s waits for the writes made
+    through it (None: the module's `waits.budget`)."""
+    opts = {} if retry_seconds is None else {"execution_options": {"retry_seconds": float(retry_seconds)}}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000,
                                                   "check_same_thread": False},
-                               hide_parameters=True)  # errors never print ticket texts
+                               hide_parameters=True, **opts)  # errors never print ticket texts
         event.listen(engine, "connect", _sqlite_pragmas)
         if path and path != ":memory:":
             _take_turns(engine, _Gate(path, busy_timeout_ms / 1000))
@@ -250,7 +253,7 @@ def make_engine(url: str, busy_timeout_ms: int = 5000, lock_log: str = ""):
         if lock_log:
             _log_locks(engine, lock_log)
         return engine
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True, **opts)
 
 
 class _Gate:
@@ -378,7 +381,8 @@ retried = [0]  # transactions this process has tried again (bench/concurrency.py
 @dataclass
 class Waits:
     """How `retry` waits: jittered exponential backoff from `first` up to `most` seconds between tries,
-    `budget` seconds in all (busy timeouts included); `clock` and `sleep` are injectable for tests."""
+    `budget` seconds in all (busy timeouts included; an engine made with `retry_seconds` sets its own
+    budget, [store] retry_seconds); `clock` and `sleep` are injectable for tests."""
     budget: float = 20.0
     first: float = 0.05
     most: float = 1.0
@@ -396,13 +400,15 @@ class StoreBusy(RuntimeError):
 def retry(f=None, *, w: Waits | None = None):
     """Run `f` (one whole transaction) again after a transient store error (`transient`), with jittered
     exponential backoff on top of the busy timeout each try already waited, while the total time stays
-    within the budget (`w`, else the module's `waits`); then StoreBusy, one line naming the wait."""
+    within the budget (`w`; else the module's `waits`, with the budget of the engine `f` is given first
+    when it has one); then StoreBusy, one line naming the wait."""
     if f is None:
         return functools.partial(retry, w=w)
 
     @functools.wraps(f)
     def run(*args, **kw):
         ws = w or waits
+        budget = ws.budget if w is not None or not args else budget_of(args[0], ws.budget)
         start, i = ws.clock(), 0
         while True:
             try:
@@ -412,13 +418,19 @@ def retry(f=None, *, w: Waits | None = None):
                     raise
                 delay = min(ws.first * 2 ** i, ws.most) * random.uniform(0.5, 1.5)
                 waited = ws.clock() - start
-                if waited + delay > ws.budget:
+                if waited + delay > budget:
                     raise StoreBusy(f"the store stayed busy for {waited:.1f} s over {i + 1} tries (another "
                                     f"program is writing to it: {_brief(e)}); nothing was recorded, try again") from None
                 retried[0] += 1
                 ws.sleep(delay)
                 i += 1
     return run
+
+
+def budget_of(engine, default: float) -> float:
+    """The retry budget an engine was made with (`make_engine`'s retry_seconds), else `default`."""
+    get = getattr(engine, "get_execution_options", None)
+    return float(get().get("retry_seconds", default)) if get else default
 
 
 def _brief(e: DBAPIError) -> str:
@@ -498,11 +510,11 @@ def migrate(url: str) -> None:
 _engines: dict[str, object] = {}
 
 
-def connect(url: str, busy_timeout_ms: int = 5000, lock_log: str = ""):
+def connect(url: str, busy_timeout_ms: int = 5000, lock_log: str = "", retry_seconds: float | None = None):
     """An engine for `url`, migrated to the newest schema once per process."""
     if url not in _engines:
         migrate(url)
-        _engines[url] = make_engine(url, busy_timeout_ms, lock_log)
+        _engines[url] = make_engine(url, busy_timeout_ms, lock_log, retry_seconds)
     return _engines[url]
 
 
@@ -510,7 +522,7 @@ def open_store(cfg):
     """The engine named by the settings (SQLite under paths.home unless store.url is set)."""
     from router import config
 
-    return connect(config.store_url(cfg), cfg.store.busy_timeout_ms, cfg.store.lock_log)
+    return connect(config.store_url(cfg), cfg.store.busy_timeout_ms, cfg.store.lock_log, cfg.store.retry_seconds)
 
 
 __all__ = ["Ticket", "Prediction", "Rule", "Incident", "QueueItem", "Label", "TicketReturn", "ModelVersion", "ModelEvent", "User",

@@ -231,3 +231,94 @@ def test_lock_log_has_one_line_per_write_transaction(tmp_path, catalog):
     lines = [line.split(" ", 3) for line in log.read_text().splitlines()]
     assert [x[3] for x in lines] == ["INSERT INTO ticket"] * 3 + ["BEGIN IMMEDIATE"]
     assert all(0 <= float(x[1]) < 60 and 0 <= float(x[2]) < 60 for x in lines)
+
+
+def _per_transaction(engine) -> list[dict]:
+    """Rows each write transaction on `engine` inserted, per table (a list that grows)."""
+    from sqlalchemy import Insert, event
+
+    got, cur = [], {}
+
+    def count(_conn, clause, multiparams, params, _opts):
+        if isinstance(clause, Insert):
+            n = len(multiparams) if isinstance(multiparams, (list, tuple)) and multiparams else 1
+            cur[clause.table.name] = cur.get(clause.table.name, 0) + n
+
+    def end(_conn):
+        if cur:
+            got.append(dict(cur))
+            cur.clear()
+    event.listen(engine, "before_execute", count)
+    event.listen(engine, "commit", end)
+    return got
+
+
+def _day(tmp_path, n: int, prefix: str = "D"):
+    lines = (SAMPLE / "day.jsonl").read_text(encoding="utf-8").splitlines()[:n]
+    path = tmp_path / f"{prefix}.jsonl"
+    path.write_text("".join(json.dumps({**json.loads(x), "id": f"{prefix}{i:04d}"}, ensure_ascii=False) + "\n"
+                            for i, x in enumerate(lines)), encoding="utf-8")
+    return path
+
+
+def test_classify_writes_a_batch_in_transactions_of_write_batch_tickets(trained, cfg, catalog, tmp_path):
+    """A 250-ticket batch ([classify] batch_size 512) is stored in transactions of at most [store] write_batch
+    (100) tickets, each with its tickets' predictions and queue items; every ticket once."""
+    from router import config, routing
+
+    engine = connect(config.store_url(cfg))
+    tx = _per_transaction(engine)
+    assert cfg.store.write_batch == 100 and cfg.classify.batch_size >= 250
+    s = routing.classify(engine, catalog, routing.Job(str(_day(tmp_path, 250)), threshold=0.99), cfg)
+    assert s.routed == 250
+    stored = [t.get("ticket", 0) for t in tx if "ticket" in t]
+    assert sum(stored) == 250 and max(stored) <= 100 and len(stored) == 3
+    assert all(t.get("prediction", 0) <= 100 and t.get("queueitem", 0) <= 100 for t in tx), tx
+
+
+def test_classify_killed_between_write_batches_resumes_each_ticket_once(trained, cfg, catalog, tmp_path):
+    """The process is killed (SIGKILL) at the commit of a batch's second part: its first part is stored, the
+    output's journal does not hold the batch yet. --resume routes the batch again: every ticket once in the
+    output, stored once, one prediction of the version each, and a row says queued exactly when its ticket waits."""
+    from router import config, registry, routing
+    from router.queue import open_items
+
+    engine = connect(config.store_url(cfg))
+    cfg.classify.batch_size, cfg.store.write_batch = 100, 40
+    src, out = _day(tmp_path, 230), tmp_path / "out.jsonl"
+    crash = ("import os, signal, sys\n"
+             "from sqlalchemy import Insert, event\n"
+             "from router import config, routing, store\n"
+             "from router.catalog import load_catalog\n"
+             "cfg = config.load()\n"
+             "cfg.classify.batch_size, cfg.store.write_batch = 100, 40\n"
+             "e = store.connect(config.store_url(cfg))\n"
+             "n = [0]\n"
+             "def count(_c, clause, many, *_):\n"
+             "    if isinstance(clause, Insert) and clause.table.name == 'ticket':\n"
+             "        n[0] += len(many) if isinstance(many, (list, tuple)) and many else 1\n"
+             "def commit(_c):\n"
+             "    if n[0] == 180:\n"   # batch 2 (parts of 40, 40, 20), its second part
+             "        os.kill(os.getpid(), signal.SIGKILL)\n"
+             "event.listen(e, 'before_execute', count)\n"
+             "event.listen(e, 'commit', commit)\n"
+             "routing.classify(e, load_catalog(config.resolve(cfg.paths.catalog)),\n"
+             "                 routing.Job(sys.argv[1], output=sys.argv[2], threshold=0.99), cfg)\n")
+    r = subprocess.run([sys.executable, "-c", crash, str(src), str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == -9, r.stderr
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 100
+    with Session(engine) as s:
+        assert s.execute(select(func.count()).select_from(Ticket).where(Ticket.id.like("D%"))).scalar() == 140
+    s_ = routing.classify(engine, catalog, routing.Job(str(src), output=str(out), threshold=0.99, resume=True), cfg)
+    assert (s_.skipped, s_.routed) == (100, 130)
+    rows = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["id"] for r in rows) == [f"D{i:04d}" for i in range(230)]
+    version = registry.current(engine).version
+    with Session(engine) as s:
+        ids = [r["id"] for r in rows]
+        assert s.execute(select(func.count()).select_from(Ticket).where(Ticket.id.like("D%"))).scalar() == 230
+        preds = s.execute(select(Prediction.ticket_id, func.count()).where(
+            Prediction.ticket_id.in_(ids), Prediction.model_version == version).group_by(Prediction.ticket_id)).all()
+        assert len(preds) == 230 and {c for _, c in preds} == {1}
+        waiting = open_items(s, ids)
+    assert [r["id"] for r in rows if r["queued"]] == [r["id"] for r in rows if r["id"] in waiting]

@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 from router.catalog import NONE, RESERVED, Catalog, from_label, to_label
 from router.classifier import model_input
 from router.cohandling import parse as parse_co
+from router.config import Store
 from router.io import Reject, load_tickets, parse_time
 from router.store import Label, Source, Ticket, now, retry
 
@@ -73,13 +74,10 @@ def from_file(path: str, catalog: Catalog) -> tuple[Labeled, list]:
     return data, rejects
 
 
-IMPORT_BATCH = 250  # tickets per transaction: tens of ms of SQLite's write lock each (more on a loaded machine)
-
-
 def import_labeled(engine, path: str, catalog: Catalog, source: str = Source.imported,
-                   batch: int = IMPORT_BATCH) -> tuple[int, list]:
+                   batch: int = Store().write_batch) -> tuple[int, list]:
     """Load a labeled file into the store as tickets plus labels; returns (added, rejects).
-    Commits every `batch` tickets, each batch whole or not at all (tickets with their labels), so the
+    Commits every `batch` tickets ([store] write_batch), each batch whole or not at all (tickets with their labels), so the
     labeling app never waits long for the write lock; after a crash, a rerun adds only what is missing."""
     ok, rejects = load_tickets(path, catalog, require_label=True)
     co: dict[str, list[str]] = {}
