@@ -8,7 +8,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlmodel import Session, select
 
@@ -23,7 +22,7 @@ from router.config import Settings
 from router.io import (JsonlWriter, Reject, RoutedWriter, TicketIn, TicketReader, WriteError, count_records,
                        done_ids, parse_time)
 from router.queue import Enqueued, Policy, policy
-from router.store import Prediction, Ticket, now
+from router.store import Prediction, Ticket, bulk_insert, now
 
 __all__ = ["Job", "classify", "store_batch", "stored_ids", "default_output", "default_rejects",
            "Summary", "StoreError"]
@@ -157,10 +156,10 @@ def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: P
         for f in fresh:
             f["incident_id"], f["duplicate_of"] = linked.get(f["id"], (None, None))
         if fresh:
-            s.execute(insert(Ticket), fresh)
+            s.execute(bulk_insert(Ticket), fresh)
         rows = [dict(ticket_id=ids[i], model_version=version, department=tops[i][0][0], confidence=tops[i][0][1],
                      topk=[list(x) for x in tops[i]], created_at=t0, rule_id=info[i].rule_id) for i in keep]
-        pred_ids = list(s.scalars(insert(Prediction).returning(Prediction.id, sort_by_parameter_order=True),
+        pred_ids = list(s.scalars(bulk_insert(Prediction).returning(Prediction.id, sort_by_parameter_order=True),
                                   rows)) if rows else []
         done = order.enqueue(s, [ids[i] for i in keep], proba[keep], pred_ids, pol, ranked=ranked,
                              incidents=incidents_mod.queue_state(s, [ids[i] for i in keep]) if incidents is not None and incidents.enabled else None)

@@ -8,7 +8,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import insert
 from sqlmodel import Session, select
 
 from router.catalog import NONE, RESERVED, Catalog, from_label, to_label
@@ -16,7 +15,7 @@ from router.classifier import model_input
 from router.cohandling import parse as parse_co
 from router.config import Store
 from router.io import Reject, load_tickets, parse_time
-from router.store import Label, Source, Ticket, now, retry
+from router.store import Label, Source, Ticket, bulk_insert, now, retry
 
 
 @dataclass
@@ -108,9 +107,9 @@ def _import_batch(engine, part: list, co: dict, source: str) -> int:
                        co_departments=co[t.id] if t.label != NONE else [], wrong_departments=[], created_at=t0)
                   for t in part if t.id not in labeled]
         if tickets:
-            s.execute(insert(Ticket), tickets)  # tickets before their labels (foreign key)
+            s.execute(bulk_insert(Ticket), tickets)  # tickets before their labels (foreign key)
         if labels:
-            s.execute(insert(Label), labels)
+            s.execute(bulk_insert(Label), labels)
         s.commit()
     return len(labels)
 
