@@ -35,7 +35,7 @@ from sqlmodel import Session, select
 from router import nofit, queue
 from router.classifier import model_input
 from router.queue import Enqueued, Policy
-from router.store import ItemStatus, Prediction, QueueItem, Reason, Ticket
+from router.store import ItemStatus, Prediction, QueueItem, Reason, Ticket, insert_predictions, now
 from router.similarity import Idf, cosine
 from router.strategies import featurize, make_strategy
 
@@ -170,12 +170,14 @@ class Waiting:
         return self.matrix
 
 
-def prioritize(engine, clf, version: str, pol: Policy, no_fit: tuple = (None, True)) -> int:
+def prioritize(engine, clf, version: str, pol: Policy, no_fit: tuple = (None, True), chunk: int = 100) -> int:
     """Order the waiting tickets with the configured strategy, as the benchmarks measure it:
     the `pol.window` best picks of `strategy.query` over the waiting pool come first, the rest
     follow by score. With `pol.rerank`, tickets routed by another model are re-scored (and
     re-predicted, so dispatchers see the current model's suggestions; `no_fit` = (threshold,
-    enabled) of the no-fit decision for those). Returns the pool size."""
+    enabled) of the no-fit decision for those). Everything is computed first; the writes go in
+    transactions of `chunk` items ([store] write_batch), each holding SQLite's write lock briefly.
+    Returns the pool size."""
     strategy = make_strategy(pol.strategy)
     window = pol.window or 200
     with Session(engine) as s:
@@ -211,18 +213,25 @@ def prioritize(engine, clf, version: str, pol: Policy, no_fit: tuple = (None, Tr
             done = queue.labeled_texts(s, 2000)
             labeled = featurize([model_input(t, h) for t, h in done]) if done else None
         prio = UNCERTAIN + strategy.priorities(proba, min(window, len(texts)), features, labeled)
-        # the writes last, after every computation: the write lock (taken by the first INSERT/UPDATE) is held
-        # for these statements only, not while the model scores or the strategy orders
-        if preds:
-            s.add_all(preds.values())
-            s.flush()
-            new_preds.update((k, x.id) for k, x in preds.items())
-        if new_preds:  # a ticket the current model calls no-fit becomes a no-fit item, shown first
-            queue.set_priorities(s, [p.item_ids[k] for k in stale], [flagged.get(k, prio[k]) for k in stale],
-                                 [new_preds[k] for k in stale], [k in flagged for k in stale])
-        fresh = [k for k in range(len(p.item_ids)) if k not in new_preds]
-        queue.set_priorities(s, [p.item_ids[k] for k in fresh], prio[fresh])
-        s.commit()
+    # the writes last, after every computation, in parts: the write lock (taken by the first INSERT/UPDATE) is
+    # held for one part's statements only, never while the model scores or the strategy orders
+    t0 = now()
+    for a in range(0, len(p.item_ids), chunk):
+        part = range(a, min(a + chunk, len(p.item_ids)))
+        with Session(engine) as s:
+            mine = [k for k in part if k in preds]
+            if mine:
+                rows = [dict(ticket_id=x.ticket_id, model_version=x.model_version, department=x.department,
+                             confidence=x.confidence, topk=x.topk, created_at=t0) for x in (preds[k] for k in mine)]
+                new_preds.update(zip(mine, insert_predictions(s, rows)))
+            moved = [k for k in part if k in new_preds]  # a ticket the current model calls no-fit becomes a
+            if moved:                                      # no-fit item, shown first
+                queue.set_priorities(s, [p.item_ids[k] for k in moved], [flagged.get(k, prio[k]) for k in moved],
+                                     [new_preds[k] for k in moved], [k in flagged for k in moved])
+            fresh = [k for k in part if k not in new_preds]
+            if fresh:
+                queue.set_priorities(s, [p.item_ids[k] for k in fresh], prio[fresh])
+            s.commit()
     return len(p.item_ids)
 
 

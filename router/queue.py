@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, func, update
 from sqlmodel import Session, select
 
 from router import config
-from router.store import ItemStatus, Label, Prediction, QueueItem, Reason, Source, Ticket, now
+from router.store import ItemStatus, Label, Prediction, QueueItem, Reason, Source, Ticket, bulk_insert, now
 
 
 class Policy(config.Queue):
@@ -96,6 +96,7 @@ def enqueue(session: Session, ticket_ids, prediction_ids, reasons, priorities, p
     done, waiting = decided(session, ticket_ids), open_items(session, ticket_ids)
     new = {Reason.low_confidence: out.low, Reason.audit: out.audit, Reason.no_fit: out.nofit,
            Reason.emergency: out.emergency}
+    rows, t0 = [], now()
     for tid, pid, reason, pr in zip(ticket_ids, prediction_ids, reasons, priorities):
         if tid in done:
             out.decided.append(tid)
@@ -109,9 +110,12 @@ def enqueue(session: Session, ticket_ids, prediction_ids, reasons, priorities, p
             session.add(item)
             out.waiting.append(tid)
         elif reason is not None:
-            session.add(QueueItem(ticket_id=tid, prediction_id=pid, reason=reason, priority=float(pr)))
+            rows.append(dict(ticket_id=tid, prediction_id=pid, reason=reason, priority=float(pr),
+                             status=ItemStatus.pending, created_at=t0))
             new[reason].append(tid)
     session.flush()
+    if rows:  # one executemany (ORM objects would be inserted a row at a time, to read back each id)
+        session.execute(bulk_insert(QueueItem), rows)
     out.dropped = trim_to_budget(session, pol)
     return out
 

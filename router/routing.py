@@ -22,7 +22,7 @@ from router.config import Settings
 from router.io import (JsonlWriter, Reject, RoutedWriter, TicketIn, TicketReader, WriteError, count_records,
                        done_ids, parse_time)
 from router.queue import Enqueued, Policy, policy
-from router.store import Prediction, Ticket, bulk_insert, now
+from router.store import Prediction, Ticket, bulk_insert, insert_predictions, now
 
 __all__ = ["Job", "classify", "store_batch", "stored_ids", "default_output", "default_rejects",
            "Summary", "StoreError"]
@@ -159,8 +159,7 @@ def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: P
             s.execute(bulk_insert(Ticket), fresh)
         rows = [dict(ticket_id=ids[i], model_version=version, department=tops[i][0][0], confidence=tops[i][0][1],
                      topk=[list(x) for x in tops[i]], created_at=t0, rule_id=info[i].rule_id) for i in keep]
-        pred_ids = list(s.scalars(bulk_insert(Prediction).returning(Prediction.id, sort_by_parameter_order=True),
-                                  rows)) if rows else []
+        pred_ids = insert_predictions(s, rows)
         done = order.enqueue(s, [ids[i] for i in keep], proba[keep], pred_ids, pol, ranked=ranked,
                              incidents=incidents_mod.queue_state(s, [ids[i] for i in keep]) if incidents is not None and incidents.enabled else None)
         done.linked = dict((tid, (inc, dup)) for tid, inc, dup in s.exec(
@@ -387,7 +386,7 @@ def classify(engine, catalog: Catalog, job: Job, cfg: Settings, progress=None) -
         finally:
             out.close()
     if summary.routed and clf is not None:
-        order.prioritize(engine, clf, mv.version, pol, (nofit_thr, nf.enabled))
+        order.prioritize(engine, clf, mv.version, pol, (nofit_thr, nf.enabled), chunk=cfg.store.write_batch)
         summary.over_budget += _trim(engine, pol)
     summary.seconds = time.perf_counter() - start
     return summary

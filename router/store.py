@@ -237,6 +237,26 @@ def bulk_insert(model):
     return insert(model).execution_options(render_nulls=True)
 
 
+def insert_predictions(session: Session, rows: list[dict]) -> list[int]:
+    """Insert Prediction rows in one executemany; their ids, in the rows' order. Not INSERT ... RETURNING: SQLite
+    does not promise RETURNING's order over many rows, so SQLAlchemy sends such an insert a row at a time
+    (milliseconds a row on a loaded machine, inside the write lock). The ids are read back: the newest
+    prediction of each (ticket, model version)."""
+    from sqlalchemy import select
+
+    if not rows:
+        return []
+    session.execute(bulk_insert(Prediction), rows)
+    got = {}
+    for version in {r["model_version"] for r in rows}:
+        tids = [r["ticket_id"] for r in rows if r["model_version"] == version]
+        got.update(((tid, version), pid) for pid, tid in session.execute(
+            select(Prediction.id, Prediction.ticket_id).where(Prediction.ticket_id.in_(tids),
+                                                              Prediction.model_version == version)
+            .order_by(Prediction.id)))
+    return [got[(r["ticket_id"], r["model_version"])] for r in rows]
+
+
 def _sqlite_pragmas(dbapi_conn, _record):
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -536,5 +556,5 @@ def open_store(cfg):
 
 
 __all__ = ["Ticket", "Prediction", "Rule", "Incident", "QueueItem", "Label", "TicketReturn", "ModelVersion", "ModelEvent", "User",
-           "Session", "SQLModel", "StoreBusy", "bulk_insert", "StoreVersionError", "Waits", "connect", "open_store", "make_engine", "migrate", "now", "writing", "retry",
+           "Session", "SQLModel", "StoreBusy", "bulk_insert", "insert_predictions", "StoreVersionError", "Waits", "connect", "open_store", "make_engine", "migrate", "now", "writing", "retry",
            "transient"]

@@ -234,15 +234,17 @@ def test_lock_log_has_one_line_per_write_transaction(tmp_path, catalog):
 
 
 def _per_transaction(engine) -> list[dict]:
-    """Rows each write transaction on `engine` inserted, per table (a list that grows)."""
-    from sqlalchemy import Insert, event
+    """Rows each write transaction on `engine` inserted (per table) and updated ("update <table>": rows given to
+    an executemany, or 1), a list that grows."""
+    from sqlalchemy import Insert, Update, event
 
     got, cur = [], {}
 
     def count(_conn, clause, multiparams, params, _opts):
-        if isinstance(clause, Insert):
+        if isinstance(clause, (Insert, Update)):
             n = len(multiparams) if isinstance(multiparams, (list, tuple)) and multiparams else 1
-            cur[clause.table.name] = cur.get(clause.table.name, 0) + n
+            key = clause.table.name if isinstance(clause, Insert) else "update " + clause.table.name
+            cur[key] = cur.get(key, 0) + n
 
     def end(_conn):
         if cur:
@@ -341,3 +343,18 @@ def test_import_sends_each_batch_in_one_statement_per_table(tmp_path, catalog):
     assert inserts == ["ticket", "label"] * 3
     with Session(engine) as s:
         assert s.execute(select(func.count()).select_from(Ticket).where(Ticket.title.is_(None))).scalar() == 15
+
+
+def test_reordering_the_queue_writes_in_parts_of_write_batch_items(trained, cfg, catalog, tmp_path):
+    """After a new model version every waiting ticket is re-predicted and re-prioritized (`order.prioritize`):
+    its new predictions and priorities go in transactions of at most [store] write_batch items."""
+    from router import config, order, queue, registry, routing
+
+    engine = connect(config.store_url(cfg))
+    routing.classify(engine, catalog, routing.Job(str(_day(tmp_path, 250)), threshold=0.99), cfg)
+    tx = _per_transaction(engine)
+    _, clf = registry.load(engine, None, cfg)
+    pool = order.prioritize(engine, clf, "v-next", queue.policy(cfg, threshold=0.99), chunk=cfg.store.write_batch)
+    assert pool > 100
+    assert sum(t.get("prediction", 0) for t in tx) == pool and len(tx) == -(-pool // 100)
+    assert all(t.get("prediction", 0) <= 100 and t.get("update queueitem", 0) <= 100 for t in tx), tx
