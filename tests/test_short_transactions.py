@@ -358,3 +358,31 @@ def test_reordering_the_queue_writes_in_parts_of_write_batch_items(trained, cfg,
     assert pool > 100
     assert sum(t.get("prediction", 0) for t in tx) == pool and len(tx) == -(-pool // 100)
     assert all(t.get("prediction", 0) <= 100 and t.get("update queueitem", 0) <= 100 for t in tx), tx
+
+
+def test_retry_budget_is_the_store_setting(tmp_path, monkeypatch):
+    """[store] retry_seconds (typed, 0-3600, shown by `router config --defaults`) bounds the app's retries on
+    the engine the settings open: a writer that never lets go ends in StoreBusy within it, nothing recorded."""
+    from typer.testing import CliRunner
+
+    from router import config
+    from router.cli import app
+
+    with pytest.raises(ValueError, match="retry_seconds"):
+        config.load(env={"ROUTER_STORE__RETRY_SECONDS": "-1"})
+    out = CliRunner().invoke(app, ["config", "--defaults"]).output
+    assert "nothing recorded (>= 0, <= 3600)\nretry_seconds = 20.0\n" in out
+    monkeypatch.setenv("ROUTER_PATHS__HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ROUTER_STORE__RETRY_SECONDS", "2.5")
+    monkeypatch.setenv("ROUTER_STORE__BUSY_TIMEOUT_MS", "0")
+    cfg = config.load()
+    engine = store.open_store(cfg)
+    other = sqlite3.connect(config.sqlite_file(cfg), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    clock = Clock()
+    monkeypatch.setattr(store, "waits", Waits(budget=100.0, clock=clock, sleep=clock.sleep))  # the engine's wins
+    with pytest.raises(StoreBusy):
+        actions.next_item(engine, "alice")
+    assert 0 < sum(clock.slept) <= 2.5
+    other.execute("COMMIT")
+    other.close()
