@@ -137,6 +137,9 @@ def _pairs(groups: dict[str, tuple[list[int], list[int]]], fa, fb, ta: np.ndarra
     return a[first], b[first], s[first]
 
 
+NEW = 1 << 62  # provisional ids of the incidents a batch starts (link), above every stored id
+
+
 def link(session: Session, ids: list[str], texts: list[str], names: list[list[str]], districts: list[str | None],
          received: list[datetime | None], departments: list[str], window_days: float, similarity: float,
          limit: int = 20000, cache: Window | None = None) -> dict[str, tuple[int, str]]:
@@ -212,8 +215,13 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
     alias: dict[int, int] = {}                 # merged incident -> the one it went into
     rows_of: dict[int, Incident] = {}          # the incidents touched, read once
     state: dict[int, list] = {}                # ... their [size, started_at, last_at] as they grow
-    gone_rows: list[Incident] = []             # merged into another
+    gone_rows: list[Incident] = []             # stored ones merged into another
+    merged: list[int] = []                     # ... their ids (their stored tickets move at the end)
+    n_new = 0                                  # incidents this batch started
     writes: dict[str, dict] = {}               # ticket id -> its new incident_id (and duplicate_of)
+    # Nothing is written until every ticket is matched (the first write takes SQLite's write lock): an incident
+    # this batch starts gets a provisional id from NEW up (above every stored one, so a merge keeps the older)
+    # and its row is inserted at the end.
 
     def find(inc):
         while inc in alias:
@@ -240,19 +248,20 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
             inc = joined[0]
             for other in joined[1:]:           # the ticket reads like two incidents: they are one
                 alias[other] = inc
-                session.execute(update(Ticket).where(Ticket.incident_id == other).values(incident_id=inc))
                 gone, keep_ = grow(other), grow(inc)
                 keep_[:] = [keep_[0] + gone[0], min(keep_[1], gone[1]), max(keep_[2], gone[2])]
-                gone_rows.append(rows_of.pop(other))   # deleted at the end: no new incident reuses its id
+                row = rows_of.pop(other)
+                if other < NEW:                 # stored: deleted at the end (no new incident reuses its id)
+                    gone_rows.append(row)
+                    merged.append(other)
                 del state[other]
         else:                                   # the earlier tickets start an incident
             j = next((todo[k2] for k2 in done if ids[todo[k2]] == best), None)
             src = j if j is not None else i
             first = Incident(place=names[src][0], district=districts[src], department=departments[src], size=0,
                              started_at=at[i], last_at=at[i])
-            session.add(first)
-            session.flush()
-            inc = first.id
+            inc = NEW + n_new
+            n_new += 1
             rows_of[inc], state[inc] = first, [0, at[i], at[i]]
         st = grow(inc)
         for t in loose:
@@ -265,14 +274,26 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
         writes[ids[i]] = {"dup": best}
         st[0] += 1
         st[2] = max(st[2] or at[i], at[i])
-    out = {t: (find(inc), dup) for t, (inc, dup) in out.items()}    # merged incidents resolved
     for inc, (size, started, last) in state.items():
         r = rows_of[inc]
         r.size, r.started_at, r.last_at = size, started, last
-    # the tickets' new incidents, in two bulk statements (merged incidents resolved)
+    # the writes: the new incidents (their ids), the stored tickets of merged ones, then the tickets' new
+    # incidents in two bulk statements (merged incidents resolved)
+    new = {inc: r for inc, r in rows_of.items() if inc >= NEW}
+    if new:
+        session.add_all(new.values())
+        session.flush()
+    real = {inc: r.id for inc, r in new.items()}
+
+    def final(inc):
+        inc = find(inc)
+        return real.get(inc, inc)
+    for other in merged:
+        session.execute(update(Ticket).where(Ticket.incident_id == other).values(incident_id=final(other)))
+    out = {t: (final(inc), dup) for t, (inc, dup) in out.items()}
     t = Ticket.__table__
-    only = [{"tid": x, "inc": find(inc_of[x])} for x, w in writes.items() if "dup" not in w]
-    both = [{"tid": x, "inc": find(inc_of[x]), "dup": w["dup"]} for x, w in writes.items() if "dup" in w]
+    only = [{"tid": x, "inc": final(inc_of[x])} for x, w in writes.items() if "dup" not in w]
+    both = [{"tid": x, "inc": final(inc_of[x]), "dup": w["dup"]} for x, w in writes.items() if "dup" in w]
     conn = session.connection()
     if only:
         conn.execute(update(t).where(t.c.id == bindparam("tid")).values(incident_id=bindparam("inc")), only)
@@ -287,7 +308,7 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
     for r in gone_rows:
         session.delete(r)
     session.flush()
-    one_item(session, set(state))
+    one_item(session, {real.get(inc, inc) for inc in state})
     return out
 
 
