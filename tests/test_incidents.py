@@ -280,3 +280,36 @@ def test_long_unrelated_tickets_do_not_link_a_repeat_does(centre, tmp_path):
     assert out["again"]["duplicate_of"] == "RT000003" and out["again"]["incident_id"] is not None
     assert out["RT000003"]["incident_id"] == out["again"]["incident_id"]
     assert all(out[i]["incident_id"] is None for i in pick - {"RT000003"})
+
+
+def test_linking_and_the_queue_measure_alike_the_same_way(engine):
+    """One measure of alike (router/similarity.py): a ticket joins a stored one naming the same place exactly
+    when their weighted cosine, as the queue's near-duplicate check computes it, reaches the threshold."""
+    from datetime import datetime, timedelta, timezone
+    from pathlib import Path
+
+    from router import incidents, similarity
+    from router.strategies import featurize
+
+    rows = [json.loads(x) for x in (Path(__file__).parent.parent / "data/realistic/test.jsonl").open(encoding="utf-8")]
+    t0 = datetime(2026, 11, 20, 1, tzinfo=timezone.utc)
+    first = "滨江花园" + rows[0]["text"]
+    tries = [first[:-15] + "谢谢。"] + ["滨江花园" + r["text"] for r in rows[1:8]]   # a repeat, other matters
+    weights = similarity.Idf()
+    window = incidents.Window(None, weights)
+    with Session(engine) as s:
+        s.add_all(Ticket(id=f"r{i}", text=r["text"]) for i, r in enumerate(rows[8:208]))   # the n-grams' frequencies
+        s.add(Ticket(id="s0", text=first, received_at=t0, places="滨江花园", district="district-linjiang"))
+        s.flush()
+        got = []
+        for k, text in enumerate(tries):
+            tid = f"c{k}"
+            linked = incidents.link(s, [tid], [text], [["滨江花园"]], ["district-linjiang"], [t0 + timedelta(hours=1)],
+                                    ["water-supply"], 2.0, 0.5, cache=window)
+            f = featurize([text, first])
+            cos = similarity.cosine(f[:1], f[1:], weights.weights(s, [tid], f[:1]))[0, 0]
+            got.append((tid in linked, bool(cos >= 0.5)))
+            s.rollback()   # each try alone against s0
+            s.add(Ticket(id="s0", text=first, received_at=t0, places="滨江花园", district="district-linjiang"))
+            s.flush()
+    assert all(a == b for a, b in got) and got[0] == (True, True) and (False, False) in got
