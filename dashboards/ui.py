@@ -19,11 +19,11 @@ ROUTE_FIRST = ("还没有分派过的工单。请用当前模型分派一天的�
 
 
 # Laptop screens (up to 1200 px wide): a narrower sidebar (the page names are short) and less padding
-# give the pages ~750 px instead of ~560 px at 1024 px, so the grids show every column
+# give the pages ~785 px instead of ~560 px at 1024 px, so the grids show every column
 LAYOUT = """<style>
 @media (max-width: 1200px) {
-  [data-testid="stSidebar"] { width: 210px !important; min-width: 210px !important; }
-  [data-testid="stMainBlockContainer"] { padding-left: 2rem; padding-right: 2rem; }
+  [data-testid="stSidebar"] { width: 190px !important; min-width: 190px !important; }
+  [data-testid="stMainBlockContainer"] { padding-left: 1.5rem; padding-right: 1.5rem; }
 }
 </style>"""
 

@@ -56,6 +56,21 @@ def render(page: str) -> AppTest:
     return at
 
 
+def headers(at) -> list[str]:
+    """The column headers every grid on the page shows (its column_order, else its columns; labels from
+    column_config), less the ones with an English word (three letters or more, F1/ECE aside)."""
+    import json
+    import re
+
+    out = []
+    for d in at.dataframe:
+        config = json.loads(d.proto.columns or "{}")
+        for c in list(d.proto.column_order) or [str(c) for c in d.value.reset_index().columns]:
+            if not config.get(c, {}).get("hidden") and c != "index":
+                out.append(config.get(c, {}).get("label", c))
+    return [h for h in out if re.search(r"[A-Za-z]{3,}", re.sub(r"\b(ECE|F1)\b", "", h))]
+
+
 def metrics(at) -> dict:
     return {m.label: m.value for m in at.metric}
 
@@ -222,6 +237,12 @@ def test_drift_page(store):
     mix = at.dataframe[0].value
     assert mix["recent_share"].sum() == pytest.approx(100) and mix["training_share"].sum() == pytest.approx(100)
     assert charts(at) == 2
+
+
+def test_grid_headers_are_chinese(store):
+    """Every grid's header is Chinese (short, with help on hover), whatever the column is called in the data."""
+    for page in PAGES:
+        assert headers(render(page)) == [], page
 
 
 def test_history_page(store):

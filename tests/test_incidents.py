@@ -107,7 +107,7 @@ def test_a_confident_member_stays_routed(centre, tmp_path, monkeypatch):
 
 
 def test_dashboard_lists_incidents_and_raises_the_warning(centre, tmp_path, monkeypatch):
-    from tests.test_dashboards import render
+    from tests.test_dashboards import headers, render
 
     home, engine = centre
     monkeypatch.setenv("ROUTER_INCIDENTS__ALERT_SIZE", "4")
@@ -117,6 +117,7 @@ def test_dashboard_lists_incidents_and_raises_the_warning(centre, tmp_path, monk
     assert any("预警：滨江路" in e.value for e in at.error)
     assert {m.label: m.value for m in at.metric} == {"当日并单事件": "1", "并入事件的工单": "4", "预警": "1"}
     assert set(at.dataframe[-1].value["id"]) == {"b0", "b1", "b2", "b3"}     # the tickets, one click away
+    assert headers(at) == []                                                  # not id, received_at, duplicate_of
 
 
 def test_a_ticket_like_two_incidents_merges_them(engine):

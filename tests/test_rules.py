@@ -157,7 +157,7 @@ def test_rules_win_in_router_classify(month_trained, tmp_path, monkeypatch):
 def test_dashboard_shows_hits_and_overturns(engine, catalog, home):
     from dashboards import queries
     from router.store import Label
-    from tests.test_dashboards import render
+    from tests.test_dashboards import headers, render
 
     r1, _ = rules.add(engine, catalog, "健身房", "commerce", note="三定")
     r2, _ = rules.add(engine, catalog, "井盖", "urban-mgmt", note="权责清单")
@@ -179,6 +179,7 @@ def test_dashboard_shows_hits_and_overturns(engine, catalog, home):
     at = render("views/8_Rules.py")
     assert {m.label: m.value for m in at.metric} == {"生效规则": "2", "规则派单": "5", "被改派或退单": "1"}
     assert set(at.dataframe[0].value["district"]) == {"全市"}                 # citywide rules, named
+    assert headers(at) == [] and "None" not in set(at.dataframe[0].value["overturn_rate"])
 
 
 def test_dashboard_without_rules_says_how_to_add_one(home):

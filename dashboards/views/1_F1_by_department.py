@@ -44,6 +44,8 @@ y = alt.Y("department_name:N", sort=order, title=None, axis=alt.Axis(labelLimit=
 tips = [alt.Tooltip("department_name:N", title="部门"), alt.Tooltip("department:N", title="编号"),
         alt.Tooltip("f1:Q", format=".3f", title="F1"), alt.Tooltip("previous_f1:Q", format=".3f", title="上一版本 F1"),
         alt.Tooltip("change:Q", format="+.3f", title="变化"), alt.Tooltip("support:Q", title="测试工单数")]
+if top["previous_f1"].isna().all():  # no previous version: no "上一版本 F1: null"
+    tips = tips[:3] + tips[5:]
 h = 22 * len(top)
 f1 = (alt.Chart(top).mark_bar(color="#4c78a8").encode(
           x=alt.X("f1:Q", title="F1", scale=alt.Scale(domain=[0, 1])), y=y, tooltip=tips)

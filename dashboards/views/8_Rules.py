@@ -1,5 +1,6 @@
 """Dispatch catalogue rules (派单目录): each rule's hits and how often dispatchers or returns overturned it."""
 
+import pandas as pd
 import streamlit as st
 
 from dashboards import ui
@@ -16,10 +17,14 @@ cols = st.columns(3)
 cols[0].metric("生效规则", int(df["active"].sum()))
 cols[1].metric("规则派单", int(df["hits"].sum()))
 cols[2].metric("被改派或退单", int((df["overturned"] + df["returned"]).sum()))
-st.dataframe(df.sort_values(["overturn_rate", "hits"], ascending=False, na_position="last")[
-    ["id", "pattern", "department_name", "district", "note", "state", "hits", "overturned", "returned", "overturn_rate"]],
+# the numbers before the long 依据 (short headers, help on hover): at 1024 px every column shows
+num = st.column_config.NumberColumn
+df = df.sort_values(["overturn_rate", "hits"], ascending=False, na_position="last")
+df["overturn_rate"] = df["overturn_rate"].map(lambda r: "-" if pd.isna(r) else f"{r:.0%}")  # no hits: "-", not None
+st.dataframe(df[
+    ["id", "pattern", "department_name", "district", "state", "hits", "overturned", "returned", "overturn_rate", "note"]],
     hide_index=True, column_config={
         "id": "编号", "pattern": "关键词/规则", "department_name": "派往部门", "district": "限定辖区", "note": "依据",
-        "state": "状态", "hits": st.column_config.NumberColumn("命中工单"),
-        "overturned": st.column_config.NumberColumn("调度员改派"), "returned": st.column_config.NumberColumn("部门退单"),
-        "overturn_rate": st.column_config.NumberColumn("推翻率", format="percent")})
+        "state": "状态", "hits": num("命中", help="按这条规则派出的工单"),
+        "overturned": num("改派", help="调度员改派（未撤销）的工单"), "returned": num("退单", help="部门退回的工单"),
+        "overturn_rate": st.column_config.TextColumn("推翻率", help="改派或退单占命中的比例")})
