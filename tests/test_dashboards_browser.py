@@ -105,10 +105,17 @@ POINTS_CUT = """() => [...document.querySelectorAll('.vega-embed')].flatMap(e =>
 })"""
 
 
+# no axis repeats a label (a day format on ticks every 12 hours: "11-25 11-25 11-26")
+AXIS_REPEATS = """() => [...document.querySelectorAll('.vega-embed .role-axis')].flatMap(a => {
+    const labels = [...a.querySelectorAll('.role-axis-label text')].map(t => t.textContent);
+    return labels.filter((l, i) => l && labels.indexOf(l) !== i);
+})"""
+
+
 def test_at_1024x768_every_page_is_chinese_and_the_model_history_fits(served, tmp_path):
     """Every page (dashboards/app.py's list): no English a user can see but department ids, commands and
     technical terms (tests/browser.py KNOWN), nor for a screen reader (labels, hidden texts, Vega's chart
-    descriptions); no menu; no chart point cut off at the chart's edge; a narrower sidebar leaves the page
+    descriptions); no menu; no chart point cut off at the chart's edge, no axis label twice; a narrower sidebar leaves the page
     700 px or more (the grids' columns fit). The model versions table shows
     every column at 1024 px, each header on one line with its help on hover, each version's name on one
     line; the decisions table fits too."""
@@ -124,6 +131,7 @@ def test_at_1024x768_every_page_is_chinese_and_the_model_history_fits(served, tm
             assert spoken(page) == [], path
             assert page.locator("[data-testid='stMainMenu']").count() == 0, path
             assert page.evaluate(POINTS_CUT) == [], path
+            assert page.evaluate(AXIS_REPEATS) == [], path
             width = page.locator("[data-testid='stMainBlockContainer']").evaluate(  # room for the grids' columns
                 "e => e.clientWidth - parseFloat(getComputedStyle(e).paddingLeft) - parseFloat(getComputedStyle(e).paddingRight)")
             assert width >= 700, (path, width)

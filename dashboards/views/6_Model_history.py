@@ -94,7 +94,7 @@ if ev.empty:
 else:
     # the x scale's padding keeps the first and last points whole (a point on the domain's edge is cut in half)
     st.altair_chart(alt.Chart(ev).mark_point(size=140, filled=True).encode(
-        x=alt.X("at:T", title=f"时间（{ctx.zone}）", axis=alt.Axis(format="%m-%d"), scale=alt.Scale(padding=16)),
+        x=alt.X("at:T", title=f"时间（{ctx.zone}）", axis=alt.Axis(format="%m-%d %H:%M"), scale=alt.Scale(padding=16)),
         y=alt.Y("action_name:N", title=None, axis=alt.Axis(labelLimit=200)),
         color=alt.Color("action_name:N", title="决策", legend=None),
         tooltip=[alt.Tooltip("at:T", title="时间", format="%Y-%m-%d %H:%M"), alt.Tooltip("version:N", title="版本"),
