@@ -13,9 +13,11 @@ them in no incident yet (earlier in the batch or from an earlier run) join it to
 tickets of two incidents, they are merged into the older one. Tickets naming
 no place are never grouped (too many "停水了" are different matters).
 
-Cost: only tickets naming places of one district are compared (one sparse product per district, over
-the batch's n-grams only), a routing run featurizes each stored ticket once (`Window`), and a batch's
-writes go out as a few bulk statements.
+Cost: a ticket is compared only with the tickets naming a place of its district received in its time
+slot or the two beside it (slots `window_days` long; one product per district and slot, over the batch's
+n-grams only), a routing run featurizes each stored ticket once (`Window`), and a batch's writes go out as
+a few bulk statements. The IDF weights go into the batch's side of the product, so the stored tickets'
+features are used as they are (bench/classify_speed.py).
 
 The queue (router/order.py) keeps one item per incident: a member whose incident already has an
 open item gets none (`merged`), and the extra items a merge or a pulled-in ticket brings are closed
@@ -28,15 +30,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, select
 
 from router.similarity import Idf
-from router.similarity import weighted as _weighted
-from router.store import Incident, Ticket
+from router.store import Incident, Ticket, now
 from router.strategies import featurize
 
 SEP = "、"
+DENSE = 1 << 22    # _pairs: cells of one dense block of batch rows (16 MB)
 
 
 def _aware(t: datetime | None) -> datetime | None:
@@ -45,15 +47,13 @@ def _aware(t: datetime | None) -> datetime | None:
 
 class Window:
     """Features of the stored tickets linking compares with, kept for a routing run: each ticket's
-    row is computed once, however many batches (rows of one growing CSR matrix). `places`: the
+    row is computed once, however many batches (`rows` stacks those a batch asks for). `places`: the
     gazetteer, to compare the tickets of one district together (else those of one place)."""
 
     def __init__(self, places=None, idf: Idf | None = None):
         # place -> its district (router/places.Places): the tickets of one district are compared together
         self.area = {n: ds[0] for n, ds in places.where.items() if len(ds) == 1} if places is not None else {}
-        self.pos: dict[str, int] = {}
-        self.data, self.indices, self.indptr = [], [], [np.zeros(1, np.int64)]
-        self.matrix = None
+        self.row: dict[str, tuple[np.ndarray, np.ndarray]] = {}   # ticket id -> its (columns, values)
         self.weights = idf if idf is not None else Idf()   # the run's n-gram weights (router/similarity.py)
 
     def idf(self, session: Session, ids: list[str], f) -> np.ndarray:
@@ -61,36 +61,39 @@ class Window:
         return self.weights.weights(session, ids, f)
 
     def add(self, ids: list[str], f) -> None:
-        new = [k for k, t in enumerate(ids) if t not in self.pos]
-        if not new:
-            return
-        f = f[new] if len(new) < len(ids) else f
-        for k in new:
-            self.pos[ids[k]] = len(self.pos)
-        self.data.append(f.data)
-        self.indices.append(f.indices)
-        self.indptr.append(f.indptr[1:] + self.indptr[-1][-1])
-        self.matrix = None
+        for k, t in enumerate(ids):
+            if t not in self.row:
+                lo, hi = f.indptr[k], f.indptr[k + 1]
+                self.row[t] = (f.indices[lo:hi], f.data[lo:hi])
 
     def rows(self, session: Session, ids: list[str]):
-        """The feature matrix holding `ids` (read and featurized when not seen yet) and their rows in it."""
+        """The features of `ids`, a row each (read and featurized when not seen yet)."""
         from scipy import sparse
 
         from router.classifier import model_input
 
-        missing = [t for t in ids if t not in self.pos]
+        missing = [t for t in ids if t not in self.row]
         if missing:
             got = {}
             for k in range(0, len(missing), 5000):
                 got.update((i, model_input(t, h)) for i, t, h in session.exec(
                     select(Ticket.id, Ticket.text, Ticket.title).where(Ticket.id.in_(missing[k:k + 5000]))))
             self.add(missing, featurize([got[t] for t in missing]))
-        if self.matrix is None:
-            self.data, self.indices = [np.concatenate(self.data)], [np.concatenate(self.indices)]
-            self.indptr = [np.concatenate(self.indptr)]
-            self.matrix = sparse.csr_matrix((self.data[0], self.indices[0], self.indptr[0]),
-                                            shape=(len(self.pos), 1 << 20))
-        return self.matrix, np.array([self.pos[t] for t in ids], dtype=np.int64)
+        parts = [self.row[t] for t in ids]
+        indptr = np.zeros(len(ids) + 1, np.int64)
+        np.cumsum([len(c) for c, _ in parts], out=indptr[1:])
+        return sparse.csr_matrix((np.concatenate([v for _, v in parts] or [np.zeros(0, np.float32)]),
+                                  np.concatenate([c for c, _ in parts] or [np.zeros(0, np.int32)]), indptr),
+                                 shape=(len(ids), 1 << 20))
+
+
+def _norms(X, w: np.ndarray) -> np.ndarray:
+    """Each row's L2 norm once its columns are scaled by `w` (1 for an empty row)."""
+    from scipy import sparse
+
+    n = np.sqrt(sparse.csr_matrix((X.data ** 2, X.indices, X.indptr), shape=X.shape) @ (w ** 2))
+    n[n == 0] = 1.0
+    return n
 
 
 def _compact(X, lut: np.ndarray, width: int):
@@ -103,38 +106,28 @@ def _compact(X, lut: np.ndarray, width: int):
     return sparse.csr_matrix((X.data[keep], c[keep], indptr), shape=(X.shape[0], width))
 
 
-def _incidence(names: list[list[str]], index: dict[str, int]):
-    """Ticket x place: 1 where the ticket names the place (places not in `index` left out)."""
-    from scipy import sparse
-
-    cols = [[index[n] for n in dict.fromkeys(ns) if n in index] for ns in names]
-    indptr = np.cumsum([0] + [len(c) for c in cols])
-    flat = np.fromiter((c for cs in cols for c in cs), np.int32, int(indptr[-1]))
-    return sparse.csr_matrix((np.ones(len(flat), np.float32), flat, indptr), shape=(len(names), len(index)))
-
-
-def _pairs(groups: dict[str, tuple[list[int], list[int]]], fa, fb, ta: np.ndarray, tb: np.ndarray,
-           na, nb, window: float, similarity: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(a, b, cosine) of the pairs of tickets a and b (rows of `fa`, of `fb`) that name one place (`na`,
-    `nb`: their places), were received within `window` seconds and read alike. Only tickets of one group
-    (`groups`: an area -> (a's, b's)) are compared."""
-    out_a, out_b, out_s = [], [], []
+def _pairs(groups: dict[tuple, tuple[list[int], list[int]]], fa, fb, ta: np.ndarray, tb: np.ndarray,
+           pa: list[set], pb: list[set], window: float, similarity: float) -> dict[tuple[int, int], float]:
+    """(a, b) -> cosine, for the tickets a and b that read alike, were received within `window` seconds
+    and name one place (`pa`, `pb`: their places). `fa`, `fb`: (features, row norms); the cosine of a and
+    b is fa[a] . fb[b] / (norm a * norm b), the column weights being in `fa` (squared) and in the norms.
+    Only tickets of one group (`groups`: (a's, b's)) are compared."""
+    (fa, ua), (fb, ub) = fa, fb
+    step = max(1, DENSE // max(fa.shape[1], 1))
+    out = {}
     for ra, rb in groups.values():
         if not ra or not rb:
             continue
-        ra, rb = np.asarray(ra), np.asarray(rb)
-        s = (fa[ra] @ fb[rb].T).toarray()
-        ok = (s >= similarity) & (np.abs(ta[ra][:, None] - tb[rb][None, :]) <= window)
-        ok &= (na[ra] @ nb[rb].T).toarray() > 0
-        i, j = np.nonzero(ok)
-        out_a.append(ra[i])
-        out_b.append(rb[j])
-        out_s.append(s[i, j])
-    if not out_a:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    a, b, s = np.concatenate(out_a), np.concatenate(out_b), np.concatenate(out_s)
-    _, first = np.unique(a * (len(tb) + 1) + b, return_index=True)   # a pair naming two places: once
-    return a[first], b[first], s[first]
+        rb = np.asarray(rb)
+        cb = fb[rb]
+        for x in range(0, len(ra), step):   # a's rows dense: sparse @ dense is 4x faster than sparse @ sparse
+            r = np.asarray(ra[x:x + step])
+            s = (cb @ fa[r].toarray().T).T / ua[r][:, None] / ub[rb][None, :]
+            ok = (s >= similarity) & (np.abs(ta[r][:, None] - tb[rb][None, :]) <= window)
+            for i, j in zip(*np.nonzero(ok)):
+                if pa[r[i]] & pb[rb[j]]:
+                    out[int(r[i]), int(rb[j])] = float(s[i, j])
+    return out
 
 
 NEW = 1 << 62  # provisional ids of the incidents a batch starts (link), above every stored id
@@ -157,54 +150,74 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
     lo, hi = min(at[i] for i in todo) - window, max(at[i] for i in todo)
     dists = sorted({districts[i] for i in todo if districts[i]})
     places = {n for i in todo for n in names[i]}
-    cand = session.exec(
-        select(Ticket.id, Ticket.places, Ticket.received_at, Ticket.incident_id)
-        .where(Ticket.places.is_not(None), Ticket.received_at >= lo, Ticket.received_at <= hi,
-               Ticket.id.not_in(ids), (Ticket.district.in_(dists)) | (Ticket.district.is_(None)))
-        .order_by(Ticket.received_at.desc()).limit(limit)).all()
-    c_names = [c[1].split(SEP) for c in cand]
-    keep = [j for j, n in enumerate(c_names) if places.intersection(n)]
-    cand, c_names = [cand[j] for j in keep], [c_names[j] for j in keep]
+    # (area, slot) -> (batch rows, stored rows, batch rows): a ticket received in time slot k (slots `window`
+    # long) is compared with the tickets naming a place of its area (a place's district, `cache.area`)
+    # received in slots k-1 to k+1, one product per group; the pairs that share no place, or lie more
+    # than `window` apart, are dropped
+    secs = window.total_seconds()
+    area = cache.area.get
+    t_batch = np.array([at[i].timestamp() for i in todo])
+    slots = (t_batch // secs).astype(np.int64).tolist()
+    groups: dict[tuple, tuple[list[int], list[int], list[int]]] = {}
+    for k, i in enumerate(todo):
+        for g in dict.fromkeys(area(n, n) for n in names[i]):
+            groups.setdefault((g, slots[k]), ([], [], []))[0].append(k)
+
+    def near(ns: list[str], slot: int) -> list[tuple]:
+        """The groups a ticket naming `ns`, received in `slot`, is compared in."""
+        return [key for g in dict.fromkeys(area(n, n) for n in ns)
+                for key in ((g, slot - 1), (g, slot), (g, slot + 1)) if key in groups]
+
+    for k, i in enumerate(todo):
+        for key in near(names[i], slots[k]):
+            groups[key][2].append(k)
+    # the stored tickets naming a place of the batch in one of its groups
+    cand, c_names, c_at = [], [], []
+    for c in session.exec(
+            select(Ticket.id, Ticket.places, Ticket.received_at, Ticket.incident_id)
+            .where(Ticket.places.is_not(None), Ticket.received_at >= lo, Ticket.received_at <= hi,
+                   Ticket.id.not_in(ids), (Ticket.district.in_(dists)) | (Ticket.district.is_(None)))
+            .order_by(Ticket.received_at.desc()).limit(limit)):
+        ns, t = c[1].split(SEP), _aware(c[2])
+        keys = near(ns, int(t.timestamp() // secs)) if places.intersection(ns) else []
+        for key in keys:
+            groups[key][1].append(len(cand))
+        if keys:
+            cand.append(c)
+            c_names.append(ns)
+            c_at.append(t)
     c_ids = [c[0] for c in cand]
-    c_at = [_aware(c[2]) for c in cand]
+    t_cand = np.array([t.timestamp() for t in c_at])
     when = dict(zip(c_ids, c_at)) | {ids[x]: at[x] for x in todo}
     f_batch = featurize([texts[i] for i in todo])
     cache.add([ids[i] for i in todo], f_batch)   # the next batches compare with these
     idf = cache.idf(session, [ids[i] for i in todo], f_batch)
     # only the batch's n-grams count in a cosine with a batch ticket: the others' columns (and those of
     # weight 0) are dropped
-    cols = np.unique(f_batch.indices)
-    cols = cols[idf[cols] > 0]
+    seen = np.zeros(f_batch.shape[1], bool)
+    seen[f_batch.indices] = True
+    cols = np.flatnonzero(seen & (idf > 0))
     lut = np.full(f_batch.shape[1], -1, np.int32)
     lut[cols] = np.arange(len(cols), dtype=np.int32)
-    f_small = _compact(_weighted(f_batch, idf), lut, len(cols))
-    t_batch = np.array([at[i].timestamp() for i in todo])
-    t_cand = np.array([t.timestamp() for t in c_at])
-    # area (a place's district, `cache.area`) -> (batch rows, candidate rows): tickets naming a place
-    # of one area are compared, one sparse product per area; the pairs that share no place are dropped
-    area = cache.area.get
-    groups: dict[str, tuple[list[int], list[int]]] = {}
-    for k, i in enumerate(todo):
-        for g in dict.fromkeys(area(n, n) for n in names[i]):
-            groups.setdefault(g, ([], []))[0].append(k)
-    for j, ns in enumerate(c_names):
-        for g in dict.fromkeys(area(n, n) for n in ns):
-            if g in groups:
-                groups[g][1].append(j)
-    index = {n: x for x, n in enumerate(sorted(places))}
-    n_batch = _incidence([names[i] for i in todo], index)
-    secs = window.total_seconds()
+    # the cosine weighted by idf: the weights squared go in the batch's features, and each side's
+    # weighted norm divides the product (_pairs); the stored tickets' features are used as they are
+    u_batch = _norms(f_batch, idf)
+    f_small = _compact(f_batch, lut, len(cols))
+    f_w2 = f_small.copy()
+    f_w2.data *= (idf[cols] ** 2)[f_w2.indices]
+    p_batch = [set(names[i]) for i in todo]
     hits_c: dict[int, list[tuple[float, int]]] = {}
     if cand:
-        m, rows = cache.rows(session, c_ids)
-        a, b, s = _pairs(groups, f_small, _compact(_weighted(m[rows], idf), lut, len(cols)), t_batch, t_cand,
-                         n_batch, _incidence(c_names, index), secs, similarity)
-        for k, j, v in zip(a.tolist(), b.tolist(), s.tolist()):
+        m = cache.rows(session, c_ids)
+        pairs = _pairs({g: r[:2] for g, r in groups.items()}, (f_w2, u_batch),
+                       (_compact(m, lut, len(cols)), _norms(m, idf)), t_batch, t_cand,
+                       p_batch, [set(ns) for ns in c_names], secs, similarity)
+        del m
+        for (k, j), v in pairs.items():
             hits_c.setdefault(k, []).append((v, j))
-    a, b, s = _pairs({g: (r[0], r[0]) for g, r in groups.items()}, f_small, f_small, t_batch, t_batch,
-                     n_batch, n_batch, secs, similarity)
     hits_b: dict[int, list[tuple[float, int]]] = {}
-    for k, k2, v in zip(a.tolist(), b.tolist(), s.tolist()):
+    for (k, k2), v in _pairs({g: (r[0], r[2]) for g, r in groups.items()}, (f_w2, u_batch), (f_small, u_batch),
+                             t_batch, t_batch, p_batch, p_batch, secs, similarity).items():
         if k != k2:
             hits_b.setdefault(k, []).append((v, k2))
 
@@ -213,24 +226,28 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
     order = sorted(range(len(todo)), key=lambda k: (at[todo[k]], ids[todo[k]]))
     done: set[int] = set()
     alias: dict[int, int] = {}                 # merged incident -> the one it went into
-    rows_of: dict[int, Incident] = {}          # the incidents touched, read once
-    state: dict[int, list] = {}                # ... their [size, started_at, last_at] as they grow
-    gone_rows: list[Incident] = []             # stored ones merged into another
-    merged: list[int] = []                     # ... their ids (their stored tickets move at the end)
-    n_new = 0                                  # incidents this batch started
+    rows_of: dict[int, Incident] = {}          # the stored incidents the batch may join, read at once
+    state: dict[int, list] = {}                # the incidents touched: [size, started_at, last_at] as they grow
+    fresh: dict[int, dict] = {}                # incidents opened here, under keys -1, -2, ... until inserted
+    gone: list[int] = []                       # stored incidents merged into another
     writes: dict[str, dict] = {}               # ticket id -> its new incident_id (and duplicate_of)
-    # Nothing is written until every ticket is matched (the first write takes SQLite's write lock): an incident
-    # this batch starts gets a provisional id from NEW up (above every stored one, so a merge keeps the older)
-    # and its row is inserted at the end.
+    # Nothing is written until every ticket is matched (the first write takes SQLite's write lock)
+    at_of = {ids[i]: i for i in todo}
+    known = sorted({cand[j][3] for hits in hits_c.values() for _, j in hits if cand[j][3] is not None})
+    for x in range(0, len(known), 5000):
+        rows_of.update((r.id, r) for r in session.exec(select(Incident).where(Incident.id.in_(known[x:x + 5000]))))
 
     def find(inc):
         while inc in alias:
             inc = alias[inc]
         return inc
 
+    def age(inc) -> tuple[bool, int]:          # stored incidents by id, then those opened here
+        return inc < 0, abs(inc)
+
     def grow(inc) -> list:
         if inc not in state:
-            r = rows_of[inc] = session.get(Incident, inc)
+            r = rows_of[inc]
             state[inc] = [r.size, _aware(r.started_at), _aware(r.last_at)]
         return state[inc]
 
@@ -243,26 +260,21 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
             continue
         best = max(hits)[1]
         loose = sorted({t for _, t in hits if inc_of.get(t) is None})   # matches in no incident yet: pulled in
-        joined = sorted({find(inc_of[t]) for _, t in hits if inc_of.get(t) is not None})
+        joined = sorted({find(inc_of[t]) for _, t in hits if inc_of.get(t) is not None}, key=age)
         if joined:
             inc = joined[0]
-            for other in joined[1:]:           # the ticket reads like two incidents: they are one
+            for other in joined[1:]:           # the ticket reads like two incidents: they are one (the oldest)
                 alias[other] = inc
-                gone, keep_ = grow(other), grow(inc)
-                keep_[:] = [keep_[0] + gone[0], min(keep_[1], gone[1]), max(keep_[2], gone[2])]
-                row = rows_of.pop(other)
-                if other < NEW:                 # stored: deleted at the end (no new incident reuses its id)
-                    gone_rows.append(row)
-                    merged.append(other)
+                if other > 0:
+                    gone.append(other)         # its tickets move at the end, then it is deleted
+                g, keep_ = grow(other), grow(inc)
+                keep_[:] = [keep_[0] + g[0], min(keep_[1], g[1]), max(keep_[2], g[2])]
                 del state[other]
         else:                                   # the earlier tickets start an incident
-            j = next((todo[k2] for k2 in done if ids[todo[k2]] == best), None)
-            src = j if j is not None else i
-            first = Incident(place=names[src][0], district=districts[src], department=departments[src], size=0,
-                             started_at=at[i], last_at=at[i])
-            inc = NEW + n_new
-            n_new += 1
-            rows_of[inc], state[inc] = first, [0, at[i], at[i]]
+            src = at_of.get(best, i)            # the first of them: an earlier ticket of the batch, or this one
+            inc = -len(fresh) - 1
+            fresh[inc] = dict(place=names[src][0], district=districts[src], department=departments[src])
+            state[inc] = [0, at[i], at[i]]
         st = grow(inc)
         for t in loose:
             inc_of[t] = inc
@@ -274,23 +286,25 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
         writes[ids[i]] = {"dup": best}
         st[0] += 1
         st[2] = max(st[2] or at[i], at[i])
-    for inc, (size, started, last) in state.items():
-        r = rows_of[inc]
-        r.size, r.started_at, r.last_at = size, started, last
-    # the writes: the new incidents (their ids), the stored tickets of merged ones, then the tickets' new
-    # incidents in two bulk statements (merged incidents resolved)
-    new = {inc: r for inc, r in rows_of.items() if inc >= NEW}
-    if new:
-        session.add_all(new.values())
-        session.flush()
-    real = {inc: r.id for inc, r in new.items()}
+    # the new incidents in one insert, the stored ones updated, the merged ones deleted
+    opened = [x for x in fresh if x in state]          # not merged into another
+    created = now()
+    real = dict(zip(opened, session.scalars(insert(Incident).returning(Incident.id, sort_by_parameter_order=True), [
+        fresh[x] | dict(size=state[x][0], started_at=state[x][1], last_at=state[x][2], created_at=created)
+        for x in opened]))) if opened else {}
 
-    def final(inc):
+    def final(inc) -> int:
         inc = find(inc)
         return real.get(inc, inc)
-    for other in merged:
+
+    for other in gone:
         session.execute(update(Ticket).where(Ticket.incident_id == other).values(incident_id=final(other)))
     out = {t: (final(inc), dup) for t, (inc, dup) in out.items()}
+    for inc, (size, started, last) in state.items():
+        if inc > 0:
+            r = rows_of[inc]
+            r.size, r.started_at, r.last_at = size, started, last
+    # the tickets' new incidents, in two bulk statements (merged incidents resolved)
     t = Ticket.__table__
     only = [{"tid": x, "inc": final(inc_of[x])} for x, w in writes.items() if "dup" not in w]
     both = [{"tid": x, "inc": final(inc_of[x]), "dup": w["dup"]} for x, w in writes.items() if "dup" in w]
@@ -303,12 +317,11 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
     for obj in list(session.identity_map.values()):   # Ticket objects the caller holds see the new values
         if isinstance(obj, Ticket) and obj.id in writes:
             session.expire(obj)
-    session.add_all(rows_of.values())
     session.flush()
-    for r in gone_rows:
-        session.delete(r)
+    for x in gone:                             # deleted last: no new incident reuses its id
+        session.delete(rows_of[x])
     session.flush()
-    one_item(session, {real.get(inc, inc) for inc in state})
+    one_item(session, {final(x) for x in state})
     return out
 
 

@@ -79,10 +79,14 @@ def words(texts, hi: int = 2) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(docs), np.concatenate(hashes)
 
 
-def hashed(texts, lo: int = 1, hi: int = 3, bits: int = 20) -> sparse.csr_matrix:
+def hashed(texts, lo: int = 1, hi: int = 3, bits: int = 20, chunk: int = 512) -> sparse.csr_matrix:
     """L2-normalised n-gram counts in 2**bits hashed columns (no fitting: stable across calls),
-    so that `a @ b.T` is the cosine similarity of two texts."""
+    so that `a @ b.T` is the cosine similarity of two texts. `chunk` texts at a time: the arrays of
+    512 400-character texts stay in the CPU's cache (2,000 at once take 4x longer than 4 x 512)."""
     texts = list(texts)
+    if len(texts) > chunk:
+        return sparse.vstack([hashed(texts[i:i + chunk], lo, hi, bits, chunk) for i in range(0, len(texts), chunk)],
+                             format="csr")
     d, h = grams(texts, lo, hi)
     X = _counts(d, (h >> np.uint64(64 - bits)).astype(np.int64), len(texts), 1 << bits)
     return normalize(X)
