@@ -141,6 +141,8 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
     tickets need not be stored yet: router/routing.py links before inserting them (with the returned
     values), so every comparison runs before the transaction's first write takes SQLite's write lock. `cache`:
     the routing run's `Window` (features of the stored tickets compared with)."""
+    from scipy import sparse
+
     window = timedelta(days=window_days)
     at = [_aware(t) for t in received]
     todo = [i for i in range(len(ids)) if names[i] and at[i] is not None]
@@ -150,27 +152,24 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
     lo, hi = min(at[i] for i in todo) - window, max(at[i] for i in todo)
     dists = sorted({districts[i] for i in todo if districts[i]})
     places = {n for i in todo for n in names[i]}
-    # (area, slot) -> (batch rows, stored rows, batch rows): a ticket received in time slot k (slots `window`
-    # long) is compared with the tickets naming a place of its area (a place's district, `cache.area`)
-    # received in slots k-1 to k+1, one product per group; the pairs that share no place, or lie more
-    # than `window` apart, are dropped
+    # (area, slot) -> (batch rows, rows of the stored tickets then of the batch's): a ticket received in time
+    # slot k (slots `window` long) is compared with the tickets naming a place of its area (a place's
+    # district, `cache.area`) received in slots k-1 to k+1, one product per group; the pairs that share no
+    # place, or lie more than `window` apart, are dropped
     secs = window.total_seconds()
     area = cache.area.get
     t_batch = np.array([at[i].timestamp() for i in todo])
     slots = (t_batch // secs).astype(np.int64).tolist()
-    groups: dict[tuple, tuple[list[int], list[int], list[int]]] = {}
+    groups: dict[tuple, tuple[list[int], list[int]]] = {}
     for k, i in enumerate(todo):
         for g in dict.fromkeys(area(n, n) for n in names[i]):
-            groups.setdefault((g, slots[k]), ([], [], []))[0].append(k)
+            groups.setdefault((g, slots[k]), ([], []))[0].append(k)
 
     def near(ns: list[str], slot: int) -> list[tuple]:
         """The groups a ticket naming `ns`, received in `slot`, is compared in."""
         return [key for g in dict.fromkeys(area(n, n) for n in ns)
                 for key in ((g, slot - 1), (g, slot), (g, slot + 1)) if key in groups]
 
-    for k, i in enumerate(todo):
-        for key in near(names[i], slots[k]):
-            groups[key][2].append(k)
     # the stored tickets naming a place of the batch in one of its groups
     cand, c_names, c_at = [], [], []
     for c in session.exec(
@@ -186,8 +185,11 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
             cand.append(c)
             c_names.append(ns)
             c_at.append(t)
+    nc = len(cand)
+    for k, i in enumerate(todo):
+        for key in near(names[i], slots[k]):
+            groups[key][1].append(nc + k)
     c_ids = [c[0] for c in cand]
-    t_cand = np.array([t.timestamp() for t in c_at])
     when = dict(zip(c_ids, c_at)) | {ids[x]: at[x] for x in todo}
     f_batch = featurize([texts[i] for i in todo])
     cache.add([ids[i] for i in todo], f_batch)   # the next batches compare with these
@@ -205,21 +207,20 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
     f_small = _compact(f_batch, lut, len(cols))
     f_w2 = f_small.copy()
     f_w2.data *= (idf[cols] ** 2)[f_w2.indices]
+    m = cache.rows(session, c_ids)
     p_batch = [set(names[i]) for i in todo]
-    hits_c: dict[int, list[tuple[float, int]]] = {}
-    if cand:
-        m = cache.rows(session, c_ids)
-        pairs = _pairs({g: r[:2] for g, r in groups.items()}, (f_w2, u_batch),
-                       (_compact(m, lut, len(cols)), _norms(m, idf)), t_batch, t_cand,
-                       p_batch, [set(ns) for ns in c_names], secs, similarity)
-        del m
-        for (k, j), v in pairs.items():
+    pairs = _pairs(groups, (f_w2, u_batch), (sparse.vstack([_compact(m, lut, len(cols)), f_small], format="csr"),
+                                             np.concatenate([_norms(m, idf), u_batch])),
+                   t_batch, np.concatenate([[t.timestamp() for t in c_at], t_batch]),
+                   p_batch, [set(ns) for ns in c_names] + p_batch, secs, similarity)
+    del m
+    hits_c: dict[int, list[tuple[float, int]]] = {}   # batch row -> (cosine, stored row)
+    hits_b: dict[int, list[tuple[float, int]]] = {}   # batch row -> (cosine, another batch row)
+    for (k, j), v in pairs.items():
+        if j < nc:
             hits_c.setdefault(k, []).append((v, j))
-    hits_b: dict[int, list[tuple[float, int]]] = {}
-    for (k, k2), v in _pairs({g: (r[0], r[2]) for g, r in groups.items()}, (f_w2, u_batch), (f_small, u_batch),
-                             t_batch, t_batch, p_batch, p_batch, secs, similarity).items():
-        if k != k2:
-            hits_b.setdefault(k, []).append((v, k2))
+        elif j - nc != k:
+            hits_b.setdefault(k, []).append((v, j - nc))
 
     out: dict[str, tuple[int, str]] = {}
     inc_of = {c[0]: c[3] for c in cand}        # ticket id -> incident id, as it grows
