@@ -130,9 +130,6 @@ def _pairs(groups: dict[tuple, tuple[list[int], list[int]]], fa, fb, ta: np.ndar
     return out
 
 
-NEW = 1 << 62  # provisional ids of the incidents a batch starts (link), above every stored id
-
-
 def link(session: Session, ids: list[str], texts: list[str], names: list[list[str]], districts: list[str | None],
          received: list[datetime | None], departments: list[str], window_days: float, similarity: float,
          limit: int = 20000, cache: Window | None = None) -> dict[str, tuple[int, str]]:
