@@ -110,12 +110,15 @@ AXIS_REPEATS = """() => [...document.querySelectorAll('.vega-embed .role-axis')]
     const labels = [...a.querySelectorAll('.role-axis-label text')].map(t => t.textContent);
     return labels.filter((l, i) => l && labels.indexOf(l) !== i);
 })"""
+# no axis or legend label cut short by its limit (Vega ends it with an ellipsis)
+LABELS_CUT = """() => [...document.querySelectorAll('.vega-embed .role-axis-label text, .vega-embed .role-legend-label text')]
+    .map(t => t.textContent).filter(l => l.endsWith('…'))"""
 
 
 def test_at_1024x768_every_page_is_chinese_and_the_model_history_fits(served, tmp_path):
     """Every page (dashboards/app.py's list): no English a user can see but department ids, commands and
     technical terms (tests/browser.py KNOWN), nor for a screen reader (labels, hidden texts, Vega's chart
-    descriptions); no menu; no chart point cut off at the chart's edge, no axis label twice; a narrower sidebar leaves the page
+    descriptions); no menu; no chart point cut off at the chart's edge, no axis label twice nor cut short; a narrower sidebar leaves the page
     700 px or more (the grids' columns fit). The model versions table shows
     every column at 1024 px, each header on one line with its help on hover, each version's name on one
     line; the decisions table fits too."""
@@ -131,7 +134,7 @@ def test_at_1024x768_every_page_is_chinese_and_the_model_history_fits(served, tm
             assert spoken(page) == [], path
             assert page.locator("[data-testid='stMainMenu']").count() == 0, path
             assert page.evaluate(POINTS_CUT) == [], path
-            assert page.evaluate(AXIS_REPEATS) == [], path
+            assert page.evaluate(AXIS_REPEATS) == [] and page.evaluate(LABELS_CUT) == [], path
             width = page.locator("[data-testid='stMainBlockContainer']").evaluate(  # room for the grids' columns
                 "e => e.clientWidth - parseFloat(getComputedStyle(e).paddingLeft) - parseFloat(getComputedStyle(e).paddingRight)")
             assert width >= 700, (path, width)

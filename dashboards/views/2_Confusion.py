@@ -24,10 +24,10 @@ keep = queries.confused_departments(rep, n)
 cells = queries.confusion_cells(rep)
 cells = ui.named(ctx.catalog, cells[cells["true"].isin(keep) & cells["predicted"].isin(keep)], "true", "predicted")
 order = [ctx.catalog.name(d) for d in keep]
-axis = alt.Axis(labelFontSize=11, labelLimit=170, labelOverlap=False)
+axis = alt.Axis(labelFontSize=11, labelLimit=200, labelOverlap=False)
 heat = alt.Chart(cells).mark_rect(stroke="white", strokeWidth=0.5).encode(
     x=alt.X("predicted_name:N", sort=order, title="模型分派到", axis=alt.Axis(labelAngle=-45, labelFontSize=11,
-                                                                       labelLimit=170, labelOverlap=False)),
+                                                                       labelLimit=200, labelOverlap=False)),
     y=alt.Y("true_name:N", sort=order, title="实际部门", axis=axis),
     color=alt.Color("share:Q", title="占实际部门的比例",
                     scale=alt.Scale(scheme="blues", domain=[0, 1]),
