@@ -424,6 +424,8 @@ def _fits(rep: dict) -> str:
         out = f"; these figures: a fit on {h['fit']} labels, tested on {h['test']} held out" + (
             f"; the registered version is refit on all {f['registered']['fit']} labels"
             if f["registered"]["refit_on_all_labels"] else "")
+        if f["registered"].get("members"):
+            out += " (its members' fits: " + ", ".join(f"{k} {n}" for k, n in f["registered"]["members"].items()) + ")"
     if t.get("threshold") is not None:
         out += (f"; auto threshold {t['threshold']:.3f}: {t['routed_share']:.0%} routed without review at "
                 f"{t['expected_accuracy']:.1%} ({t['source']})" if t.get("expected_accuracy") is not None

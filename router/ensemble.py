@@ -7,8 +7,11 @@
 
 The weights (one per member, summing to 1) are chosen on a grid to minimise the calibration slice's
 negative log-likelihood, after each member's own temperature is fitted there; `[ensemble] weights`
-fixes them instead. A saved version is meta.json (kind "ensemble", members, weights, temperature,
-classes) plus members/<kind>/, each a saved version of its own kind.
+fixes them instead. With `[train] refit`, the version registered is the held-out fit with its cheaply
+refit members (the baseline) fitted again on every label (`carry`, then `fit`); the LLM member, the
+weights and the temperatures stay the held-out fit's. A saved version is meta.json (kind "ensemble",
+members, weights, temperature, classes, n_fit: the labels each member's fit saw) plus members/<kind>/,
+each a saved version of its own kind.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ class EnsembleClassifier(Classifier):
         self.fixed = self.weights is not None         # [ensemble] weights given: tune leaves them
         self.steps = steps
         self.tuning: dict = {}
+        self.kept: set[str] = set()                   # members carried fitted from the held-out fit (`carry`)
+        self.n_fit: dict[str, int] = {}               # labels each member's fit saw
         self._seen: tuple[list[str], list[np.ndarray]] | None = None   # the members' last raw probabilities
 
     @classmethod
@@ -66,6 +71,11 @@ class EnsembleClassifier(Classifier):
         return np.array(self.classes, dtype=object)
 
     @property
+    def refits(self) -> bool:
+        """Training refits the registered version when a member refits cheaply (the baseline)."""
+        return any(m.refits for m in self.members)
+
+    @property
     def base(self) -> str | None:
         """The pretrained model the members build on (the LLM's)."""
         return next((m.base for m in self.members if m.base), None)
@@ -75,10 +85,30 @@ class EnsembleClassifier(Classifier):
         old = {m.kind: m for m in getattr(previous, "members", [])}
         return any([m.warm_start(old[m.kind]) for m in self.members if m.kind in old])
 
+    def carry(self, other: "EnsembleClassifier") -> None:
+        """Before a refit on every label: the members that do not refit cheaply (the LLM) are the held-out
+        fit's `other` own, kept as they are (`fit` leaves them); the others (the baseline) take over what
+        their held-out fit chose and are fitted again. The weights and the ensemble's temperature stay
+        those fitted on the calibration slice. A refit baseline member's probability scale is its own
+        cross-validation over every label at temperature 1, as the baseline kind's refit is: the
+        calibration slice it was tempered on is now in its training labels; the LLM member keeps the
+        temperature fitted there, being scored on it unseen."""
+        old = {m.kind: m for m in other.members}
+        self.members = [m if m.refits or m.kind not in old else old[m.kind] for m in self.members]
+        self.kept = {m.kind for m in self.members if m is old.get(m.kind)}
+        for m in self.members:
+            if m.kind not in self.kept and m.kind in old:
+                m.carry(old[m.kind])
+        self.n_fit = {k: n for k, n in other.n_fit.items() if k in self.kept}
+        self.weights, self.fixed, self.tuning = other.weights, other.fixed, other.tuning
+        self.temperature = other.temperature
+
     def fit(self, texts, labels) -> "EnsembleClassifier":
         texts, labels = list(texts), list(labels)
         for m in self.members:
-            m.fit(texts, labels)
+            if m.kind not in self.kept:
+                m.fit(texts, labels)
+                self.n_fit[m.kind] = len(texts)
         self.fit_info = {m.kind: m.fit_info for m in self.members if m.fit_info}
         self._seen = None
         return self
@@ -138,7 +168,7 @@ class EnsembleClassifier(Classifier):
         w = None if self.weights is None else [float(x) for x in self.weights]
         (folder / "meta.json").write_text(json.dumps(
             {"kind": self.kind, "members": self._kinds(), "weights": w, "fixed": self.fixed, "steps": self.steps,
-             "temperature": self.temperature, "classes": self.classes, "tuning": self.tuning},
+             "temperature": self.temperature, "classes": self.classes, "tuning": self.tuning, "n_fit": self.n_fit},
             ensure_ascii=False, indent=1))
 
     @classmethod
@@ -148,4 +178,5 @@ class EnsembleClassifier(Classifier):
         clf = cls([load(folder / "members" / k, cfg) for k in meta["members"]], meta["classes"], meta["weights"],
                   meta.get("steps", 20))
         clf.fixed, clf.temperature, clf.tuning = meta.get("fixed", False), float(meta["temperature"]), meta["tuning"]
+        clf.n_fit = meta.get("n_fit", {})
         return clf

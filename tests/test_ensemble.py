@@ -13,7 +13,7 @@ from router import classifier, config, registry
 from router.ensemble import EnsembleClassifier, fit_weights, grid_weights
 from tests.conftest import SAMPLE, import_and_train, invoke, read_jsonl, write_jsonl
 from tests.tiny_think import tiny_config, tiny_model
-from training import nightly
+from training import data as data_mod, nightly, train as train_mod
 
 
 def test_grid_covers_the_simplex():
@@ -48,7 +48,7 @@ def env(home, tmp_path, monkeypatch, catalog):
     return write_jsonl(tmp_path / "history.jsonl", rows), rows
 
 
-def test_train_classify_and_retrain_an_ensemble(env, home, tmp_path):
+def test_train_classify_and_retrain_an_ensemble(env, home, tmp_path, catalog):
     history, rows = env
     engine, mv = import_and_train(history, "ensemble")
     assert mv.kind == "ensemble" and mv.status == "current" and mv.base is not None
@@ -58,6 +58,8 @@ def test_train_classify_and_retrain_an_ensemble(env, home, tmp_path):
     assert meta["weights"][1] >= 0.5, meta["tuning"]
     report = json.loads((home / "models" / mv.version / "report.json").read_text())
     assert report["tuning"]["accuracy"]["baseline"] > report["tuning"]["accuracy"]["llm"]
+
+    _members_refit(engine, home, mv, report, catalog)
 
     clf = classifier.load(home / "models" / mv.version, config.load())
     p = clf.predict_proba([r["text"] for r in rows[:5]])
@@ -76,3 +78,32 @@ def test_train_classify_and_retrain_an_ensemble(env, home, tmp_path):
     last = registry.versions(engine)[0]
     assert last.kind == "ensemble" and last.version != mv.version
     assert any(e.version == last.version for e in registry.events(engine)) or last.status == "current"
+
+
+def _members_refit(engine, home, mv, report, catalog):
+    """The registered version's baseline member is refit on every label (the held-out test and
+    calibration slices included), its LLM member is the held-out fit's; the held-out fit is kept for the gate."""
+    cfg = config.load()
+    labeled = data_mod.from_store(engine, catalog)
+    s = train_mod.split_data(cfg, labeled, None)
+    out = set(s.test.ids) | set(s.cal.ids)
+    assert out and not out & set(s.fit.ids)
+    folder = home / "models" / mv.version
+    reg, held = classifier.load(folder, cfg), classifier.load(folder / "held_out", cfg)
+    assert [m.kind for m in held.members] == ["llm", "baseline"]
+    assert reg.n_fit == {"llm": len(s.fit), "baseline": len(labeled)} and held.n_fit == {"llm": len(s.fit),
+                                                                                             "baseline": len(s.fit)}
+    assert report["fits"]["registered"]["members"] == reg.n_fit
+    assert list(reg.weights) == list(held.weights) and reg.temperature == held.temperature
+    # what each baseline member has seen: the refit one fits the held-out and calibration tickets
+    # (a linear SVM on its training labels), the held-out fit routes them as unseen tickets
+    pick = [i for i, t in enumerate(labeled.ids) if t in out]
+    texts, truth = [labeled.texts[i] for i in pick], np.array([labeled.labels[i] for i in pick])
+    acc = {name: float((m.members[1].predict(texts) == truth).mean()) for name, m in (("reg", reg), ("held", held))}
+    assert acc["reg"] >= 0.95 and acc["reg"] > acc["held"] + 0.05, acc
+    # the LLM member is the held-out fit's, unchanged (its calibration-slice temperature included)
+    assert reg.members[0].temperature == held.members[0].temperature
+    assert np.allclose(reg.members[0].predict_proba(texts[:4]), held.members[0].predict_proba(texts[:4]))
+    # the gate scores the held-out fit: it never saw the test slice
+    seen = set((folder / "trained_ids.txt").read_text().splitlines())
+    assert not seen & set(s.test.ids) and set(s.cal.ids) <= seen

@@ -9,9 +9,9 @@ which Classifier `fit` builds). `train` runs them in order, each on what the one
                 calibration slice
     evaluate    the held-out report, and the current version's held-out fit's on the same tickets
                 (those of them it never saw: training/gate.py `score`)
-    refit       the version that is registered: for kinds that refit cheaply (the baseline), the same
-                model fitted again on every label (its probability scale and the "auto" confidence
-                threshold from a cross-validation over all of them); the reported figures stay those
+    refit       the version that is registered: for kinds that refit cheaply (the baseline, and an
+                ensemble's baseline member), the same model fitted again on every label (its
+                probability scale and the "auto" confidence threshold from a cross-validation over all of them); the reported figures stay those
                 of the held-out fit, and the report says how many labels each fit saw
     settle      save (a refit version keeps its held-out fit in `held_out/`, and every version the ids
                 its held-out fit saw, for later gates), register as a candidate, and let the gate
@@ -285,7 +285,9 @@ def refit(cfg: config.Settings, catalog: Catalog, kind: str, clf: classifier.Cla
     cheaply (`Classifier.refits`: the baseline), a new fit on every label (held-out test and
     calibration slices included, replay mixed as for the fit slice); its own cross-validation over
     all of them gives its probability scale (the temperature stays 1) and the "auto" threshold;
-    the no-fit threshold stays the calibration slice's. Otherwise the held-out fit itself."""
+    the no-fit threshold stays the calibration slice's. An ensemble refits its cheap members only
+    (EnsembleClassifier.carry) and keeps its weights, temperature and thresholds from the calibration
+    slice. Otherwise the held-out fit itself."""
     rep, rt = ev.report, cfg.retrain
     rep["fits"] = {"held_out": {"fit": len(s.fit), "calibration": len(s.cal), "test": len(s.test)},
                    "registered": {"fit": len(s.fit), "refit_on_all_labels": False}}
@@ -297,9 +299,15 @@ def refit(cfg: config.Settings, catalog: Catalog, kind: str, clf: classifier.Cla
     final = build(kind, cfg, catalog, nofit.NONE in every.labels, every.labels)
     final.carry(clf)
     final.fit(every.texts, every.labels)
+    rep["fits"]["registered"] = {"fit": len(every), "refit_on_all_labels": True}
+    if getattr(final, "n_fit", None):   # the ensemble: its LLM member kept, its baseline member refit
+        rep["fits"]["registered"]["members"] = dict(final.n_fit)
+    if getattr(final, "oof_proba_", None) is None:
+        # no cross-validation over every label (the ensemble's mix): the temperature and the "auto"
+        # threshold stay those fitted on the calibration slice (`carry` kept the temperature)
+        return final, cal
     final.temperature = 1.0
     auto = auto_threshold(cfg, final)
-    rep["fits"]["registered"] = {"fit": len(every), "refit_on_all_labels": True}
     rep["threshold_held_out_fit"], rep["threshold"] = rep.get("threshold"), auto
     return final, Calibrated(cal.n, 1.0, cal.threshold, cal.n_nofit, cal.tuning, auto)
 
