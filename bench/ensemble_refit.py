@@ -65,7 +65,8 @@ def main() -> None:
            "gpu_loop_day0": {"ensemble_baseline_member": 0.357, "baseline_kind": 0.447,
                              "source": "bench/results/loop_sim_cn_llm.json, loop_sim_cn_baseline.json"},
            "loadavg": os.getloadavg(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-           "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "command": "python bench/ensemble_refit.py"}
+           "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "command": "python bench/ensemble_refit.py"}
     (ROOT / "bench" / "results" / "ensemble_refit.json").write_text(json.dumps(res, indent=1) + "\n")
     t = Table(title=f"the ensemble's baseline member, day 0 of the Chinese month, {len(rows)} held-out tickets")
     for c in ("fit", "labels", "accuracy"):

@@ -10,8 +10,8 @@ negative log-likelihood, after each member's own temperature is fitted there; `[
 fixes them instead. With `[train] refit`, the version registered is the held-out fit with its cheaply
 refit members (the baseline) fitted again on every label (`carry`, then `fit`); the LLM member, the
 weights and the temperatures stay the held-out fit's. A saved version is meta.json (kind "ensemble",
-members, weights, temperature, classes, n_fit: the labels each member's fit saw) plus members/<kind>/,
-each a saved version of its own kind.
+members, weights, temperature, classes, member_fits: the labels each member's fit saw) plus
+members/<kind>/, each a saved version of its own kind.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class EnsembleClassifier(Classifier):
         self.steps = steps
         self.tuning: dict = {}
         self.kept: set[str] = set()                   # members carried fitted from the held-out fit (`carry`)
-        self.n_fit: dict[str, int] = {}               # labels each member's fit saw
+        self.member_fits: dict[str, int] = {}         # labels each member's fit saw
         self._seen: tuple[list[str], list[np.ndarray]] | None = None   # the members' last raw probabilities
 
     @classmethod
@@ -99,7 +99,7 @@ class EnsembleClassifier(Classifier):
         for m in self.members:
             if m.kind not in self.kept and m.kind in old:
                 m.carry(old[m.kind])
-        self.n_fit = {k: n for k, n in other.n_fit.items() if k in self.kept}
+        self.member_fits = {k: n for k, n in other.member_fits.items() if k in self.kept}
         self.weights, self.fixed, self.tuning = other.weights, other.fixed, other.tuning
         self.temperature = other.temperature
 
@@ -108,7 +108,7 @@ class EnsembleClassifier(Classifier):
         for m in self.members:
             if m.kind not in self.kept:
                 m.fit(texts, labels)
-                self.n_fit[m.kind] = len(texts)
+                self.member_fits[m.kind] = len(texts)
         self.fit_info = {m.kind: m.fit_info for m in self.members if m.fit_info}
         self._seen = None
         return self
@@ -168,7 +168,8 @@ class EnsembleClassifier(Classifier):
         w = None if self.weights is None else [float(x) for x in self.weights]
         (folder / "meta.json").write_text(json.dumps(
             {"kind": self.kind, "members": self._kinds(), "weights": w, "fixed": self.fixed, "steps": self.steps,
-             "temperature": self.temperature, "classes": self.classes, "tuning": self.tuning, "n_fit": self.n_fit},
+             "temperature": self.temperature, "classes": self.classes, "tuning": self.tuning,
+             "member_fits": self.member_fits},
             ensure_ascii=False, indent=1))
 
     @classmethod
@@ -178,5 +179,5 @@ class EnsembleClassifier(Classifier):
         clf = cls([load(folder / "members" / k, cfg) for k in meta["members"]], meta["classes"], meta["weights"],
                   meta.get("steps", 20))
         clf.fixed, clf.temperature, clf.tuning = meta.get("fixed", False), float(meta["temperature"]), meta["tuning"]
-        clf.n_fit = meta.get("n_fit", {})
+        clf.member_fits = meta.get("member_fits", {})
         return clf

@@ -91,9 +91,10 @@ def _members_refit(engine, home, mv, report, catalog):
     folder = home / "models" / mv.version
     reg, held = classifier.load(folder, cfg), classifier.load(folder / "held_out", cfg)
     assert [m.kind for m in held.members] == ["llm", "baseline"]
-    assert reg.n_fit == {"llm": len(s.fit), "baseline": len(labeled)} and held.n_fit == {"llm": len(s.fit),
-                                                                                             "baseline": len(s.fit)}
-    assert report["fits"]["registered"]["members"] == reg.n_fit
+    assert reg.member_fits == {"llm": len(s.fit), "baseline": len(labeled)} == {"llm": len(s.fit),
+                                                                                 "baseline": reg.members[1].n_fit}
+    assert held.member_fits == {"llm": len(s.fit), "baseline": len(s.fit)}
+    assert report["fits"]["registered"]["members"] == reg.member_fits
     assert list(reg.weights) == list(held.weights) and reg.temperature == held.temperature
     # what each baseline member has seen: the refit one fits the held-out and calibration tickets
     # (a linear SVM on its training labels), the held-out fit routes them as unseen tickets

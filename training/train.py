@@ -11,8 +11,9 @@ which Classifier `fit` builds). `train` runs them in order, each on what the one
                 (those of them it never saw: training/gate.py `score`)
     refit       the version that is registered: for kinds that refit cheaply (the baseline, and an
                 ensemble's baseline member), the same model fitted again on every label (its
-                probability scale and the "auto" confidence threshold from a cross-validation over all of them); the reported figures stay those
-                of the held-out fit, and the report says how many labels each fit saw
+                probability scale and the "auto" confidence threshold from a cross-validation over
+                all of them); the reported figures stay those of the held-out fit, and the report
+                says how many labels each fit saw
     settle      save (a refit version keeps its held-out fit in `held_out/`, and every version the ids
                 its held-out fit saw, for later gates), register as a candidate, and let the gate
                 (training/gate.py) promote it or not
@@ -300,8 +301,8 @@ def refit(cfg: config.Settings, catalog: Catalog, kind: str, clf: classifier.Cla
     final.carry(clf)
     final.fit(every.texts, every.labels)
     rep["fits"]["registered"] = {"fit": len(every), "refit_on_all_labels": True}
-    if getattr(final, "n_fit", None):   # the ensemble: its LLM member kept, its baseline member refit
-        rep["fits"]["registered"]["members"] = dict(final.n_fit)
+    if getattr(final, "member_fits", None):   # the ensemble: its LLM member kept, its baseline member refit
+        rep["fits"]["registered"]["members"] = dict(final.member_fits)
     if getattr(final, "oof_proba_", None) is None:
         # no cross-validation over every label (the ensemble's mix): the temperature and the "auto"
         # threshold stay those fitted on the calibration slice (`carry` kept the temperature)
