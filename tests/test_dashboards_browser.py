@@ -165,7 +165,8 @@ def test_at_1024x768_every_page_is_chinese_and_the_model_history_fits(served, tm
 
 def test_streamlit_dialogs_and_tooltips_are_chinese(served, tmp_path):
     """A link to a page that does not exist opens the overview with Streamlit's "Page not found" dialog in
-    Chinese; the data grids' toolbar says what its buttons do in Chinese, on hover and to screen readers."""
+    Chinese; the data grids' toolbar says what its buttons do in Chinese, on hover and to screen readers, and
+    so do a column's menu and its statistics."""
     with chromium(tmp_path / "profile", 1024, 768) as page:
         page.goto(f"{served}/no-such-page")
         idle(page)
@@ -188,6 +189,12 @@ def test_streamlit_dialogs_and_tooltips_are_chinese(served, tmp_path):
         tip = page.locator("[data-testid='stTooltipContent']")
         tip.wait_for(timeout=10_000)
         assert tip.inner_text() == "下载 CSV"
+        assert english(page) == [] and spoken(page) == []
+        box = grid.bounding_box()                            # the first column's menu, and its statistics
+        page.mouse.click(box["x"] + 250, box["y"] + 17)
+        page.get_by_role("menuitem", name="升序").wait_for(timeout=10_000)
+        page.get_by_role("menuitem", name="统计").hover()
+        page.get_by_text("不同值", exact=True).wait_for(timeout=10_000)
         assert english(page) == [] and spoken(page) == []
 
 
