@@ -22,7 +22,7 @@ ROUTE_FIRST = ("还没有分派过的工单。请用当前模型分派一天的�
 # give the pages ~785 px instead of ~560 px at 1024 px, so the grids show every column
 LAYOUT = """<style>
 @media (max-width: 1200px) {
-  [data-testid="stSidebar"] { width: 190px !important; min-width: 190px !important; }
+  [data-testid="stSidebar"][data-collapsed="false"] { width: 190px !important; min-width: 190px !important; }
   [data-testid="stMainBlockContainer"] { padding-left: 1.5rem; padding-right: 1.5rem; }
 }
 </style>"""

@@ -161,6 +161,10 @@ def test_at_1024x768_every_page_is_chinese_and_the_model_history_fits(served, tm
             assert name.bounding_box()["height"] < 1.5 * line, name.inner_text()
         assert "训练 6,300 / 测试 700 张" in versions.locator("tbody tr").first.inner_text()
         shoot(page, artifacts("dashboards") / "history_1024x768.png", 1024, 768)
+        page.locator("[data-testid='stSidebar']").hover()       # collapsed, the sidebar leaves no gutter
+        page.get_by_role("button", name="收起侧栏").click()
+        page.wait_for_timeout(1000)
+        assert page.locator("[data-testid='stMainBlockContainer']").evaluate("e => e.getBoundingClientRect().left") < 50
 
 
 def test_streamlit_dialogs_and_tooltips_are_chinese(served, tmp_path):
