@@ -194,7 +194,13 @@ def test_streamlit_dialogs_and_tooltips_are_chinese(served, tmp_path):
         tip.wait_for(timeout=10_000)
         assert tip.inner_text() == "下载 CSV"
         assert english(page) == [] and spoken(page) == []
-        box = grid.bounding_box()                            # the first column's menu, and its statistics
+        page.keyboard.press("Escape")                         # the first column's menu, and its statistics
+        page.mouse.move(0, 0)
+        page.wait_for_timeout(500)
+        grid.scroll_into_view_if_needed()
+        box = grid.bounding_box()
+        page.mouse.move(box["x"] + 250, box["y"] + 17)        # the header's menu opens on a click once hovered
+        page.wait_for_timeout(300)
         page.mouse.click(box["x"] + 250, box["y"] + 17)
         page.get_by_role("menuitem", name="升序").wait_for(timeout=10_000)
         page.get_by_role("menuitem", name="统计").hover()
