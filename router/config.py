@@ -80,8 +80,9 @@ class Store(Section):
     retry_seconds: float = Field(20.0, ge=0, le=3600, description="a write that finds the store locked (or, on "
                                  "PostgreSQL, meets a serialization failure) is tried again with backoff for at "
                                  "most this long in all; then it is refused, nothing recorded")
-    write_batch: int = Field(100, ge=1, le=100_000, description="tickets per write transaction of `router import` "
-                             "and `router classify` (each whole or not at all): how long one holds SQLite's write lock")
+    write_batch: int = Field(512, ge=1, le=100_000, description="tickets per write transaction of `router import` "
+                             "and `router classify` (each whole or not at all): how long one holds SQLite's write lock; "
+                             "classify ranks and links each part alone, so parts below its batch_size cost speed")
     lock_log: str = Field("", description="SQLite: append each write transaction's pid, seconds holding the write "
                           "lock, seconds its first write waited, and that statement to this file "
                           "(bench/concurrency.py); empty: off")

@@ -27,7 +27,7 @@ from sqlmodel import Session, select
 
 from router import order
 from router.catalog import NONE, Catalog, to_label
-from router.io import JsonlWriter, Reject, TicketFileError, _str, parse_time, read_records
+from router.io import JsonlWriter, Reject, _str, parse_time, read_records
 from router.store import (ItemStatus, Label, Prediction, QueueItem, Reason, ReturnStatus, Source, Ticket,
                           TicketReturn, User, now, retry, writing)
 

@@ -270,7 +270,8 @@ def test_classify_writes_a_batch_in_transactions_of_write_batch_tickets(trained,
 
     engine = connect(config.store_url(cfg))
     tx = _per_transaction(engine)
-    assert cfg.store.write_batch == 100 and cfg.classify.batch_size >= 250
+    cfg.store.write_batch = 100
+    assert cfg.classify.batch_size >= 250
     s = routing.classify(engine, catalog, routing.Job(str(_day(tmp_path, 250)), threshold=0.99), cfg)
     assert s.routed == 250
     stored = [t.get("ticket", 0) for t in tx if "ticket" in t]
@@ -355,6 +356,7 @@ def test_reordering_the_queue_writes_in_parts_of_write_batch_items(trained, cfg,
     from router import config, order, queue, registry, routing
 
     engine = connect(config.store_url(cfg))
+    cfg.store.write_batch = 100
     routing.classify(engine, catalog, routing.Job(str(_day(tmp_path, 250)), threshold=0.99), cfg)
     tx = _per_transaction(engine)
     _, clf = registry.load(engine, None, cfg)
