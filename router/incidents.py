@@ -54,11 +54,7 @@ class Window:
         # place -> its district (router/places.Places): the tickets of one district are compared together
         self.area = {n: ds[0] for n, ds in places.where.items() if len(ds) == 1} if places is not None else {}
         self.row: dict[str, tuple[np.ndarray, np.ndarray]] = {}   # ticket id -> its (columns, values)
-        self.weights = idf if idf is not None else Idf()   # the run's n-gram weights (router/similarity.py)
-
-    def idf(self, session: Session, ids: list[str], f) -> np.ndarray:
-        """The n-grams' weights (router/similarity.Idf), the batch's tickets `ids` (features `f`) counted in."""
-        return self.weights.weights(session, ids, f)
+        self.idf = idf if idf is not None else Idf()   # the run's n-gram weights (router/similarity.py)
 
     def add(self, ids: list[str], f) -> None:
         for k, t in enumerate(ids):
@@ -190,7 +186,7 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
     when = dict(zip(c_ids, c_at)) | {ids[x]: at[x] for x in todo}
     f_batch = featurize([texts[i] for i in todo])
     cache.add([ids[i] for i in todo], f_batch)   # the next batches compare with these
-    idf = cache.idf(session, [ids[i] for i in todo], f_batch)
+    idf = cache.idf.weights(session, [ids[i] for i in todo], f_batch)
     # only the batch's n-grams count in a cosine with a batch ticket: the others' columns (and those of
     # weight 0) are dropped
     seen = np.zeros(f_batch.shape[1], bool)

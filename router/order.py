@@ -34,6 +34,7 @@ from sqlmodel import Session, select
 
 from router import nofit, queue
 from router.classifier import model_input
+from router.config import Store
 from router.queue import Enqueued, Policy
 from router.store import ItemStatus, Prediction, QueueItem, Reason, Ticket, insert_predictions, now
 from router.similarity import Idf, cosine
@@ -170,7 +171,8 @@ class Waiting:
         return self.matrix
 
 
-def prioritize(engine, clf, version: str, pol: Policy, no_fit: tuple = (None, True), chunk: int = 100) -> int:
+def prioritize(engine, clf, version: str, pol: Policy, no_fit: tuple = (None, True),
+               chunk: int = Store().write_batch) -> int:
     """Order the waiting tickets with the configured strategy, as the benchmarks measure it:
     the `pol.window` best picks of `strategy.query` over the waiting pool come first, the rest
     follow by score. With `pol.rerank`, tickets routed by another model are re-scored (and
