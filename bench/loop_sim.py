@@ -329,6 +329,19 @@ class Centre:
                                + (f"\n{res.exception!r}" if res.exception else ""))
         return res
 
+    def gate_reason(self, after: int = 0) -> tuple[int, str]:
+        """(the registry's latest event id, why that event's version was promoted or kept; '' when no
+        event came after id `after`: the night trained nothing)."""
+        from sqlmodel import Session, select
+
+        from router.store import ModelEvent
+
+        with Session(self.engine) as s:
+            ev = s.exec(select(ModelEvent).order_by(ModelEvent.id.desc()).limit(1)).first()
+        if ev is None or ev.id <= after:
+            return after, ""
+        return ev.id, f"{ev.action}: {ev.reason}"
+
     def classify(self, rows: list[dict], name: str) -> tuple[list[dict], dict]:
         from sqlalchemy import func
         from sqlmodel import Session, select
@@ -520,7 +533,9 @@ def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, 
                               + timedelta(days=d)).isoformat()})
         if stress:  # the same file again, then again after a rollback and a promotion
             c.classify(day, f"day{d:02d}-again")
+        events = c.gate_reason()[0]
         night = c.cli("retrain", ok=(0, 5))
+        gate = c.gate_reason(events)[1]
         if stress and d == 2:
             c.cli("models", "rollback")
             c.classify(day, f"day{d:02d}-rollback")
@@ -539,7 +554,7 @@ def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, 
             "first_dispatch_accuracy": sum(first) / len(rows) if rows else None,
             "disputes": disputes, **arrived, "open_disputes": c.open_disputes(),
             **worked, **{f"run_{k}": v for k, v in counts.items()},
-            "queue": c.queue_size(), "promoted": night.exit_code == 0,
+            "queue": c.queue_size(), "promoted": night.exit_code == 0, "gate": gate,
             # the last days' (confidence, right) pairs: what another threshold would have routed
             **({"pairs": [[round(r["confidence"], 4), int(ok)] for r, ok in zip(rows, right)]}
                if d > len(setup.days) - 5 else {}), "seconds": round(time.perf_counter() - t0, 1)})

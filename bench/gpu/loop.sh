@@ -2,7 +2,8 @@
 # Issue 20's 30-day loop on the GPU: the ensemble (LLM + baseline; its members' held-out accuracy is
 # recorded every day as well) on the Chinese month, seed 0, diverse, 50 reviews a day, a lean incremental
 # night (bench/gpu/cn.toml), with the GPU demo (scripts/demo_gpu.sh) beside it on the same GPU. With a
-# second GPU, Banking77 runs there with a longer night (bench/gpu/banking77_e2.toml).
+# second GPU (or on the same one with B77_SAME_GPU=1), Banking77 runs there with a longer night
+# (bench/gpu/banking77_e2.toml). DEMO=0 leaves the demo out.
 # If the month's LoRA fit diverges (NaN) with the default attention kernels, the month is run again
 # with math attention for training and the flash prefix kernel for scoring (bench/gpu/math_attention.py).
 # Needs the wheels in /tmp/site and either the converted model in $QWEN (/tmp/qwen) or the joined GGUF in
@@ -61,12 +62,12 @@ cn() {  # $1: the python command (loop_sim or its math-attention wrapper), $2: m
     echo "cn math-attention loop exit $?" >> "$O/gpu.txt"
   fi
 ) &
-if [ "$GPUS" -ge 2 ]; then
-  CUDA_VISIBLE_DEVICES=1 python3 bench/loop_sim.py --dataset banking77 $common --minutes "$M" \
+if [ "$GPUS" -ge 2 ] || [ "${B77_SAME_GPU:-0}" = 1 ]; then
+  CUDA_VISIBLE_DEVICES=$(( GPUS >= 2 ? 1 : 0 )) python3 bench/loop_sim.py --dataset banking77 $common --minutes "$M" \
     --extra bench/gpu/banking77_e2.toml --data "${B77:-/tmp/b77/train.csv}" \
     --compare bench/results/loop_sim_banking77.json --out "$O/loop_sim_banking77_llm_e2.json" \
     > "$O/loop_sim_banking77_llm_e2.log" 2>&1 &
 fi
-(export CUDA_VISIBLE_DEVICES=0; time ROUTER_QWEN=$Q bash scripts/demo_gpu.sh) > "$O/demo.log" 2>&1 &
+[ "${DEMO:-1}" = 1 ] && (export CUDA_VISIBLE_DEVICES=0; time ROUTER_QWEN=$Q bash scripts/demo_gpu.sh) > "$O/demo.log" 2>&1 &
 wait
 echo done > "$O/DONE"
