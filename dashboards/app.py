@@ -9,6 +9,8 @@ ROUTER_STORE__URL ...); days and times are in [queue] timezone.
 
 import streamlit as st
 
+from router import webui
+
 PAGES = [  # file, title, url path (the default page is served at /), one line for the overview
     ("views/0_Overview.py", "总览", "overview", ""),
     ("views/1_F1_by_department.py", "各部门 F1", "f1", "由差到好，与上一版本相比的变化；各版本的 F1"),
@@ -23,4 +25,6 @@ PAGES = [  # file, title, url path (the default page is served at /), one line f
 ]
 
 if __name__ == "__main__":
-    st.navigation([st.Page(f, title=t, url_path=u, default=(u == "overview")) for f, t, u, _ in PAGES]).run()
+    page = st.navigation([st.Page(f, title=t, url_path=u, default=(u == "overview")) for f, t, u, _ in PAGES])
+    with webui.guard():  # an error in any page: a Chinese message, the traceback in the server's log
+        page.run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import altair as alt
 import streamlit as st
 
 from dashboards import queries
@@ -26,6 +27,10 @@ LAYOUT = """<style>
   [data-testid="stMainBlockContainer"] { padding-left: 1.5rem; padding-right: 1.5rem; }
 }
 </style>"""
+
+
+# Vertical axes' titles read horizontally, above the axis's top end: Chinese turned 90° is hard to read
+Y_TITLE = dict(titleAngle=0, titleAlign="right", titleBaseline="bottom", titleX=0, titleY=-8)
 
 
 @dataclass
@@ -108,6 +113,11 @@ def _query(name: str, url: str, *args):
 
 def _report(path: str) -> dict | None:
     return queries.report(path)
+
+
+def chart(c: alt.TopLevelMixin, width: str = "stretch", where=st) -> None:
+    """Draw an Altair chart in `where` (the page, or a column) with every y-axis title horizontal (Y_TITLE)."""
+    where.altair_chart(c.configure_axisY(**Y_TITLE), width=width)
 
 
 def guide(message: str) -> None:

@@ -447,6 +447,7 @@ def rules_panel(engine, catalog, cfg, reviewer: str) -> None:
                 st.rerun()
 
 
+@webui.guard()  # an uncaught error: a Chinese message, the traceback in the server's log
 def main() -> None:
     st.set_page_config(page_title="工单分派标注", layout="wide")
     st.html(STYLE + webui.ZH_STYLE)

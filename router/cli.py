@@ -682,6 +682,8 @@ def _serve(c: Ctx, config: Optional[Path], section: str, package, port, address,
 
     from sqlalchemy.engine import make_url
 
+    from router import webui
+
     opts = getattr(c.cfg, section)
     port, address = port or opts.port, address or opts.address
     env = dict(os.environ)
@@ -695,7 +697,7 @@ def _serve(c: Ctx, config: Optional[Path], section: str, package, port, address,
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_file), "--server.port", str(port),
            "--server.address", address, "--server.headless", "true",
            "--browser.gatherUsageStats", "false",
-           "--client.toolbarMode", "minimal",  # no menu: no Deploy button, no English items (router/webui.py)
+           *webui.SERVER_FLAGS,  # no menu (no Deploy button, no English items), no traceback on screen
            *extra]
     sys.stdout.flush()
     os.execve(sys.executable, cmd, env)  # streamlit takes over this process: signals reach it directly

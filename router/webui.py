@@ -7,9 +7,36 @@ dialogs, the sidebar's and data grids' buttons and tooltips ("Download as CSV", 
 "Fullscreen"), the column menu, the date picker, and Vega's descriptions of charts, axes and legends.
 `router label` and `router dashboard` run Streamlit with --client.toolbarMode minimal, so its English
 menu (Print, Record screen, theme) and running indicator ("Stop") are not shown. Each app draws
-ZH_STYLE, and ZH_SCRIPT in a container with the key "zh" (hidden by ZH_STYLE)."""
+ZH_STYLE, and ZH_SCRIPT in a container with the key "zh" (hidden by ZH_STYLE).
+
+An uncaught error in a page shows CRASH (`guard`), its traceback going to the server's log only; the
+servers run with --client.showErrorDetails none (SERVER_FLAGS), and Streamlit's own message for an error
+that escapes `guard` (in a button's callback) is replaced by CRASH too."""
 
 import json
+from contextlib import contextmanager
+
+import streamlit as st
+from streamlit.logger import get_logger
+
+# `streamlit run` options of `router label` and `router dashboard` (and of the browser tests)
+SERVER_FLAGS = ["--client.toolbarMode", "minimal", "--client.showErrorDetails", "none"]
+
+CRASH = ("出错了，这一页没能显示完整。请刷新页面（F5）再试；仍然出错，请把出错的时间和页面告诉管理员"
+         "（错误详情已记入服务器日志）。")
+
+
+@contextmanager
+def guard():
+    """Around a page's code (`with guard():`, or as a decorator): an uncaught error shows CRASH, in Chinese
+    and without its traceback, and logs the traceback to the server's log (stderr). st.stop() and
+    st.rerun() pass through (they are not Exceptions)."""
+    try:
+        yield
+    except Exception:
+        get_logger("router.webui").exception("uncaught error in a page (the user was shown CRASH)")
+        st.error(CRASH)
+
 
 ZH_STYLE = """<style>
 [data-testid="InputInstructions"] { display: none; }
@@ -52,6 +79,10 @@ ZH = {
     "Calendar": "日历", "Relative": "相对时间",
     # charts' toolbar
     "Show data": "查看数据", "Download as PNG": "下载 PNG", "Copy Vega-Lite spec": "复制图表定义",
+    # an uncaught error outside `guard` (client.showErrorDetails none)
+    "This app has encountered an error. The original error message is redacted to prevent data leaks. Full error "
+    "details have been recorded in the logs (if you're on Streamlit Cloud, click on 'Manage app' in the lower "
+    "right of your app).": CRASH,
 }
 
 # Texts with a variable part: [JavaScript regular expression, replacement]; the first match wins

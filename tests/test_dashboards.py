@@ -13,8 +13,8 @@ import pytest
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
-from dashboards import queries, seed
-from router import ROOT, config
+from dashboards import queries, seed, ui
+from router import ROOT, config, webui
 from router.store import Label, Prediction, QueueItem, Ticket, connect, now
 
 APP = str(ROOT / "dashboards" / "app.py")
@@ -48,11 +48,13 @@ def store(seeded, monkeypatch, tmp_path):
     return engine, info
 
 
-def render(page: str) -> AppTest:
+def render(page: str, crash: bool = False) -> AppTest:
+    """`page` run by AppTest; it must not fail (webui.guard's message) unless `crash`."""
     at = AppTest.from_file(APP, default_timeout=60).run()  # st.navigation registers the pages
     at.switch_page(page)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
+    assert crash == any(e.value == webui.CRASH for e in at.error), [e.value for e in at.error]
     return at
 
 
@@ -399,10 +401,61 @@ def test_model_history_reasons_and_captions_are_chinese(cfg, engine, catalog):
     assert not any("classify.threshold" in c.value for c in at.caption)
 
 
+def specs(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+
+
 def test_no_fit_chart_axes_are_dates_and_short_percentages(store):
+    """The seeded days have no no-fit ticket: the rates are all zero, drawn on a 0-1% axis (not a flat one
+    with a single "0.0%"), and a note says nothing was flagged."""
+    engine, _ = store
+    assert queries.nofit_daily(engine, now() - timedelta(days=30))[["flagged", "no_fit_labels"]].sum().sum() == 0
     at = render(PAGES[4])
-    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
-    share = [sp for sp in specs if '"share"' in json.dumps(sp)]
+    share = [sp for sp in specs(at) if '"share"' in json.dumps(sp)]
     assert share, "the no-fit rate chart"
     enc = json.dumps(share[0])
     assert '"format": "%m-%d"' in enc and '"format": ".1%"' in enc
+    assert share[0]["encoding"]["y"]["scale"]["domain"] == [0, 0.01]
+    assert any("没有工单被模型判为或被标注员标为无合适部门" in i.value for i in at.info)
+
+
+def test_every_chart_titles_its_vertical_axis_horizontally(store):
+    """Chinese turned 90 degrees is hard to read: every chart on every page draws its y-axis title
+    horizontally, above the axis (ui.chart's configuration)."""
+    n = 0
+    for page in PAGES:
+        for sp in specs(render(page)):
+            assert sp["config"]["axisY"] == {**sp["config"]["axisY"], **ui.Y_TITLE, "titleAngle": 0}, page
+            n += 1
+    assert n >= 10  # the seeded pages draw 15
+
+
+def test_incident_counts_sort_as_numbers(engine):
+    """The incidents' grids hold the day's and the running ticket counts as two numeric columns (当日, 累计),
+    so they sort 10 after 9 (a "10 / 12" text column sorted "10" before "9")."""
+    from datetime import datetime, timezone
+
+    from router.store import Incident
+
+    t0 = datetime(2026, 11, 20, 1, tzinfo=timezone.utc)
+    with Session(engine) as s:
+        for i, (today, size) in enumerate([(9, 9), (10, 12), (2, 30)], start=1):
+            s.add(Incident(id=i, place=f"地点{i}", size=size, started_at=t0, last_at=t0 + timedelta(hours=today)))
+            s.flush()
+            s.add_all([Ticket(id=f"i{i}-{k}", text="停水", incident_id=i, received_at=t0 + timedelta(hours=k))
+                       for k in range(today)])
+        s.commit()
+    at = render("views/9_Incidents.py")
+    grid = at.dataframe[0]
+    config = json.loads(grid.proto.columns)
+    assert [config[c]["label"] for c in ("today", "size")] == ["当日", "累计"]
+    assert list(grid.value["today"]) == [10, 9, 2] and list(grid.value["size"]) == [12, 9, 30]
+    assert all(pd.api.types.is_integer_dtype(grid.value[c]) for c in ("today", "size"))
+
+
+def test_a_page_that_fails_says_so_in_chinese(engine):
+    """A broken store (the incidents' table gone): the page shows webui.CRASH, not Streamlit's exception."""
+    with engine.begin() as c:
+        c.exec_driver_sql("ALTER TABLE incident RENAME TO incident_gone")
+    at = render("views/9_Incidents.py", crash=True)
+    assert [e.value for e in at.error] == [webui.CRASH]

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from dashboards import seed
+from router import webui
 from tests.browser import artifacts, chromium, english, free_port, require_chromium, serve, spoken
 from tests.browser import idle as browser_idle
 
@@ -110,6 +111,9 @@ AXIS_REPEATS = """() => [...document.querySelectorAll('.vega-embed .role-axis')]
     const labels = [...a.querySelectorAll('.role-axis-label text')].map(t => t.textContent);
     return labels.filter((l, i) => l && labels.indexOf(l) !== i);
 })"""
+# axis titles drawn turned (Vega's SVG: transform="translate(x,y) rotate(-90)"): Chinese is read horizontally
+TITLES_TURNED = """() => [...document.querySelectorAll('.vega-embed .role-axis-title text')]
+    .filter(t => /rotate\\((?!0\\))/.test(t.getAttribute('transform') || '')).map(t => t.textContent)"""
 # no axis or legend label cut short by its limit (Vega ends it with an ellipsis)
 LABELS_CUT = """() => [...document.querySelectorAll('.vega-embed .role-axis-label text, .vega-embed .role-legend-label text')]
     .map(t => t.textContent).filter(l => l.endsWith('…'))"""
@@ -118,7 +122,8 @@ LABELS_CUT = """() => [...document.querySelectorAll('.vega-embed .role-axis-labe
 def test_at_1024x768_every_page_is_chinese_and_the_model_history_fits(served, tmp_path):
     """Every page (dashboards/app.py's list): no English a user can see but department ids, commands and
     technical terms (tests/browser.py KNOWN), nor for a screen reader (labels, hidden texts, Vega's chart
-    descriptions); no menu; no chart point cut off at the chart's edge, no axis label twice nor cut short; a narrower sidebar leaves the page
+    descriptions); no menu; no chart point cut off at the chart's edge, no axis label twice nor cut short, no axis
+    title turned sideways; a narrower sidebar leaves the page
     700 px or more (the grids' columns fit). The model versions table shows
     every column at 1024 px, each header on one line with its help on hover, each version's name on one
     line; the decisions table fits too."""
@@ -135,6 +140,7 @@ def test_at_1024x768_every_page_is_chinese_and_the_model_history_fits(served, tm
             assert page.locator("[data-testid='stMainMenu']").count() == 0, path
             assert page.evaluate(POINTS_CUT) == [], path
             assert page.evaluate(AXIS_REPEATS) == [] and page.evaluate(LABELS_CUT) == [], path
+            assert page.evaluate(TITLES_TURNED) == [], path
             width = page.locator("[data-testid='stMainBlockContainer']").evaluate(  # room for the grids' columns
                 "e => e.clientWidth - parseFloat(getComputedStyle(e).paddingLeft) - parseFloat(getComputedStyle(e).paddingRight)")
             assert width >= 700, (path, width)
@@ -167,10 +173,11 @@ def test_at_1024x768_every_page_is_chinese_and_the_model_history_fits(served, tm
         assert page.locator("[data-testid='stMainBlockContainer']").evaluate("e => e.getBoundingClientRect().left") < 50
 
 
-def test_streamlit_dialogs_and_tooltips_are_chinese(served, tmp_path):
+def test_streamlit_dialogs_and_tooltips_are_chinese(served, tmp_path, engine):
     """A link to a page that does not exist opens the overview with Streamlit's "Page not found" dialog in
     Chinese; the data grids' toolbar says what its buttons do in Chinese, on hover and to screen readers, and
-    so do a column's menu and its statistics."""
+    so do a column's menu and its statistics. A page that fails (a broken store) says so in Chinese, its
+    traceback in the server's log only."""
     with chromium(tmp_path / "profile", 1024, 768) as page:
         page.goto(f"{served}/no-such-page")
         idle(page)
@@ -206,5 +213,15 @@ def test_streamlit_dialogs_and_tooltips_are_chinese(served, tmp_path):
         page.get_by_role("menuitem", name="统计").hover()
         page.get_by_text("不同值", exact=True).wait_for(timeout=10_000)
         assert english(page) == [] and spoken(page) == []
+        with engine.begin() as c:
+            c.exec_driver_sql("ALTER TABLE incident RENAME TO incident_gone")
+        page.goto(f"{served}/incidents")
+        idle(page)
+        page.get_by_text(webui.CRASH).wait_for(timeout=30_000)
+        shown = page.locator("[data-testid='stMain']").inner_text()
+        assert "Traceback" not in shown and "sqlite" not in shown, shown
+        assert page.locator("[data-testid='stException']").count() == 0
+        assert english(page) == [] and spoken(page) == []
+        assert "no such table: incident" in (tmp_path / "dashboard.log").read_text()
 
 

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 import pytest
 from sqlmodel import Session, select
 
-from router import ROOT
+from router import ROOT, webui
 from router.store import Label, QueueItem, Ticket
 from tests.browser import artifacts, chromium, english, free_port, idle, require_chromium, serve, spoken
 from tests.test_labeling_actions import seed
@@ -39,7 +39,7 @@ def served(engine, tmp_path):
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "labeling" / "app.py"),
            "--server.port", str(port), "--server.address", "127.0.0.1",
            "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]  # as `router label`
+           "--server.fileWatcherType", "none", *webui.SERVER_FLAGS]  # as `router label`
     with serve(cmd, port, tmp_path / "streamlit.log") as url:
         yield url, ids
 
@@ -224,20 +224,41 @@ def test_no_english_on_the_app_pages(served, tmp_path):
         assert spoken(page) == [], "no match"
 
 
-def test_a_lost_connection_is_said_in_chinese(engine, tmp_path):
-    """The server stops under an open page: Streamlit's dialog (English "Connection error") is in Chinese."""
+def crashed(page, shot: str) -> None:
+    """The page says CRASH in Chinese: no traceback, no English."""
+    page.get_by_text(webui.CRASH).wait_for(timeout=30000)
+    idle(page)
+    page.screenshot(path=str(artifacts("labeling") / f"{shot}.png"))
+    shown = page.locator("[data-testid='stMain']").inner_text()
+    assert "Traceback" not in shown and "Error" not in shown and "sqlite" not in shown, shown
+    assert english(page) == [] and spoken(page) == []
+
+
+def test_a_crash_and_a_lost_connection_are_said_in_chinese(engine, tmp_path):
+    """A broken store (a table gone): the error in a button's callback (Streamlit's own, redacted message) and
+    the one in the page that follows (`webui.guard`) say CRASH in Chinese, the tracebacks go to the server's
+    log only. Then the server stops under the open page: Streamlit's dialog ("Connection error") is in Chinese."""
     require_chromium()
     seed(engine)
     port = free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "labeling" / "app.py"),
            "--server.port", str(port), "--server.address", "127.0.0.1",
            "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none", "--client.toolbarMode", "minimal"]
+           "--server.fileWatcherType", "none", *webui.SERVER_FLAGS]
     with serve(cmd, port, tmp_path / "streamlit.log", process=True) as (url, proc), \
             chromium(tmp_path / "profile", 1024, 768) as page:
-        page.goto(url)
+        sign_in(page, url)
+        page.get_by_text("小区门口的井盖丢了，晚上很危险").wait_for(timeout=30000)
         idle(page)
-        page.get_by_label("姓名").wait_for(timeout=30000)
+        with engine.begin() as c:
+            c.exec_driver_sql("ALTER TABLE label RENAME TO label_gone")
+        page.get_by_role("button", name="跳过").click()       # the decision's callback fails
+        crashed(page, "crash_in_a_callback")
+        page.reload()                                          # the page itself fails (today's counts)
+        sign_in(page, url)
+        crashed(page, "crash_in_the_page")
+        log = (tmp_path / "streamlit.log").read_text()
+        assert log.count("no such table: label") >= 2 and "Traceback" in log
         proc.terminate()
         proc.wait(timeout=20)
         page.get_by_role("dialog").wait_for(timeout=30000)

@@ -67,7 +67,7 @@ else:
         tooltip=tips).properties(width=110, height=h)
     chart = alt.hconcat(f1, change, spacing=8)
     st.caption("蓝条：在用模型的 F1；黑色短线：上一版本的 F1。右侧：F1 的变化（绿升红降，灰色为不变）。")
-st.altair_chart(chart, width="content")
+ui.chart(chart, width="content")
 pct = st.column_config.NumberColumn
 # short headers (help on hover) and the id last: at 1024 px every column shows
 st.dataframe(df, hide_index=True, column_order=["department_name", "f1", "change", "previous_f1", "precision",
@@ -97,5 +97,5 @@ series = alt.Chart(lines).mark_line(point=True).encode(
 mac = alt.Chart(macro).mark_line(point=True, strokeDash=[6, 3], color="black").encode(
     x=x, y="f1:Q", tooltip=[alt.Tooltip("version:N", title="版本"),
                             alt.Tooltip("f1:Q", format=".3f", title="宏平均 F1")])
-st.altair_chart((series + mac).properties(height=320), width="stretch")
+ui.chart((series + mac).properties(height=320), width="stretch")
 st.caption("黑色虚线：宏平均 F1。每个版本的 F1 都在它自己的留出测试集上测得。")

@@ -36,7 +36,7 @@ heat = alt.Chart(cells).mark_rect(stroke="white", strokeWidth=0.5).encode(
              alt.Tooltip("tickets:Q", title="工单数"), alt.Tooltip("share:Q", format=".1%", title="占比")])
 side = max(200, 18 * len(keep))
 # "pad": the cells keep their size and the labels add to it (Streamlit would fit it all into `side`)
-st.altair_chart(heat.properties(width=side, height=side, autosize=alt.AutoSizeParams(type="pad")), width="content")
+ui.chart(heat.properties(width=side, height=side, autosize=alt.AutoSizeParams(type="pad")), width="content")
 st.caption(f"{cur['version']} 的留出测试集（{rep.get('n', '?')} 条工单），按行归一化；只画出错分最多的 "
            f"{len(keep)} 个部门（共 {len(labels)} 个），用滑块增减；悬停在格子上查看工单数和占比。")
 

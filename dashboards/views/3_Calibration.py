@@ -37,7 +37,7 @@ else:
     pts = (alt.Chart(rel).mark_line().encode(**xy)
            + alt.Chart(rel).mark_circle(opacity=0.8).encode(
                **xy, size=alt.Size("count:Q", title="工单数", scale=alt.Scale(range=[40, 400])), tooltip=tips))
-    c2.altair_chart((diag + pts).properties(height=320), width="stretch")
+    ui.chart((diag + pts).properties(height=320), where=c2)
     c2.caption("点落在灰色虚线上表示置信度与准确率一致；在线下方表示模型过于自信。")
 
 st.subheader("某一天分派结果的置信度")
@@ -63,5 +63,5 @@ bars = alt.Chart(hist).mark_bar().encode(
 rule = alt.Chart(pd.DataFrame({"t": [thr], "label": [f"复核阈值 {thr:g}"]}))
 line = rule.mark_rule(color="red", strokeWidth=2).encode(x="t:Q")
 text = rule.mark_text(color="red", align="left", dx=4).encode(x="t:Q", y=alt.value(12), text="label:N")
-st.altair_chart((bars + line + text).properties(height=300), width="stretch")
+ui.chart((bars + line + text).properties(height=300), width="stretch")
 st.caption(f"红线（复核阈值 {thr:g}）左侧的工单进入复核队列。")

@@ -42,7 +42,7 @@ bars = alt.Chart(flow).mark_bar(opacity=0.7).encode(
 line = alt.Chart(size.assign(kind="日终待处理")).mark_line(point=True, color="#e45756").encode(
     x=x, y="open:Q", color="kind:N",
     tooltip=[alt.Tooltip("date:O", title="日期"), alt.Tooltip("open:Q", title="日终待处理")])
-st.altair_chart((bars + line).properties(height=280), width="stretch")
+ui.chart((bars + line).properties(height=280), width="stretch")
 st.caption("每天新进入和已处理的工单（柱），以及每天结束时仍待处理的工单（线）"
            + (f"；队列从 {ctx.stamp(first)[:10]} 起才有工单，此前的日子不画。" if since > start else "。"))
 
@@ -52,7 +52,7 @@ if dec.empty:
     st.info(f"近 {days} 天没有标注员的处理记录：标注员在标注应用中处理队列后会出现在这里。")
 else:
     dec["date"] = dec["day"].dt.strftime("%m-%d")
-    st.altair_chart(alt.Chart(dec).mark_bar().encode(
+    ui.chart(alt.Chart(dec).mark_bar().encode(
         x=alt.X("date:O", title=f"日期（{ctx.zone}）", axis=alt.Axis(labelAngle=0, labelOverlap=True)),
         y=alt.Y("decisions:Q", title="处理条数"), color=alt.Color("reviewer:N", title="标注员"),
         tooltip=[alt.Tooltip("date:O", title="日期"), alt.Tooltip("reviewer:N", title="标注员"),
@@ -71,9 +71,13 @@ if nf.empty:
 else:
     rates = nf.melt("day", ["flagged_rate", "label_rate"], "rate", "share").dropna()
     rates["rate"] = rates["rate"].map({"flagged_rate": "模型判为无合适部门", "label_rate": "标注员标为无合适部门"})
-    st.altair_chart(alt.Chart(rates).mark_line(point=True).encode(
+    peak = rates["share"].max()
+    if not peak:
+        st.info(f"最近 {days} 天没有工单被模型判为或被标注员标为无合适部门。")
+    ui.chart(alt.Chart(rates).mark_line(point=True).encode(
         x=alt.X("day:T", title=f"日期（{ctx.zone}）", axis=alt.Axis(format="%m-%d", labelAngle=0)),
-        y=alt.Y("share:Q", title="占比", axis=alt.Axis(format=".1%")),
+        y=alt.Y("share:Q", title="占比", axis=alt.Axis(format=".1%"),  # at least 0-1%: all zeros are not a flat axis
+                scale=alt.Scale(domain=[0, 0.01]) if peak < 0.01 else alt.Scale()),
         color=alt.Color("rate:N", title=None),
         tooltip=[alt.Tooltip("day:T", title="日期", format="%Y-%m-%d"), alt.Tooltip("rate:N", title="类别"),
                  alt.Tooltip("share:Q", title="占比", format=".1%")]).properties(height=220), width="stretch")
@@ -101,14 +105,14 @@ ci = [queries.wilson(a, b) for a, b in zip(weekly["agree"], weekly["audited"])]
 weekly["agreement"] = weekly["agree"] / weekly["audited"]
 weekly["low"], weekly["high"] = [c[0] for c in ci], [c[1] for c in ci]
 wb = alt.Chart(weekly).encode(x=alt.X("day:T", title="周（周一起）", axis=alt.Axis(format="%m-%d")))
-st.altair_chart((wb.mark_area(opacity=0.25).encode(y=alt.Y("low:Q", title="一致率", axis=alt.Axis(format="%"),
-                                                           scale=alt.Scale(zero=False)), y2="high:Q")
-                 + wb.mark_line(point=True).encode(
-                     y="agreement:Q", tooltip=[alt.Tooltip("day:T", title="周", format="%Y-%m-%d"),
-                                               alt.Tooltip("audited:Q", title="抽检"),
-                                               alt.Tooltip("agree:Q", title="一致"),
-                                               alt.Tooltip("agreement:Q", format=".1%", title="一致率"),
-                                               alt.Tooltip("low:Q", format=".1%", title="区间下限"),
-                                               alt.Tooltip("high:Q", format=".1%", title="区间上限")])
-                 ).properties(height=260), width="stretch")
+ui.chart((wb.mark_area(opacity=0.25).encode(y=alt.Y("low:Q", title="一致率", axis=alt.Axis(format="%"),
+                                                        scale=alt.Scale(zero=False)), y2="high:Q")
+              + wb.mark_line(point=True).encode(
+                  y="agreement:Q", tooltip=[alt.Tooltip("day:T", title="周", format="%Y-%m-%d"),
+                                            alt.Tooltip("audited:Q", title="抽检"),
+                                            alt.Tooltip("agree:Q", title="一致"),
+                                            alt.Tooltip("agreement:Q", format=".1%", title="一致率"),
+                                            alt.Tooltip("low:Q", format=".1%", title="区间下限"),
+                                            alt.Tooltip("high:Q", format=".1%", title="区间上限")])
+              ).properties(height=260), width="stretch")
 st.caption("每周的一致率及其 95% Wilson 置信区间（阴影）。")

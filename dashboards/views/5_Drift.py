@@ -41,7 +41,7 @@ n = ui.how_many("图中部门数（变化最大的优先）", len(mix), 20)
 top = mix.head(n)
 long = top.melt(["department", "department_name"], ["recent_share", "training_share"], "mix", "share")
 long["mix"] = long["mix"].map({"recent_share": f"近 {days} 天", "training_share": "训练数据"})
-st.altair_chart(alt.Chart(long).mark_bar().encode(
+ui.chart(alt.Chart(long).mark_bar().encode(
     y=alt.Y("department_name:N", sort=list(top["department_name"]), title=None, axis=alt.Axis(labelLimit=220)),
     x=alt.X("share:Q", title="占比", axis=alt.Axis(format="%")), yOffset="mix:N",
     color=alt.Color("mix:N", title=None, legend=alt.Legend(orient="top")),
@@ -63,10 +63,10 @@ daily = ui.query("predicted_daily_mix", ctx, end - timedelta(days=30), ctx.tz)
 rows = [{"day": d, "predictions": int(g["n"].sum()),
          "divergence": queries.js_divergence(g.set_index("department")["n"], reference)}
         for d, g in daily.groupby("day")]
-st.altair_chart(alt.Chart(pd.DataFrame(rows, columns=["day", "predictions", "divergence"]))
-                .mark_line(point=True).encode(x=alt.X("day:T", title=f"日期（{ctx.zone}）", axis=alt.Axis(format="%m-%d")),
-                                              y=alt.Y("divergence:Q", title="JS 散度"),
-                                              tooltip=[alt.Tooltip("day:T", title="日期", format="%Y-%m-%d"),
-                                                       alt.Tooltip("predictions:Q", title="分派条数"),
-                                                       alt.Tooltip("divergence:Q", format=".4f", title="JS 散度")])
-                .properties(height=240), width="stretch")
+ui.chart(alt.Chart(pd.DataFrame(rows, columns=["day", "predictions", "divergence"]))
+             .mark_line(point=True).encode(x=alt.X("day:T", title=f"日期（{ctx.zone}）", axis=alt.Axis(format="%m-%d")),
+                                           y=alt.Y("divergence:Q", title="JS 散度"),
+                                           tooltip=[alt.Tooltip("day:T", title="日期", format="%Y-%m-%d"),
+                                                    alt.Tooltip("predictions:Q", title="分派条数"),
+                                                    alt.Tooltip("divergence:Q", format=".4f", title="JS 散度")])
+             .properties(height=240), width="stretch")

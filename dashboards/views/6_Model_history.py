@@ -37,7 +37,7 @@ cols[2].metric("回滚次数", int((ev["action"] == "rolled_back").sum()))
 
 st.subheader("各版本的宏平均 F1")
 x = alt.X("created_at:T", title=f"训练时间（{ctx.zone}）", axis=alt.Axis(format="%m-%d %H:%M"))
-st.altair_chart(alt.Chart(table).mark_line(point=alt.OverlayMarkDef(size=90, filled=True)).encode(
+ui.chart(alt.Chart(table).mark_line(point=alt.OverlayMarkDef(size=90, filled=True)).encode(
     x=x, y=alt.Y("macro_f1:Q", title="宏平均 F1", scale=alt.Scale(zero=False)),
     tooltip=[alt.Tooltip("version:N", title="版本"), alt.Tooltip("status:N", title="状态"),
              alt.Tooltip("macro_f1:Q", format=".3f", title="宏平均 F1"),
@@ -93,7 +93,7 @@ if ev.empty:
     st.info("注册表中还没有记录。")
 else:
     # the x scale's padding keeps the first and last points whole (a point on the domain's edge is cut in half)
-    st.altair_chart(alt.Chart(ev).mark_point(size=140, filled=True).encode(
+    ui.chart(alt.Chart(ev).mark_point(size=140, filled=True).encode(
         x=alt.X("at:T", title=f"时间（{ctx.zone}）", axis=alt.Axis(format="%m-%d %H:%M"), scale=alt.Scale(padding=16)),
         y=alt.Y("action_name:N", title=None, axis=alt.Axis(labelLimit=200)),
         color=alt.Color("action_name:N", title="决策", legend=None),

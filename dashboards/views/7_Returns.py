@@ -31,7 +31,7 @@ daily = fd.groupby("day")[["dispatched", "returned", "right"]].sum().reset_index
 daily["一次派单准确率"] = daily["right"] / daily["dispatched"]
 daily["退单率"] = daily["returned"] / daily["dispatched"]
 rates = daily.melt("day", ["一次派单准确率", "退单率"], "rate", "share")
-st.altair_chart(alt.Chart(rates).mark_line(point=True).encode(
+ui.chart(alt.Chart(rates).mark_line(point=True).encode(
     x=alt.X("day:T", title=f"分派日期（{ctx.zone}）", axis=alt.Axis(format="%m-%d")),
     y=alt.Y("share:Q", title="占比", axis=alt.Axis(format="%")),
     color=alt.Color("rate:N", title=None),
@@ -56,7 +56,7 @@ why = ui.query("return_reasons", ctx, start, ctx.tz)
 if why.empty:
     st.info(f"最近 {days} 天没有退单。")
 else:
-    st.altair_chart(alt.Chart(why).mark_bar().encode(
+    ui.chart(alt.Chart(why).mark_bar().encode(
         x=alt.X("day:T", title=f"退单日期（{ctx.zone}）", axis=alt.Axis(format="%m-%d")),
         y=alt.Y("sum(returns):Q", title="退单数"),
         color=alt.Color("reason:N", title="退单原因"),

@@ -28,14 +28,13 @@ cols[0].metric("当日并单事件", len(df))
 cols[1].metric("并入事件的工单", int(df["today"].sum()))
 cols[2].metric("预警", len(alerts))
 # short headers (help on hover), times in the centre's zone: at 1024 px every column shows
-show = ["id", "place", "district_name", "department_name", "tickets", "per_hour", "peak", "span"]
+show = ["id", "place", "district_name", "department_name", "today", "size", "per_hour", "peak", "span"]
 num, when = st.column_config.NumberColumn, f"（{ctx.zone}）"
 grid = {"id": num("事件", format="%d"), "place": "地点", "district_name": "辖区", "department_name": "部门",
-        "tickets": st.column_config.TextColumn("工单", help="当日并入的工单 / 事件累计的工单"),
+        "today": num("当日", format="%d", help="当日并入事件的工单"), "size": num("累计", format="%d", help="事件累计的工单"),
         "per_hour": num("每小时", format="%.1f", help="当日每小时的工单（首张到最新）"),
         "peak": num("峰值", help=f"任意 {inc_cfg.alert_hours:g} 小时内最多的工单；达到 {inc_cfg.alert_size} 即预警"),
         "span": st.column_config.TextColumn("时段", width=96, help="当日首张至最新工单的受理时间" + when)}
-df["tickets"] = [f"{a} / {b}" for a, b in zip(df["today"], df["size"])]
 df["span"] = [f"{a:%H:%M}–{b:%H:%M}" for a, b in zip(ctx.local(df["first"]), ctx.local(df["last"]))]
 st.subheader("最大的事件")
 st.dataframe(df.sort_values("today", ascending=False)[show].head(20), hide_index=True, column_config=grid)
