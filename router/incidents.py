@@ -27,6 +27,7 @@ open item gets none (`merged`), and the extra items a merge or a pulled-in ticke
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -126,21 +127,57 @@ def _pairs(groups: dict[tuple, tuple[list[int], list[int]]], fa, fb, ta: np.ndar
     return out
 
 
+@dataclass
+class Plan:
+    """What linking a batch decided (`match`), nothing written yet: `apply` writes it, all at once or one
+    incident's share at a time. Incidents are keys here: a stored incident's id, or -1, -2, ... for one the
+    batch opens (its id comes when `apply` inserts it)."""
+    ids: list[str]                           # the batch's tickets (they may be stored yet or not)
+    out: dict[str, tuple[int, str | None]]   # ticket -> (incident key, duplicate_of): the batch's members and
+                                             # the tickets they pulled in (duplicate_of None: left as it is)
+    joined: set[str]                         # of those, the ones that read like an earlier ticket (duplicate_of set)
+    alias: dict[int, int]                    # merged incident -> the one it went into
+    state: dict[int, list]                   # the incidents left, touched: [size, started_at, last_at]
+    fresh: dict[int, dict]                   # incidents opened here (key < 0): place, district, department
+    gone: list[int]                          # stored incidents merged into another: deleted
+    real: dict[int, int] = field(default_factory=dict)   # key of an opened incident -> its id, once inserted
+
+    def final(self, inc: int) -> int:
+        """The key of the incident `inc` ends in (merges followed)."""
+        while inc in self.alias:
+            inc = self.alias[inc]
+        return inc
+
+    def incident(self, ticket: str) -> int | None:
+        """The key of the incident a ticket of the batch (or one it pulled in) ends in; None if it joins none."""
+        got = self.out.get(ticket)
+        return None if got is None else self.final(got[0])
+
+
 def link(session: Session, ids: list[str], texts: list[str], names: list[list[str]], districts: list[str | None],
          received: list[datetime | None], departments: list[str], window_days: float, similarity: float,
          limit: int = 20000, cache: Window | None = None) -> dict[str, tuple[int, str]]:
-    """Link the batch's tickets `ids` to incidents (writes Ticket.incident_id/duplicate_of and the
-    Incident rows); returns ticket id -> (incident id, duplicate_of) for those that joined one. The batch's
-    tickets need not be stored yet: router/routing.py links before inserting them (with the returned
-    values), so every comparison runs before the transaction's first write takes SQLite's write lock. `cache`:
-    the routing run's `Window` (features of the stored tickets compared with)."""
+    """Link the batch's tickets `ids` to incidents and write it (`match`, then `apply`): Ticket.incident_id/
+    duplicate_of and the Incident rows; returns ticket id -> (incident id, duplicate_of) for those that joined
+    one or were pulled in."""
+    return apply(session, match(session, ids, texts, names, districts, received, departments, window_days,
+                                similarity, limit, cache))
+
+
+def match(session: Session, ids: list[str], texts: list[str], names: list[list[str]], districts: list[str | None],
+          received: list[datetime | None], departments: list[str], window_days: float, similarity: float,
+          limit: int = 20000, cache: Window | None = None) -> Plan:
+    """Which incident each of the batch's tickets `ids` joins, reading only: the batch's tickets need not be
+    stored yet (router/routing.py matches before inserting them, so no comparison runs under SQLite's write
+    lock). `cache`: the routing run's `Window` (features of the stored tickets compared with)."""
     from scipy import sparse
 
+    plan = Plan(ids, {}, set(), {}, {}, {}, [])
     window = timedelta(days=window_days)
     at = [_aware(t) for t in received]
     todo = [i for i in range(len(ids)) if names[i] and at[i] is not None]
     if not todo:
-        return {}
+        return plan
     cache = cache if cache is not None else Window()
     lo, hi = min(at[i] for i in todo) - window, max(at[i] for i in todo)
     dists = sorted({districts[i] for i in todo if districts[i]})
@@ -215,34 +252,25 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
         elif j - nc != k:
             hits_b.setdefault(k, []).append((v, j - nc))
 
-    out: dict[str, tuple[int, str]] = {}
-    inc_of = {c[0]: c[3] for c in cand}        # ticket id -> incident id, as it grows
+    inc_of = {c[0]: c[3] for c in cand}        # ticket id -> incident key, as it grows
     order = sorted(range(len(todo)), key=lambda k: (at[todo[k]], ids[todo[k]]))
     done: set[int] = set()
-    alias: dict[int, int] = {}                 # merged incident -> the one it went into
-    rows_of: dict[int, Incident] = {}          # the stored incidents the batch may join, read at once
-    state: dict[int, list] = {}                # the incidents touched: [size, started_at, last_at] as they grow
-    fresh: dict[int, dict] = {}                # incidents opened here, under keys -1, -2, ... until inserted
-    gone: list[int] = []                       # stored incidents merged into another
-    writes: dict[str, dict] = {}               # ticket id -> its new incident_id (and duplicate_of)
-    # Nothing is written until every ticket is matched (the first write takes SQLite's write lock)
+    out, alias, state, fresh, gone = plan.out, plan.alias, plan.state, plan.fresh, plan.gone
     at_of = {ids[i]: i for i in todo}
+    # the stored incidents the batch may join, read at once: id -> (size, started_at, last_at)
+    rows_of: dict[int, tuple] = {}
     known = sorted({cand[j][3] for hits in hits_c.values() for _, j in hits if cand[j][3] is not None})
     for x in range(0, len(known), 5000):
-        rows_of.update((r.id, r) for r in session.exec(select(Incident).where(Incident.id.in_(known[x:x + 5000]))))
-
-    def find(inc):
-        while inc in alias:
-            inc = alias[inc]
-        return inc
+        rows_of.update((r[0], r[1:]) for r in session.exec(select(
+            Incident.id, Incident.size, Incident.started_at, Incident.last_at).where(Incident.id.in_(known[x:x + 5000]))))
 
     def age(inc) -> tuple[bool, int]:          # stored incidents by id, then those opened here
         return inc < 0, abs(inc)
 
     def grow(inc) -> list:
         if inc not in state:
-            r = rows_of[inc]
-            state[inc] = [r.size, _aware(r.started_at), _aware(r.last_at)]
+            size, started, last = rows_of[inc]
+            state[inc] = [size, _aware(started), _aware(last)]
         return state[inc]
 
     for k in order:
@@ -254,13 +282,13 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
             continue
         best = max(hits)[1]
         loose = sorted({t for _, t in hits if inc_of.get(t) is None})   # matches in no incident yet: pulled in
-        joined = sorted({find(inc_of[t]) for _, t in hits if inc_of.get(t) is not None}, key=age)
+        joined = sorted({plan.final(inc_of[t]) for _, t in hits if inc_of.get(t) is not None}, key=age)
         if joined:
             inc = joined[0]
             for other in joined[1:]:           # the ticket reads like two incidents: they are one (the oldest)
                 alias[other] = inc
                 if other > 0:
-                    gone.append(other)         # its tickets move at the end, then it is deleted
+                    gone.append(other)         # its tickets move when it is written, then it is deleted
                 g, keep_ = grow(other), grow(inc)
                 keep_[:] = [keep_[0] + g[0], min(keep_[1], g[1]), max(keep_[2], g[2])]
                 del state[other]
@@ -273,49 +301,66 @@ def link(session: Session, ids: list[str], texts: list[str], names: list[list[st
         for t in loose:
             inc_of[t] = inc
             out.setdefault(t, (inc, None))
-            writes.setdefault(t, {})
             st[:] = [st[0] + 1, min(st[1], when[t]), max(st[2], when[t])]
         inc_of[ids[i]] = inc
         out[ids[i]] = (inc, best)
-        writes[ids[i]] = {"dup": best}
+        plan.joined.add(ids[i])
         st[0] += 1
         st[2] = max(st[2] or at[i], at[i])
-    # the new incidents in one insert, the stored ones updated, the merged ones deleted
-    opened = [x for x in fresh if x in state]          # not merged into another
+    return plan
+
+
+def apply(session: Session, plan: Plan, keys: set[int] | None = None, batch_stored: bool = True
+          ) -> dict[str, tuple[int, str | None]]:
+    """Write `plan`'s share of the incidents `keys` (all of them when None): those opened inserted, the stored
+    ones updated, the merged ones deleted (their tickets moved), the tickets' incident_id and duplicate_of,
+    then one open queue item per incident (`one_item`). A part of the plan needs nothing of another part's
+    incidents, so each can go in its own transaction (router/routing.py). `batch_stored` False: the batch's
+    own tickets are not stored yet, the caller inserts them with the values returned. Returns ticket id ->
+    (incident id, duplicate_of) for the tickets of `keys`' incidents."""
+    keys = set(plan.state) if keys is None else keys
+    if not keys:
+        return {}
+    session.flush()
+    opened = [x for x in plan.fresh if x in keys]          # not merged into another (those have no key left)
     created = now()
-    real = dict(zip(opened, session.scalars(insert(Incident).returning(Incident.id, sort_by_parameter_order=True), [
-        fresh[x] | dict(size=state[x][0], started_at=state[x][1], last_at=state[x][2], created_at=created)
-        for x in opened]))) if opened else {}
+    if opened:
+        plan.real.update(zip(opened, session.scalars(
+            insert(Incident).returning(Incident.id, sort_by_parameter_order=True),
+            [plan.fresh[x] | dict(size=plan.state[x][0], started_at=plan.state[x][1], last_at=plan.state[x][2],
+                                  created_at=created) for x in opened])))
 
     def final(inc) -> int:
-        inc = find(inc)
-        return real.get(inc, inc)
+        inc = plan.final(inc)
+        return plan.real.get(inc, inc)
 
-    for other in gone:
-        session.execute(update(Ticket).where(Ticket.incident_id == other).values(incident_id=final(other)))
-    out = {t: (final(inc), dup) for t, (inc, dup) in out.items()}
-    for inc, (size, started, last) in state.items():
-        if inc > 0:
-            r = rows_of[inc]
-            r.size, r.started_at, r.last_at = size, started, last
-    # the tickets' new incidents, in two bulk statements (merged incidents resolved)
-    t = Ticket.__table__
-    only = [{"tid": x, "inc": final(inc_of[x])} for x, w in writes.items() if "dup" not in w]
-    both = [{"tid": x, "inc": final(inc_of[x]), "dup": w["dup"]} for x, w in writes.items() if "dup" in w]
+    gone = [x for x in plan.gone if plan.final(x) in keys]
     conn = session.connection()
+    for other in gone:
+        conn.execute(update(Ticket).where(Ticket.incident_id == other).values(incident_id=final(other)))
+    i = Incident.__table__
+    stored = [{"iid": x, "size": s, "s": a, "l": z} for x, (s, a, z) in plan.state.items() if x > 0 and x in keys]
+    if stored:
+        conn.execute(update(i).where(i.c.id == bindparam("iid")).values(
+            size=bindparam("size"), started_at=bindparam("s"), last_at=bindparam("l")), stored)
+    out = {t: (final(inc), dup) for t, (inc, dup) in plan.out.items() if plan.final(inc) in keys}
+    # the tickets' new incidents, in two bulk statements
+    mine = set(plan.ids)
+    todo = [t for t in out if batch_stored or t not in mine]
+    t = Ticket.__table__
+    only = [{"tid": x, "inc": out[x][0]} for x in todo if x not in plan.joined]
+    both = [{"tid": x, "inc": out[x][0], "dup": out[x][1]} for x in todo if x in plan.joined]
     if only:
         conn.execute(update(t).where(t.c.id == bindparam("tid")).values(incident_id=bindparam("inc")), only)
     if both:
         conn.execute(update(t).where(t.c.id == bindparam("tid")).values(incident_id=bindparam("inc"),
                                                                         duplicate_of=bindparam("dup")), both)
-    for obj in list(session.identity_map.values()):   # Ticket objects the caller holds see the new values
-        if isinstance(obj, Ticket) and obj.id in writes:
+    if gone:                                   # deleted last: no incident inserted above reuses its id
+        conn.execute(i.delete().where(i.c.id.in_(gone)))
+    for obj in list(session.identity_map.values()):   # objects the caller holds see the new values
+        if isinstance(obj, (Ticket, Incident)):
             session.expire(obj)
-    session.flush()
-    for x in gone:                             # deleted last: no new incident reuses its id
-        session.delete(rows_of[x])
-    session.flush()
-    one_item(session, {final(x) for x in state})
+    one_item(session, {final(x) for x in keys})
     return out
 
 

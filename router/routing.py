@@ -118,61 +118,138 @@ class Summary:
                 "seconds": round(self.seconds, 3), "tickets_per_s": round(self.rate, 1)}
 
 
-def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: Policy,
-                flagged=None, waiting: order.Waiting | None = None, infos=None, incidents=None,
-                window: incidents_mod.Window | None = None) -> Enqueued:
-    """Tickets, predictions and queue items of one batch in one transaction (bulk inserts).
-    `tops` holds each ticket's [(department, probability), ...], best first; `pol` the queue policy;
-    `flagged` marks the no-fit tickets (their top is ("none", confidence)); `waiting` is the run's
-    cache for the near-duplicate check; `infos` what the dispatch steps found (places, the deciding rule);
-    `incidents` the [incidents] settings: new tickets join incidents (router/incidents.py) and a member of an
-    incident with an open queue item gets none (`window`: the run's features of the tickets compared). A ticket already predicted by `version` (a resumed or repeated run) is not predicted again."""
+@dataclass
+class _Prepared:
+    """One batch's writes, computed before any (`_prepare`): which tickets and predictions are new, the queue's
+    reasons and priorities (`order.rank`), the incidents (`incidents.match`), and what each ticket's writes
+    hang on (`part_of`). `_write` stores any share of it in one short transaction."""
+    ids: list[str]
+    proba: np.ndarray
+    pol: Policy
+    on: bool                          # [incidents] enabled
+    keep: dict[int, int]              # position -> its row in `ranked`: the tickets not yet predicted by the version
+    fresh: dict[int, dict]            # position -> its Ticket row: the tickets not stored yet
+    preds: dict[int, dict]            # position -> its Prediction row
+    ranked: order.Ranked
+    plan: incidents_mod.Plan | None
+    part_of: list                     # position -> the incident its writes go with (None: its own)
+    again: list[int]                  # positions already predicted by the version (a resumed or repeated run)
+    tops: list
+
+    def parts(self, chunk: int) -> list[list[int]]:
+        """The positions in parts of about `chunk`: the tickets of one incident always in one part (the
+        incident's rows and queue item are written with them), so a part may hold more than `chunk`. The
+        order is the same for any `chunk`: incidents by their first ticket, then the batch's order."""
+        groups: dict = {}
+        for i, key in enumerate(self.part_of):
+            groups.setdefault(("i", i) if key is None else key, []).append(i)
+        out, cur = [], []
+        for g in groups.values():
+            if cur and len(cur) + len(g) > chunk:
+                out.append(cur)
+                cur = []
+            cur += g
+        return out + [cur] if cur else out
+
+
+def _prepare(engine, batch: list[TicketIn], proba, tops, version: str, pol: Policy, flagged=None,
+             waiting: order.Waiting | None = None, infos=None, incidents=None,
+             window: incidents_mod.Window | None = None) -> _Prepared:
+    """Everything `store_batch` computes, read from the store without writing (no lock held)."""
     ids = [t.id for t in batch]
     t0 = now()
+    on = incidents is not None and incidents.enabled
+    info = infos or [dispatch.Info() for _ in batch]
     with Session(engine) as s:
         known = set(s.exec(select(Ticket.id).where(Ticket.id.in_(ids))))
         predicted = set(s.exec(select(Prediction.ticket_id).where(
             Prediction.ticket_id.in_(ids), Prediction.model_version == version)))
-        info = infos or [dispatch.Info() for _ in batch]
         new = [i for i in range(len(batch)) if ids[i] not in known]
         keep = [i for i in range(len(batch)) if ids[i] not in predicted]
         texts = [model_input(t.text, t.title) for t in batch]
         nofit_conf = None if flagged is None else \
             np.array([tops[i][0][1] if flagged[i] else np.nan for i in keep], dtype=float)
-        # Reads and computations first, writes last: on SQLite the first INSERT/UPDATE takes the write lock
-        # until the commit, so the queue ranking (featurizing) and the incident matching run before it.
         ranked = order.rank(s, [ids[i] for i in keep], proba[keep], pol, [texts[i] for i in keep], nofit_conf,
                             waiting, [is_emergency(tops[i][0][0]) for i in keep])
-        fresh = [dict(id=t.id, text=t.text, title=t.title, channel=t.channel,
-                      received_at=parse_time(t.received_at), created_at=t0,
-                      places=incidents_mod.SEP.join(info[i].names) or None, district=info[i].district)
-                 for i, t in enumerate(batch) if t.id not in known]
-        linked = {}
-        if incidents is not None and incidents.enabled and new:  # before the tickets are inserted (see link)
-            linked = incidents_mod.link(s, [ids[i] for i in new], [texts[i] for i in new],
-                                        [info[i].names for i in new], [info[i].district for i in new],
-                                        [f["received_at"] or t0 for f in fresh], [tops[i][0][0] for i in new],
-                                        incidents.window_days, incidents.similarity, cache=window)
-        for f in fresh:
-            f["incident_id"], f["duplicate_of"] = linked.get(f["id"], (None, None))
+        fresh = {i: dict(id=ids[i], text=batch[i].text, title=batch[i].title, channel=batch[i].channel,
+                         received_at=parse_time(batch[i].received_at), created_at=t0,
+                         places=incidents_mod.SEP.join(info[i].names) or None, district=info[i].district)
+                 for i in new}
+        plan, held = None, {}
+        if on:
+            if new:
+                plan = incidents_mod.match(s, [ids[i] for i in new], [texts[i] for i in new],
+                                           [info[i].names for i in new], [info[i].district for i in new],
+                                           [fresh[i]["received_at"] or t0 for i in new], [tops[i][0][0] for i in new],
+                                           incidents.window_days, incidents.similarity, cache=window)
+            stored = [ids[i] for i in keep if ids[i] in known]   # their queue items hang on their incident's
+            held = dict(s.exec(select(Ticket.id, Ticket.incident_id).where(
+                Ticket.id.in_(stored), Ticket.incident_id.is_not(None)))) if stored else {}
+    part_of = [None] * len(batch)
+    for i, tid in enumerate(ids):
+        inc = plan.incident(tid) if plan is not None else None
+        if inc is None and tid in held:
+            inc = plan.final(held[tid]) if plan is not None else held[tid]
+        part_of[i] = inc
+    preds = {i: dict(ticket_id=ids[i], model_version=version, department=tops[i][0][0], confidence=tops[i][0][1],
+                     topk=[list(x) for x in tops[i]], created_at=t0, rule_id=info[i].rule_id) for i in keep}
+    return _Prepared(ids, proba, pol, on, {i: k for k, i in enumerate(keep)}, fresh, preds, ranked, plan,
+                     part_of, [i for i in range(len(batch)) if ids[i] in predicted], tops)
+
+
+def _write(engine, p: _Prepared, part: list[int]) -> Enqueued:
+    """The tickets `part` (positions) of a prepared batch in one transaction: their incidents, tickets,
+    predictions and queue items."""
+    with Session(engine) as s:
+        keys = {p.part_of[i] for i in part} & set(p.plan.state) if p.plan is not None else set()
+        linked = incidents_mod.apply(s, p.plan, keys, batch_stored=False) if keys else {}
+        fresh = [p.fresh[i] | dict(zip(("incident_id", "duplicate_of"), linked.get(p.ids[i], (None, None))))
+                 for i in part if i in p.fresh]
         if fresh:
             s.execute(bulk_insert(Ticket), fresh)
-        rows = [dict(ticket_id=ids[i], model_version=version, department=tops[i][0][0], confidence=tops[i][0][1],
-                     topk=[list(x) for x in tops[i]], created_at=t0, rule_id=info[i].rule_id) for i in keep]
-        pred_ids = insert_predictions(s, rows)
-        done = order.enqueue(s, [ids[i] for i in keep], proba[keep], pred_ids, pol, ranked=ranked,
-                             incidents=incidents_mod.queue_state(s, [ids[i] for i in keep]) if incidents is not None and incidents.enabled else None)
-        done.linked = dict((tid, (inc, dup)) for tid, inc, dup in s.exec(
-            select(Ticket.id, Ticket.incident_id, Ticket.duplicate_of).where(Ticket.id.in_(ids),
-                                                                            Ticket.incident_id.is_not(None))))
-        again = [i for i in range(len(batch)) if ids[i] in predicted]
-        if again:  # say truthfully whether a repeated ticket waits in the queue: in its own item or its incident's
-            own = queue.open_items(s, [ids[i] for i in again])
-            done.waiting += list(own)
-            if incidents is not None and incidents.enabled:
-                done.merged += _through_incident(s, [i for i in again if ids[i] not in own], ids, tops, pol)
+        keep = [i for i in part if i in p.keep]
+        rows = [p.keep[i] for i in keep]
+        tids = [p.ids[i] for i in keep]
+        done = order.enqueue(s, tids, p.proba[keep], insert_predictions(s, [p.preds[i] for i in keep]), p.pol,
+                             ranked=order.Ranked([p.ranked.reasons[k] for k in rows], p.ranked.priorities[rows]),
+                             incidents=incidents_mod.queue_state(s, tids) if p.on else None)
         s.commit()
     return done
+
+
+def _settle(engine, p: _Prepared, done: Enqueued, stored: set[int]) -> Enqueued:
+    """After the batch's parts: the incidents its tickets are in, and whether the repeated ones (of the positions
+    `stored`) wait in the queue."""
+    again = [i for i in p.again if i in stored]
+    with Session(engine) as s:
+        done.linked = dict((tid, (inc, dup)) for tid, inc, dup in s.exec(
+            select(Ticket.id, Ticket.incident_id, Ticket.duplicate_of).where(Ticket.id.in_(p.ids),
+                                                                            Ticket.incident_id.is_not(None))))
+        if again:  # say truthfully whether a repeated ticket waits in the queue: in its own item or its incident's
+            own = queue.open_items(s, [p.ids[i] for i in again])
+            done.waiting += list(own)
+            if p.on:
+                done.merged += _through_incident(s, [i for i in again if p.ids[i] not in own], p.ids, p.tops, p.pol)
+    return done
+
+
+def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: Policy,
+                flagged=None, waiting: order.Waiting | None = None, infos=None, incidents=None,
+                window: incidents_mod.Window | None = None, chunk: int | None = None) -> Enqueued:
+    """Tickets, predictions and queue items of one batch, in transactions of about `chunk` tickets (one when
+    None; see `_Prepared.parts`). `tops` holds each ticket's [(department, probability), ...], best first;
+    `pol` the queue policy; `flagged` marks the no-fit tickets (their top is ("none", confidence)); `waiting`
+    is the run's cache for the near-duplicate check; `infos` what the dispatch steps found (places, the
+    deciding rule); `incidents` the [incidents] settings: new tickets join incidents (router/incidents.py) and
+    a member of an incident with an open queue item gets none (`window`: the run's features of the tickets
+    compared). The queue's ranking and the incidents' matching run once for the batch, before any write (on
+    SQLite the first INSERT/UPDATE takes the write lock until the commit); the parts only write. A ticket
+    already predicted by `version` (a resumed or repeated run) is not predicted again."""
+    p = _prepare(engine, batch, proba, tops, version, pol, flagged, waiting, infos, incidents, window)
+    done = Enqueued()
+    for part in p.parts(chunk or len(batch)):
+        done += _write(engine, p, part)
+    return _settle(engine, p, done, set(range(len(batch))))
 
 
 def _through_incident(s: Session, rows: list[int], ids: list[str], tops, pol: Policy) -> list[str]:
@@ -216,51 +293,50 @@ def _brief(e: Exception) -> str:
 
 def _store(engine, batch, proba, tops, version, pol, rejects: list, flagged=None,
            waiting=None, infos=None, incidents=None, window=None, *, chunk: int) -> tuple[list[int], Enqueued]:
-    """The batch stored `chunk` tickets per transaction (`_store_part`, [store] write_batch): each one holds
-    SQLite's write lock briefly and is whole or not at all; after a crash, --resume (the output's journal)
-    routes the batch again and the store keeps what it already has (store_batch stores a ticket, its
-    prediction and its queue item once). Returns (stored positions, what was queued)."""
-    kept, done = [], Enqueued()
-    for a in range(0, len(batch), chunk):
-        z = slice(a, a + chunk)
-        k, d = _store_part(engine, batch[z], proba[z], tops[z], version, pol, rejects,
-                           None if flagged is None else flagged[z], waiting, None if infos is None else infos[z],
-                           incidents, window)
-        kept += [a + i for i in k]
-        done += d
-    if done.linked and len(batch) > chunk:  # a later part may have merged an earlier part's incident
-        with Session(engine) as s:
-            done.linked = {tid: (inc, dup) for tid, inc, dup in s.exec(
-                select(Ticket.id, Ticket.incident_id, Ticket.duplicate_of).where(
-                    Ticket.id.in_([t.id for t in batch]), Ticket.incident_id.is_not(None)))}
-    return kept, done
-
-
-def _store_part(engine, batch, proba, tops, version, pol, rejects: list, flagged=None,
-                waiting=None, infos=None, incidents=None, window=None) -> tuple[list[int], Enqueued]:
-    """store_batch, and when the store refuses the batch, each ticket alone: a ticket it still refuses
-    becomes a reject naming its line and the problem. Returns (stored positions, what was queued)."""
-    try:
-        return list(range(len(batch))), store_batch(engine, batch, proba, tops, version, pol, flagged, waiting,
-                                                    infos, incidents, window)
-    except (OperationalError, InterfaceError, DisconnectionError) as e:
-        raise StoreError(_brief(e)) from None
-    except (SQLAlchemyError, ValueError, OverflowError):
-        pass
-    kept, done = [], Enqueued()
-    for i, t in enumerate(batch):
+    """store_batch, each part ([store] write_batch) holding SQLite's write lock briefly and whole or not at all;
+    after a crash, --resume (the output's journal) routes the batch again and the store keeps what it already
+    has (a ticket, its prediction and its queue item are stored once). When the store refuses a part, its
+    tickets go alone: a ticket it still refuses becomes a reject naming its line and the problem (the other
+    parts hang on none of that part's incidents). Returns (stored positions, what was queued)."""
+    def alone(i: int) -> Enqueued | None:
+        t = batch[i]
         try:
-            one = store_batch(engine, [t], proba[i:i + 1], tops[i:i + 1], version, pol,
-                              None if flagged is None else flagged[i:i + 1], waiting,
-                              None if infos is None else infos[i:i + 1], incidents, window)
+            return store_batch(engine, [t], proba[i:i + 1], tops[i:i + 1], version, pol,
+                               None if flagged is None else flagged[i:i + 1], waiting,
+                               None if infos is None else infos[i:i + 1], incidents, window)
         except (OperationalError, InterfaceError, DisconnectionError) as e:
             raise StoreError(_brief(e)) from None
         except (SQLAlchemyError, ValueError, OverflowError) as e:
             rejects.append(Reject(t.line, f"ticket {t.id}: the store refused it ({_brief(e)})", t.raw))
-            continue
-        kept.append(i)
-        done += one
-    return kept, done
+            return None
+
+    kept, done = [], Enqueued()
+    try:
+        p = _prepare(engine, batch, proba, tops, version, pol, flagged, waiting, infos, incidents, window)
+    except (OperationalError, InterfaceError, DisconnectionError) as e:
+        raise StoreError(_brief(e)) from None
+    except (SQLAlchemyError, ValueError, OverflowError):
+        p = None
+    refused = [] if p is not None else list(range(len(batch)))
+    for part in p.parts(chunk) if p is not None else []:
+        try:
+            done += _write(engine, p, part)
+            kept += part
+        except (OperationalError, InterfaceError, DisconnectionError) as e:
+            raise StoreError(_brief(e)) from None
+        except (SQLAlchemyError, ValueError, OverflowError):
+            refused += part
+    if p is not None:
+        try:
+            done = _settle(engine, p, done, set(kept))
+        except (OperationalError, InterfaceError, DisconnectionError) as e:
+            raise StoreError(_brief(e)) from None
+    for i in refused:
+        one = alone(i)
+        if one is not None:
+            kept.append(i)
+            done += one
+    return sorted(kept), done
 
 
 def classify(engine, catalog: Catalog, job: Job, cfg: Settings, progress=None) -> Summary:
