@@ -5,6 +5,7 @@ an injected clock, against real SQLite locks."""
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -277,6 +278,54 @@ def test_classify_writes_a_batch_in_transactions_of_write_batch_tickets(trained,
     stored = [t.get("ticket", 0) for t in tx if "ticket" in t]
     assert sum(stored) == 250 and max(stored) <= 100 and len(stored) == 3
     assert all(t.get("prediction", 0) <= 100 and t.get("queueitem", 0) <= 100 for t in tx), tx
+
+
+def test_classify_ranks_and_links_a_batch_once_whatever_its_write_batch(trained, cfg, catalog, tmp_path):
+    """A 240-ticket batch, its second half repeating the first (so incidents span parts), stored with [store]
+    write_batch 100 and 512 in two copies of one store: the queue's ranking and the incidents' matching run once
+    for the batch either way (counted by their queries: the near-duplicate check's read of the waiting items,
+    linking's read of the candidate tickets), and give the same incidents, queue and output."""
+    from sqlalchemy import event
+
+    from router import config, routing
+
+    rows = [json.loads(x) for x in (SAMPLE / "day.jsonl").read_text(encoding="utf-8").splitlines()[:120]]
+    src = tmp_path / "rep.jsonl"
+    src.write_text("".join(json.dumps({**r, "id": f"R{k}{i:03d}", "text": r["text"] + "，还是没人管" * k},
+                                      ensure_ascii=False) + "\n" for k in (0, 1) for i, r in enumerate(rows)),
+                   encoding="utf-8")
+    other = tmp_path / "other"
+    shutil.copytree(trained, other)
+    cfg.queue.seed, cfg.queue.audit_rate, cfg.classify.batch_size = 7, 0.2, 512
+
+    def run(home, write_batch: int):
+        engine = make_engine(f"sqlite:///{home}/router.db")
+        passes = {"rank": 0, "link": 0}
+
+        def count(_conn, _cur, statement, *_):
+            passes["rank"] += "FROM queueitem" in statement and "ORDER BY queueitem.id DESC" in statement
+            passes["link"] += "ticket.places IS NOT NULL" in statement
+        event.listen(engine, "before_cursor_execute", count)
+        cfg.store.write_batch = write_batch
+        out = tmp_path / f"out{write_batch}.jsonl"
+        s = routing.classify(engine, catalog, routing.Job(str(src), output=str(out), threshold=0.5), cfg)
+        with Session(engine) as db:
+            members = {}
+            for tid, inc in db.execute(select(Ticket.id, Ticket.incident_id).where(Ticket.incident_id.is_not(None))):
+                members.setdefault(inc, set()).add(tid)
+            name = {inc: min(ts) for inc, ts in members.items()}   # incident ids may differ: named by a member
+            tickets = {tid: (name.get(inc), dup) for tid, inc, dup in db.execute(
+                select(Ticket.id, Ticket.incident_id, Ticket.duplicate_of))}
+            items = db.execute(select(QueueItem.ticket_id, QueueItem.reason, QueueItem.priority, QueueItem.status)
+                               .order_by(QueueItem.status, QueueItem.priority.desc(), QueueItem.id)).all()
+        routed = [(r["id"], name.get(r["incident_id"]), r["duplicate_of"], r["queued"])
+                  for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())]
+        return passes, s.incident_members, tickets, items, routed
+
+    small, large = run(trained, 100), run(other, 512)
+    assert small[0] == large[0] == {"rank": 1, "link": 1}
+    assert small[1] > 100                    # the repeats joined incidents
+    assert small[2:] == large[2:]
 
 
 def test_classify_killed_between_write_batches_resumes_each_ticket_once(trained, cfg, catalog, tmp_path):
