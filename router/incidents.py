@@ -56,6 +56,15 @@ class Window:
         self.area = {n: ds[0] for n, ds in places.where.items() if len(ds) == 1} if places is not None else {}
         self.row: dict[str, tuple[np.ndarray, np.ndarray]] = {}   # ticket id -> its (columns, values)
         self.idf = idf if idf is not None else Idf()   # the run's n-gram weights (router/similarity.py)
+        self.spots: dict[str, tuple[frozenset, tuple]] = {}      # Ticket.places -> (its places, their areas)
+
+    def spot(self, places: str) -> tuple[frozenset, tuple]:
+        """The places a ticket names (Ticket.places, SEP-joined) and the areas they lie in, in order."""
+        got = self.spots.get(places)
+        if got is None:
+            ns = places.split(SEP)
+            got = self.spots[places] = (frozenset(ns), tuple(dict.fromkeys(self.area.get(n, n) for n in ns)))
+        return got
 
     def add(self, ids: list[str], f) -> None:
         for k, t in enumerate(ids):
@@ -84,23 +93,22 @@ class Window:
                                  shape=(len(ids), 1 << 20))
 
 
-def _norms(X, w: np.ndarray) -> np.ndarray:
-    """Each row's L2 norm once its columns are scaled by `w` (1 for an empty row)."""
-    from scipy import sparse
-
-    n = np.sqrt(sparse.csr_matrix((X.data ** 2, X.indices, X.indptr), shape=X.shape) @ (w ** 2))
-    n[n == 0] = 1.0
-    return n
-
-
-def _compact(X, lut: np.ndarray, width: int):
-    """`X` with its columns renumbered by `lut` (-1: dropped): a narrow matrix multiplies faster."""
+def _compact(X, lut: np.ndarray, w2: np.ndarray, idf: Idf):
+    """(`X` with its columns renumbered by `lut` (-1: dropped; a narrow matrix multiplies faster), each row's L2
+    norm once its columns are weighted by `idf` (1 for an empty row)). `w2`: the squared weights of `lut`'s
+    columns, so only the dropped columns' weights are computed here."""
     from scipy import sparse
 
     c = lut[X.indices]
     keep = c >= 0
-    indptr = np.concatenate(([0], np.cumsum(keep)))[X.indptr]
-    return sparse.csr_matrix((X.data[keep], c[keep], indptr), shape=(X.shape[0], width))
+    sq = np.append(w2, np.float32(0))[c]     # a dropped column (-1) weighed below
+    out = np.flatnonzero(~keep)
+    sq[out] = idf.at(X.indices[out]) ** 2
+    sq *= X.data ** 2
+    norms = np.sqrt(sparse.csr_matrix((sq, X.indices, X.indptr), shape=X.shape) @ np.ones(X.shape[1], np.float32))
+    norms[norms == 0] = 1.0
+    k = np.flatnonzero(keep)
+    return sparse.csr_matrix((X.data[k], c[k], np.searchsorted(k, X.indptr)), shape=(X.shape[0], len(w2))), norms
 
 
 def _pairs(groups: dict[tuple, tuple[list[int], list[int]]], fa, fb, ta: np.ndarray, tb: np.ndarray,
@@ -187,18 +195,17 @@ def match(session: Session, ids: list[str], texts: list[str], names: list[list[s
     # district, `cache.area`) received in slots k-1 to k+1, one product per group; the pairs that share no
     # place, or lie more than `window` apart, are dropped
     secs = window.total_seconds()
-    area = cache.area.get
     t_batch = np.array([at[i].timestamp() for i in todo])
     slots = (t_batch // secs).astype(np.int64).tolist()
+    spots = [cache.spot(SEP.join(names[i])) for i in todo]
     groups: dict[tuple, tuple[list[int], list[int]]] = {}
-    for k, i in enumerate(todo):
-        for g in dict.fromkeys(area(n, n) for n in names[i]):
+    for k, (_, areas) in enumerate(spots):
+        for g in areas:
             groups.setdefault((g, slots[k]), ([], []))[0].append(k)
 
-    def near(ns: list[str], slot: int) -> list[tuple]:
-        """The groups a ticket naming `ns`, received in `slot`, is compared in."""
-        return [key for g in dict.fromkeys(area(n, n) for n in ns)
-                for key in ((g, slot - 1), (g, slot), (g, slot + 1)) if key in groups]
+    def near(areas: tuple, slot: int) -> list[tuple]:
+        """The groups a ticket naming places of `areas`, received in `slot`, is compared in."""
+        return [key for g in areas for key in ((g, slot - 1), (g, slot), (g, slot + 1)) if key in groups]
 
     # the stored tickets naming a place of the batch in one of its groups (received_at as SQLite's text:
     # SQLAlchemy's conversion of it took half the query's time)
@@ -208,8 +215,11 @@ def match(session: Session, ids: list[str], texts: list[str], names: list[list[s
             .where(Ticket.places.is_not(None), Ticket.received_at >= lo, Ticket.received_at <= hi,
                    Ticket.id.not_in(ids), (Ticket.district.in_(dists)) | (Ticket.district.is_(None)))
             .order_by(Ticket.received_at.desc()).limit(limit)):
-        ns, t = c[1].split(SEP), _aware(c[2] if isinstance(c[2], datetime) else datetime.fromisoformat(c[2]))
-        keys = near(ns, int(t.timestamp() // secs)) if places.intersection(ns) else []
+        ns, areas = cache.spot(c[1])
+        if places.isdisjoint(ns):
+            continue
+        t = _aware(c[2] if isinstance(c[2], datetime) else datetime.fromisoformat(c[2]))
+        keys = near(areas, int(t.timestamp() // secs))
         for key in keys:
             groups[key][1].append(len(cand))
         if keys:
@@ -217,33 +227,33 @@ def match(session: Session, ids: list[str], texts: list[str], names: list[list[s
             c_names.append(ns)
             c_at.append(t)
     nc = len(cand)
-    for k, i in enumerate(todo):
-        for key in near(names[i], slots[k]):
+    for k, (_, areas) in enumerate(spots):
+        for key in near(areas, slots[k]):
             groups[key][1].append(nc + k)
     c_ids = [c[0] for c in cand]
     when = dict(zip(c_ids, c_at)) | {ids[x]: at[x] for x in todo}
     f_batch = featurize([texts[i] for i in todo])
     cache.add([ids[i] for i in todo], f_batch)   # the next batches compare with these
-    idf = cache.idf.weights(session, [ids[i] for i in todo], f_batch)
-    # only the batch's n-grams count in a cosine with a batch ticket: the others' columns (and those of
-    # weight 0) are dropped
+    # only the batch's n-grams of weight > 0 count in a cosine with a batch ticket: the others' columns are
+    # dropped (`lut`: an n-gram's column -> its column here, or -1)
+    cache.idf.count(session, [ids[i] for i in todo], f_batch)
     seen = np.zeros(f_batch.shape[1], bool)
     seen[f_batch.indices] = True
-    cols = np.flatnonzero(seen & (idf > 0))
+    cols = np.flatnonzero(seen)
+    w = cache.idf.at(cols)
+    cols, w2 = cols[w > 0], w[w > 0] ** 2
     lut = np.full(f_batch.shape[1], -1, np.int32)
     lut[cols] = np.arange(len(cols), dtype=np.int32)
     # the cosine weighted by idf: the weights squared go in the batch's features, and each side's
     # weighted norm divides the product (_pairs); the stored tickets' features are used as they are
-    u_batch = _norms(f_batch, idf)
-    f_small = _compact(f_batch, lut, len(cols))
+    f_small, u_batch = _compact(f_batch, lut, w2, cache.idf)
     f_w2 = f_small.copy()
-    f_w2.data *= (idf[cols] ** 2)[f_w2.indices]
-    m = cache.rows(session, c_ids)
-    p_batch = [set(names[i]) for i in todo]
-    pairs = _pairs(groups, (f_w2, u_batch), (sparse.vstack([_compact(m, lut, len(cols)), f_small], format="csr"),
-                                             np.concatenate([_norms(m, idf), u_batch])),
+    f_w2.data *= w2[f_w2.indices]
+    m, u_m = _compact(cache.rows(session, c_ids), lut, w2, cache.idf)
+    p_batch = [ns for ns, _ in spots]
+    pairs = _pairs(groups, (f_w2, u_batch), (sparse.vstack([m, f_small], format="csr"), np.concatenate([u_m, u_batch])),
                    t_batch, np.concatenate([[t.timestamp() for t in c_at], t_batch]),
-                   p_batch, [set(ns) for ns in c_names] + p_batch, secs, similarity)
+                   p_batch, c_names + p_batch, secs, similarity)
     del m
     hits_c: dict[int, list[tuple[float, int]]] = {}   # batch row -> (cosine, stored row)
     hits_b: dict[int, list[tuple[float, int]]] = {}   # batch row -> (cosine, another batch row)

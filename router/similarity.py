@@ -33,6 +33,11 @@ class Idf:
     def weights(self, session: Session, ids: list[str], f) -> np.ndarray:
         """Per column, log((n + 1) / (df + 1)), the tickets `ids` (rows of `f`) counted in: 0 for an n-gram
         in every ticket. n is at least FEW: a handful of tickets says little about which n-grams are common."""
+        self.count(session, ids, f)
+        return self.at(slice(None))
+
+    def count(self, session: Session, ids: list[str], f) -> None:
+        """Count the tickets `ids` (rows of `f`) in, those not counted yet (`weights`)."""
         if self.df is None:
             from router.classifier import model_input
 
@@ -45,7 +50,10 @@ class Idf:
         if new:
             self.seen.update(ids[k] for k in new)
             self._count(f[new] if len(new) < len(ids) else f)
-        return np.log((max(self.n, FEW) + 1) / (self.df + 1)).astype(np.float32)
+
+    def at(self, cols) -> np.ndarray:
+        """The weights of the columns `cols` only (as `weights` gives them)."""
+        return np.log((max(self.n, FEW) + 1) / (self.df[cols] + 1)).astype(np.float32)
 
     def _count(self, f) -> None:
         self.df += np.bincount(f.indices, minlength=len(self.df)).astype(np.float32)
