@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-from sqlalchemy import String, bindparam, insert, type_coerce, update
+from sqlalchemy import String, bindparam, type_coerce, update
 from sqlmodel import Session, select
 
 from router.similarity import Idf
-from router.store import Incident, Ticket, now
+from router.store import Incident, Ticket, bulk_insert, now
 from router.strategies import featurize
 
 SEP = "、"
@@ -335,11 +335,13 @@ def apply(session: Session, plan: Plan, keys: set[int] | None = None, batch_stor
     session.flush()
     opened = [x for x in plan.fresh if x in keys]          # not merged into another (those have no key left)
     created = now()
-    if opened:
-        plan.real.update(zip(opened, session.scalars(
-            insert(Incident).returning(Incident.id, sort_by_parameter_order=True),
-            [plan.fresh[x] | dict(size=plan.state[x][0], started_at=plan.state[x][1], last_at=plan.state[x][2],
-                                  created_at=created) for x in opened])))
+    if opened:   # one executemany, the ids read back (see store.insert_predictions): newest first
+        session.execute(bulk_insert(Incident), [plan.fresh[x] | dict(
+            size=plan.state[x][0], started_at=plan.state[x][1], last_at=plan.state[x][2], created_at=created)
+            for x in opened])
+        got = session.scalars(select(Incident.id).where(Incident.created_at == created)
+                              .order_by(Incident.id.desc()).limit(len(opened))).all()
+        plan.real.update(zip(opened, reversed(got)))
 
     def final(inc) -> int:
         inc = plan.final(inc)
