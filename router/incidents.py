@@ -56,6 +56,7 @@ class Window:
         self.area = {n: ds[0] for n, ds in places.where.items() if len(ds) == 1} if places is not None else {}
         self.row: dict[str, tuple[np.ndarray, np.ndarray]] = {}   # ticket id -> its (columns, values)
         self.idf = idf if idf is not None else Idf()   # the run's n-gram weights (router/similarity.py)
+        self.idf.keep_first = True                      # the tickets it counts first are compared too (`rows`)
         self.spots: dict[str, tuple[frozenset, tuple]] = {}      # Ticket.places -> (its places, their areas)
 
     def spot(self, places: str) -> tuple[frozenset, tuple]:
@@ -78,6 +79,9 @@ class Window:
 
         from router.classifier import model_input
 
+        if self.idf.first is not None:   # the stored tickets the weights started from: featurized already
+            self.add(*self.idf.first)
+            self.idf.first = None
         missing = [t for t in ids if t not in self.row]
         if missing:
             got = {}

@@ -367,7 +367,7 @@ def classify(engine, catalog: Catalog, job: Job, cfg: Settings, progress=None) -
     nofit_thr = nofit.threshold(nf, nofit.model_threshold(mv)) if mv else None
     classes = [str(c) for c in clf.classes_] if clf is not None else []
     places, rules = Places(catalog), Rules.load(engine, catalog)
-    window = incidents_mod.Window(places, weights)  # incident linking's features, kept for the run
+    window = incidents_mod.Window(places, weights) if cfg.incidents.enabled else None   # linking's features, kept
     summary = Summary(model_version=version, threshold=thr, threshold_source=thr_source, rule_warnings=rules.warnings,
                       model_warnings=[f"{version} was trained before a catalogue change: {x}" for x in folds])
     together = cohandling.pairs(engine)  # once per run

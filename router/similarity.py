@@ -29,6 +29,8 @@ class Idf:
     def __init__(self):
         self.df, self.n = None, 0          # per n-gram column: in how many of `n` tickets it occurs
         self.seen: set[str] = set()
+        self.keep_first = False            # keep `first`: (ids, features) of the stored tickets counted first
+        self.first = None                  # (incidents.Window takes them: it would featurize them again)
 
     def weights(self, session: Session, ids: list[str], f) -> np.ndarray:
         """Per column, log((n + 1) / (df + 1)), the tickets `ids` (rows of `f`) counted in: 0 for an n-gram
@@ -42,10 +44,12 @@ class Idf:
             from router.classifier import model_input
 
             self.df = np.zeros(f.shape[1], np.float32)
-            seed = session.exec(select(Ticket.text, Ticket.title).where(Ticket.id.not_in(ids))
+            seed = session.exec(select(Ticket.id, Ticket.text, Ticket.title).where(Ticket.id.not_in(ids))
                                 .order_by(Ticket.received_at.desc()).limit(REFERENCE)).all()
             if seed:
-                self._count(featurize([model_input(t, h) for t, h in seed]))
+                f0 = featurize([model_input(t, h) for _, t, h in seed])
+                self._count(f0)
+                self.first = ([r[0] for r in seed], f0) if self.keep_first else None
         new = [k for k, t in enumerate(ids) if t not in self.seen]
         if new:
             self.seen.update(ids[k] for k in new)
