@@ -13,6 +13,9 @@ CLI in a fresh copy of one, as a separate process (peak RSS of that process):
   `classifier.MAX_CHARS` characters; the store keeps all of it), every one queued;
 - start-up: `router classify` of one realistic ticket, wall seconds of the whole process
   (interpreter, imports, model load, one ticket, exit).
+`--write-batch N` adds the realistic case with incidents on, stored in parts of N ([store] write_batch; this
+checkout only). Every case logs its write transactions ([store] lock_log): the longest time one held SQLite's
+write lock is in the JSON and the table (reviewers share the store).
 `--before REV` runs the same cases with another version of the code in the same run (a
 temporary `git worktree` of REV, or a folder holding a checkout), and the table gives the
 ratio this/before for each case: on a shared machine only ratios within one run compare.
@@ -91,7 +94,15 @@ def _checkout(before: str | None):
         subprocess.run(["git", "worktree", "remove", "--force", str(tmp)], cwd=ROOT, capture_output=True)
 
 
+def _longest_hold(path: Path) -> float | None:
+    """The longest a write transaction held SQLite's write lock, from a [store] lock_log."""
+    held = [float(x.split()[1]) for x in path.read_text().splitlines()] if path.exists() else []
+    return round(max(held), 3) if held else None
+
+
 def main(tickets: int = typer.Option(50_000), long: int = typer.Option(20_000), big: int = typer.Option(20),
+         write_batch: int = typer.Option(None, help="also the realistic case with incidents on, stored in parts of this "
+                                                    "many tickets ([store] write_batch; this checkout only)"),
          before: str = typer.Option(None, help="a git revision (checked out in a temporary worktree) or a folder "
                                                "with another checkout: the same cases with that code, in this run"),
          out: Path = typer.Option(ROOT / "bench" / "results" / "classify_speed.json")):
@@ -111,6 +122,8 @@ def main(tickets: int = typer.Option(50_000), long: int = typer.Option(20_000), 
                  ("start-up: one realistic ticket", "realistic", 1, False, [], {})]
         srcs = {name: _tickets(tmp / f"case{i}.jsonl", n, is_big, folder)
                 for i, (name, folder, n, is_big, _, _) in enumerate(cases)}
+        if write_batch:
+            srcs[f"{long:,} realistic tickets, write_batch {write_batch}"] = srcs[cases[1][0]]
         for code, label in [(ROOT, "this checkout")] + ([(other, f"before ({before})")] if other else []):
             for folder in ("sample", "realistic"):
                 template = templates[label, folder] = tmp / f"template-{len(templates)}"
@@ -118,15 +131,19 @@ def main(tickets: int = typer.Option(50_000), long: int = typer.Option(20_000), 
                 t0 = time.perf_counter()
                 _cli(template, "train", code=code)
                 res.setdefault("train_s", {})[f"{label}, {folder}"] = round(time.perf_counter() - t0, 1)
-            for i, (name, folder, n, is_big, extra, env) in enumerate(cases):
+            parts = [(f"{long:,} realistic tickets, write_batch {write_batch}", "realistic", long, False, [],
+                      {"ROUTER_STORE__WRITE_BATCH": str(write_batch)})] if write_batch and code == ROOT else []
+            for i, (name, folder, n, is_big, extra, env) in enumerate(cases + parts):
                 home = tmp / f"{len(templates)}-{i}"
                 shutil.copytree(templates[label, folder], home)
+                log = tmp / f"locks-{len(templates)}-{i}"
                 said, rss, wall, cpu = _cli(home, "classify", str(srcs[name]), "-o", str(tmp / f"routed-{i}.jsonl"),
-                                            *extra, code=code, env_extra=env)
+                                            *extra, code=code, env_extra=env | {"ROUTER_STORE__LOCK_LOG": str(log)})
                 rate = float(re.search(r"([\d.]+) tickets/s", said).group(1))
                 res["cases"].append({"code": label, "case": name, "tickets": n, "tickets_per_s": rate,
                                      "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
-                                     "peak_rss_mb": round(rss / 1024), "summary": said[-300:]})
+                                     "peak_rss_mb": round(rss / 1024), "lock_held_max_s": _longest_hold(log),
+                                     "summary": said[-300:]})
         cfg = config.load(env={"ROUTER_PATHS__HOME": str(templates["this checkout", "realistic"])})
         _, clf = registry.load(connect(config.store_url(cfg)), None, cfg)
         src = [json.loads(x) for x in srcs[cases[1][0]].read_text(encoding="utf-8").splitlines()[:10000]]
@@ -150,11 +167,12 @@ def main(tickets: int = typer.Option(50_000), long: int = typer.Option(20_000), 
     out.write_text(json.dumps(res, indent=1, ensure_ascii=False))
     t = Table(title=f"router classify end to end, CPU baseline (model alone, realistic tickets: "
                     f"{res['model_alone_tickets_per_s']:,} tickets/s)")
-    for col in ("code", "case", "tickets/s", "wall s", "CPU s", "peak RSS MB", "this / before", "CPU this / before"):
+    for col in ("code", "case", "tickets/s", "wall s", "CPU s", "peak RSS MB", "lock held s", "this / before",
+                "CPU this / before"):
         t.add_column(col, justify="left" if col in ("code", "case") else "right")
     for c in res["cases"]:
         t.add_row(c["code"], c["case"], f"{c['tickets_per_s']:,.0f}", f"{c['wall_s']}", f"{c['cpu_s']}",
-                  f"{c['peak_rss_mb']:,}", f"{c['ratio_to_before']}x" if c.get("ratio_to_before") else "",
+                  f"{c['peak_rss_mb']:,}", f"{c['lock_held_max_s']}", f"{c['ratio_to_before']}x" if c.get("ratio_to_before") else "",
                   f"{c['cpu_ratio_to_before']}x" if c.get("cpu_ratio_to_before") else "")
     Console(width=160).print(t)
 

@@ -82,7 +82,8 @@ class Store(Section):
                                  "most this long in all; then it is refused, nothing recorded")
     write_batch: int = Field(512, ge=1, le=100_000, description="tickets per write transaction of `router import` "
                              "and `router classify` (each whole or not at all): how long one holds SQLite's write lock; "
-                             "classify ranks and links each part alone, so parts below its batch_size cost speed")
+                             "classify ranks and links a whole batch first, then writes it in parts (an incident's "
+                             "tickets in one part)")
     lock_log: str = Field("", description="SQLite: append each write transaction's pid, seconds holding the write "
                           "lock, seconds its first write waited, and that statement to this file "
                           "(bench/concurrency.py); empty: off")
