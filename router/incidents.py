@@ -17,7 +17,9 @@ Cost: a ticket is compared only with the tickets naming a place of its district 
 slot or the two beside it (slots `window_days` long; one product per district and slot, over the batch's
 n-grams only), a routing run featurizes each stored ticket once (`Window`), and a batch's writes go out as
 a few bulk statements. The IDF weights go into the batch's side of the product, so the stored tickets'
-features are used as they are (bench/classify_speed.py).
+features are used as they are (bench/classify_speed.py). `match` only reads: router/routing.py matches a
+whole batch before its first write, then `apply` writes it an incident's share at a time, in the parts
+the batch is stored in (each incident touches no other's rows).
 
 The queue (router/order.py) keeps one item per incident: a member whose incident already has an
 open item gets none (`merged`), and the extra items a merge or a pulled-in ticket brings are closed

@@ -134,7 +134,7 @@ class _Prepared:
     plan: incidents_mod.Plan | None
     part_of: list                     # position -> the incident its writes go with (None: its own)
     again: list[int]                  # positions already predicted by the version (a resumed or repeated run)
-    tops: list
+    tops: list                        # position -> its [(department, probability), ...], best first
 
     def parts(self, chunk: int) -> list[list[int]]:
         """The positions in parts of about `chunk`: the tickets of one incident always in one part (the
