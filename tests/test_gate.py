@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 from sqlmodel import Session, select
 
@@ -52,6 +53,58 @@ def test_refuses_a_department_drop_only_with_enough_support():
     assert not big.promote and big.drops == {"a": -0.1} and "a -0.100" in big.reason
     gone = gate.decide(rep(0.80, {"rare": (0.9, 3)}), cur, LIMITS)          # department never predicted
     assert not gone.promote and gone.drops == {"a": -0.9}
+
+
+def judge(truth: list[str], new: list[str], old: list[str], limits: Gate) -> gate.Decision:
+    """`decide` on two models' routes of the same held-out tickets (`none`: no-fit), through the
+    real report, with those routes paired for the bootstrap."""
+    from training.evaluate import report
+
+    def rep_of(pred):
+        classes = sorted(set(truth) | set(new) | set(old))
+        return report(np.eye(len(classes))[[classes.index(p) for p in pred]], truth, classes, y_pred=pred)
+    return gate.decide(rep_of(new), rep_of(old), limits, (truth, new, old))
+
+
+# 11 no-fit held-out tickets among 20 departments of 15: the nightly loop's scale
+TRUTH = ["none"] * 11 + [f"d{k}" for k in range(20) for _ in range(15)]
+
+
+@pytest.mark.parametrize("lost", ["recall", "precision"])
+def test_one_no_fit_ticket_out_of_11_is_noise(lost):
+    """One ticket moves no-fit recall (1.000 -> 0.909) or precision (1.000 -> 0.917) by more than
+    max_nofit_drop; the paired bootstrap puts that down to chance, as for macro-F1."""
+    new = list(TRUTH)
+    if lost == "recall":
+        new[0] = "d3"          # a no-fit ticket routed to a department
+    else:
+        new[11] = "none"       # a d0 ticket called no-fit
+    d = judge(TRUTH, new, TRUTH, Gate())
+    assert d.promote and f"within noise: no-fit {lost} 1.000" in d.reason and "90% bootstrap bound +0.000" in d.reason
+    # confidence 0: the plain comparison, which refuses
+    plain = judge(TRUTH, new, TRUTH, Gate(confidence=0))
+    assert not plain.promote and f"no-fit {lost} 1.000" in plain.reason and "bootstrap" not in plain.reason
+
+
+def test_a_model_clearly_worse_at_no_fit_is_still_refused():
+    new = list(TRUTH)
+    new[:6] = ["d0", "d1", "d2", "d3", "d4", "d5"]       # 6 of the 11 no-fit tickets lost
+    d = judge(TRUTH, new, TRUTH, Gate(max_macro_f1_drop=0.05))  # (macro-F1 alone would refuse it too)
+    assert not d.promote and "no-fit recall 1.000 -> 0.455 (-0.545; 90% bootstrap bound" in d.reason
+    assert "on 11 no-fit held-out tickets" in d.reason
+
+
+def test_one_ticket_of_a_department_of_10_is_noise_half_of_them_is_not():
+    truth = [f"d{k}" for k in range(20) for _ in range(10)]
+    one = list(truth)
+    one[0] = "d1"                                         # d0: F1 1.000 -> 0.947
+    d = judge(truth, one, truth, Gate())
+    assert d.promote and "within noise: d0 F1 1.000 -> 0.947" in d.reason
+    assert not judge(truth, one, truth, Gate(confidence=0)).promote
+    half = list(truth)
+    half[:5] = ["d1", "d2", "d3", "d4", "d5"]              # d0: half its tickets lost
+    d = judge(truth, half, truth, Gate(max_macro_f1_drop=0.05))
+    assert not d.promote and list(d.drops) == ["d0"] and "d0 (-0.333; 90% bootstrap bound" in d.reason
 
 
 @pytest.fixture(scope="module")
