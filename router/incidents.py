@@ -146,7 +146,7 @@ class Plan:
     """What linking a batch decided (`match`), nothing written yet: `apply` writes it, all at once or one
     incident's share at a time. Incidents are keys here: a stored incident's id, or -1, -2, ... for one the
     batch opens (its id comes when `apply` inserts it)."""
-    ids: list[str]                           # the batch's tickets (they may be stored yet or not)
+    ids: list[str]                           # the batch's tickets (stored already or not yet)
     out: dict[str, tuple[int, str | None]]   # ticket -> (incident key, duplicate_of): the batch's members and
                                              # the tickets they pulled in (duplicate_of None: left as it is)
     joined: set[str]                         # of those, the ones that read like an earlier ticket (duplicate_of set)

@@ -184,7 +184,7 @@ def _prepare(engine, batch: list[TicketIn], proba, tops, version: str, pol: Poli
                                            incidents.window_days, incidents.similarity, cache=window)
             stored = [ids[i] for i in keep if ids[i] in known]   # their queue items hang on their incident's
             held = dict(s.exec(select(Ticket.id, Ticket.incident_id).where(
-                Ticket.id.in_(stored), Ticket.incident_id.is_not(None)))) if stored else {}
+                Ticket.id.in_(stored), Ticket.incident_id.is_not(None))).all()) if stored else {}
     part_of = [None] * len(batch)
     for i, tid in enumerate(ids):
         inc = plan.incident(tid) if plan is not None else None

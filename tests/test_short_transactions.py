@@ -287,7 +287,7 @@ def test_classify_ranks_and_links_a_batch_once_whatever_its_write_batch(trained,
     linking's read of the candidate tickets), and give the same incidents, queue and output."""
     from sqlalchemy import event
 
-    from router import config, routing
+    from router import routing
 
     rows = [json.loads(x) for x in (SAMPLE / "day.jsonl").read_text(encoding="utf-8").splitlines()[:120]]
     src = tmp_path / "rep.jsonl"
