@@ -58,6 +58,7 @@ DEPTS = ["police", "traffic-police", "urban-mgmt", "housing", "environment", "wa
 TOML = ("[baseline]\nC = 2.0\nngram_max = 3\nmax_features = 30000\n"
         "[retrain]\nmin_new_labels = 1\n[gate]\nmax_macro_f1_drop = 1.0\nmax_department_f1_drop = 1.0\n")
 CALLS = ("claim", "decide", "undo", "release")
+PARTS = ("waited_for_lock", "held_lock", "cpu", "statements")
 
 
 def _cli(*args, env, log) -> int:
@@ -157,10 +158,12 @@ def reviewer(url: str, name: str, n: int, seed: int, result: str, stop: str = ""
     engine = connect(url)
     rng = random.Random(seed)
     log = {"name": name, "claims": [], "events": [], "errors": [], "conflicts": [], "empty": 0,
-           "seconds": {k: [] for k in CALLS}}  # events: [d, qid, choice] | [u, qid]
+           "seconds": {k: [] for k in CALLS}, "parts": {k: [] for k in CALLS}}  # events: [d, qid, choice] | [u, qid]
+    part = _timed(engine)
 
     def attempt(call, f, *args):
         t = time.perf_counter()
+        part.update(waited=0.0, held=0.0, statements=0, cpu=time.process_time())
         try:
             return True, f(*args)
         except actions.DecisionError as e:  # another reviewer's incident decision settled this ticket
@@ -171,6 +174,7 @@ def reviewer(url: str, name: str, n: int, seed: int, result: str, stop: str = ""
             return False, None
         finally:
             log["seconds"][call].append(time.perf_counter() - t)
+            log["parts"][call].append([part["waited"], part["held"], time.process_time() - part["cpu"], part["statements"]])
 
     log["start"] = time.time()
     made = 0
@@ -200,6 +204,36 @@ def reviewer(url: str, name: str, n: int, seed: int, result: str, stop: str = ""
     log["end"] = time.time()
     log["retried"] = store.retried[0]
     Path(result).write_text(json.dumps(log))
+
+
+def _timed(engine) -> dict:
+    """Where a reviewer's call spends its time, kept in the dict returned: seconds waiting for SQLite's write
+    lock (from taking a connection to the end of BEGIN IMMEDIATE: the writers' turn and SQLite's busy wait),
+    seconds holding it (to the connection's return to the pool), and SQL statements sent."""
+    from sqlalchemy import event
+
+    part: dict = {}
+
+    def out(*_):
+        part["asked"] = time.perf_counter()
+
+    def sent(*_):
+        part["statements"] = part.get("statements", 0) + 1
+
+    def begun(_conn, _cursor, statement, *_):
+        if "asked" in part and statement.upper().startswith("BEGIN"):
+            part["got"] = time.perf_counter()
+            part["waited"] += part["got"] - part.pop("asked")
+
+    def back(*_):
+        part.pop("asked", None)
+        if "got" in part:
+            part["held"] += time.perf_counter() - part.pop("got")
+    event.listen(engine.pool, "checkout", out)  # before the writers' turn is taken
+    event.listen(engine, "before_cursor_execute", sent)
+    event.listen(engine, "after_cursor_execute", begun)
+    event.listen(engine.pool, "checkin", back)
+    return part
 
 
 def check(url: str, logs: list[dict]) -> dict:
@@ -266,13 +300,20 @@ def check(url: str, logs: list[dict]) -> dict:
 
 
 def latency(logs: list[dict]) -> dict:
-    """Seconds per call kind over every reviewer: p50, p95, p99, max, count."""
+    """Seconds per call kind over every reviewer: p50, p95, p99, max, count; and where the time went
+    (`_timed`), in the median call and on average over the slowest 1%: waiting for the write lock, holding
+    it, the reviewer's own CPU, statements sent."""
     out = {}
     for k in CALLS:
         x = np.array([v for lg in logs for v in lg["seconds"][k]])
         if len(x):
             out[k] = {"p50": round(float(np.percentile(x, 50)), 4), "p95": round(float(np.percentile(x, 95)), 4),
                       "p99": round(float(np.percentile(x, 99)), 4), "max": round(float(x.max()), 4), "n": len(x)}
+            parts = np.array([v for lg in logs for v in lg.get("parts", {}).get(k, [])]).reshape(-1, 4)
+            if len(parts) == len(x):
+                slow = parts[x >= np.percentile(x, 99)].mean(axis=0)
+                out[k]["median_call"] = dict(zip(PARTS, (round(float(v), 4) for v in np.median(parts, axis=0))))
+                out[k]["slowest_1pct"] = dict(zip(PARTS, (round(float(v), 4) for v in slow)))
     return out
 
 
@@ -423,6 +464,9 @@ def show(res: dict) -> None:
             if k == "latency":
                 for call, d in v.items():
                     tab.add_row(f"{name}: {call} p50 / p99 / max s", f"{d['p50']} / {d['p99']} / {d['max']}")
+                    if "slowest_1pct" in d:
+                        tab.add_row(f"{name}: {call} slowest 1%: waited / held / cpu s, statements",
+                                    " / ".join(str(d["slowest_1pct"][p]) for p in PARTS))
             elif isinstance(v, dict):
                 if v:
                     tab.add_row(f"{name}: {k} n / p99 / max s", f"{v['transactions']} / {v['p99']} / {v['max']}")

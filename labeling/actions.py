@@ -2,9 +2,12 @@
 it, count the day's work. Every call is one short transaction, so a decision is in the store
 the moment the dispatcher makes it, and two dispatchers never hold the same ticket: a claim
 is a conditional UPDATE that only one of them can win; it expires after `claim_minutes`.
-Writes hold SQLite's write lock from their first statement (`store.writing`) and are retried
-with backoff when the store is locked longer than the busy timeout (`store.retry`), so they
-wait for `router classify` or `router retrain` instead of failing.
+Each call reads first, outside any lock, then writes in one short transaction that holds SQLite's
+write lock from its start (`store.writing`): a claim is one UPDATE, a decision one UPDATE and one
+INSERT, an undo two UPDATEs (an incident's members add a few). The UPDATE's conditions check that what
+was read still holds (else the call reads again, or says why it cannot act), so nothing is decided on
+stale reads. Writes are retried with backoff when the store is locked longer than the busy timeout
+(`store.retry`), so they wait for `router classify` or `router retrain` instead of failing.
 """
 
 from __future__ import annotations
@@ -12,14 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, true, update
+from sqlalchemy import exists, func, or_, true, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from router.catalog import NONE, from_label, to_label
 from router.queue import day_start
 from router import returns
 from router import order
-from router.store import Incident, ItemStatus, Label, Prediction, QueueItem, Reason, Source, Ticket, User, now, retry, writing
+from router.store import (Incident, ItemStatus, Label, Prediction, QueueItem, Reason, Source, Ticket, User, bulk_insert,
+                          now, retry, writing)
 
 SKIP = "__skip__"
 SOURCES = (Source.confirmation, Source.correction, Source.audit)  # labels written by the app
@@ -55,61 +60,57 @@ class Counts:
     pending: int = 0                 # tickets still waiting
 
 
-def _mine(s: Session, reviewer: str):
-    """The items this reviewer may claim: disputes (returned tickets) only for leads."""
-    return true() if returns.is_lead(s, reviewer) else QueueItem.reason != Reason.returned
-
-
-def _free(t: datetime):
-    return or_(QueueItem.claimed_until == None, QueueItem.claimed_until < t)  # noqa: E711
+def _free(t: datetime, q=QueueItem):
+    return or_(q.claimed_until == None, q.claimed_until < t)  # noqa: E711
 
 
 @retry
 def next_item(engine, reviewer: str, claim_minutes: float = 10) -> Item | None:
     """The ticket this reviewer should see now, claimed for them: the one they already hold
     (after a reload or an undo), else the highest-priority unclaimed pending ticket (for a
-    lead, disputes come first; a dispatcher never claims one)."""
+    lead, disputes come first; a dispatcher never claims one). The claim is one UPDATE that
+    picks the ticket itself; the ticket is read after the commit."""
     if not reviewer:
         raise ValueError("a reviewer name is needed to claim tickets")
     t = now()
     until = t + timedelta(minutes=claim_minutes)
-    with writing(engine) as s:
-        qid = s.exec(select(QueueItem.id).where(
+    with Session(engine) as s:
+        held = s.exec(select(QueueItem.id).where(
             QueueItem.claimed_by == reviewer, QueueItem.status == ItemStatus.pending, QueueItem.claimed_until >= t)
             .order_by(QueueItem.claimed_until.desc(), QueueItem.id.desc()).limit(1)).first()
-        if qid is not None:
-            s.execute(update(QueueItem).where(QueueItem.id == qid).values(claimed_until=until))
-            s.commit()
-            return _load(s, qid)
-        mine = _mine(s, reviewer)
-        for _ in range(20):  # PostgreSQL: lost races, someone else claimed our candidate first
-            qid = s.exec(select(QueueItem.id).where(QueueItem.status == ItemStatus.pending, _free(t), mine)
-                         .order_by(QueueItem.priority.desc(), QueueItem.id).limit(1)
-                         .with_for_update(skip_locked=True)).first()  # PostgreSQL: skip others' candidates
-            if qid is None:
-                return None
-            won = s.execute(update(QueueItem).where(QueueItem.id == qid, QueueItem.status == ItemStatus.pending, _free(t))
-                            .values(claimed_by=reviewer, claimed_until=until)).rowcount
-            s.commit()
-            if won:
-                return _load(s, qid)
-    raise DecisionError("could not claim a ticket: too many concurrent claims, try again")
+        lead = returns.is_lead(s, reviewer)
+    pending = QueueItem.status == ItemStatus.pending
+    with writing(engine) as s:
+        qid = None
+        if held is not None:  # still theirs?
+            qid = s.execute(update(QueueItem).where(QueueItem.id == held, QueueItem.claimed_by == reviewer, pending,
+                                                    QueueItem.claimed_until >= t)
+                            .values(claimed_until=until).returning(QueueItem.id)).scalar()
+        if qid is None:
+            c = aliased(QueueItem)
+            best = (select(c.id).where(c.status == ItemStatus.pending, _free(t, c),
+                                       true() if lead else c.reason != Reason.returned)
+                    .order_by(c.priority.desc(), c.id).limit(1)
+                    .with_for_update(skip_locked=True).scalar_subquery())  # PostgreSQL: skip others' candidates
+            qid = s.execute(update(QueueItem).where(QueueItem.id == best, pending, _free(t))
+                            .values(claimed_by=reviewer, claimed_until=until).returning(QueueItem.id)).scalar()
+        s.commit()
+    return None if qid is None else _load(engine, qid)
 
 
-def _load(s: Session, qid: int) -> Item:
-    q, text, title = s.exec(select(QueueItem, Ticket.text, Ticket.title)
-                            .join(Ticket, Ticket.id == QueueItem.ticket_id).where(QueueItem.id == qid)).one()
-    p = s.get(Prediction, q.prediction_id) if q.prediction_id else None
-    top = [(str(d), float(pr)) for d, pr in (p.topk if p else [])]
-    return Item(q.id, q.ticket_id, text, title, q.reason, q.prediction_id, p.model_version if p else None,
-                top, q.claimed_until, _members(s, q.ticket_id))
+def _load(engine, qid: int) -> Item:
+    with Session(engine) as s:
+        q, text, title, inc, p = s.exec(
+            select(QueueItem, Ticket.text, Ticket.title, Ticket.incident_id, Prediction)
+            .join(Ticket, Ticket.id == QueueItem.ticket_id)
+            .join(Prediction, Prediction.id == QueueItem.prediction_id, isouter=True).where(QueueItem.id == qid)).one()
+        top = [(str(d), float(pr)) for d, pr in (p.topk if p else [])]
+        return Item(q.id, q.ticket_id, text, title, q.reason, q.prediction_id, p.model_version if p else None,
+                    top, q.claimed_until, [] if inc is None else _members(s, q.ticket_id, inc))
 
 
-def _members(s: Session, ticket_id: str) -> list[tuple[str, str]]:
-    """The other undecided tickets of this ticket's incident (id, text), oldest first."""
-    inc = s.exec(select(Ticket.incident_id).where(Ticket.id == ticket_id)).first()
-    if inc is None:
-        return []
+def _members(s: Session, ticket_id: str, inc: int) -> list[tuple[str, str]]:
+    """The other undecided tickets of incident `inc` (id, text), oldest first."""
     done = select(Label.ticket_id).where(Label.undone == False)  # noqa: E712
     return [tuple(r) for r in s.exec(select(Ticket.id, Ticket.text).where(
         Ticket.incident_id == inc, Ticket.id != ticket_id, Ticket.id.not_in(done))
@@ -123,8 +124,12 @@ class AccountGone(DecisionError):
 def _account(s: Session, reviewer: str, account: bool) -> None:
     """With `account` (the app signs in with accounts), refuse a reviewer whose account is gone."""
     if account and s.get(User, reviewer) is None:
-        s.rollback()
         raise AccountGone(f"the account {reviewer!r} was removed")
+
+
+def _still(account: bool, reviewer: str) -> list:
+    """The condition a write adds so that it is refused when the account was removed since it was read."""
+    return [exists().where(User.name == reviewer)] if account else []
 
 
 @retry
@@ -134,63 +139,81 @@ def decide(engine, reviewer: str, queue_id: int, choice: str, co: list[str] | tu
     correcting it), NONE ("no department fits", router/catalog.py) or SKIP;
     `co`: co-handling departments (协办) of the chosen one.
     Label source: audit for audit samples, confirmation when the choice is the model's top
-    department, correction otherwise. Returns the label (None for a skip)."""
+    department, correction otherwise. Returns the label (None for a skip).
+    The item is read first; the UPDATE that closes it checks that it is as read (not routed again
+    meanwhile, still in no incident when it was in none), else it is read again."""
     if not reviewer:
         raise ValueError("a reviewer name is needed to decide")
     t = now()
-    with writing(engine) as s:
-        _account(s, reviewer, account)
-        q = s.get(QueueItem, queue_id)
-        if q is None:
+    status = ItemStatus.skipped if choice == SKIP else ItemStatus.done
+    for _ in range(20):
+        with Session(engine) as s:
+            _account(s, reviewer, account)
+            got = s.exec(select(QueueItem.ticket_id, QueueItem.reason, QueueItem.prediction_id, QueueItem.claimed_by,
+                                Prediction.department, Ticket.incident_id)
+                         .join(Ticket, Ticket.id == QueueItem.ticket_id)
+                         .join(Prediction, Prediction.id == QueueItem.prediction_id, isouter=True)
+                         .where(QueueItem.id == queue_id)).first()
+        if got is None:
             raise DecisionError(f"queue item {queue_id} does not exist")
-        if q.reason == Reason.returned:
-            raise DecisionError(f"ticket {q.ticket_id} is a dispute: a lead decides it (派单异议审核)")
-        status = ItemStatus.skipped if choice == SKIP else ItemStatus.done
-        won = s.execute(update(QueueItem).where(
-            QueueItem.id == queue_id, QueueItem.status == ItemStatus.pending,
-            or_(QueueItem.claimed_by == reviewer, _free(t)))
-            .values(status=status, done_at=t, claimed_by=reviewer, claimed_until=None)).rowcount
-        if not won:
+        tid, reason, pid, holder, top, inc = got
+        if reason == Reason.returned:
+            raise DecisionError(f"ticket {tid} is a dispute: a lead decides it (派单异议审核)")
+        as_read = [QueueItem.reason == reason, QueueItem.prediction_id == pid]
+        if inc is None:
+            as_read.append(exists().where(Ticket.id == tid, Ticket.incident_id == None))  # noqa: E711
+        with writing(engine) as s:
+            won = s.execute(update(QueueItem).where(
+                QueueItem.id == queue_id, QueueItem.status == ItemStatus.pending,
+                or_(QueueItem.claimed_by == reviewer, _free(t)), *as_read, *_still(account, reviewer))
+                .values(status=status, done_at=t, claimed_by=reviewer, claimed_until=None)).rowcount
+            if won:
+                label = None
+                if choice != SKIP:
+                    dept = to_label(choice)
+                    source = Source.audit if reason == Reason.audit else (
+                        Source.confirmation if from_label(dept) == top else Source.correction)
+                    label = Label(ticket_id=tid, department=dept, reviewer=reviewer, source=source,
+                                  prediction_id=pid, created_at=t,
+                                  co_departments=[c for c in dict.fromkeys(co) if dept and c != dept])
+                    s.add(label)
+                    s.flush()
+                    if inc is not None:
+                        _settle_members(s, tid, dept, reviewer, source, t)
+                s.commit()
+                return label
             s.rollback()
-            raise DecisionError(f"ticket {q.ticket_id} was already decided or is claimed by {q.claimed_by}")
-        label = None
-        if choice != SKIP:
-            dept = to_label(choice)
-            top = s.exec(select(Prediction.department).where(Prediction.id == q.prediction_id)).first() \
-                if q.prediction_id else None
-            source = Source.audit if q.reason == Reason.audit else (
-                Source.confirmation if from_label(dept) == top else Source.correction)
-            label = Label(ticket_id=q.ticket_id, department=dept, reviewer=reviewer, source=source,
-                          prediction_id=q.prediction_id, created_at=t,
-                          co_departments=[c for c in dict.fromkeys(co) if dept and c != dept])
-            s.add(label)
-            _settle_members(s, q.ticket_id, dept, reviewer, source, t)
-        s.commit()
-        if label is not None:
-            s.refresh(label)
-        return label
+        with Session(engine) as s:  # why not
+            _account(s, reviewer, account)
+            q = s.get(QueueItem, queue_id)
+            if q.status != ItemStatus.pending or (q.claimed_by != reviewer and q.claimed_until and q.claimed_until >= t):
+                raise DecisionError(f"ticket {q.ticket_id} was already decided or is claimed by {q.claimed_by}")
+        # else the item changed after it was read (routed again, or its ticket joined an incident): again
+    raise DecisionError(f"ticket {tid} kept changing (routed again): try again")
 
 
 def _settle_members(s: Session, ticket_id: str, dept: str | None, reviewer: str, source: str, t: datetime) -> int:
     """One decision settles the incident (并单): each undecided member gets the same department (its own
-    source: confirmation when that was its own top suggestion), and its open item, if any, is closed."""
+    source: confirmation when that was its own top suggestion), and its open item, if any, is closed.
+    Read inside the decision's transaction, four statements for any number of members."""
     inc = s.exec(select(Ticket.incident_id).where(Ticket.id == ticket_id)).first()
     if inc is None:
         return 0
-    others = [x for x in s.exec(select(Ticket.id).where(Ticket.incident_id == inc, Ticket.id != ticket_id))]
-    settled = set(s.exec(select(Label.ticket_id).where(Label.ticket_id.in_(others), Label.undone == False)))  # noqa: E712
-    n = 0
-    for tid in others:
-        if tid in settled:
-            continue
-        pred = s.exec(select(Prediction).where(Prediction.ticket_id == tid).order_by(Prediction.id.desc())).first()
-        own = Source.confirmation if pred is not None and (dept or NONE) == pred.department else Source.correction
-        s.add(Label(ticket_id=tid, department=dept, reviewer=reviewer, source=own,
-                    prediction_id=pred.id if pred else None, created_at=t))
-        s.execute(update(QueueItem).where(QueueItem.ticket_id == tid, QueueItem.status == ItemStatus.pending)
-                  .values(status=ItemStatus.done, done_at=t, claimed_by=None, claimed_until=None))
-        n += 1
-    return n
+    settled = select(Label.ticket_id).where(Label.undone == False)  # noqa: E712
+    others = s.exec(select(Ticket.id).where(Ticket.incident_id == inc, Ticket.id != ticket_id,
+                                            Ticket.id.not_in(settled))).all()
+    if not others:
+        return 0
+    newest = {tid: (pid, d) for tid, pid, d in s.exec(
+        select(Prediction.ticket_id, Prediction.id, Prediction.department)
+        .where(Prediction.ticket_id.in_(others)).order_by(Prediction.id))}
+    s.execute(bulk_insert(Label), [dict(
+        ticket_id=tid, department=dept, reviewer=reviewer, prediction_id=newest.get(tid, (None,))[0], created_at=t,
+        source=Source.confirmation if tid in newest and (dept or NONE) == newest[tid][1] else Source.correction,
+        undone=False, co_departments=[], wrong_departments=[]) for tid in others])
+    s.execute(update(QueueItem).where(QueueItem.ticket_id.in_(others), QueueItem.status == ItemStatus.pending)
+              .values(status=ItemStatus.done, done_at=t, claimed_by=None, claimed_until=None))
+    return len(others)
 
 
 def _unsettle_members(s: Session, label: Label) -> None:
@@ -239,47 +262,63 @@ def undo(engine, reviewer: str, claim_minutes: float = 10, account: bool = False
     """Take back this reviewer's last decision: its label is marked undone and the ticket
     goes back to pending, claimed by them (so it is shown next); a dispute decision's return
     is open again. Returns the queue item id, or None when there is nothing to undo. Only
-    `reviewer`'s own decisions are looked at."""
+    `reviewer`'s own decisions are looked at. Read first; the UPDATEs check that the decision is
+    still their last, still standing, and that nobody decided or queued the ticket since, else read again."""
     if not reviewer:
         raise ValueError("a reviewer name is needed to undo")
     t = now()
-    with writing(engine) as s:
-        _account(s, reviewer, account)
-        last = None
-        for status in (ItemStatus.done, ItemStatus.skipped):
-            q = s.exec(select(QueueItem).where(QueueItem.claimed_by == reviewer, QueueItem.status == status)
-                       .order_by(QueueItem.done_at.desc(), QueueItem.id.desc()).limit(1).with_for_update()).first()
-            if q is not None and (last is None or (q.done_at, q.id) > (last.done_at, last.id)):
-                last = q
-        if last is None:
-            return None
-        since = s.exec(select(Label.reviewer).where(  # someone else decided the ticket after this decision
-            Label.ticket_id == last.ticket_id, Label.undone == False, Label.reviewer != reviewer,  # noqa: E712
-            Label.created_at > last.done_at)).first()
-        reopened = s.exec(select(QueueItem.id).where(  # ... or it waits in the queue again (routed again)
-            QueueItem.ticket_id == last.ticket_id, QueueItem.id != last.id,
-            QueueItem.status == ItemStatus.pending)).first()
-        if since is not None or reopened is not None:
-            s.rollback()
-            raise DecisionError(f"ticket {last.ticket_id} was " + (f"decided by {since}" if since is not None
-                                else "queued again") + " since; nothing was undone")
-        label = None
-        if last.status == ItemStatus.done:
+    closed = (ItemStatus.done, ItemStatus.skipped)
+    for _ in range(20):
+        with Session(engine) as s:
+            _account(s, reviewer, account)
+            last = s.exec(select(QueueItem).where(QueueItem.claimed_by == reviewer, QueueItem.status.in_(closed))
+                          .order_by(QueueItem.done_at.desc(), QueueItem.id.desc()).limit(1)).first()
+            if last is None:
+                return None
+            since = s.exec(select(Label.reviewer).where(_later(last, reviewer))).first()
+            if since is not None or s.exec(select(QueueItem.id).where(_again(last))).first() is not None:
+                raise DecisionError(f"ticket {last.ticket_id} was " + (f"decided by {since}" if since is not None
+                                    else "queued again") + " since; nothing was undone")
             label = s.exec(select(Label).where(Label.ticket_id == last.ticket_id, Label.reviewer == reviewer,
                                                Label.undone == False,  # noqa: E712
                                                Label.source.in_((*SOURCES, Source.dispute)))
-                           .order_by(Label.created_at.desc(), Label.id.desc()).limit(1)).first()
-            if label is not None:
-                label.undone = True
-                s.add(label)
-                _unsettle_members(s, label)
-        if last.reason == Reason.returned:
-            returns.reopen(s, last, label)
-        last.status, last.done_at = ItemStatus.pending, None
-        last.claimed_until = t + timedelta(minutes=claim_minutes)
-        s.add(last)
-        s.commit()
-        return last.id
+                           .order_by(Label.created_at.desc(), Label.id.desc()).limit(1)).first() \
+                if last.status == ItemStatus.done else None
+            inc = s.exec(select(Ticket.incident_id).where(Ticket.id == last.ticket_id)).first()
+        c = aliased(QueueItem)
+        newer = exists().where(c.claimed_by == reviewer, c.status.in_(closed), or_(
+            c.done_at > last.done_at, (c.done_at == last.done_at) & (c.id > last.id)))
+        with writing(engine) as s:
+            won = s.execute(update(QueueItem).where(
+                QueueItem.id == last.id, QueueItem.status == last.status, QueueItem.done_at == last.done_at,
+                QueueItem.claimed_by == reviewer, ~newer, ~exists().where(_later(last, reviewer)),
+                ~exists().where(_again(last, c)), *_still(account, reviewer))
+                .values(status=ItemStatus.pending, done_at=None, claimed_until=t + timedelta(minutes=claim_minutes))
+            ).rowcount
+            if won and label is not None:
+                won = s.execute(update(Label).where(Label.id == label.id, Label.undone == False)  # noqa: E712
+                                .values(undone=True)).rowcount
+            if won:
+                if label is not None and inc is not None:
+                    _unsettle_members(s, label)
+                if last.reason == Reason.returned:
+                    returns.reopen(s, last, label)
+                s.commit()
+                return last.id
+            s.rollback()
+        # it changed after it was read (another decision, a removed account): read again
+    raise DecisionError(f"ticket {last.ticket_id} kept changing: nothing was undone")
+
+
+def _later(item: QueueItem, reviewer: str):
+    """Someone else decided the ticket of `item` after `reviewer`'s decision on it."""
+    return (Label.ticket_id == item.ticket_id) & (Label.undone == False) & (Label.reviewer != reviewer) \
+        & (Label.created_at > item.done_at)  # noqa: E712
+
+
+def _again(item: QueueItem, q=QueueItem):
+    """The ticket of `item` waits in the queue again, in another item (routed again)."""
+    return (q.ticket_id == item.ticket_id) & (q.id != item.id) & (q.status == ItemStatus.pending)
 
 
 @retry

@@ -278,7 +278,7 @@ def make_engine(url: str, busy_timeout_ms: int = 5000, lock_log: str = "", retry
                                hide_parameters=True, **opts)  # errors never print ticket texts
         event.listen(engine, "connect", _sqlite_pragmas)
         if path and path != ":memory:":
-            _take_turns(engine, _Gate(path, busy_timeout_ms / 1000))
+            _take_turns(engine, _gate(path), busy_timeout_ms / 1000)
         event.listen(engine, "begin", _sqlite_begin)
         if lock_log:
             _log_locks(engine, lock_log)
@@ -287,35 +287,67 @@ def make_engine(url: str, busy_timeout_ms: int = 5000, lock_log: str = "", retry
 
 
 class _Gate:
-    """SQLite writers on this host take turns through a file lock (`<db>-writer`, flock) before they take
-    SQLite's write lock: a waiter tries it every 2 ms, where SQLite's busy handler sleeps up to 100 ms
-    between tries, so under contention a waiter there misses turn after turn (seconds) while others take
-    theirs. Waits at most `timeout` seconds, then goes on to SQLite's own busy wait."""
+    """SQLite writers on this host take turns, first come first served, before they take SQLite's write lock,
+    whose busy handler sleeps up to 100 ms between tries: there a waiting writer missed turn after turn
+    (seconds) while others took theirs, and so did one polling a single file lock. A writer draws the next
+    number from the file `<db>-writer`, holds that number's byte of the file (a POSIX record lock, let go
+    when its process ends however it ends) until its transaction ends, and goes in once the number before
+    it is let go (tried every 2 ms): that writer has finished, died or stopped waiting. Waits at most
+    `timeout` seconds, then goes on to SQLite's own busy wait, still in line. Record locks belong to a
+    process: one gate per file and process (`_gate`), which its threads take one at a time."""
 
-    def __init__(self, path: str, timeout: float):
-        self.path, self.timeout = path + "-writer", timeout
-        self.mutex = threading.Lock()          # flock excludes processes; the threads of one share its fd
-        self.fd, self.pid = None, None
+    SLOTS = 4096                               # numbers in use at once, at most (then one waits for SQLite alone)
 
-    def acquire(self) -> bool:
-        deadline = time.monotonic() + self.timeout
-        if not self.mutex.acquire(timeout=self.timeout):
+    def __init__(self, path: str):
+        self.path = path
+        self.mutex = threading.Lock()
+        self.fd, self.pid, self.mine = None, None, None
+
+    def _byte(self, n: int, how: int) -> bool:
+        try:
+            fcntl.lockf(self.fd, how, 1, 8 + n % self.SLOTS)
+            return True
+        except OSError:                        # held by another process
             return False
-        if self.pid != os.getpid():
-            self.fd, self.pid = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
-        while True:
+
+    def acquire(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        if not self.mutex.acquire(timeout=timeout):
+            return False
+        try:
+            if self.pid != os.getpid():
+                self.fd, self.pid = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600), os.getpid()
+            fcntl.lockf(self.fd, fcntl.LOCK_EX, 8)  # the counter (bytes 0-7), held for three system calls
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                n = int.from_bytes(os.pread(self.fd, 8, 0).ljust(8, b"\0"), "little")
+                os.pwrite(self.fd, (n + 1).to_bytes(8, "little"), 0)
+                self.mine = n if self._byte(n, fcntl.LOCK_EX | fcntl.LOCK_NB) else None
+            finally:
+                fcntl.lockf(self.fd, fcntl.LOCK_UN, 8)
+        except OSError:                        # no gate (a read-only folder, say): SQLite's own lock alone
+            self.mutex.release()
+            return False
+        while not self._byte(n - 1, fcntl.LOCK_SH | fcntl.LOCK_NB):
+            if time.monotonic() > deadline:
                 return True
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    self.mutex.release()
-                    return False
-                time.sleep(0.002)
+            time.sleep(0.002)
+        self._byte(n - 1, fcntl.LOCK_UN)
+        return True
 
     def release(self) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        if self.mine is not None:
+            self._byte(self.mine, fcntl.LOCK_UN)
+            self.mine = None
         self.mutex.release()
+
+
+_gates: dict[str, _Gate] = {}
+
+
+def _gate(path: str) -> _Gate:
+    """The process's gate for the SQLite file at `path`."""
+    key = os.path.realpath(path) + "-writer"
+    return _gates.setdefault(key, _Gate(key))
 
 
 def _writes(statement: str) -> bool:
@@ -323,12 +355,12 @@ def _writes(statement: str) -> bool:
     return statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE")
 
 
-def _take_turns(engine, gate: _Gate) -> None:
+def _take_turns(engine, gate: _Gate, timeout: float) -> None:
     """A transaction passes `gate` before its first write (a `writing` one before its BEGIN IMMEDIATE)
     and leaves it when its connection goes back to the pool, after the commit or rollback."""
     def enter(info):
         if "gate" not in info:
-            info["gate"] = gate.acquire()
+            info["gate"] = gate.acquire(timeout)
 
     def begin(conn):
         if conn.get_execution_options().get("write_lock"):
@@ -388,8 +420,9 @@ def _log_locks(engine, path: str) -> None:
 def writing(engine):
     """A Session for one read-then-write transaction that holds the write lock from its start
     on SQLite (other writers wait for it; its reads cannot go stale before it writes). On
-    PostgreSQL an ordinary transaction: use conditional UPDATEs or SELECT ... FOR UPDATE there."""
-    with Session(engine) as s:
+    PostgreSQL an ordinary transaction: use conditional UPDATEs or SELECT ... FOR UPDATE there. Objects keep
+    their values after the commit (no SELECT to reload them)."""
+    with Session(engine, expire_on_commit=False) as s:
         s.connection(execution_options={"write_lock": True})
         yield s
 

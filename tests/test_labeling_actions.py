@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from labeling import actions
 from labeling.actions import SKIP, DecisionError
 from router.catalog import NONE as NO_FIT
-from router.store import Label, Prediction, QueueItem, Ticket, now
+from router.store import Incident, Label, Prediction, QueueItem, Ticket, now
 
 # (ticket id, text, [(dept, p), ...] best first, reason, priority)
 TICKETS = [
@@ -190,3 +192,84 @@ def test_undoing_a_skip_never_reopens_a_ticket_someone_decided_since(engine):
     assert item(engine, ids[shown.ticket_id]).status == "skipped"
     live = [(x.ticket_id, x.reviewer) for x in labels(engine) if not x.undone]
     assert live == [(shown.ticket_id, "bob")]
+
+
+@contextmanager
+def locked_statements(engine):
+    """The statements each write transaction sends while it holds SQLite's write lock (from its BEGIN
+    IMMEDIATE to its commit or rollback), first word of each: one list per transaction."""
+    txs, now_ = [], {}
+
+    def sent(_conn, _cursor, statement, *_):
+        word = statement.split()[0].upper()
+        if statement.startswith("BEGIN IMMEDIATE"):
+            now_["tx"] = []
+        elif "tx" in now_:
+            now_["tx"].append(word)
+
+    def end(_conn):
+        if "tx" in now_:
+            txs.append(now_.pop("tx"))
+    event.listen(engine, "before_cursor_execute", sent)
+    event.listen(engine, "commit", end)
+    event.listen(engine, "rollback", end)
+    try:
+        yield txs
+    finally:
+        event.remove(engine, "before_cursor_execute", sent)
+        event.remove(engine, "commit", end)
+        event.remove(engine, "rollback", end)
+
+
+def test_claims_decisions_and_undos_read_before_they_take_the_write_lock(engine):
+    """Ten reviewers queue for SQLite's write lock: each call holds it for its writes alone. A claim is one
+    UPDATE that picks the ticket itself, a decision one UPDATE and one INSERT, an undo two UPDATEs; what
+    they read (the claim held, the item and its prediction, the last decision) is read before."""
+    seed(engine)
+    with locked_statements(engine) as txs:
+        it = actions.next_item(engine, "alice")
+    assert txs == [["UPDATE"]]
+    with locked_statements(engine) as txs:
+        assert actions.next_item(engine, "alice").queue_id == it.queue_id      # the claim she holds
+    assert txs == [["UPDATE"]]
+    with locked_statements(engine) as txs:
+        actions.decide(engine, "alice", it.queue_id, "housing")
+    assert txs == [["UPDATE", "INSERT"]]
+    with locked_statements(engine) as txs:
+        actions.undo(engine, "alice")
+    assert txs == [["UPDATE", "UPDATE"]]
+    assert [(x.department, x.undone) for x in labels(engine)] == [("housing", True)]
+
+
+def test_a_decision_is_made_on_the_item_as_it_is_when_written(engine, monkeypatch):
+    """Between the decision's reads and its write the ticket is routed again (a new prediction) and joins
+    an incident with a ticket waiting through its item: the decision is read again and made on the item as
+    it is then, settling the new member too."""
+    ids = seed(engine)
+    shown = actions.next_item(engine, "alice")
+    writing = actions.writing
+
+    def meanwhile(e):
+        if not meanwhile.done:
+            meanwhile.done = True
+            with Session(engine) as s:
+                p = Prediction(ticket_id=shown.ticket_id, model_version="v-next", department="housing",
+                               confidence=0.6, topk=[["housing", 0.6], ["urban-mgmt", 0.4]])
+                s.add(p)
+                s.add(Ticket(id="T1b", text="井盖又丢了"))
+                inc = Incident(place="井盖", size=2)
+                s.add(inc)
+                s.flush()
+                s.add(Prediction(ticket_id="T1b", model_version="v-next", department="housing", confidence=0.6,
+                                 topk=[["housing", 0.6]]))
+                for t in (shown.ticket_id, "T1b"):
+                    s.get(Ticket, t).incident_id = inc.id
+                s.get(QueueItem, ids[shown.ticket_id]).prediction_id = p.id
+                s.commit()
+                meanwhile.pid = p.id
+        return writing(e)
+    meanwhile.done = False
+    monkeypatch.setattr(actions, "writing", meanwhile)
+    label = actions.decide(engine, "alice", shown.queue_id, "housing")
+    assert (label.prediction_id, label.source) == (meanwhile.pid, "confirmation")   # the new top suggestion
+    assert [(x.ticket_id, x.department) for x in labels(engine)] == [("T1", "housing"), ("T1b", "housing")]
