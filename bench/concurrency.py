@@ -58,7 +58,7 @@ DEPTS = ["police", "traffic-police", "urban-mgmt", "housing", "environment", "wa
 TOML = ("[baseline]\nC = 2.0\nngram_max = 3\nmax_features = 30000\n"
         "[retrain]\nmin_new_labels = 1\n[gate]\nmax_macro_f1_drop = 1.0\nmax_department_f1_drop = 1.0\n")
 CALLS = ("claim", "decide", "undo", "release")
-PARTS = ("waited_for_lock", "held_lock", "cpu", "statements")
+PARTS = ("waited_for_lock", "held_lock", "commit", "cpu", "statements")
 
 
 def _cli(*args, env, log) -> int:
@@ -163,7 +163,7 @@ def reviewer(url: str, name: str, n: int, seed: int, result: str, stop: str = ""
 
     def attempt(call, f, *args):
         t = time.perf_counter()
-        part.update(waited=0.0, held=0.0, statements=0, cpu=time.process_time())
+        part.update(waited=0.0, held=0.0, commit=0.0, statements=0, cpu=time.process_time())
         try:
             return True, f(*args)
         except actions.DecisionError as e:  # another reviewer's incident decision settled this ticket
@@ -174,7 +174,8 @@ def reviewer(url: str, name: str, n: int, seed: int, result: str, stop: str = ""
             return False, None
         finally:
             log["seconds"][call].append(time.perf_counter() - t)
-            log["parts"][call].append([part["waited"], part["held"], time.process_time() - part["cpu"], part["statements"]])
+            log["parts"][call].append([part["waited"], part["held"], part["commit"], time.process_time() - part["cpu"],
+                                       part["statements"]])
 
     log["start"] = time.time()
     made = 0
@@ -209,7 +210,8 @@ def reviewer(url: str, name: str, n: int, seed: int, result: str, stop: str = ""
 def _timed(engine) -> dict:
     """Where a reviewer's call spends its time, kept in the dict returned: seconds waiting for SQLite's write
     lock (from taking a connection to the end of BEGIN IMMEDIATE: the writers' turn and SQLite's busy wait),
-    seconds holding it (to the connection's return to the pool), and SQL statements sent."""
+    seconds holding it (to the connection's return to the pool), of which in the commit (a WAL checkpoint
+    runs there), and SQL statements sent."""
     from sqlalchemy import event
 
     part: dict = {}
@@ -225,13 +227,20 @@ def _timed(engine) -> dict:
             part["got"] = time.perf_counter()
             part["waited"] += part["got"] - part.pop("asked")
 
+    def commit(_conn):
+        part["committing"] = time.perf_counter()
+
     def back(*_):
         part.pop("asked", None)
+        t = time.perf_counter()
         if "got" in part:
-            part["held"] += time.perf_counter() - part.pop("got")
+            part["held"] += t - part.pop("got")
+        if "committing" in part:
+            part["commit"] += t - part.pop("committing")
     event.listen(engine.pool, "checkout", out)  # before the writers' turn is taken
     event.listen(engine, "before_cursor_execute", sent)
     event.listen(engine, "after_cursor_execute", begun)
+    event.listen(engine, "commit", commit)
     event.listen(engine.pool, "checkin", back)
     return part
 
@@ -309,7 +318,7 @@ def latency(logs: list[dict]) -> dict:
         if len(x):
             out[k] = {"p50": round(float(np.percentile(x, 50)), 4), "p95": round(float(np.percentile(x, 95)), 4),
                       "p99": round(float(np.percentile(x, 99)), 4), "max": round(float(x.max()), 4), "n": len(x)}
-            parts = np.array([v for lg in logs for v in lg.get("parts", {}).get(k, [])]).reshape(-1, 4)
+            parts = np.array([v for lg in logs for v in lg.get("parts", {}).get(k, [])]).reshape(-1, len(PARTS))
             if len(parts) == len(x):
                 slow = parts[x >= np.percentile(x, 99)].mean(axis=0)
                 out[k]["median_call"] = dict(zip(PARTS, (round(float(v), 4) for v in np.median(parts, axis=0))))
@@ -465,7 +474,7 @@ def show(res: dict) -> None:
                 for call, d in v.items():
                     tab.add_row(f"{name}: {call} p50 / p99 / max s", f"{d['p50']} / {d['p99']} / {d['max']}")
                     if "slowest_1pct" in d:
-                        tab.add_row(f"{name}: {call} slowest 1%: waited / held / cpu s, statements",
+                        tab.add_row(f"{name}: {call} slowest 1%: waited / held / commit / cpu s, statements",
                                     " / ".join(str(d["slowest_1pct"][p]) for p in PARTS))
             elif isinstance(v, dict):
                 if v:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, or_, true, update
+from sqlalchemy import exists, func, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
@@ -73,27 +73,19 @@ def next_item(engine, reviewer: str, claim_minutes: float = 10) -> Item | None:
     if not reviewer:
         raise ValueError("a reviewer name is needed to claim tickets")
     t = now()
-    until = t + timedelta(minutes=claim_minutes)
-    with Session(engine) as s:
-        held = s.exec(select(QueueItem.id).where(
-            QueueItem.claimed_by == reviewer, QueueItem.status == ItemStatus.pending, QueueItem.claimed_until >= t)
-            .order_by(QueueItem.claimed_until.desc(), QueueItem.id.desc()).limit(1)).first()
-        lead = returns.is_lead(s, reviewer)
-    pending = QueueItem.status == ItemStatus.pending
+    pending, h, c = ItemStatus.pending, aliased(QueueItem), aliased(QueueItem)
+    held = (select(h.id).where(h.claimed_by == reviewer, h.status == pending, h.claimed_until >= t)
+            .order_by(h.claimed_until.desc(), h.id.desc()).limit(1).scalar_subquery())
+    lead = exists().where(User.name == reviewer, User.role == "lead")
+    best = (select(c.id).where(c.status == pending, _free(t, c), or_(c.reason != Reason.returned, lead))
+            .order_by(c.priority.desc(), c.id).limit(1)
+            .with_for_update(skip_locked=True).scalar_subquery())  # PostgreSQL: skip others' candidates
     with writing(engine) as s:
-        qid = None
-        if held is not None:  # still theirs?
-            qid = s.execute(update(QueueItem).where(QueueItem.id == held, QueueItem.claimed_by == reviewer, pending,
-                                                    QueueItem.claimed_until >= t)
-                            .values(claimed_until=until).returning(QueueItem.id)).scalar()
-        if qid is None:
-            c = aliased(QueueItem)
-            best = (select(c.id).where(c.status == ItemStatus.pending, _free(t, c),
-                                       true() if lead else c.reason != Reason.returned)
-                    .order_by(c.priority.desc(), c.id).limit(1)
-                    .with_for_update(skip_locked=True).scalar_subquery())  # PostgreSQL: skip others' candidates
-            qid = s.execute(update(QueueItem).where(QueueItem.id == best, pending, _free(t))
-                            .values(claimed_by=reviewer, claimed_until=until).returning(QueueItem.id)).scalar()
+        qid = s.execute(update(QueueItem).where(
+            QueueItem.id == func.coalesce(held, best), QueueItem.status == pending,
+            or_(QueueItem.claimed_by == reviewer, _free(t)))
+            .values(claimed_by=reviewer, claimed_until=t + timedelta(minutes=claim_minutes))
+            .returning(QueueItem.id)).scalar()
         s.commit()
     return None if qid is None else _load(engine, qid)
 
