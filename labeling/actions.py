@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, or_, update
+from sqlalchemy import exists, func, insert, or_, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
@@ -80,12 +80,11 @@ def next_item(engine, reviewer: str, claim_minutes: float = 10) -> Item | None:
     best = (select(c.id).where(c.status == pending, _free(t, c), or_(c.reason != Reason.returned, lead))
             .order_by(c.priority.desc(), c.id).limit(1)
             .with_for_update(skip_locked=True).scalar_subquery())  # PostgreSQL: skip others' candidates
+    claim = (update(QueueItem).where(QueueItem.id == func.coalesce(held, best), QueueItem.status == pending,
+                                     or_(QueueItem.claimed_by == reviewer, _free(t)))
+             .values(claimed_by=reviewer, claimed_until=t + timedelta(minutes=claim_minutes)).returning(QueueItem.id))
     with writing(engine) as s:
-        qid = s.execute(update(QueueItem).where(
-            QueueItem.id == func.coalesce(held, best), QueueItem.status == pending,
-            or_(QueueItem.claimed_by == reviewer, _free(t)))
-            .values(claimed_by=reviewer, claimed_until=t + timedelta(minutes=claim_minutes))
-            .returning(QueueItem.id)).scalar()
+        qid = s.connection().execute(claim).scalar()
         s.commit()
     return None if qid is None else _load(engine, qid)
 
@@ -154,26 +153,28 @@ def decide(engine, reviewer: str, queue_id: int, choice: str, co: list[str] | tu
         as_read = [QueueItem.reason == reason, QueueItem.prediction_id == pid]
         if inc is None:
             as_read.append(exists().where(Ticket.id == tid, Ticket.incident_id == None))  # noqa: E711
-        with writing(engine) as s:
-            won = s.execute(update(QueueItem).where(
-                QueueItem.id == queue_id, QueueItem.status == ItemStatus.pending,
-                or_(QueueItem.claimed_by == reviewer, _free(t)), *as_read, *_still(account, reviewer))
-                .values(status=status, done_at=t, claimed_by=reviewer, claimed_until=None)).rowcount
-            if won:
-                label = None
-                if choice != SKIP:
-                    dept = to_label(choice)
-                    source = Source.audit if reason == Reason.audit else (
-                        Source.confirmation if from_label(dept) == top else Source.correction)
-                    label = Label(ticket_id=tid, department=dept, reviewer=reviewer, source=source,
-                                  prediction_id=pid, created_at=t,
-                                  co_departments=[c for c in dict.fromkeys(co) if dept and c != dept])
-                    s.add(label)
-                    s.flush()
+        close = update(QueueItem).where(
+            QueueItem.id == queue_id, QueueItem.status == ItemStatus.pending,
+            or_(QueueItem.claimed_by == reviewer, _free(t)), *as_read, *_still(account, reviewer)) \
+            .values(status=status, done_at=t, claimed_by=reviewer, claimed_until=None)
+        row = None
+        if choice != SKIP:
+            dept = to_label(choice)
+            source = Source.audit if reason == Reason.audit else (
+                Source.confirmation if from_label(dept) == top else Source.correction)
+            row = dict(ticket_id=tid, department=dept, reviewer=reviewer, source=source, prediction_id=pid,
+                       created_at=t, undone=False, wrong_departments=[],
+                       co_departments=[c for c in dict.fromkeys(co) if dept and c != dept])
+            add = insert(Label).values(**row)
+        with writing(engine) as s:  # statements built above: the lock is held for their execution alone
+            c = s.connection()
+            if c.execute(close).rowcount:
+                if row is not None:
+                    row["id"] = c.execute(add).inserted_primary_key[0]
                     if inc is not None:
                         _settle_members(s, tid, dept, reviewer, source, t)
                 s.commit()
-                return label
+                return None if row is None else Label(**row)
             s.rollback()
         with Session(engine) as s:  # why not
             _account(s, reviewer, account)
@@ -280,16 +281,17 @@ def undo(engine, reviewer: str, claim_minutes: float = 10, account: bool = False
         c = aliased(QueueItem)
         newer = exists().where(c.claimed_by == reviewer, c.status.in_(closed), or_(
             c.done_at > last.done_at, (c.done_at == last.done_at) & (c.id > last.id)))
+        reopen = update(QueueItem).where(
+            QueueItem.id == last.id, QueueItem.status == last.status, QueueItem.done_at == last.done_at,
+            QueueItem.claimed_by == reviewer, ~newer, ~exists().where(_later(last, reviewer)),
+            ~exists().where(_again(last, c)), *_still(account, reviewer)) \
+            .values(status=ItemStatus.pending, done_at=None, claimed_until=t + timedelta(minutes=claim_minutes))
+        if label is not None:
+            take_back = update(Label).where(Label.id == label.id, Label.undone == False).values(undone=True)  # noqa: E712
         with writing(engine) as s:
-            won = s.execute(update(QueueItem).where(
-                QueueItem.id == last.id, QueueItem.status == last.status, QueueItem.done_at == last.done_at,
-                QueueItem.claimed_by == reviewer, ~newer, ~exists().where(_later(last, reviewer)),
-                ~exists().where(_again(last, c)), *_still(account, reviewer))
-                .values(status=ItemStatus.pending, done_at=None, claimed_until=t + timedelta(minutes=claim_minutes))
-            ).rowcount
+            won = s.connection().execute(reopen).rowcount
             if won and label is not None:
-                won = s.execute(update(Label).where(Label.id == label.id, Label.undone == False)  # noqa: E712
-                                .values(undone=True)).rowcount
+                won = s.connection().execute(take_back).rowcount
             if won:
                 if label is not None and inc is not None:
                     _unsettle_members(s, label)
@@ -316,9 +318,10 @@ def _again(item: QueueItem, q=QueueItem):
 @retry
 def release(engine, reviewer: str) -> int:
     """Give back this reviewer's claims (on sign-out); returns how many."""
+    free = update(QueueItem).where(QueueItem.claimed_by == reviewer, QueueItem.status == ItemStatus.pending) \
+        .values(claimed_until=None)
     with writing(engine) as s:
-        n = s.execute(update(QueueItem).where(QueueItem.claimed_by == reviewer, QueueItem.status == ItemStatus.pending)
-                      .values(claimed_until=None)).rowcount
+        n = s.connection().execute(free).rowcount
         s.commit()
         return n
 
