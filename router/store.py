@@ -420,9 +420,8 @@ def _log_locks(engine, path: str) -> None:
 def writing(engine):
     """A Session for one read-then-write transaction that holds the write lock from its start
     on SQLite (other writers wait for it; its reads cannot go stale before it writes). On
-    PostgreSQL an ordinary transaction: use conditional UPDATEs or SELECT ... FOR UPDATE there. Objects keep
-    their values after the commit (no SELECT to reload them)."""
-    with Session(engine, expire_on_commit=False) as s:
+    PostgreSQL an ordinary transaction: use conditional UPDATEs or SELECT ... FOR UPDATE there."""
+    with Session(engine) as s:
         s.connection(execution_options={"write_lock": True})
         yield s
 
