@@ -2,11 +2,11 @@
 it, count the day's work. Every call is one short transaction, so a decision is in the store
 the moment the dispatcher makes it, and two dispatchers never hold the same ticket: a claim
 is a conditional UPDATE that only one of them can win; it expires after `claim_minutes`.
-Each call reads first, outside any lock, then writes in one short transaction that holds SQLite's
-write lock from its start (`store.writing`): a claim is one UPDATE, a decision one UPDATE and one
-INSERT, an undo two UPDATEs (an incident's members add a few). The UPDATE's conditions check that what
-was read still holds (else the call reads again, or says why it cannot act), so nothing is decided on
-stale reads. Writes are retried with backoff when the store is locked longer than the busy timeout
+Each call reads what it needs outside any lock, builds its statements, then runs them in one short
+transaction that holds SQLite's write lock from its start (`store.writing`): a claim is one UPDATE that
+picks the ticket itself (read after the commit), a decision one UPDATE and one INSERT, an undo two
+UPDATEs (an incident's members add four statements). The UPDATE's conditions check that what was read
+still holds (else the call reads again, or says why it cannot act), so nothing is decided on stale reads. Writes are retried with backoff when the store is locked longer than the busy timeout
 (`store.retry`), so they wait for `router classify` or `router retrain` instead of failing.
 """
 
@@ -140,14 +140,14 @@ def decide(engine, reviewer: str, queue_id: int, choice: str, co: list[str] | tu
     for _ in range(20):
         with Session(engine) as s:
             _account(s, reviewer, account)
-            got = s.exec(select(QueueItem.ticket_id, QueueItem.reason, QueueItem.prediction_id, QueueItem.claimed_by,
-                                Prediction.department, Ticket.incident_id)
+            got = s.exec(select(QueueItem.ticket_id, QueueItem.reason, QueueItem.prediction_id, Prediction.department,
+                                Ticket.incident_id)
                          .join(Ticket, Ticket.id == QueueItem.ticket_id)
                          .join(Prediction, Prediction.id == QueueItem.prediction_id, isouter=True)
                          .where(QueueItem.id == queue_id)).first()
         if got is None:
             raise DecisionError(f"queue item {queue_id} does not exist")
-        tid, reason, pid, holder, top, inc = got
+        tid, reason, pid, top, inc = got
         if reason == Reason.returned:
             raise DecisionError(f"ticket {tid} is a dispute: a lead decides it (派单异议审核)")
         as_read = [QueueItem.reason == reason, QueueItem.prediction_id == pid]
