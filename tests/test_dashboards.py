@@ -329,7 +329,8 @@ def test_pages_on_postgresql(tmp_path, monkeypatch, catalog, pg_url):
     check_queue_size(engine)  # Beijing days on PostgreSQL too
     for page in PAGES:
         at = render(page)
-        assert not at.info or page == PAGES[2], [i.value for i in at.info]
+        infos = [i.value for i in at.info if "没有工单被模型判为或被标注员标为无合适部门" not in i.value]  # none in the demo
+        assert not infos or page == PAGES[2], infos
     hist = queries.confidence_histogram(engine, now() - timedelta(days=400), now() + timedelta(days=1))
     with Session(engine) as s:
         conf = list(s.exec(select(Prediction.confidence)))
