@@ -3,8 +3,6 @@ undo, known wrong departments in training, and the invariants (real SQLite)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from sqlmodel import Session, select
 from typer.testing import CliRunner
@@ -13,9 +11,9 @@ from labeling import actions
 from router import returns, users
 from router.cli import app
 from router.returns import CO_HANDLE, REDISPATCH, UPHOLD, DisputeError
-from router.store import Label, QueueItem, TicketReturn
+from router.store import QueueItem, TicketReturn
 from tests.conftest import read_jsonl, write_jsonl
-from tests.test_labeling_actions import TICKETS, seed
+from tests.test_labeling_actions import seed
 
 
 @pytest.fixture
