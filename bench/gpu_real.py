@@ -25,6 +25,9 @@ incremental (after cn): stages of 1,000 / 2,500 / 5,000 labels (the fit part in 
 stage a warm start from the previous stage's incremental adapter on the new labels + `--replay` older
 ones ([sft] incremental) against a from-scratch fit on all of them: accuracy and seconds.
 
+scale: the same at 8,000 / 10,000 labels (`--scale-stages`; 1 epoch, `--epochs scale:N`), from the sample's
+history and the month's 30 days pooled (17,000 generated Chinese tickets, shuffled) -> month/test.jsonl.
+
 shape7b (--tokenizer7b DIR): the DeepSeek-R1-Distill-Qwen-7B shape (random weights, the real tokenizer in DIR)
 through LLMClassifier.fit with the [sft] defaults (NF4 base, micro-batch 4 x 4, checkpointing) on
 the sample's tickets and the default prompt: seconds per example, hence minutes for a from-scratch
@@ -221,22 +224,57 @@ def run_dataset(name: str, args, pool, home: Path) -> dict:
 
 def incremental(args, home: Path, res: dict) -> dict:
     """cn: warm start on new + replay against from scratch at growing label counts."""
-    catalog, template, train, test = dataset("cn", args.max_train, args.max_test)
-    classes, texts = catalog.ids, [t for t, _ in test]
+    _, _, _, test = dataset("cn", args.max_train, args.max_test)
     fit = res["cn"]["_fit"]
-    stages = [n for n in args.stages if n < len(fit)] + [len(fit)]
-    out = {"stages": stages, "replay": args.replay, "epochs": args.epochs["cn"], "rows": []}
+    last = (res["cn"]["_llm"], res["cn"]["lora"]["train_seconds"]) if "_llm" in res["cn"] else None
+    return ladder(args, home / "inc", fit, test, [n for n in args.stages if n < len(fit)] + [len(fit)],
+                  args.epochs["cn"], last)
+
+
+def month_pool(seed: int = 0) -> tuple[list, list]:
+    """The Chinese labels beyond the sample's 5,000: data/sample/history.jsonl plus the 30 days of
+    data/sample/month/ (every ticket with its true department; no-fit and special-channel tickets left out),
+    shuffled (`seed`); the test is month/test.jsonl's in-scope tickets."""
+    ids = set(load_catalog(ROOT / "data" / "departments.json").ids)
+    folder = ROOT / "data" / "sample"
+
+    def rows(f: Path):
+        return [(model_input(r["text"], r.get("title")), r["label"])
+                for r in map(json.loads, f.read_text("utf-8").splitlines()) if r.get("label") in ids]
+
+    pool = rows(folder / "history.jsonl") + [x for f in sorted((folder / "month").glob("day*.jsonl")) for x in rows(f)]
+    pool = [pool[i] for i in np.random.default_rng(seed).permutation(len(pool))]
+    return pool, rows(folder / "month" / "test.jsonl")
+
+
+def scale(args, home: Path) -> dict:
+    """cn at larger label counts (the sample and the month pooled, `month_pool`): from scratch against a warm
+    start from the previous stage on its new labels + `--replay`, at `--scale-stages`."""
+    pool, test = month_pool()
+    if args.tiny:
+        pool, test = pool[:400], test[:60]
+    stages = [min(n, len(pool)) for n in args.scale_stages]
+    return {"pool": len(pool), "test_rows": len(test), **ladder(args, home / "scale", pool, test, stages,
+                                                                  args.epochs["scale"])}
+
+
+def ladder(args, home: Path, fit: list, test: list, stages: list[int], epochs: float, last=None) -> dict:
+    """At each stage n: an LLM fit from scratch on fit[:n], and (after the first stage) a warm start from the
+    previous stage's incremental model on the new labels + `--replay` older ones; accuracy on `test` and
+    seconds. `last`: (a model already fit from scratch on all of `fit`, its seconds), reused at the last stage."""
+    catalog, template, _, _ = dataset("cn", None, None)
+    classes, texts = catalog.ids, [t for t, _ in test]
+    out = {"stages": stages, "replay": args.replay, "epochs": epochs, "test": len(test), "rows": []}
     prev = None
     for n in stages:
-        cfg = settings(home / f"inc-{n}", args.device, template, args.epochs["cn"], args.batch, args.lr,
+        cfg = settings(home / str(n), args.device, template, epochs, args.batch, args.lr,
                        incremental=True, replay=args.replay)
-        scratch = res["cn"]["_llm"] if n == len(fit) and "_llm" in res["cn"] else None
         row = {"labels": n}
-        if scratch is None:
+        if last is not None and n == len(fit):
+            scratch, row["scratch_seconds"] = last
+        else:
             scratch = llm(args.model, cfg, catalog, classes, args.device, args.score_batch)
             _, row["scratch_seconds"] = timed(lambda: scratch.fit(*zip(*fit[:n])))
-        else:
-            row["scratch_seconds"] = res["cn"]["lora"]["train_seconds"]
         row["scratch_accuracy"] = accuracy(scratch.predict_proba(texts), test, classes)
         if prev is None:
             prev = scratch
@@ -339,10 +377,11 @@ def main(model: str = typer.Option("", help="the converted Qwen2.5-Coder-0.5B-In
          tokenizer7b: str = typer.Option("", help="the 7B tokenizer folder, for the shape7b step"),
          tiny: bool = typer.Option(False, help="a tiny random Qwen2 on the CPU, small sizes (a dry run)"),
          max_train: int = typer.Option(0), max_test: int = typer.Option(0),
-         epochs: str = typer.Option("cn:2,banking77:2,clinc150:2"),
+         epochs: str = typer.Option("cn:2,banking77:2,clinc150:2,scale:1"),
          shots: str = typer.Option("cn:2,banking77:2,clinc150:1", help="few-shot k per department"),
          batch: int = typer.Option(32), lr: float = typer.Option(2e-4), score_batch: int = typer.Option(64),
          stages: str = typer.Option("1000,2500,5000"), replay: int = typer.Option(500),
+         scale_stages: str = typer.Option("8000,10000", help="label counts of the scale step"),
          steps7b: int = typer.Option(12), new_per_night: int = typer.Option(500),
          home: Path = typer.Option(Path("/tmp/gpu-real")),
          shared: Path = typer.Option(SHARED[0], help="the shared datasets folder"),
@@ -351,9 +390,10 @@ def main(model: str = typer.Option("", help="the converted Qwen2.5-Coder-0.5B-In
 
     args = type("Args", (), {})()
     args.model, args.max_train, args.max_test = model, max_train or None, max_test or None
-    args.epochs = {k: float(v) for k, v in (x.split(":") for x in epochs.split(","))}
+    args.epochs = {"scale": 1.0, **{k: float(v) for k, v in (x.split(":") for x in epochs.split(","))}}
     args.shots = {k: int(v) for k, v in (x.split(":") for x in shots.split(","))}
     args.batch, args.lr, args.score_batch, args.replay = batch, lr, score_batch, replay
+    args.scale_stages = [int(x) for x in scale_stages.split(",")]
     args.stages, args.steps7b, args.new_per_night, args.shape7b = [int(x) for x in stages.split(",")], steps7b, \
         new_per_night, tokenizer7b
     args.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -365,6 +405,7 @@ def main(model: str = typer.Option("", help="the converted Qwen2.5-Coder-0.5B-In
         texts = [d.name + d.duties for d in load_catalog(ROOT / "data" / "departments.json").departments]
         args.model = str(tiny_model(home / "tiny", texts + ["bank card transfer top up account request"]))
         args.max_train, args.max_test = args.max_train or 300, args.max_test or 60
+        args.scale_stages = [200, 300]
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     res: dict = {"gpu": gpu, "model": "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF dequantized, bf16)" if not tiny
                  else "tiny random Qwen2 (dry run)", "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
@@ -383,6 +424,8 @@ def main(model: str = typer.Option("", help="the converted Qwen2.5-Coder-0.5B-In
             if step == "incremental":
                 res["incremental"] = incremental(args, home, res)
                 res["cn"].pop("_llm", None)
+            elif step == "scale":
+                res["scale"] = scale(args, home)
             elif step == "shape7b":
                 res["shape7b"] = shape7b(args, home)
             else:

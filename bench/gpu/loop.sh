@@ -3,7 +3,9 @@
 # recorded every day as well) on the Chinese month, seed 0, diverse, 50 reviews a day, a lean incremental
 # night (bench/gpu/cn.toml), with the GPU demo (scripts/demo_gpu.sh) beside it on the same GPU. With a
 # second GPU (or on the same one with B77_SAME_GPU=1), Banking77 runs there with a longer night
-# (bench/gpu/banking77_e2.toml). DEMO=0 leaves the demo out.
+# (bench/gpu/banking77_e2.toml; B77_TOML picks another night, B77_OUT names its files). DEMO=0 leaves the
+# demo out, CN=0 the month; SCALE=1 adds bench/gpu_real.py's scale step (from scratch against incremental at
+# 8,000 and 10,000 Chinese labels) on GPU 0.
 # If the month's LoRA fit diverges (NaN) with the default attention kernels, the month is run again
 # with math attention for training and the flash prefix kernel for scoring (bench/gpu/math_attention.py).
 # Needs the wheels in /tmp/site and either the converted model in $QWEN (/tmp/qwen) or the joined GGUF in
@@ -48,7 +50,7 @@ cn() {  # $1: the python command (loop_sim or its math-attention wrapper), $2: m
   python3 $1 --dataset cn $common --minutes "$2" --extra "${CN_TOML:-bench/gpu/cn.toml}" \
     --compare bench/results/loop_sim_cn.json --out "$O/$3.json" > "$O/$3.log" 2>&1
 }
-(
+[ "${CN:-1}" = 1 ] && (
   export CUDA_VISIBLE_DEVICES=0
   t0=$(date +%s)
   cn bench/loop_sim.py "$M" loop_sim_cn_llm
@@ -63,11 +65,13 @@ cn() {  # $1: the python command (loop_sim or its math-attention wrapper), $2: m
   fi
 ) &
 if [ "$GPUS" -ge 2 ] || [ "${B77_SAME_GPU:-0}" = 1 ]; then
+  b=${B77_OUT:-loop_sim_banking77_llm_e2}
   CUDA_VISIBLE_DEVICES=$(( GPUS >= 2 ? 1 : 0 )) python3 bench/loop_sim.py --dataset banking77 $common --minutes "$M" \
-    --extra bench/gpu/banking77_e2.toml --data "${B77:-/tmp/b77/train.csv}" \
-    --compare bench/results/loop_sim_banking77.json --out "$O/loop_sim_banking77_llm_e2.json" \
-    > "$O/loop_sim_banking77_llm_e2.log" 2>&1 &
+    --extra "${B77_TOML:-bench/gpu/banking77_e2.toml}" --data "${B77:-/tmp/b77/train.csv}" \
+    --compare bench/results/loop_sim_banking77.json --out "$O/$b.json" > "$O/$b.log" 2>&1 &
 fi
+[ "${SCALE:-0}" = 1 ] && CUDA_VISIBLE_DEVICES=0 python3 bench/gpu_real.py --model "$Q" --steps scale \
+  --home /tmp/gpu-real --out "$O/gpu_real_scale.json" > "$O/gpu_real_scale.log" 2>&1 &
 [ "${DEMO:-1}" = 1 ] && (export CUDA_VISIBLE_DEVICES=0; time ROUTER_QWEN=$Q bash scripts/demo_gpu.sh) > "$O/demo.log" 2>&1 &
 wait
 echo done > "$O/DONE"
