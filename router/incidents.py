@@ -341,13 +341,11 @@ def apply(session: Session, plan: Plan, keys: set[int] | None = None, batch_stor
     session.flush()
     opened = [x for x in plan.fresh if x in keys]          # not merged into another (those have no key left)
     created = now()
-    if opened:   # one executemany, the ids read back (see store.insert_predictions): newest first
-        session.execute(bulk_insert(Incident), [plan.fresh[x] | dict(
-            size=plan.state[x][0], started_at=plan.state[x][1], last_at=plan.state[x][2], created_at=created)
-            for x in opened])
-        got = session.scalars(select(Incident.id).where(Incident.created_at == created)
-                              .order_by(Incident.id.desc()).limit(len(opened))).all()
-        plan.real.update(zip(opened, reversed(got)))
+    if opened:   # RETURNING, in the rows' order: not read back by created_at, which another run can share
+        got = session.scalars(bulk_insert(Incident).returning(Incident.id, sort_by_parameter_order=True), [
+            plan.fresh[x] | dict(size=plan.state[x][0], started_at=plan.state[x][1], last_at=plan.state[x][2],
+                                 created_at=created) for x in opened]).all()
+        plan.real.update(zip(opened, got))
 
     def final(inc) -> int:
         inc = plan.final(inc)

@@ -35,6 +35,10 @@ class StoreError(RuntimeError):
     """The store cannot be reached or written (not a problem of one ticket)."""
 
 
+_LOST = (OperationalError, InterfaceError, DisconnectionError)  # the store out of reach: StoreError
+_REFUSED = (SQLAlchemyError, ValueError, OverflowError)         # the store refused the rows (or _LOST)
+
+
 @dataclass
 class Job:
     """One `router classify` run; None fields take their defaults (`resolved`)."""
@@ -235,7 +239,8 @@ def _settle(engine, p: _Prepared, done: Enqueued, stored: set[int]) -> Enqueued:
 
 def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: Policy,
                 flagged=None, waiting: order.Waiting | None = None, infos=None, incidents=None,
-                window: incidents_mod.Window | None = None, chunk: int | None = None) -> Enqueued:
+                window: incidents_mod.Window | None = None, chunk: int | None = None,
+                refused: list[int] | None = None) -> Enqueued:
     """Tickets, predictions and queue items of one batch, in transactions of about `chunk` tickets (one when
     None; see `_Prepared.parts`). `tops` holds each ticket's [(department, probability), ...], best first;
     `pol` the queue policy; `flagged` marks the no-fit tickets (their top is ("none", confidence)); `waiting`
@@ -244,12 +249,25 @@ def store_batch(engine, batch: list[TicketIn], proba, tops, version: str, pol: P
     a member of an incident with an open queue item gets none (`window`: the run's features of the tickets
     compared). The queue's ranking and the incidents' matching run once for the batch, before any write (on
     SQLite the first INSERT/UPDATE takes the write lock until the commit); the parts only write. A ticket
-    already predicted by `version` (a resumed or repeated run) is not predicted again."""
-    p = _prepare(engine, batch, proba, tops, version, pol, flagged, waiting, infos, incidents, window)
+    already predicted by `version` (a resumed or repeated run) is not predicted again. With `refused`, what
+    the store refuses (the batch before any write, or a part; a lost connection is still raised) goes into
+    `refused` (its positions) instead of being raised, and the other parts are written."""
     done = Enqueued()
+    try:
+        p = _prepare(engine, batch, proba, tops, version, pol, flagged, waiting, infos, incidents, window)
+    except _REFUSED as e:
+        if refused is None or isinstance(e, _LOST):
+            raise
+        refused += range(len(batch))
+        return done
     for part in p.parts(chunk or len(batch)):
-        done += _write(engine, p, part)
-    return _settle(engine, p, done, set(range(len(batch))))
+        try:
+            done += _write(engine, p, part)
+        except _REFUSED as e:
+            if refused is None or isinstance(e, _LOST):
+                raise
+            refused += part
+    return _settle(engine, p, done, set(range(len(batch))) - set(refused or ()))
 
 
 def _through_incident(s: Session, rows: list[int], ids: list[str], tops, pol: Policy) -> list[str]:
@@ -304,33 +322,19 @@ def _store(engine, batch, proba, tops, version, pol, rejects: list, flagged=None
             return store_batch(engine, [t], proba[i:i + 1], tops[i:i + 1], version, pol,
                                None if flagged is None else flagged[i:i + 1], waiting,
                                None if infos is None else infos[i:i + 1], incidents, window)
-        except (OperationalError, InterfaceError, DisconnectionError) as e:
+        except _LOST as e:
             raise StoreError(_brief(e)) from None
-        except (SQLAlchemyError, ValueError, OverflowError) as e:
+        except _REFUSED as e:
             rejects.append(Reject(t.line, f"ticket {t.id}: the store refused it ({_brief(e)})", t.raw))
             return None
 
-    kept, done = [], Enqueued()
+    refused: list[int] = []
     try:
-        p = _prepare(engine, batch, proba, tops, version, pol, flagged, waiting, infos, incidents, window)
-    except (OperationalError, InterfaceError, DisconnectionError) as e:
+        done = store_batch(engine, batch, proba, tops, version, pol, flagged, waiting, infos, incidents, window,
+                           chunk=chunk, refused=refused)
+    except _LOST as e:
         raise StoreError(_brief(e)) from None
-    except (SQLAlchemyError, ValueError, OverflowError):
-        p = None
-    refused = [] if p is not None else list(range(len(batch)))
-    for part in p.parts(chunk) if p is not None else []:
-        try:
-            done += _write(engine, p, part)
-            kept += part
-        except (OperationalError, InterfaceError, DisconnectionError) as e:
-            raise StoreError(_brief(e)) from None
-        except (SQLAlchemyError, ValueError, OverflowError):
-            refused += part
-    if p is not None:
-        try:
-            done = _settle(engine, p, done, set(kept))
-        except (OperationalError, InterfaceError, DisconnectionError) as e:
-            raise StoreError(_brief(e)) from None
+    kept = list(set(range(len(batch))) - set(refused))
     for i in refused:
         one = alone(i)
         if one is not None:

@@ -314,3 +314,54 @@ def test_linking_and_the_queue_measure_alike_the_same_way(engine):
             s.add(Ticket(id="s0", text=first, received_at=t0, places="滨江花园", district="district-linjiang"))
             s.flush()
     assert all(a == b for a, b in got) and got[0] == (True, True) and (False, False) in got
+
+
+def _opened_beside_another_run(engine, monkeypatch):
+    """Another run's incident inserted in the same microsecond, right after this run's INSERT of its incidents
+    (on PostgreSQL a concurrent classify committing then): this run's tickets still join their own incidents."""
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import event, insert
+
+    from router import incidents
+
+    t0 = datetime(2026, 11, 20, 1, tzinfo=timezone.utc)
+    monkeypatch.setattr(incidents, "now", lambda: t0)                    # both runs' incidents created at t0
+    lamp = "东湖湾小区门口的路灯坏了好几天，晚上一片漆黑，老人出门摔倒了。"
+    power = "滨江花园整个小区突然停电了，电梯里还困了人。"
+    rows = [("u1", lamp, "东湖湾"), ("u2", lamp + "请尽快修。", "东湖湾"),
+            ("p1", power, "滨江花园"), ("p2", power + "家里有老人。", "滨江花园")]
+    other = []
+
+    def another_run(conn, cursor, statement, *_):
+        if statement.startswith("INSERT INTO incident") and not other:
+            other.append(None)
+            other[0] = conn.execute(insert(Incident).values(place="别处", size=1, created_at=t0)
+                                    .returning(Incident.id)).scalar()
+
+    at = [t0 + timedelta(minutes=k) for k in range(len(rows))]
+    with Session(engine) as s:
+        for (tid, text, place), when in zip(rows, at):
+            s.add(Ticket(id=tid, text=text, received_at=when, places=place))
+        s.flush()
+        event.listen(engine, "after_cursor_execute", another_run)
+        try:
+            incidents.link(s, [r[0] for r in rows], [r[1] for r in rows], [[r[2]] for r in rows], [None] * 4, at,
+                           ["lights", "lights", "power", "power"], 2.0, 0.5)
+        finally:
+            event.remove(engine, "after_cursor_execute", another_run)
+        s.commit()
+        inc = {tid: s.get(Ticket, tid).incident_id for tid, _, _ in rows}
+        assert other and other[0] not in inc.values()
+        assert s.get(Incident, inc["u1"]).place == "东湖湾" and inc["u2"] == inc["u1"]
+        assert s.get(Incident, inc["p1"]).place == "滨江花园" and inc["p2"] == inc["p1"]
+
+
+def test_incidents_opened_beside_another_run_get_their_own_ids(engine, monkeypatch):
+    _opened_beside_another_run(engine, monkeypatch)
+
+
+def test_incidents_opened_beside_another_run_get_their_own_ids_on_postgresql(pg_url, monkeypatch):
+    from tests.conftest import empty_store
+
+    _opened_beside_another_run(empty_store(pg_url), monkeypatch)
