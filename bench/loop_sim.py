@@ -512,13 +512,17 @@ def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, 
         todo = [r for r in due.pop(d, []) if r["id"] not in labeled]
         if todo:
             arrived = c.returns(todo, f"returns{d:02d}")
+        tick = time.perf_counter()
         rows, counts = c.classify(day, f"day{d:02d}")
+        phases = {"classify": time.perf_counter() - tick}
         truth = [setup.truth.get(r["id"], "") for r in rows]
         # routed without review at the default threshold (no-fit tickets always go to the queue)
         auto = [r["confidence"] >= ROUTE and r["department"] != "none" for r in rows]
         right = [r["department"] == (t or "none") for r, t in zip(rows, truth)]
         disputes = c.decide_disputes(lead_budget or budget) if return_rate else 0
+        tick = time.perf_counter()
         worked = c.review(budget - (0 if lead_budget else disputes), rng)
+        phases["review"] = time.perf_counter() - tick
         worked["reviewed"] += disputes
         labels += worked["reviewed"]
         decided_ids = {tid for _, tid, ch in worked.pop("decided") if ch != "__skip__"}
@@ -534,7 +538,9 @@ def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, 
         if stress:  # the same file again, then again after a rollback and a promotion
             c.classify(day, f"day{d:02d}-again")
         events = c.gate_reason()[0]
+        tick = time.perf_counter()
         night = c.cli("retrain", ok=(0, 5))
+        phases["retrain"] = time.perf_counter() - tick
         gate = c.gate_reason(events)[1]
         if stress and d == 2:
             c.cli("models", "rollback")
@@ -544,7 +550,9 @@ def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, 
             latest = max(registry.versions(c.engine), key=lambda v: v.created_at)
             c.cli("models", "promote", latest.version)
             c.classify(day, f"day{d:02d}-promoted")
+        tick = time.perf_counter()
         ev = c.evaluate(setup.test)
+        phases["evaluate"] = time.perf_counter() - tick
         n_auto = sum(auto)
         record.append({
             "day": d, **ev, "labels": labels, "tickets": len(rows),
@@ -557,7 +565,8 @@ def simulate(setup: Setup, strategy: str, seed: int, budget: int, folder: Path, 
             "queue": c.queue_size(), "promoted": night.exit_code == 0, "gate": gate,
             # the last days' (confidence, right) pairs: what another threshold would have routed
             **({"pairs": [[round(r["confidence"], 4), int(ok)] for r, ok in zip(rows, right)]}
-               if d > len(setup.days) - 5 else {}), "seconds": round(time.perf_counter() - t0, 1)})
+               if d > len(setup.days) - 5 else {}), "seconds": round(time.perf_counter() - t0, 1),
+            "phases": {k: round(v, 1) for k, v in phases.items()}})   # where the day's seconds went
         say({k: v for k, v in record[-1].items() if k != "pairs"})
     return {"strategy": strategy, "seed": seed, "budget": budget, "rerank": rerank, "review_all": review_all,
             "return_rate": return_rate, "lead_budget": lead_budget, "known_wrong_weight": known_wrong_weight,
@@ -682,7 +691,9 @@ def plot(res: dict, path: Path) -> None:
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"{res['days']}-day loop, {res['dataset']}: mean of seeds {res['seeds']}, "
+    ran = min(res.get("days_run", {}).values(), default=res["days"])
+    cut = f" (stopped after day {ran}: --minutes)" if ran < res["days"] else ""
+    fig.suptitle(f"{res['days']}-day loop{cut}, {res['dataset']}: mean of seeds {res['seeds']}, "
                  f"{res['budgets']} reviews a day")
     fig.tight_layout()
     fig.savefig(path)

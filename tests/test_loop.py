@@ -42,6 +42,9 @@ def test_invariants_hold_over_a_short_loop(tmp_path, monkeypatch):
     assert all(d["reviewed"] == 30 for d in days[1:])
     assert days[-1]["labels"] == len(setup.history) + 90
     assert all(0 < d["auto_share"] < 1 and d["run_routed"] == d["tickets"] for d in days[1:])
+    # where each day's time went, within the day's seconds
+    assert all(set(d["phases"]) == {"classify", "review", "retrain", "evaluate"} for d in days[1:])
+    assert all(0 <= sum(d["phases"].values()) <= d["seconds"] - p["seconds"] + 0.5 for p, d in zip(days, days[1:]))
     # a second run of the demo: import the history again, train, route the same day again
     c = loop_sim.Centre(setup, tmp_path / "c", "diverse", 0)
     c.cli("import", str(tmp_path / "c" / "history.jsonl"))
