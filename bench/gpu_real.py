@@ -26,7 +26,8 @@ stage a warm start from the previous stage's incremental adapter on the new labe
 ones ([sft] incremental) against a from-scratch fit on all of them: accuracy and seconds.
 
 scale: the same at 8,000 / 10,000 labels (`--scale-stages`; 1 epoch, `--epochs scale:N`), from the sample's
-history and the month's 30 days pooled (17,000 generated Chinese tickets, shuffled) -> month/test.jsonl.
+history and the month's 30 days pooled (16,531 generated Chinese tickets, shuffled) -> month/test.jsonl.
+scale_baseline: the baseline on the same data and stages (CPU; no model needed).
 
 shape7b (--tokenizer7b DIR): the DeepSeek-R1-Distill-Qwen-7B shape (random weights, the real tokenizer in DIR)
 through LLMClassifier.fit with the [sft] defaults (NF4 base, micro-batch 4 x 4, checkpointing) on
@@ -258,6 +259,23 @@ def scale(args, home: Path) -> dict:
                                                                   args.epochs["scale"])}
 
 
+def scale_baseline(args) -> dict:
+    """The baseline ([baseline] defaults) on the scale step's data and stages: what the LLM has to beat there."""
+    pool, test = month_pool()
+    if args.tiny:
+        pool, test = pool[:400], test[:60]
+    classes = load_catalog(ROOT / "data" / "departments.json").ids
+    rows = []
+    for n in [min(n, len(pool)) for n in args.scale_stages]:
+        from router.baseline import BaselineClassifier
+
+        clf, s = timed(lambda: BaselineClassifier.from_settings(config.Settings(), classes).fit(*zip(*pool[:n])))
+        rows.append({"labels": n, "accuracy": accuracy(clf.predict_proba([t for t, _ in test]), test, classes),
+                     "seconds": s})
+        LOG(f"[scale baseline] {rows[-1]}")
+    return {"pool": len(pool), "test": len(test), "rows": rows}
+
+
 def ladder(args, home: Path, fit: list, test: list, stages: list[int], epochs: float, last=None) -> dict:
     """At each stage n: an LLM fit from scratch on fit[:n], and (after the first stage) a warm start from the
     previous stage's incremental model on the new labels + `--replay` older ones; accuracy on `test` and
@@ -426,6 +444,8 @@ def main(model: str = typer.Option("", help="the converted Qwen2.5-Coder-0.5B-In
                 res["cn"].pop("_llm", None)
             elif step == "scale":
                 res["scale"] = scale(args, home)
+            elif step == "scale_baseline":
+                res["scale_baseline"] = scale_baseline(args)
             elif step == "shape7b":
                 res["shape7b"] = shape7b(args, home)
             else:
