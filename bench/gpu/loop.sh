@@ -3,7 +3,8 @@
 # recorded every day as well) on the Chinese month, seed 0, diverse, 50 reviews a day, a lean incremental
 # night (bench/gpu/cn.toml), with the GPU demo (scripts/demo_gpu.sh) beside it on the same GPU. With a
 # second GPU (or on the same one with B77_SAME_GPU=1), Banking77 runs there with a longer night
-# (bench/gpu/banking77_e2.toml; B77_TOML picks another night, B77_OUT names its files). DEMO=0 leaves the
+# (bench/gpu/banking77_e2.toml; B77_TOML picks another night, B77_OUT names its files; B77_TOML2 and B77_OUT2
+# run a second night beside it, for a paired comparison). DEMO=0 leaves the
 # demo out, CN=0 the month; SCALE=1 adds bench/gpu_real.py's scale step (from scratch against incremental at
 # 8,000 and 10,000 Chinese labels) on GPU 0.
 # If the month's LoRA fit diverges (NaN) with the default attention kernels, the month is run again
@@ -69,6 +70,12 @@ if [ "$GPUS" -ge 2 ] || [ "${B77_SAME_GPU:-0}" = 1 ]; then
   CUDA_VISIBLE_DEVICES=$(( GPUS >= 2 ? 1 : 0 )) python3 bench/loop_sim.py --dataset banking77 $common --minutes "$M" \
     --extra "${B77_TOML:-bench/gpu/banking77_e2.toml}" --data "${B77:-/tmp/b77/train.csv}" \
     --compare bench/results/loop_sim_banking77.json --out "$O/$b.json" > "$O/$b.log" 2>&1 &
+  if [ -n "${B77_TOML2:-}" ]; then  # a second night beside it on the same data and seed: a paired comparison
+    b2=${B77_OUT2:-loop_sim_banking77_llm_b}
+    CUDA_VISIBLE_DEVICES=$(( GPUS >= 3 ? 2 : 0 )) python3 bench/loop_sim.py --dataset banking77 $common --minutes "$M" \
+      --extra "$B77_TOML2" --data "${B77:-/tmp/b77/train.csv}" \
+      --compare bench/results/loop_sim_banking77.json --out "$O/$b2.json" > "$O/$b2.log" 2>&1 &
+  fi
 fi
 [ "${SCALE:-0}" = 1 ] && CUDA_VISIBLE_DEVICES=0 python3 bench/gpu_real.py --model "$Q" --steps scale \
   --home /tmp/gpu-real --out "$O/gpu_real_scale.json" > "$O/gpu_real_scale.log" 2>&1 &
