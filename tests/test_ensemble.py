@@ -108,3 +108,28 @@ def _members_refit(engine, home, mv, report, catalog):
     # the gate scores the held-out fit: it never saw the test slice
     seen = set((folder / "trained_ids.txt").read_text().splitlines())
     assert not seen & set(s.test.ids) and set(s.cal.ids) <= seen
+
+
+def test_fixed_weights_are_kept_and_each_member_still_tempered(catalog):
+    """`[ensemble] weights` (bench/gpu/banking77_e2_mean.toml's plain mean): tune leaves the weights as set and
+    still fits each member's temperature on the calibration slice; without them, tune fits the weights."""
+    from router.baseline import BaselineClassifier
+
+    rows = read_jsonl(SAMPLE / "history.jsonl")[:700]
+    fit, cal = rows[:500], rows[500:]
+    classes = sorted({r["label"] for r in rows})
+
+    def members():
+        strong = BaselineClassifier(classes, max_features=20000).fit([r["text"] for r in fit], [r["label"] for r in fit])
+        weak = BaselineClassifier(classes, max_features=300).fit([r["text"] for r in fit[:60]],
+                                                                 [r["label"] for r in fit[:60]])
+        return [strong, weak]
+
+    texts, labels = [r["text"] for r in cal], [r["label"] for r in cal]
+    fixed = EnsembleClassifier(members(), classes, weights=[0.5, 0.5])
+    fixed.tune(texts, labels)       # (its tuning record is keyed by kind: both members here are baselines)
+    assert fixed.fixed and list(fixed.weights) == [0.5, 0.5]
+    assert all(m.temperature != 1.0 for m in fixed.members), [m.temperature for m in fixed.members]
+    fitted = EnsembleClassifier(members(), classes)
+    fitted.tune(texts, labels)
+    assert not fitted.fixed and fitted.weights[0] > 0.5, fitted.weights   # the stronger member gets more
