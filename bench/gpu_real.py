@@ -26,7 +26,8 @@ stage a warm start from the previous stage's incremental adapter on the new labe
 ones ([sft] incremental) against a from-scratch fit on all of them: accuracy and seconds.
 
 scale: the same at 8,000 / 10,000 labels (`--scale-stages`; 1 epoch, `--epochs scale:N`), from the sample's
-history and the month's 30 days pooled (16,531 generated Chinese tickets, shuffled) -> month/test.jsonl.
+history and the month's 30 days pooled (16,531 generated Chinese tickets, shuffled) -> month/test.jsonl;
+`--scale-months N` adds N more generated months to the pool (3: 51,467 labels, for a 50,000 stage).
 scale_baseline: the baseline on the same data and stages (CPU; no model needed).
 
 shape7b (--tokenizer7b DIR): the DeepSeek-R1-Distill-Qwen-7B shape (random weights, the real tokenizer in DIR)
@@ -42,6 +43,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
@@ -232,10 +234,11 @@ def incremental(args, home: Path, res: dict) -> dict:
                   args.epochs["cn"], last)
 
 
-def month_pool(seed: int = 0) -> tuple[list, list]:
+def month_pool(seed: int = 0, months: int = 0) -> tuple[list, list]:
     """The Chinese labels beyond the sample's 5,000: data/sample/history.jsonl plus the 30 days of
     data/sample/month/ (every ticket with its true department; no-fit and special-channel tickets left out),
-    shuffled (`seed`); the test is month/test.jsonl's in-scope tickets."""
+    and the days of `months` more months generated here (data/generate.py's `write_month`, seeds 43, 44, ...;
+    about 11,900 labels each), shuffled (`seed`); the test is month/test.jsonl's in-scope tickets."""
     ids = set(load_catalog(ROOT / "data" / "departments.json").ids)
     folder = ROOT / "data" / "sample"
 
@@ -243,7 +246,20 @@ def month_pool(seed: int = 0) -> tuple[list, list]:
         return [(model_input(r["text"], r.get("title")), r["label"])
                 for r in map(json.loads, f.read_text("utf-8").splitlines()) if r.get("label") in ids]
 
-    pool = rows(folder / "history.jsonl") + [x for f in sorted((folder / "month").glob("day*.jsonl")) for x in rows(f)]
+    def days(month: Path):
+        return [x for f in sorted(month.glob("day*.jsonl")) for x in rows(f)]
+
+    pool = rows(folder / "history.jsonl") + days(folder / "month")
+    if months:
+        sys.path.insert(0, str(ROOT / "data"))
+        import generate as g
+
+        g.load_departments()
+        counts = g.class_counts(g.N_HISTORY, g.TOP_COUNT, g.BOTTOM_COUNT, len(g.POPULARITY))
+        with tempfile.TemporaryDirectory() as tmp:
+            for k in range(1, months + 1):
+                g.write_month(42 + k, f"{tmp}/{k}", counts)
+                pool += days(Path(tmp, str(k), "month"))
     pool = [pool[i] for i in np.random.default_rng(seed).permutation(len(pool))]
     return pool, rows(folder / "month" / "test.jsonl")
 
@@ -251,7 +267,7 @@ def month_pool(seed: int = 0) -> tuple[list, list]:
 def scale(args, home: Path) -> dict:
     """cn at larger label counts (the sample and the month pooled, `month_pool`): from scratch against a warm
     start from the previous stage on its new labels + `--replay`, at `--scale-stages`."""
-    pool, test = month_pool()
+    pool, test = month_pool(months=args.scale_months)
     if args.tiny:
         pool, test = pool[:400], test[:60]
     stages = [min(n, len(pool)) for n in args.scale_stages]
@@ -261,7 +277,7 @@ def scale(args, home: Path) -> dict:
 
 def scale_baseline(args) -> dict:
     """The baseline ([baseline] defaults) on the scale step's data and stages: what the LLM has to beat there."""
-    pool, test = month_pool()
+    pool, test = month_pool(months=args.scale_months)
     if args.tiny:
         pool, test = pool[:400], test[:60]
     classes = load_catalog(ROOT / "data" / "departments.json").ids
@@ -400,6 +416,7 @@ def main(model: str = typer.Option("", help="the converted Qwen2.5-Coder-0.5B-In
          batch: int = typer.Option(32), lr: float = typer.Option(2e-4), score_batch: int = typer.Option(64),
          stages: str = typer.Option("1000,2500,5000"), replay: int = typer.Option(500),
          scale_stages: str = typer.Option("8000,10000", help="label counts of the scale step"),
+         scale_months: int = typer.Option(0, help="more generated months in the scale step's pool (3: ~52k labels)"),
          steps7b: int = typer.Option(12), new_per_night: int = typer.Option(500),
          home: Path = typer.Option(Path("/tmp/gpu-real")),
          shared: Path = typer.Option(SHARED[0], help="the shared datasets folder"),
@@ -412,6 +429,7 @@ def main(model: str = typer.Option("", help="the converted Qwen2.5-Coder-0.5B-In
     args.shots = {k: int(v) for k, v in (x.split(":") for x in shots.split(","))}
     args.batch, args.lr, args.score_batch, args.replay = batch, lr, score_batch, replay
     args.scale_stages = [int(x) for x in scale_stages.split(",")]
+    args.scale_months = scale_months
     args.stages, args.steps7b, args.new_per_night, args.shape7b = [int(x) for x in stages.split(",")], steps7b, \
         new_per_night, tokenizer7b
     args.device = "cuda" if torch.cuda.is_available() else "cpu"
