@@ -42,7 +42,7 @@ def setup(qwen, home, tmp_path):
     (tmp_path / "router.toml").write_text(
         f"[paths]\ncatalog = \"{catalog}\"\n[llm]\nbase = \"{qwen}\"\ndevice = \"cpu\"\nbatch_size = 8\n"
         "[prompt]\nmax_ticket_tokens = 96\n[retrain]\nmin_new_labels = 20\n"
-        "[sft]\nmax_steps = 4\nbatch_size = 4\ngrad_accum = 1\nlora_r = 8\nlora_alpha = 16\nlearning_rate = 2e-4\n"
+        "[sft]\nmax_steps = 10\nbatch_size = 4\ngrad_accum = 1\nlora_r = 8\nlora_alpha = 16\nlearning_rate = 1e-3\n"
         "gradient_checkpointing = false\nmax_seq = 256\nlogging_steps = 1\nincremental = true\nreplay = 8\n")
     later = [r for d in DEPTS for r in [r for r in rows if r["label"] == d][PER:PER + 4]]
     return write_jsonl(tmp_path / "history.jsonl", picked), later
@@ -54,11 +54,13 @@ def test_train_classify_retrain_in_chinese(setup, home, tmp_path):
     folder = home / "models" / first.version
     rep = json.loads((folder / "report.json").read_text())
     cal = rep["calibration"]
-    print(f"\nQwen2.5-Coder-0.5B, 6 departments, {PER * 6} tickets, LoRA 4 steps (CPU): held-out accuracy "
+    print(f"\nQwen2.5-Coder-0.5B, 6 departments, {PER * 6} tickets, LoRA 10 steps (CPU): held-out accuracy "
           f"{rep['accuracy']:.3f} on {rep['n']}, T={cal['temperature']:.2f}, ECE {cal['ece_before']:.3f} -> "
           f"{cal['ece_after']:.3f}")
     assert first.kind == "llm" and (folder / "adapter" / "adapter_model.safetensors").exists()
-    # 4 LoRA steps on the CPU move it little (measured 0.25 on 2 cores); chance is 1/6
+    # chance is 1/6. 10 steps at lr 1e-3 measured 0.316 here (6 of 19; 8 of the 24 later tickets). 4 steps at 2e-4
+    # left the model at its prior, one department for nearly every ticket: 0 of 19 when the held-out
+    # slice (a hash of the ticket id) held none of it.
     assert rep["accuracy"] > 1 / len(DEPTS)
     assert cal["n_calibration"] > 0 and cal["temperature"] != 1.0
 
