@@ -716,8 +716,9 @@ def main(dataset: str = typer.Option("banking77", help="banking77 | cn | realist
          jobs: int = typer.Option(2, help="centres simulated in parallel"),
          data: Path = typer.Option(B77, help="Banking77 train.csv"),
          kinds: str = typer.Option("baseline", help="comma-separated model kinds (baseline, llm, ensemble)"),
-         extra: Path = typer.Option(None, help="a TOML file of sections added to every centre's config "
-                                               "([llm], [sft], [prompt], [ensemble]; not paths/classify/queue/retrain)"),
+         extra: Optional[list[Path]] = typer.Option(None, help="a TOML file of sections added to every centre's "
+                                                         "config ([llm], [sft], [prompt], [ensemble]; not paths/classify/"
+                                                         "queue/retrain); repeat it to add several, in order"),
          minutes: float = typer.Option(0, help="> 0: no run starts a new day after this many minutes"),
          compare: Path = typer.Option(None, help="an earlier run's JSON (the baseline's): its first strategy's "
                                                  "curve at the first budget is drawn beside and kept as `compare`"),
@@ -725,7 +726,7 @@ def main(dataset: str = typer.Option("banking77", help="banking77 | cn | realist
     from joblib import Parallel, delayed
 
     out = out or RESULTS / f"loop_sim_{dataset}.json"
-    extra_text = extra.read_text(encoding="utf-8") if extra else ""
+    extra_text = "".join(f.read_text(encoding="utf-8").rstrip("\n") + "\n" for f in extra or [])
     log = out.with_suffix(".days.jsonl")
     log.unlink(missing_ok=True)
     kinds_ = [k for k in kinds.split(",") if k]

@@ -4,8 +4,8 @@
 # night (bench/gpu/cn.toml), with the GPU demo (scripts/demo_gpu.sh) beside it on the same GPU. With a
 # second GPU (or on the same one with B77_SAME_GPU=1), Banking77 runs there with a longer night
 # (bench/gpu/banking77_e2.toml; B77_TOML picks another night, B77_OUT names its files; B77_TOML2 and B77_OUT2
-# run a second night beside it, for a paired comparison). DEMO=0 leaves the
-# demo out, CN=0 the month; SCALE=1 adds bench/gpu_real.py's scale step (from scratch against incremental at
+# run a second night beside it, for a paired comparison; each TOML variable may name several files, applied in
+# order). DEMO=0 leaves the demo out, CN=0 the month; SCALE=1 adds bench/gpu_real.py's scale step (from scratch against incremental at
 # 8,000 and 10,000 Chinese labels) on GPU 0.
 # If the month's LoRA fit diverges (NaN) with the default attention kernels, the month is run again
 # with math attention for training and the flash prefix kernel for scoring (bench/gpu/math_attention.py).
@@ -65,17 +65,18 @@ cn() {  # $1: the python command (loop_sim or its math-attention wrapper), $2: m
     echo "cn math-attention loop exit $?" >> "$O/gpu.txt"
   fi
 ) &
+b77() {  # $1: the GPU, $2: out name, then one or more --extra TOML files (applied in order)
+  local gpu=$1 out=$2 extras=() f
+  shift 2
+  for f in "$@"; do extras+=(--extra "$f"); done
+  CUDA_VISIBLE_DEVICES=$gpu python3 bench/loop_sim.py --dataset banking77 $common --minutes "$M" "${extras[@]}" \
+    --data "${B77:-/tmp/b77/train.csv}" --compare bench/results/loop_sim_banking77.json --out "$O/$out.json" \
+    > "$O/$out.log" 2>&1
+}
 if [ "$GPUS" -ge 2 ] || [ "${B77_SAME_GPU:-0}" = 1 ]; then
-  b=${B77_OUT:-loop_sim_banking77_llm_e2}
-  CUDA_VISIBLE_DEVICES=$(( GPUS >= 2 ? 1 : 0 )) python3 bench/loop_sim.py --dataset banking77 $common --minutes "$M" \
-    --extra "${B77_TOML:-bench/gpu/banking77_e2.toml}" --data "${B77:-/tmp/b77/train.csv}" \
-    --compare bench/results/loop_sim_banking77.json --out "$O/$b.json" > "$O/$b.log" 2>&1 &
-  if [ -n "${B77_TOML2:-}" ]; then  # a second night beside it on the same data and seed: a paired comparison
-    b2=${B77_OUT2:-loop_sim_banking77_llm_b}
-    CUDA_VISIBLE_DEVICES=$(( GPUS >= 3 ? 2 : 0 )) python3 bench/loop_sim.py --dataset banking77 $common --minutes "$M" \
-      --extra "$B77_TOML2" --data "${B77:-/tmp/b77/train.csv}" \
-      --compare bench/results/loop_sim_banking77.json --out "$O/$b2.json" > "$O/$b2.log" 2>&1 &
-  fi
+  b77 $(( GPUS >= 2 ? 1 : 0 )) "${B77_OUT:-loop_sim_banking77_llm_e2}" ${B77_TOML:-bench/gpu/banking77_e2.toml} &
+  # a second night beside it on the same data and seed, for a paired comparison
+  [ -n "${B77_TOML2:-}" ] && b77 $(( GPUS >= 3 ? 2 : 0 )) "${B77_OUT2:-loop_sim_banking77_llm_b}" $B77_TOML2 &
 fi
 [ "${SCALE:-0}" = 1 ] && CUDA_VISIBLE_DEVICES=0 python3 bench/gpu_real.py --model "$Q" --steps scale \
   --home /tmp/gpu-real --out "$O/gpu_real_scale.json" > "$O/gpu_real_scale.log" 2>&1 &
