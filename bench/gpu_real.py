@@ -255,10 +255,9 @@ def month_pool(seed: int = 0, months: int = 0) -> tuple[list, list]:
         import generate as g
 
         g.load_departments()
-        counts = g.class_counts(g.N_HISTORY, g.TOP_COUNT, g.BOTTOM_COUNT, len(g.POPULARITY))
         with tempfile.TemporaryDirectory() as tmp:
             for k in range(1, months + 1):
-                g.write_month(42 + k, f"{tmp}/{k}", counts)
+                g.write_month(42 + k, f"{tmp}/{k}", g.history_counts())
                 pool += days(Path(tmp, str(k), "month"))
     pool = [pool[i] for i in np.random.default_rng(seed).permutation(len(pool))]
     return pool, rows(folder / "month" / "test.jsonl")

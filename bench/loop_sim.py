@@ -156,7 +156,7 @@ def realistic(days: int = 30, per_day: int = 400, folder: Path = ROOT / "data" /
     seen: Counter = Counter()
     history = [r for r in read("history.jsonl") if (seen.update([r["label"]]) or seen[r["label"]] <= 5)]
     g.load_departments()
-    mix = list(zip(g.POPULARITY, g.class_counts(g.N_HISTORY, g.TOP_COUNT, g.BOTTOM_COUNT, len(g.POPULARITY))))
+    mix = list(zip(g.POPULARITY, g.history_counts()))
     rng = rnd.Random(21)
     per = [g.build(rng, [g.wchoice(rng, mix) for _ in range(per_day)], f"RM{d:02d}", d, d, True, g.realistic_text)
            for d in range(1, days + 1)]

@@ -616,6 +616,11 @@ def class_counts(total, top, bottom, n):
     return counts
 
 
+def history_counts():
+    """Each department's ticket count in the history, in POPULARITY order (the day and month mix too)."""
+    return class_counts(N_HISTORY, TOP_COUNT, BOTTOM_COUNT, len(POPULARITY))
+
+
 def wchoice(rng, pairs):
     tot = sum(w for _, w in pairs)
     x = rng.random() * tot
@@ -1325,8 +1330,7 @@ def main():
                     help="realistic: long petition-site messages, history/test/day only")
     a = ap.parse_args()
     load_departments()
-    n = len(POPULARITY)
-    hist_counts = class_counts(N_HISTORY, TOP_COUNT, BOTTOM_COUNT, n)
+    hist_counts = history_counts()
     if a.style == "realistic":
         out = a.out or os.path.join(HERE, "realistic")
         print("realistic: %s -> %s" % (write_realistic(a.seed, out, hist_counts), out))
