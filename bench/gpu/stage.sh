@@ -34,8 +34,8 @@ for f in "$S"/q/part.*; do
   [ $(( $(stat -c %s "$f") + tree )) -le "$LIMIT" ] || { echo "$f and the working tree exceed 64 MiB: rm -r $S/q and run again" >&2; exit 1; }
 done
 
-whl=$(du -cb "$S/whl" "$S/tok.tgz" "$S/b77" | tail -1 | cut -f1)
-[ $((whl + tree)) -le "$LIMIT" ] || echo "warning: the first call's carry and the tree exceed 64 MiB" >&2
+first=$(du -cb "$S/whl" "$S/tok.tgz" "$S/b77" | tail -1 | cut -f1)   # the first call's carry
+[ $((first + tree)) -le "$LIMIT" ] || echo "warning: the first call's carry and the tree exceed 64 MiB" >&2
 n=$(ls "$S/q" | wc -l)
 cat <<EOF
 staged in $S: wheels, tok.tgz, b77/, $n model parts of at most $part MiB (working tree $((tree / 1048576)) MiB)
