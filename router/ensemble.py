@@ -5,9 +5,12 @@
     clf.tune(cal_texts, cal_labels) # on the calibration slice: each member's temperature, then the weights
     proba = clf.predict_proba(texts)  # sum_k w_k * p_k, then the ensemble's own temperature
 
-The weights (one per member, summing to 1) are chosen on a grid to minimise the calibration slice's
-negative log-likelihood, after each member's own temperature is fitted there; `[ensemble] weights`
-fixes them instead. With `[train] refit`, the version registered is the held-out fit with its cheaply
+Each member's own temperature is fitted on the calibration slice. The weights (one per member, summing
+to 1) are equal by default (`[ensemble] weighting = "mean"`), or fixed by `[ensemble] weights`; with
+`weighting = "fit"` they are chosen on a grid to minimise the slice's negative log-likelihood. The
+plain mean is the default because it did better: paired on Banking77's 30-day loop (0.880 against
+0.865 on day 29) and one-shot on two of three sets (README). A fitted weight follows the slice's
+log-loss, of a held-out baseline member weaker than the one registered, and overweighted the LLM. With `[train] refit`, the version registered is the held-out fit with its cheaply
 refit members (the baseline) fitted again on every label (`carry`, then `fit`); the LLM member, the
 weights and the temperatures stay the held-out fit's. A saved version is meta.json (kind "ensemble",
 members, weights, temperature, classes, member_fits: the labels each member's fit saw) plus
@@ -64,7 +67,8 @@ class EnsembleClassifier(Classifier):
             raise ValueError(f"[ensemble] members must be two or more other kinds, not {e.members}")
         if e.weights and len(e.weights) != len(e.members):
             raise ValueError(f"[ensemble] weights has {len(e.weights)} values for {len(e.members)} members")
-        return cls([build(k, cfg, classes, catalog) for k in e.members], classes, e.weights or None, e.grid_steps)
+        w = e.weights or ([1 / len(e.members)] * len(e.members) if e.weighting == "mean" else None)
+        return cls([build(k, cfg, classes, catalog) for k in e.members], classes, w, e.grid_steps)
 
     @property
     def classes_(self) -> np.ndarray:

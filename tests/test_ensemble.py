@@ -1,4 +1,4 @@
-"""The ensemble kind: weights fitted on the calibration slice, and `router train/retrain --kind ensemble`
+"""The ensemble kind: its weights (a plain mean by default, or fitted on the calibration slice), and `router train/retrain --kind ensemble`
 end to end (the LLM member a tiny random Qwen2 on the CPU, the baseline a light TF-IDF), routed and
 gated like any version."""
 
@@ -44,6 +44,7 @@ def env(home, tmp_path, monkeypatch, catalog):
     tiny = tiny_model(tmp_path / "qwen2", texts)
     (tmp_path / "router.toml").write_text(
         "[baseline]\nC = 2.0\nngram_max = 3\nmax_features = 30000\n[retrain]\nmin_new_labels = 50\n"
+        '[ensemble]\nweighting = "fit"\n'   # the weights fitted through train and retrain (default: a plain mean)
         + tiny_config(tiny))
     return write_jsonl(tmp_path / "history.jsonl", rows), rows
 
@@ -111,8 +112,8 @@ def _members_refit(engine, home, mv, report, catalog):
 
 
 def test_fixed_weights_are_kept_and_each_member_still_tempered(catalog):
-    """`[ensemble] weights` (bench/gpu/banking77_e2_mean.toml's plain mean): tune leaves the weights as set and
-    still fits each member's temperature on the calibration slice; without them, tune fits the weights."""
+    """Fixed weights (the default plain mean): tune leaves them as set and still fits each member's
+    temperature on the calibration slice; without them, tune fits the weights."""
     from router.baseline import BaselineClassifier
 
     rows = read_jsonl(SAMPLE / "history.jsonl")[:700]
@@ -133,3 +134,23 @@ def test_fixed_weights_are_kept_and_each_member_still_tempered(catalog):
     fitted = EnsembleClassifier(members(), classes)
     fitted.tune(texts, labels)
     assert not fitted.fixed and fitted.weights[0] > 0.5, fitted.weights   # the stronger member gets more
+
+
+def test_the_default_is_a_plain_mean_and_fit_or_weights_change_it(catalog):
+    """`[ensemble] weighting` "mean" (the default) gives fixed equal weights, "fit" leaves them to tune,
+    `weights` fixes its own; a `weights` list of the wrong length is an error naming it."""
+    classes = sorted(d.name for d in catalog.departments)
+
+    def build(**ens):
+        cfg = config.Settings()
+        cfg.ensemble = config.Ensemble(members=["baseline", "baseline"], **ens)
+        return EnsembleClassifier.from_settings(cfg, classes, catalog)
+
+    mean = build()
+    assert mean.fixed and list(mean.weights) == [0.5, 0.5]
+    fit = build(weighting="fit")
+    assert not fit.fixed and fit.weights is None
+    own = build(weighting="fit", weights=[0.25, 0.75])
+    assert own.fixed and list(own.weights) == [0.25, 0.75]
+    with pytest.raises(ValueError, match=r"\[ensemble\] weights has 1 values for 2 members"):
+        build(weights=[1.0])
