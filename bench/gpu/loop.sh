@@ -5,7 +5,8 @@
 # second GPU (or on the same one with B77_SAME_GPU=1), Banking77 runs there with a longer night
 # (bench/gpu/banking77_e2.toml; B77_TOML picks another night, B77_OUT names its files; B77_TOML2 and B77_OUT2
 # run a second night beside it, for a paired comparison; each TOML variable may name several files, applied in
-# order). DEMO=0 leaves the demo out, CN=0 the month; SCALE=1 adds bench/gpu_real.py's scale step (from scratch against incremental at
+# order; so may CN_TOML, the month's, e.g. CN_TOML="bench/gpu/cn.toml bench/gpu/fitted.toml" for fitted weights).
+# DEMO=0 leaves the demo out, CN=0 the month; SCALE=1 adds bench/gpu_real.py's scale step (from scratch against incremental at
 # 8,000 and 10,000 Chinese labels) on GPU 0.
 # If the month's LoRA fit diverges (NaN) with the default attention kernels, the month is run again
 # with math attention for training and the flash prefix kernel for scoring (bench/gpu/math_attention.py).
@@ -48,7 +49,9 @@ M=${LOOP_MINUTES:-0}
 GPUS=$(nvidia-smi -L 2>/dev/null | grep -c ^GPU)
 common="--kinds ensemble --strategies diverse --seeds 0 --budget 50 --jobs 1 --days ${DAYS:-30}"
 cn() {  # $1: the python command (loop_sim or its math-attention wrapper), $2: minutes, $3: out name
-  python3 $1 --dataset cn $common --minutes "$2" --extra "${CN_TOML:-bench/gpu/cn.toml}" \
+  local extras=() f
+  for f in ${CN_TOML:-bench/gpu/cn.toml}; do extras+=(--extra "$f"); done
+  python3 $1 --dataset cn $common --minutes "$2" "${extras[@]}" \
     --compare bench/results/loop_sim_cn.json --out "$O/$3.json" > "$O/$3.log" 2>&1
 }
 [ "${CN:-1}" = 1 ] && (
