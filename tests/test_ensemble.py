@@ -36,27 +36,30 @@ def test_weights_follow_the_better_member():
     assert 0.3 <= w[0] <= 0.7
 
 
-@pytest.fixture
-def env(home, tmp_path, monkeypatch, catalog):
-    """500 sample tickets to import; the tiny LLM trains 2 steps with a short prompt."""
+@pytest.fixture(params=["fit", "mean"])
+def env(request, home, tmp_path, monkeypatch, catalog):
+    """500 sample tickets to import; the tiny LLM trains 2 steps with a short prompt; the weights fitted
+    through train and retrain, or the default plain mean."""
     rows = read_jsonl(SAMPLE / "history.jsonl")[:500]
     texts = [d.name + "：" + d.duties for d in catalog.departments] + [r["text"] for r in rows[:200]]
     tiny = tiny_model(tmp_path / "qwen2", texts)
     (tmp_path / "router.toml").write_text(
         "[baseline]\nC = 2.0\nngram_max = 3\nmax_features = 30000\n[retrain]\nmin_new_labels = 50\n"
-        '[ensemble]\nweighting = "fit"\n'   # the weights fitted through train and retrain (default: a plain mean)
-        + tiny_config(tiny))
-    return write_jsonl(tmp_path / "history.jsonl", rows), rows
+        f'[ensemble]\nweighting = "{request.param}"\n' + tiny_config(tiny))
+    return write_jsonl(tmp_path / "history.jsonl", rows), rows, request.param
 
 
 def test_train_classify_and_retrain_an_ensemble(env, home, tmp_path, catalog):
-    history, rows = env
+    history, rows, weighting = env
     engine, mv = import_and_train(history, "ensemble")
     assert mv.kind == "ensemble" and mv.status == "current" and mv.base is not None
     meta = json.loads((home / "models" / mv.version / "meta.json").read_text())
     assert meta["members"] == ["llm", "baseline"] and abs(sum(meta["weights"]) - 1) < 1e-9
-    # the random LLM knows nothing, the baseline does: the calibration slice gives it the weight
-    assert meta["weights"][1] >= 0.5, meta["tuning"]
+    if weighting == "fit":  # the random LLM knows nothing, the baseline does: the calibration slice gives it the weight
+        assert meta["weights"][1] > 0.5 and not meta["fixed"], meta["tuning"]
+    else:                   # the plain mean stays as set; each member is still tempered on the slice
+        assert meta["weights"] == [0.5, 0.5] and meta["fixed"], meta["tuning"]
+        assert all(t != 1.0 for t in meta["tuning"]["temperatures"].values()), meta["tuning"]
     report = json.loads((home / "models" / mv.version / "report.json").read_text())
     assert report["tuning"]["accuracy"]["baseline"] > report["tuning"]["accuracy"]["llm"]
 
@@ -78,6 +81,8 @@ def test_train_classify_and_retrain_an_ensemble(env, home, tmp_path, catalog):
     assert res.exit_code in (nightly.OK, nightly.KEPT), res.output
     last = registry.versions(engine)[0]
     assert last.kind == "ensemble" and last.version != mv.version
+    if weighting == "mean":
+        assert json.loads((home / "models" / last.version / "meta.json").read_text())["weights"] == [0.5, 0.5]
     assert any(e.version == last.version for e in registry.events(engine)) or last.status == "current"
 
 
