@@ -5,7 +5,9 @@
 # second GPU (or on the same one with B77_SAME_GPU=1), Banking77 runs there with a longer night
 # (bench/gpu/banking77_e2.toml; B77_TOML picks another night, B77_OUT names its files; B77_TOML2 and B77_OUT2
 # run a second night beside it, for a paired comparison; each TOML variable may name several files, applied in
-# order; so may CN_TOML, the month's, e.g. CN_TOML="bench/gpu/cn.toml bench/gpu/fitted.toml" for fitted weights).
+# order). Likewise CN_TOML and CN_OUT for the month, and CN_TOML2 and CN_OUT2 for a second month beside it, e.g.
+#   CN_TOML="bench/gpu/cn.toml bench/gpu/fitted.toml" CN_OUT=loop_sim_cn_llm_fitted CN_TOML2=bench/gpu/cn.toml
+#   CN_OUT2=loop_sim_cn_llm_mean DEMO=0 LOOP_MINUTES=24 bash bench/gpu/loop.sh    (fitted weights against the mean)
 # DEMO=0 leaves the demo out, CN=0 the month; SCALE=1 adds bench/gpu_real.py's scale step (from scratch against incremental at
 # 8,000 and 10,000 Chinese labels) on GPU 0.
 # If the month's LoRA fit diverges (NaN) with the default attention kernels, the month is run again
@@ -48,23 +50,26 @@ fi
 M=${LOOP_MINUTES:-0}
 GPUS=$(nvidia-smi -L 2>/dev/null | grep -c ^GPU)
 common="--kinds ensemble --strategies diverse --seeds 0 --budget 50 --jobs 1 --days ${DAYS:-30}"
-cn() {  # $1: the python command (loop_sim or its math-attention wrapper), $2: minutes, $3: out name
-  local extras=() f
-  for f in ${CN_TOML:-bench/gpu/cn.toml}; do extras+=(--extra "$f"); done
-  python3 $1 --dataset cn $common --minutes "$2" "${extras[@]}" \
-    --compare bench/results/loop_sim_cn.json --out "$O/$3.json" > "$O/$3.log" 2>&1
+cn() {  # $1: the python command (loop_sim or its math-attention wrapper), $2: minutes, $3: out name, then
+        # one or more --extra TOML files (applied in order)
+  local py=$1 min=$2 out=$3 extras=() f
+  shift 3
+  for f in "$@"; do extras+=(--extra "$f"); done
+  python3 $py --dataset cn $common --minutes "$min" "${extras[@]}" \
+    --compare bench/results/loop_sim_cn.json --out "$O/$out.json" > "$O/$out.log" 2>&1
 }
+CN_OUT=${CN_OUT:-loop_sim_cn_llm}
 [ "${CN:-1}" = 1 ] && (
   export CUDA_VISIBLE_DEVICES=0
   t0=$(date +%s)
-  cn bench/loop_sim.py "$M" loop_sim_cn_llm
+  cn bench/loop_sim.py "$M" "$CN_OUT" ${CN_TOML:-bench/gpu/cn.toml}
   rc=$?
   echo "cn loop exit $rc after $(( $(date +%s) - t0 )) s" >> "$O/gpu.txt"
   left=$(python3 -c "m = $M; print(0 if m == 0 else round(m - ($(date +%s) - $t0) / 60, 1))")
-  if [ $rc -ne 0 ] && grep -q -E "NaN|diverged" "$O/loop_sim_cn_llm.log" \
+  if [ $rc -ne 0 ] && grep -q -E "NaN|diverged" "$O/$CN_OUT.log" \
      && python3 -c "import sys; sys.exit(not ($left == 0 or $left >= 3))"; then
     echo "cn: NaN with the default kernels; again with math attention, $left min" >> "$O/gpu.txt"
-    cn bench/gpu/math_attention.py "$left" loop_sim_cn_llm_math
+    cn bench/gpu/math_attention.py "$left" "${CN_OUT}_math" ${CN_TOML:-bench/gpu/cn.toml}
     echo "cn math-attention loop exit $?" >> "$O/gpu.txt"
   fi
 ) &
@@ -76,6 +81,9 @@ b77() {  # $1: the GPU, $2: out name, then one or more --extra TOML files (appli
     --data "${B77:-/tmp/b77/train.csv}" --compare bench/results/loop_sim_banking77.json --out "$O/$out.json" \
     > "$O/$out.log" 2>&1
 }
+# a second month beside it on the same GPU, data and seed, for a paired comparison
+[ "${CN:-1}" = 1 ] && [ -n "${CN_TOML2:-}" ] && CUDA_VISIBLE_DEVICES=0 cn bench/loop_sim.py "$M" \
+  "${CN_OUT2:-loop_sim_cn_llm_b}" $CN_TOML2 &
 if [ "$GPUS" -ge 2 ] || [ "${B77_SAME_GPU:-0}" = 1 ]; then
   b77 $(( GPUS >= 2 ? 1 : 0 )) "${B77_OUT:-loop_sim_banking77_llm_e2}" ${B77_TOML:-bench/gpu/banking77_e2.toml} &
   # a second night beside it on the same data and seed, for a paired comparison
