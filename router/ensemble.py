@@ -2,15 +2,18 @@
 
     clf = EnsembleClassifier.from_settings(cfg, classes, catalog)   # members from [ensemble] members
     clf.fit(texts, labels)          # fits every member on the same tickets
-    clf.tune(cal_texts, cal_labels) # on the calibration slice: each member's temperature, then the weights
+    clf.tune(cal_texts, cal_labels) # on the calibration slice: each member's temperature (and fitted weights)
     proba = clf.predict_proba(texts)  # sum_k w_k * p_k, then the ensemble's own temperature
 
 Each member's own temperature is fitted on the calibration slice. The weights (one per member, summing
 to 1) are equal by default (`[ensemble] weighting = "mean"`), or fixed by `[ensemble] weights`; with
 `weighting = "fit"` they are chosen on a grid to minimise the slice's negative log-likelihood. The
 plain mean is the default because it did better: paired on Banking77's 30-day loop (0.880 against
-0.865 on day 29) and one-shot on two of three sets (README). A fitted weight follows the slice's
-log-loss, of a held-out baseline member weaker than the one registered, and overweighted the LLM. With `[train] refit`, the version registered is the held-out fit with its cheaply
+0.865 on day 29) and one-shot on two of three sets (README). The fit follows the log-loss of a small
+slice, scored by a held-out baseline member weaker than the refit one registered; it gave the LLM
+more weight than its accuracy earned.
+
+With `[train] refit`, the version registered is the held-out fit with its cheaply
 refit members (the baseline) fitted again on every label (`carry`, then `fit`); the LLM member, the
 weights and the temperatures stay the held-out fit's. A saved version is meta.json (kind "ensemble",
 members, weights, temperature, classes, member_fits: the labels each member's fit saw) plus
