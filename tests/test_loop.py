@@ -136,3 +136,29 @@ def test_returns_and_disputes_in_the_loop(tmp_path, monkeypatch):
     assert days[0]["returns"] == 0 and sum(d["returns"] for d in days) > 0
     assert sum(d["disputes"] for d in days) > 0 and all(d["reviewed"] == 20 for d in days)
     assert all(0 <= d["first_dispatch_accuracy"] <= 1 for d in days)
+
+
+def test_the_loop_on_the_llm_and_the_ensemble(tmp_path, monkeypatch, catalog):
+    """bench/loop_sim.py on the kinds the GPU runs use (the tiny random LLM on the CPU): a day of the loop
+    with the LLM alone and with the ensemble. The ensemble's default plain mean records both members
+    each day; its LLM member is at chance, and once tempered on the calibration slice it does not pull
+    the mean below the baseline member."""
+    from tests.conftest import read_jsonl
+    from tests.tiny_think import tiny_config, tiny_model
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ROUTER_CONFIG", raising=False)
+    setup = loop_sim.sample(days=1)
+    texts = [d.name + "：" + d.duties for d in catalog.departments] + [r["text"] for r in setup.history[:200]]
+    extra = tiny_config(tiny_model(tmp_path / "tiny", texts))
+    runs = {k: loop_sim.simulate(setup, "diverse", 0, budget=30, folder=tmp_path / k, days=1, kind=k, extra=extra,
+                                 log=tmp_path / f"{k}.jsonl")["days"] for k in ("llm", "ensemble")}
+    for k, days in runs.items():
+        assert [d["day"] for d in days] == [0, 1] and days[1]["reviewed"] == 30, k
+        assert days[1]["labels"] == len(setup.history) + 30 and days[1]["version"].startswith(k), k
+        assert [r["day"] for r in read_jsonl(tmp_path / f"{k}.jsonl")] == [0, 1], k
+    assert "members" not in runs["llm"][1]
+    for d in runs["ensemble"]:
+        assert d["weights"] == {"llm": 0.5, "baseline": 0.5}
+        m = d["members"]
+        assert m["llm"] < 0.15 < m["baseline"] and d["accuracy"] >= m["baseline"] - 0.02, d
