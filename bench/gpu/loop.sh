@@ -8,6 +8,7 @@
 # order). Likewise CN_TOML and CN_OUT for the month, and CN_TOML2 and CN_OUT2 for a second month beside it, e.g.
 #   CN_TOML="bench/gpu/cn.toml bench/gpu/fitted.toml" CN_OUT=loop_sim_cn_llm_fitted CN_TOML2=bench/gpu/cn.toml
 #   CN_OUT2=loop_sim_cn_llm_mean DEMO=0 LOOP_MINUTES=24 bash bench/gpu/loop.sh    (fitted weights against the mean)
+# KINDS=llm runs the LLM alone in every loop (or KINDS=llm,ensemble both, one after the other).
 # DEMO=0 leaves the demo out, CN=0 the month; SCALE=1 adds bench/gpu_real.py's scale step (from scratch against incremental at
 # 8,000 and 10,000 Chinese labels) on GPU 0.
 # If the month's LoRA fit diverges (NaN) with the default attention kernels, the month is run again
@@ -49,7 +50,7 @@ EOF
 fi
 M=${LOOP_MINUTES:-0}
 GPUS=$(nvidia-smi -L 2>/dev/null | grep -c ^GPU)
-common="--kinds ensemble --strategies diverse --seeds 0 --budget 50 --jobs 1 --days ${DAYS:-30}"
+common="--kinds ${KINDS:-ensemble} --strategies diverse --seeds 0 --budget 50 --jobs 1 --days ${DAYS:-30}"
 cn() {  # $1: the python command (loop_sim or its math-attention wrapper), $2: minutes, $3: out name, then
         # one or more --extra TOML files (applied in order)
   local py=$1 min=$2 out=$3 extras=() f
