@@ -440,6 +440,11 @@ def print_report(rep: dict, catalog, worst: int = 15) -> None:
     for d, m in sorted(rep["per_department"].items(), key=lambda kv: kv[1]["f1"])[:worst]:
         t.add_row(d, m["name"], f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
     err.print(t)
+    tu = rep.get("tuning") or {}
+    if tu.get("weights"):  # an ensemble: its weights and each member's accuracy on the calibration slice
+        err.print(escape("ensemble weights " + ", ".join(f"{k} {w:.2f}" for k, w in tu["weights"].items())
+                         + f" ({tu.get('weighting', 'fit')}); accuracy on the {tu['n']} calibration tickets: "
+                         + ", ".join(f"{k} {a:.3f}" for k, a in tu.get("accuracy", {}).items())), soft_wrap=True)
 
 
 @models_app.callback()

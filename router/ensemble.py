@@ -148,7 +148,8 @@ class EnsembleClassifier(Classifier):
         if not self.fixed:
             self.weights = fit_weights(tempered, y, self.steps)
         acc = lambda p: float((p.argmax(axis=1) == y).mean())  # noqa: E731
-        self.tuning = {"n": len(y), "weights": dict(zip(self._kinds(), map(float, self.weights))),
+        how = "fit" if not self.fixed else "mean" if np.allclose(self.weights, self.weights[0]) else "set"
+        self.tuning = {"n": len(y), "weights": dict(zip(self._kinds(), map(float, self.weights))), "weighting": how,
                        "temperatures": dict(zip(self._kinds(), (float(m.temperature) for m in self.members))),
                        "accuracy": {**dict(zip(self._kinds(), map(acc, tempered))),
                                     "ensemble": acc(self._mix(tempered))}}

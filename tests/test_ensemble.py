@@ -79,6 +79,11 @@ def test_train_classify_and_retrain_an_ensemble(env, home, tmp_path, catalog):
 
     res = invoke("retrain", "--kind", "ensemble", "--force")  # gated against the first
     assert res.exit_code in (nightly.OK, nightly.KEPT), res.output
+    # the weights and the members' accuracy on the calibration slice, as the report has them
+    shown = " ".join(res.output.split())
+    assert f"({weighting}); accuracy on the " in shown and "calibration tickets: llm 0." in shown, shown[-600:]
+    if weighting == "mean":
+        assert "ensemble weights llm 0.50, baseline 0.50 (mean)" in shown
     last = registry.versions(engine)[0]
     assert last.kind == "ensemble" and last.version != mv.version
     if weighting == "mean":
