@@ -1,6 +1,6 @@
-"""The ensemble kind: its weights (a plain mean by default, or fitted on the calibration slice), and `router train/retrain --kind ensemble`
-end to end (the LLM member a tiny random Qwen2 on the CPU, the baseline a light TF-IDF), routed and
-gated like any version."""
+"""The ensemble kind: its weights (a plain mean by default, or fitted on the calibration slice), and
+`router train/retrain --kind ensemble` end to end (the LLM member a tiny random Qwen2 on the CPU, the
+baseline a light TF-IDF), routed and gated like any version."""
 
 from __future__ import annotations
 
